@@ -1,0 +1,10 @@
+//! gws-cometd: CometD/Bayeux long-polling client for Genesys Web Services notifications.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod bayeux;
+pub mod error;
+pub mod fixture;
+pub mod gws;
+pub mod sim;
+pub mod transport;
