@@ -4,6 +4,7 @@
 
 pub mod bayeux;
 pub mod error;
+pub use error::{Error, Result};
 pub mod fixture;
 pub mod gws;
 pub mod sim;

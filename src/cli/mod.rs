@@ -1,0 +1,46 @@
+//! Command-line parsing and dispatch. Each subcommand lives in its own module.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod replay;
+mod tail;
+
+/// Listen to Genesys Web Services call notifications over CometD, replay recorded fixtures,
+/// run a GWS simulator.
+#[derive(Parser, Debug)]
+#[command(name = "gws-cometd", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Follow a Bayeux endpoint (or the built-in simulator) and print every data message as
+    /// one JSON line on stdout.
+    Tail(tail::TailArgs),
+    /// Replay a JSON Lines fixture through the call-state reducer.
+    Replay(replay::ReplayArgs),
+}
+
+/// Parses the command line, runs the subcommand, and maps its outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Tail(args) => tail::run(args),
+        Command::Replay(args) => replay::run(args),
+    }
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
