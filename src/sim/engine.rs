@@ -270,6 +270,7 @@ impl Engine {
         );
         st.stats.handshakes += 1;
         drop(st);
+        self.changed.notify_waiters();
         let mut m = reply_to(req);
         m.client_id = Some(id);
         m.successful = Some(true);
@@ -613,6 +614,11 @@ impl Engine {
         timeout: Duration,
     ) -> bool {
         self.wait_until(timeout, |e| e.subscriber_count(channel) >= n)
+            .await
+    }
+
+    pub(crate) async fn wait_for_sessions(&self, n: usize, timeout: Duration) -> bool {
+        self.wait_until(timeout, |e| e.lock().sessions.len() == n)
             .await
     }
 

@@ -261,6 +261,12 @@ impl SimServer {
         self.engine.wait_for_client_publishes(n, timeout).await
     }
 
+    /// Waits until exactly `n` sessions are live (e.g. 0 after expiry or disconnect), for at
+    /// most `timeout`. Returns whether that happened.
+    pub async fn wait_for_sessions(&self, n: usize, timeout: Duration) -> bool {
+        self.engine.wait_for_sessions(n, timeout).await
+    }
+
     /// Stops gracefully: no new connections, held connects answer, open connections get a
     /// few seconds to finish.
     pub async fn shutdown(mut self) {
