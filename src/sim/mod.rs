@@ -10,7 +10,9 @@
 //!
 //! Module map: `engine` holds the protocol state (sessions, subscriptions, queues);
 //! `bayeux_route` adapts it to HTTP; `server` is the hyper server, router and the
-//! HTTP-level faults; `fault` is the fault set.
+//! HTTP-level faults; `fault` is the fault set. Extensions such as GWS REST endpoints plug
+//! in through `SimServer::start_with`: their routes are tried before the Bayeux endpoint
+//! and get the engine to publish with.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -24,9 +26,9 @@
 //! ```
 
 mod bayeux_route;
-mod engine;
+pub(crate) mod engine;
 mod fault;
-mod server;
+pub(crate) mod server;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -131,13 +133,14 @@ impl std::fmt::Debug for SimServer {
 impl SimServer {
     /// Binds `config.listen` and starts serving.
     pub async fn start(config: SimConfig) -> std::io::Result<SimServer> {
-        Self::start_with_routes(config, Vec::new()).await
+        Self::start_with(config, |_| Vec::new()).await
     }
 
-    /// Starts with extra routes tried before the Bayeux endpoint, built from the engine.
-    pub(crate) async fn start_with_routes(
+    /// Starts with extra routes, tried in order before the Bayeux endpoint. `build` gets
+    /// the [`Extension`] context so routes can publish and watch subscriptions.
+    pub(crate) async fn start_with(
         config: SimConfig,
-        extra: Vec<Arc<dyn Route>>,
+        build: impl FnOnce(&Extension) -> Vec<Arc<dyn Route>>,
     ) -> std::io::Result<SimServer> {
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
@@ -151,7 +154,10 @@ impl SimServer {
             },
             shutdown_rx.clone(),
         ));
-        let mut routes = extra;
+        let mut routes = build(&Extension {
+            engine: engine.clone(),
+            shutdown: shutdown_rx.clone(),
+        });
         routes.push(Arc::new(BayeuxRoute {
             engine: engine.clone(),
             bases: BAYEUX_PATHS.iter().map(|p| p.to_string()).collect(),
@@ -172,6 +178,15 @@ impl SimServer {
             shutdown,
             tasks: vec![accept, sweeper],
         })
+    }
+
+    /// Runs `task` until the server stops; it is aborted when the server is dropped.
+    #[allow(dead_code)] // for simulator extensions (scenarios)
+    pub(crate) fn spawn<F>(&mut self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.push(tokio::spawn(task));
     }
 
     /// The bound address.
@@ -291,6 +306,15 @@ impl Drop for SimServer {
             t.abort();
         }
     }
+}
+
+/// What a simulator extension (extra routes, scenarios) gets to work with.
+#[allow(dead_code)] // for simulator extensions
+pub(crate) struct Extension {
+    /// The Bayeux state: publish, subscriptions, sessions.
+    pub engine: Arc<Engine>,
+    /// Becomes `true` when the server stops.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 /// Removes expired sessions even when no request arrives to trigger the lazy check.
