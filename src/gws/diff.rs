@@ -51,21 +51,42 @@ impl UserDataDiff {
     }
 
     /// Computes the diff from `old` to `new`.
-    pub fn between(old: &UserData, new: &UserData) -> UserDataDiff {
+    pub fn between<'a>(old: &'a UserData, new: &'a UserData) -> UserDataDiff {
         let mut diff = UserDataDiff::default();
-        if old == new {
+        let (mut old, mut new) = (old.pairs(), new.pairs());
+        // Identical leading and trailing pairs cannot be part of the diff (the usual case:
+        // one value changed or one pair appended), so only the middle is aligned.
+        let prefix = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+        old = &old[prefix..];
+        new = &new[prefix..];
+        let suffix = old
+            .iter()
+            .rev()
+            .zip(new.iter().rev())
+            .take_while(|(a, b)| a == b)
+            .count();
+        old = &old[..old.len() - suffix];
+        new = &new[..new.len() - suffix];
+        if old.is_empty() && new.is_empty() {
             return diff;
         }
         // Keys in order of first appearance, old first; lists are short, so linear search.
         let mut keys: Vec<&str> = Vec::new();
-        for (k, _) in old.iter().chain(new.iter()) {
-            if !keys.contains(&k) {
+        for (k, _) in old.iter().chain(new) {
+            if !keys.contains(&k.as_str()) {
                 keys.push(k);
             }
         }
+        let values = |pairs: &'a [(String, Value)], key: &str| -> Vec<&'a Value> {
+            pairs
+                .iter()
+                .filter(|(k, _)| k == key)
+                .map(|(_, v)| v)
+                .collect()
+        };
         for key in keys {
-            let o: Vec<&Value> = old.get_all(key).collect();
-            let n: Vec<&Value> = new.get_all(key).collect();
+            let o = values(old, key);
+            let n = values(new, key);
             if o != n {
                 diff.align(key, &o, &n);
             }

@@ -334,7 +334,16 @@ impl<'de> Visitor<'de> for CallsSeed {
 /// built. This is the fast path of `replay`; it yields the same calls as
 /// [`crate::bayeux::Message::parse_batch`] followed by [`CallStateChangeMessage::from_message`].
 pub fn calls_in_batch(body: &[u8]) -> Result<Vec<CallStateChangeMessage>, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_slice(body);
+    match std::str::from_utf8(body) {
+        // Checking UTF-8 once up front spares the parser checking every string.
+        Ok(text) => calls_in_text(serde_json::Deserializer::from_str(text)),
+        Err(_) => calls_in_text(serde_json::Deserializer::from_slice(body)),
+    }
+}
+
+fn calls_in_text<'de, R: serde_json::de::Read<'de>>(
+    mut de: serde_json::Deserializer<R>,
+) -> Result<Vec<CallStateChangeMessage>, serde_json::Error> {
     let mut calls = Vec::new();
     de.deserialize_any(BatchVisitor(&mut calls))?;
     de.end()?;

@@ -155,7 +155,7 @@ impl CallStore {
             return Some(change);
         };
         let (_, entry) = self.calls.get_index_mut(index)?;
-        if entry.call == msg.call && entry.last == msg.notification_type {
+        if entry.last == msg.notification_type && same_snapshot(&entry.call, &msg.call) {
             return None;
         }
         let change = CallChange {
@@ -239,6 +239,12 @@ impl CallStore {
             inner: messages,
         }
     }
+}
+
+/// Full equality, checking first the fields that change most often so that a differing
+/// snapshot is found out early.
+fn same_snapshot(a: &Call, b: &Call) -> bool {
+    a.duration == b.duration && a.state == b.state && a.user_data == b.user_data && a == b
 }
 
 /// The serialized form of a [`CallStore`]: `{"calls": {"<id>": <call>, ...}}`.

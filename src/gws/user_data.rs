@@ -131,12 +131,14 @@ impl Value {
         let text = raw.get();
         match text.as_bytes().first() {
             Some(b'"') => {
-                // The common case has no escapes: slice instead of running the parser again.
-                let inner = &text[1..text.len() - 1];
-                if inner.contains('\\') {
+                if text.contains('\\') {
                     serde_json::from_str(text).map(Value::String)
                 } else {
-                    Ok(Value::String(inner.to_owned()))
+                    // No escapes: reuse the text's allocation and drop the quotes.
+                    let mut s = String::from(Box::<str>::from(raw));
+                    s.pop();
+                    s.remove(0);
+                    Ok(Value::String(s))
                 }
             }
             Some(b'{') => serde_json::from_str(text).map(Value::Object),
