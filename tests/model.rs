@@ -202,6 +202,26 @@ fn data_is_dispatched_on_message_type_wherever_it_appears() {
 }
 
 #[test]
+fn any_data_decodes_and_encodes_back_as_a_notification() {
+    // Found by fuzzing: `data` that is not an object must survive encode → decode.
+    for text in [
+        r#""E""#,
+        "[1,{}]",
+        "12345678901234567890123",
+        "null",
+        r#"{"a":1,"a":2}"#,
+    ] {
+        let n: GwsNotification = serde_json::from_str(text).unwrap();
+        assert_eq!(n, GwsNotification::Other(RawJson::from_text(text).unwrap()));
+        assert_eq!(serde_json::to_string(&n).unwrap(), text);
+    }
+    let seed = seed_message();
+    let n = GwsNotification::from_message(&seed).unwrap().unwrap();
+    let back: GwsNotification = serde_json::from_str(&serde_json::to_string(&n).unwrap()).unwrap();
+    assert_eq!(back, n);
+}
+
+#[test]
 fn only_call_notifications_on_the_calls_channel_are_calls() {
     let seed = seed_message();
     assert!(CallStateChangeMessage::from_message(&seed)

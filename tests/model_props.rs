@@ -193,13 +193,24 @@ proptest! {
 
     #[test]
     fn the_one_pass_decoder_agrees_with_the_general_one(
-        datas in prop::collection::vec(call_message(&["c1", "c2"]), 1..4),
+        datas in prop::collection::vec(
+            (
+                call_message(&["c1", "c2"]),
+                any::<bool>(),
+                prop::sample::select(&["/v2/me/calls", "/v2/me/devices", "/meta/connect"][..]),
+            ),
+            1..4,
+        ),
     ) {
         let body = format!(
             "[{}]",
             datas
                 .iter()
-                .map(|d| format!(r#"{{"channel":"/v2/me/calls","id":"1","data":{d}}}"#))
+                .map(|(d, data_first, ch)| if *data_first {
+                    format!(r#"{{"data":{d},"id":"1","channel":"{ch}"}}"#)
+                } else {
+                    format!(r#"{{"channel":"{ch}","id":"1","data":{d}}}"#)
+                })
                 .collect::<Vec<_>>()
                 .join(",")
         );

@@ -21,6 +21,9 @@ pub const CALLS_CHANNEL: &str = "/v2/me/calls";
 pub const DEVICES_CHANNEL: &str = "/v2/me/devices";
 
 /// A GWS notification: the `data` of a Bayeux data message, typed by its `messageType`.
+// Boxing the large variant would cost an allocation per notification for no gain: values
+// are moved once, not stored in bulk.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum GwsNotification {
     /// `CallStateChangeMessage`.
@@ -44,7 +47,7 @@ impl GwsNotification {
         let d: Dispatched = serde_json::from_str(data.get())?;
         Ok(match d {
             Dispatched::Known(n) => n,
-            Dispatched::Other(_) => GwsNotification::Other(RawJson::from(data)),
+            Dispatched::Other => GwsNotification::Other(RawJson::from(data)),
         })
     }
 
@@ -93,52 +96,30 @@ impl Serialize for GwsNotification {
     }
 }
 
+/// Accepts any JSON value, like [`GwsNotification::from_data`] (through its text, so
+/// [`GwsNotification::Other`] keeps it exactly).
 impl<'de> Deserialize<'de> for GwsNotification {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match Dispatched::deserialize(d)? {
-            Dispatched::Known(n) => Ok(n),
-            Dispatched::Other(pairs) => {
-                // No original text at hand: rebuild the object from its fields, in order.
-                let text =
-                    serde_json::to_string(&PairsObject(&pairs)).map_err(de::Error::custom)?;
-                RawJson::from_text(text)
-                    .map(GwsNotification::Other)
-                    .map_err(de::Error::custom)
-            }
-        }
-    }
-}
-
-struct PairsObject<'a>(&'a [(String, RawJson)]);
-
-impl Serialize for PairsObject<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in self.0 {
-            m.serialize_entry(k, v)?;
-        }
-        m.end()
+        let raw = Box::<RawValue>::deserialize(d)?;
+        GwsNotification::from_data(&raw).map_err(de::Error::custom)
     }
 }
 
 /// What a `data` object turned out to be.
+#[allow(clippy::large_enum_variant)]
 enum Dispatched {
     Known(GwsNotification),
-    /// Another `messageType` (or none): its fields, when they were asked for.
-    Other(Vec<(String, RawJson)>),
+    /// Another `messageType`, or none.
+    Other,
 }
 
 impl<'de> Deserialize<'de> for Dispatched {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(DispatchVisitor { keep_other: true })
+        d.deserialize_map(DispatchVisitor)
     }
 }
 
-struct DispatchVisitor {
-    /// Whether fields of unknown `messageType`s are wanted (not on the replay hot path).
-    keep_other: bool,
-}
+struct DispatchVisitor;
 
 impl<'de> Visitor<'de> for DispatchVisitor {
     type Value = Dispatched;
@@ -149,7 +130,7 @@ impl<'de> Visitor<'de> for DispatchVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Dispatched, A::Error> {
         let Some(Key(first)) = map.next_key::<Key<'de>>()? else {
-            return Ok(Dispatched::Other(Vec::new()));
+            return Ok(Dispatched::Other);
         };
         if first == "messageType" {
             let t = map.next_value::<MaybeStr<'de>>()?.0;
@@ -163,19 +144,9 @@ impl<'de> Visitor<'de> for DispatchVisitor {
                 Some(ErrorMessage::MESSAGE_TYPE) => Ok(Dispatched::Known(GwsNotification::Error(
                     super::call::finish_typed(map)?,
                 ))),
-                _ if !self.keep_other => {
-                    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                    Ok(Dispatched::Other(Vec::new()))
-                }
                 _ => {
-                    // Already consumed: rebuild `messageType` from what was read.
-                    let v = serde_json::to_string(&t).map_err(de::Error::custom)?;
-                    let mut pairs = vec![(
-                        "messageType".to_owned(),
-                        RawJson::from_text(v).map_err(de::Error::custom)?,
-                    )];
-                    collect_rest(&mut map, &mut pairs)?;
-                    Ok(Dispatched::Other(pairs))
+                    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                    Ok(Dispatched::Other)
                 }
             };
         }
@@ -194,7 +165,7 @@ impl<'de> Visitor<'de> for DispatchVisitor {
                 GwsNotification::DeviceStateChange(from_pairs(&pairs)?)
             }
             Some(ErrorMessage::MESSAGE_TYPE) => GwsNotification::Error(from_pairs(&pairs)?),
-            _ => return Ok(Dispatched::Other(pairs)),
+            _ => return Ok(Dispatched::Other),
         };
         Ok(Dispatched::Known(known))
     }
@@ -294,7 +265,7 @@ impl<'de> Visitor<'de> for CallsSeed {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        match (DispatchVisitor { keep_other: false }).visit_map(map)? {
+        match DispatchVisitor.visit_map(map)? {
             Dispatched::Known(GwsNotification::CallStateChange(m)) => Ok(Some(m)),
             _ => Ok(None),
         }
@@ -389,17 +360,34 @@ impl<'de> Visitor<'de> for MessageSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut channel: Option<Cow<'de, str>> = None;
         let mut call = None;
+        // `data` before `channel`: kept as text until the channel says whether it matters.
+        let mut early: Option<&'de RawValue> = None;
         while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
             match k.as_ref() {
                 "channel" => channel = Some(map.next_value::<Key<'de>>()?.0),
-                "data" => call = map.next_value_seed(CallsSeed)?,
+                "data" => match channel.as_deref() {
+                    Some(CALLS_CHANNEL) => call = map.next_value_seed(CallsSeed)?,
+                    Some(_) => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                    None => early = Some(map.next_value()?),
+                },
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
         let channel = channel.ok_or_else(|| de::Error::missing_field("channel"))?;
-        if let (CALLS_CHANNEL, Some(c)) = (channel.as_ref(), call) {
+        if channel != CALLS_CHANNEL {
+            return Ok(());
+        }
+        if let Some(raw) = early {
+            let mut de = serde_json::Deserializer::from_str(raw.get());
+            call = CallsSeed
+                .deserialize(&mut de)
+                .map_err(|e| de::Error::custom(format_args!("in data: {e}")))?;
+        }
+        if let Some(c) = call {
             self.0.push(c);
         }
         Ok(())
