@@ -273,7 +273,8 @@ impl Session {
     }
 
     /// The reply batch for request `id`. Data messages become [`Event::Message`] whatever
-    /// the request; meta replies count only when they answer what is outstanding.
+    /// the request; meta replies count only when they answer what is outstanding. Once the
+    /// session is terminated, replies are ignored.
     pub fn handle_reply(&mut self, id: RequestId, messages: Vec<Message>, now: Instant) {
         if self.state == State::Terminated {
             return;

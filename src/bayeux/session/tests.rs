@@ -1319,3 +1319,28 @@ fn states_follow_the_session_through_an_outage() {
         ]
     );
 }
+
+#[test]
+fn a_late_reply_meant_for_the_old_client_id_neither_rehandshakes_nor_counts() {
+    let t0 = Instant::now();
+    let mut s = connected(t0);
+    s.subscribe(ch("/a"));
+    let c = s.poll_request(t0).unwrap();
+    let old_sub = s.poll_request(t0).unwrap();
+    let reply = with_advice(ok(&c, 0), r#"{"reconnect":"handshake"}"#);
+    s.handle_reply(c.id, vec![reply], t0);
+    let hs = s.poll_request(t0).unwrap();
+    s.handle_reply(hs.id, handshake_ok(&hs, "c2"), t0);
+    // The old request still holds the other slot; only the connect goes out.
+    assert_eq!(requests(&mut s, t0).len(), 1);
+    s.handle_reply(
+        old_sub.id,
+        vec![err(&old_sub, 0, "402::Unknown client")],
+        t0,
+    );
+    assert_eq!(s.client_id(), Some("c2"));
+    let sub = s.poll_request(t0).unwrap();
+    assert_eq!(subscriptions(&sub), ["/a"]);
+    assert_eq!(sub.messages[0].client_id.as_deref(), Some("c2"));
+    assert!(s.poll_request(t0).is_none());
+}
