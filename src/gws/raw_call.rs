@@ -352,6 +352,8 @@ impl<'de> DataSeed<'de> {
 /// Reads a Bayeux reply body (an array of messages, or one message object) in one pass,
 /// keeping only the call notifications on [`CALLS_CHANNEL`], borrowed from `body`. The same
 /// messages count as calls as with [`super::calls_in_batch`]; the calls are not built.
+/// A body that is not UTF-8 is an error, even where the bad bytes are in a message that is
+/// not a call.
 pub fn raw_calls_in_batch(body: &[u8]) -> Result<Vec<RawCallMessage<'_>>, serde_json::Error> {
     let mut calls = Vec::new();
     match std::str::from_utf8(body) {
@@ -363,11 +365,15 @@ pub fn raw_calls_in_batch(body: &[u8]) -> Result<Vec<RawCallMessage<'_>>, serde_
             })?;
             de.end()?;
         }
-        // Let the parser find and place the invalid byte.
-        Err(_) => {
-            let mut de = serde_json::Deserializer::from_slice(body);
-            de.deserialize_any(IgnoredAny)?;
-            de.end()?;
+        // The calls are slices of the body, so it must be text: report where it is not
+        // (a syntax error first if there is one, as the parser meets it).
+        Err(e) => {
+            serde_json::from_slice::<IgnoredAny>(body)?;
+            serde_json::from_slice::<serde_json::Value>(body)?;
+            return Err(de::Error::custom(format_args!(
+                "invalid UTF-8 at byte {}",
+                e.valid_up_to()
+            )));
         }
     }
     Ok(calls)
@@ -498,5 +504,17 @@ mod tests {
             let late = format!(r#"{{"call":{call},"messageType":"CallStateChangeMessage"}}"#);
             assert!(RawCallMessage::from_data(&late).is_err(), "late {call}");
         }
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_an_error_even_outside_the_calls() {
+        let body = b"[{\"channel\":\"/v2/me/calls\",\"data\":{\"messageType\":\"CallStateChangeMessage\",\"call\":{\"id\":\"c1\"}}},{\"channel\":\"/x\",\"k\":\"\xff\"}]";
+        assert_eq!(calls_in_batch_len(body), Some(1));
+        let err = raw_calls_in_batch(body).unwrap_err();
+        assert!(err.column() > 0, "{err}");
+    }
+
+    fn calls_in_batch_len(body: &[u8]) -> Option<usize> {
+        crate::gws::calls_in_batch(body).ok().map(|c| c.len())
     }
 }
