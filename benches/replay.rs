@@ -1,5 +1,7 @@
 //! Decode + apply over a generated 200 000-message fixture (~1 KB per message, 2 000 calls),
-//! against the floor of validating the same bytes with serde_json into `IgnoredAny`.
+//! against the floor of validating the same bytes with serde_json into `IgnoredAny`, in the
+//! same run. The one-pass path (`raw_calls_in_batch` + `apply_raw`) is what `replay` does; the
+//! typed paths are measured for comparison.
 //!
 //! Run: `cargo bench --bench replay -- --sample-size 10`
 
@@ -9,7 +11,7 @@ use std::io::Write;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gws_cometd::bayeux::Message;
 use gws_cometd::fixture::Reader;
-use gws_cometd::gws::{calls_in_batch, CallStateChangeMessage, CallStore};
+use gws_cometd::gws::{calls_in_batch, raw_calls_in_batch, CallStore, RawCallMessage};
 
 const MESSAGES: usize = 200_000;
 const CALLS: usize = 2_000;
@@ -77,7 +79,19 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
-    g.bench_function("calls_in_batch + apply (memory)", |b| {
+    g.bench_function("raw_calls_in_batch + apply_raw (memory)", |b| {
+        b.iter(|| {
+            let mut store = CallStore::new();
+            for l in &lines {
+                for m in &raw_calls_in_batch(l).unwrap() {
+                    black_box(store.apply_raw(m));
+                }
+            }
+            assert_eq!(store.len(), CALLS / 2);
+            store
+        })
+    });
+    g.bench_function("typed: calls_in_batch + apply_owned (memory)", |b| {
         b.iter(|| {
             let mut store = CallStore::new();
             for l in &lines {
@@ -90,14 +104,14 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function(
-        "Message::parse_batch + from_message + apply (memory)",
+        "Message::parse_batch + RawCallMessage::from_message + apply_raw (memory, as CallStore::changes)",
         |b| {
             b.iter(|| {
                 let mut store = CallStore::new();
                 for l in &lines {
                     for msg in Message::parse_batch(l).unwrap() {
-                        if let Some(m) = CallStateChangeMessage::from_message(&msg).unwrap() {
-                            black_box(store.apply_owned(m));
+                        if let Some(m) = RawCallMessage::from_message(&msg).unwrap() {
+                            black_box(store.apply_raw(&m));
                         }
                     }
                 }
@@ -120,8 +134,8 @@ fn bench(c: &mut Criterion) {
             let mut store = CallStore::new();
             while let Some(line) = r.next_line() {
                 let line = line.unwrap();
-                for m in calls_in_batch(line.text.as_bytes()).unwrap() {
-                    store.apply_owned(m);
+                for m in &raw_calls_in_batch(line.text.as_bytes()).unwrap() {
+                    black_box(store.update_raw(m));
                 }
             }
             let out = serde_json::to_vec(&store.snapshot()).unwrap();

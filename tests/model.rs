@@ -465,3 +465,32 @@ async fn a_replayed_fixture_drives_the_same_stream_code() {
     let golden = include_str!("../fixtures/golden/inbound-call.changes.jsonl");
     assert_eq!(lines.join("\n") + "\n", golden);
 }
+
+#[test]
+fn the_store_keeps_the_call_text_and_decodes_the_typed_call_on_demand() {
+    use gws_cometd::gws::{raw_calls_in_batch, RawCallMessage};
+    let call = r#"{"state":"Held","id":"c1","capabilities":5,"userData":{"A":"1"},"ani":"5115"}"#;
+    let body = format!(
+        r#"{{"channel":"/v2/me/calls","data":{{"messageType":"CallStateChangeMessage","call":{call}}}}}"#
+    );
+    let msgs = raw_calls_in_batch(body.as_bytes()).unwrap();
+    let mut store = CallStore::new();
+    let change = store.apply_raw(&msgs[0]).unwrap();
+    assert_eq!(change.user_data.added.len(), 1);
+    assert_eq!(store.get_text("c1"), Some(call));
+    // Only the fields the store reads are checked; one of another shape is kept, as received,
+    // among the unknown fields of the typed view.
+    let typed = store.get("c1").unwrap();
+    assert_eq!(typed.state, Some(CallState::Held));
+    assert_eq!(typed.ani.as_deref(), Some("5115"));
+    assert_eq!(typed.capabilities, None);
+    assert_eq!(typed.other.len(), 1);
+    assert_eq!(typed.other[0].0, "capabilities");
+    assert_eq!(typed.other[0].1.get(), "5");
+    // The same text again changes nothing; `update_raw` agrees with `apply_raw`.
+    assert!(store.apply_raw(&msgs[0]).is_none());
+    assert!(!store.update_raw(&msgs[0]));
+    let msg: Message = serde_json::from_str(&body).unwrap();
+    let again = RawCallMessage::from_message(&msg).unwrap().unwrap();
+    assert_eq!(again, msgs[0]);
+}

@@ -276,3 +276,43 @@ async fn the_fixture_stream_ends_with_the_error() {
         .to_string()
         .contains("nope"));
 }
+
+#[test]
+fn the_snapshot_writes_each_call_byte_for_byte_as_received() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exact.jsonl");
+    // Known fields out of the usual order, a null known field, escapes, spacing, and a
+    // number spelling: none of it may be normalized.
+    let call = r#"{ "state" : "Established", "userData":{"Name":"Ren\u00e9e","Name":"x","n":1.50}, "ani":null, "id":"c\u0031", "callType":"Inbound" }"#;
+    let line = |nt: &str, call: &str| {
+        format!(
+            r#"[{{"channel":"/v2/me/calls","data":{{"messageType":"CallStateChangeMessage","notificationType":"{nt}","call":{call}}}}}]"#
+        )
+    };
+    let first = r#"{"id":"c1","state":"Ringing"}"#;
+    std::fs::write(
+        &path,
+        format!(
+            "{}\n{}\n",
+            line("StatusChange", first),
+            line("AttachedDataChanged", call)
+        ),
+    )
+    .unwrap();
+    let out = replay_file(&path, true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("{{\"calls\":{{\"c1\":{call}}}}}\n")
+    );
+    // The change still reads the escaped id and values as decoded text.
+    let changes = String::from_utf8(replay_file(&path, false).stdout).unwrap();
+    assert!(
+        changes.contains(r#"{"callId":"c1","notificationType":"AttachedDataChanged","state":{"from":"Ringing","to":"Established"},"userData":{"added":[{"key":"Name","value":"Renée"},"#),
+        "{changes}"
+    );
+}

@@ -4,7 +4,9 @@
 #![no_main]
 
 use gws_cometd::bayeux::Message;
-use gws_cometd::gws::{calls_in_batch, CallStateChangeMessage, CallStore, GwsNotification};
+use gws_cometd::gws::{
+    calls_in_batch, raw_calls_in_batch, CallStateChangeMessage, CallStore, GwsNotification,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -34,6 +36,22 @@ fuzz_target!(|data: &[u8]| {
     // When both decoders accept the body they must agree on the calls.
     if let (Ok(fast), true) = (&fast, general_ok) {
         assert_eq!(fast, &general);
+    }
+    // On UTF-8 input the raw reader accepts what the typed one-pass decoder accepts (it
+    // checks fewer shapes), and finds the same calls.
+    let raw = raw_calls_in_batch(data);
+    if let (Ok(fast), true) = (&fast, std::str::from_utf8(data).is_ok()) {
+        let raw = raw.as_ref().expect("raw reader rejects what the typed decoder accepts");
+        assert_eq!(raw.len(), fast.len());
+        let mut store = CallStore::new();
+        for (r, f) in raw.iter().zip(fast) {
+            assert_eq!(r.call_id(), f.call.id);
+            assert_eq!(r.state(), f.call.state.as_ref());
+            store.apply_raw(r);
+            assert!(store.apply_raw(r).is_none());
+            assert_eq!(store.get_text(r.call_id()).map(|_| ()), store.get(r.call_id()).map(|_| ()));
+        }
+        let _ = serde_json::to_string(&store.snapshot()).expect("raw snapshot");
     }
     if let Ok(calls) = fast {
         let mut store = CallStore::new();

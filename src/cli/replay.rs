@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use gws_cometd::fixture::{json_error, Reader};
-use gws_cometd::gws::{calls_in_batch, CallStore};
+use gws_cometd::gws::{raw_calls_in_batch, CallStore};
 
 /// Arguments of `replay`.
 #[derive(clap::Args, Debug)]
@@ -49,13 +49,15 @@ fn replay(args: &ReplayArgs) -> gws_cometd::Result<Vec<u8>> {
     let mut out = Vec::new();
     while let Some(line) = reader.next_line() {
         let line = line?;
-        let calls = calls_in_batch(line.text.as_bytes())
+        // Read in one pass, borrowing the line; the store copies only each call's text.
+        let calls = raw_calls_in_batch(line.text.as_bytes())
             .map_err(|e| json_error(&args.file, line.number, &e))?;
-        for call in calls {
-            if let Some(change) = store.apply_owned(call) {
-                if !args.snapshot {
-                    write_json_line(&mut out, &change);
-                }
+        for call in &calls {
+            if args.snapshot {
+                // The snapshot needs no diffs.
+                store.update_raw(call);
+            } else if let Some(change) = store.apply_raw(call) {
+                write_json_line(&mut out, &change);
             }
         }
     }

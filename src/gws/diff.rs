@@ -51,19 +51,28 @@ impl UserDataDiff {
     }
 
     /// Computes the diff from `old` to `new`.
-    pub fn between<'a>(old: &'a UserData, new: &'a UserData) -> UserDataDiff {
+    pub fn between(old: &UserData, new: &UserData) -> UserDataDiff {
+        UserDataDiff::between_pairs(old.pairs(), new.pairs())
+    }
+
+    /// Computes the diff between two pair lists whose values are compared and copied
+    /// through [`DiffValue`].
+    pub(crate) fn between_pairs<K: AsRef<str>, V: DiffValue>(
+        mut old: &[(K, V)],
+        mut new: &[(K, V)],
+    ) -> UserDataDiff {
         let mut diff = UserDataDiff::default();
-        let (mut old, mut new) = (old.pairs(), new.pairs());
+        let same = |a: &(K, V), b: &(K, V)| a.0.as_ref() == b.0.as_ref() && a.1.same(&b.1);
         // Identical leading and trailing pairs cannot be part of the diff (the usual case:
         // one value changed or one pair appended), so only the middle is aligned.
-        let prefix = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+        let prefix = old.iter().zip(new).take_while(|(a, b)| same(a, b)).count();
         old = &old[prefix..];
         new = &new[prefix..];
         let suffix = old
             .iter()
             .rev()
             .zip(new.iter().rev())
-            .take_while(|(a, b)| a == b)
+            .take_while(|(a, b)| same(a, b))
             .count();
         old = &old[..old.len() - suffix];
         new = &new[..new.len() - suffix];
@@ -73,34 +82,34 @@ impl UserDataDiff {
         // Keys in order of first appearance, old first; lists are short, so linear search.
         let mut keys: Vec<&str> = Vec::new();
         for (k, _) in old.iter().chain(new) {
-            if !keys.contains(&k.as_str()) {
-                keys.push(k);
+            if !keys.contains(&k.as_ref()) {
+                keys.push(k.as_ref());
             }
         }
-        let values = |pairs: &'a [(String, Value)], key: &str| -> Vec<&'a Value> {
+        fn values<'p, K: AsRef<str>, V>(pairs: &'p [(K, V)], key: &str) -> Vec<&'p V> {
             pairs
                 .iter()
-                .filter(|(k, _)| k == key)
+                .filter(|(k, _)| k.as_ref() == key)
                 .map(|(_, v)| v)
                 .collect()
-        };
+        }
         for key in keys {
             let o = values(old, key);
             let n = values(new, key);
-            if o != n {
+            if o.len() != n.len() || o.iter().zip(&n).any(|(a, b)| !a.same(b)) {
                 diff.align(key, &o, &n);
             }
         }
         diff
     }
 
-    fn align(&mut self, key: &str, o: &[&Value], n: &[&Value]) {
+    fn align<V: DiffValue>(&mut self, key: &str, o: &[&V], n: &[&V]) {
         // lcs[i][j]: length of the longest common subsequence of o[i..] and n[j..].
         let w = n.len() + 1;
         let mut lcs = vec![0usize; (o.len() + 1) * w];
         for i in (0..o.len()).rev() {
             for j in (0..n.len()).rev() {
-                lcs[i * w + j] = if o[i] == n[j] {
+                lcs[i * w + j] = if o[i].same(n[j]) {
                     lcs[(i + 1) * w + j + 1] + 1
                 } else {
                     lcs[(i + 1) * w + j].max(lcs[i * w + j + 1])
@@ -110,7 +119,7 @@ impl UserDataDiff {
         let (mut i, mut j) = (0, 0);
         let (mut gap_o, mut gap_n) = (Vec::new(), Vec::new());
         while i < o.len() || j < n.len() {
-            if i < o.len() && j < n.len() && o[i] == n[j] {
+            if i < o.len() && j < n.len() && o[i].same(n[j]) {
                 self.flush(key, &mut gap_o, &mut gap_n);
                 i += 1;
                 j += 1;
@@ -126,29 +135,80 @@ impl UserDataDiff {
     }
 
     /// Emits one gap between aligned values: pairwise changes, then removals or additions.
-    fn flush(&mut self, key: &str, gap_o: &mut Vec<&Value>, gap_n: &mut Vec<&Value>) {
+    fn flush<V: DiffValue>(&mut self, key: &str, gap_o: &mut Vec<&V>, gap_n: &mut Vec<&V>) {
         let common = gap_o.len().min(gap_n.len());
         for (a, b) in gap_o.iter().zip(gap_n.iter()) {
             self.changed.push(ChangedPair {
                 key: key.to_owned(),
-                old: (*a).clone(),
-                new: (*b).clone(),
+                old: a.to_value(),
+                new: b.to_value(),
             });
         }
         for a in &gap_o[common..] {
             self.removed.push(Pair {
                 key: key.to_owned(),
-                value: (*a).clone(),
+                value: a.to_value(),
             });
         }
         for b in &gap_n[common..] {
             self.added.push(Pair {
                 key: key.to_owned(),
-                value: (*b).clone(),
+                value: b.to_value(),
             });
         }
         gap_o.clear();
         gap_n.clear();
+    }
+}
+
+/// A user-data value as the diff sees it: compared with [`Value`]'s equality, and turned
+/// into a [`Value`] when it is part of the diff.
+pub(crate) trait DiffValue {
+    /// Equal as [`Value`]s.
+    fn same(&self, other: &Self) -> bool;
+    /// The value, for the diff.
+    fn to_value(&self) -> Value;
+}
+
+impl DiffValue for Value {
+    fn same(&self, other: &Self) -> bool {
+        self == other
+    }
+    fn to_value(&self) -> Value {
+        self.clone()
+    }
+}
+
+/// A value's JSON text, already validated: compared as text where text equality is value
+/// equality, decoded only where it is not (escaped strings, objects, lists).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct JsonText<'a>(pub(crate) &'a str);
+
+impl DiffValue for JsonText<'_> {
+    fn same(&self, other: &Self) -> bool {
+        let (a, b) = (self.0, other.0);
+        if a == b {
+            return true;
+        }
+        match (a.as_bytes().first(), b.as_bytes().first()) {
+            (Some(b'"'), Some(b'"')) if !a.contains('\\') && !b.contains('\\') => false,
+            (Some(x @ (b'"' | b'{' | b'[')), Some(y)) if x == y => {
+                self.to_value() == other.to_value()
+            }
+            // Numbers compare by their text (as [`Value`] does); literals differ when their
+            // texts do.
+            _ => false,
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        if let Some(s) = self.0.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+            if !s.contains('\\') {
+                return Value::String(s.to_owned());
+            }
+        }
+        // The text was validated as JSON when it was read, so this cannot fail.
+        serde_json::from_str(self.0).unwrap_or(Value::Null)
     }
 }
 

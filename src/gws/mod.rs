@@ -6,6 +6,7 @@
 //! | [`notification`] | [`GwsNotification`]: a Bayeux message's `data` dispatched on `messageType` |
 //! | [`user_data`] | [`UserData`]: ordered multimap keeping duplicate keys and exact numbers |
 //! | [`diff`] | [`UserDataDiff`]: what changed in the user data between two snapshots |
+//! | [`raw_call`] | [`RawCallMessage`]: a call notification read in one pass, its call text kept as received |
 //! | [`store`] | [`CallStore`]: the latest snapshot per call, emitting [`CallChange`]s |
 //!
 //! Decoding works from the exact JSON text of `data` ([`crate::bayeux::Message::data`]), so
@@ -32,6 +33,8 @@ pub mod call;
 pub mod diff;
 pub mod notification;
 mod raw;
+pub mod raw_call;
+mod scan;
 pub mod store;
 pub mod user_data;
 
@@ -43,5 +46,6 @@ pub use call::{
 pub use diff::{ChangedPair, Pair, UserDataDiff};
 pub use notification::{calls_in_batch, GwsNotification, CALLS_CHANNEL, DEVICES_CHANNEL};
 pub use raw::RawJson;
+pub use raw_call::{raw_calls_in_batch, RawCallMessage};
 pub use store::{CallChange, CallStore, Changes, MessageItem, Snapshot, StateTransition};
 pub use user_data::{Number, UserData, Value};

@@ -2,7 +2,9 @@
 //! makes.
 
 use std::borrow::Cow;
+use std::ops::Range;
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -10,10 +12,13 @@ use futures::Stream;
 use indexmap::IndexMap;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 
 use super::call::{Call, CallState, CallStateChangeMessage, NotificationType};
-use super::diff::UserDataDiff;
-use super::user_data::UserData;
+use super::diff::{JsonText, UserDataDiff};
+use super::raw::{RawJson, Record};
+use super::raw_call::RawCallMessage;
+use super::scan;
 use crate::bayeux::Message;
 use crate::Error;
 
@@ -49,10 +54,77 @@ pub struct CallChange {
     pub removed: bool,
 }
 
+/// One call in the store: its last call object exactly as received, what the reducer
+/// compares, and the typed [`Call`], decoded from the text when first asked for.
 struct Entry {
-    call: Call,
+    /// The call object's text (the buffer is reused from one notification to the next).
+    text: String,
+    /// Where `userData` is in `text`; `None` when absent or null.
+    user_data: Option<Range<usize>>,
+    state: Option<CallState>,
     last: Option<NotificationType>,
     released_at: Option<Instant>,
+    typed: OnceLock<Call>,
+}
+
+impl Entry {
+    fn call(&self) -> &Call {
+        self.typed.get_or_init(|| decode_call(&self.text))
+    }
+
+    fn user_data_text(&self) -> Option<&str> {
+        self.text.get(self.user_data.clone()?)
+    }
+
+    fn into_call(self) -> Call {
+        match self.typed.into_inner() {
+            Some(call) => call,
+            None => decode_call(&self.text),
+        }
+    }
+}
+
+/// The typed view of a call object's text. The reducer only checked the fields it reads, so
+/// a known field of an unexpected shape (say `"capabilities":5`) is kept in `other`, as
+/// received, rather than failing.
+fn decode_call(text: &str) -> Call {
+    if let Ok(call) = serde_json::from_str::<Call>(text) {
+        return call;
+    }
+    let mut call = Call::default();
+    for (key, range) in scan::members(text).unwrap_or_default() {
+        let (Some(key), Some(value)) = (scan::string_value(key), text.get(range)) else {
+            continue;
+        };
+        let mut de = serde_json::Deserializer::from_str(value);
+        if call.take_field(key.clone(), &mut de).is_err() {
+            if let Ok(raw) = RawJson::from_text(value) {
+                call.other.push((key.into_owned(), raw));
+            }
+        }
+    }
+    call
+}
+
+/// The pairs of a `userData` object text (none for `None`), values as text.
+fn pairs(text: Option<&str>) -> Vec<(Cow<'_, str>, JsonText<'_>)> {
+    let mut out = Vec::new();
+    if let Some(text) = text {
+        out.reserve(16);
+        scan::for_each_member(text, |k, r| {
+            if let (Some(k), Some(v)) = (scan::string_value(k), text.get(r)) {
+                out.push((k, JsonText(v)));
+            }
+        });
+    }
+    out
+}
+
+fn user_data_diff(old: Option<&str>, new: Option<&str>) -> UserDataDiff {
+    if old == new {
+        return UserDataDiff::default();
+    }
+    UserDataDiff::between_pairs(&pairs(old), &pairs(new))
 }
 
 /// The latest snapshot of every call, keyed by call id, in the order calls were first seen.
@@ -62,6 +134,13 @@ struct Entry {
 /// still change during wrap-up; it leaves when a notification says `Completed`, or, when a
 /// retention time is set, once that time has passed after `Released` (see
 /// [`CallStore::expire`]). Applying the same message twice changes nothing the second time.
+///
+/// The store keeps each call object as the text it arrived in and reads from it only the id,
+/// the state and the `userData` text; the user data is decoded and diffed only when that text
+/// changed, and the typed [`Call`] is decoded only when asked for ([`CallStore::get`],
+/// [`CallStore::calls`]). [`CallStore::apply_raw`] takes notifications read in one pass
+/// ([`super::raw_calls_in_batch`], [`RawCallMessage::from_message`]) and keeps their call
+/// text byte for byte; [`CallStore::apply`] takes typed ones, and keeps their encoding.
 ///
 /// ```
 /// use gws_cometd::gws::{CallStateChangeMessage, CallStore};
@@ -106,69 +185,122 @@ impl CallStore {
 
     /// Applies one notification; `None` when it changes nothing.
     pub fn apply(&mut self, msg: &CallStateChangeMessage) -> Option<CallChange> {
-        self.apply_inner(Cow::Borrowed(msg), None)
+        self.apply_typed(msg, None, || msg.call.clone())
     }
 
     /// Like [`CallStore::apply`], taking the message to avoid copying the call.
     pub fn apply_owned(&mut self, msg: CallStateChangeMessage) -> Option<CallChange> {
-        self.apply_inner(Cow::Owned(msg), None)
+        // A typed call is kept as its encoding, which is what the reducer compares.
+        let text = serde_json::to_string(&msg.call).ok()?;
+        let raw = RawCallMessage::from_call_text(&text, msg.notification_type).ok()?;
+        self.apply_inner(&raw, None, Some(msg.call))
     }
 
     /// Like [`CallStore::apply`], noting `now` as the time a call became `Released`.
     pub fn apply_at(&mut self, msg: &CallStateChangeMessage, now: Instant) -> Option<CallChange> {
-        self.apply_inner(Cow::Borrowed(msg), Some(now))
+        self.apply_typed(msg, Some(now), || msg.call.clone())
+    }
+
+    /// Applies a notification read in one pass, keeping its call text exactly as received;
+    /// `None` when it changes nothing.
+    pub fn apply_raw(&mut self, msg: &RawCallMessage<'_>) -> Option<CallChange> {
+        self.apply_inner(msg, None, None)
+    }
+
+    /// Like [`CallStore::apply_raw`], but only says whether the store changed, without
+    /// working out the [`CallChange`] (no user-data diff): for when only the resulting
+    /// snapshot matters.
+    pub fn update_raw(&mut self, msg: &RawCallMessage<'_>) -> bool {
+        self.apply_fields(msg, None, None, false).is_some()
+    }
+
+    /// Like [`CallStore::apply_raw`], noting `now` as the time a call became `Released`.
+    pub fn apply_raw_at(&mut self, msg: &RawCallMessage<'_>, now: Instant) -> Option<CallChange> {
+        self.apply_inner(msg, Some(now), None)
+    }
+
+    fn apply_typed(
+        &mut self,
+        msg: &CallStateChangeMessage,
+        now: Option<Instant>,
+        call: impl FnOnce() -> Call,
+    ) -> Option<CallChange> {
+        // A typed call is kept as its encoding, which is what the reducer compares.
+        let text = serde_json::to_string(&msg.call).ok()?;
+        let raw = RawCallMessage::from_call_text(&text, msg.notification_type.clone()).ok()?;
+        let change = self.apply_inner(&raw, now, None)?;
+        // Remember the typed call so `get` need not decode it again.
+        if let Some(entry) = self.calls.get_mut(raw.call_id()) {
+            entry.typed = OnceLock::from(call());
+        }
+        Some(change)
     }
 
     fn apply_inner(
         &mut self,
-        msg: Cow<'_, CallStateChangeMessage>,
+        msg: &RawCallMessage<'_>,
         now: Option<Instant>,
+        typed: Option<Call>,
     ) -> Option<CallChange> {
-        let state = msg.call.state.as_ref();
+        self.apply_fields(msg, now, typed, true)?
+    }
+
+    /// Applies `msg`; `None` when nothing changed, else the change when `describe` asks
+    /// for it.
+    fn apply_fields(
+        &mut self,
+        msg: &RawCallMessage<'_>,
+        now: Option<Instant>,
+        typed: Option<Call>,
+        describe: bool,
+    ) -> Option<Option<CallChange>> {
+        let state = msg.state();
         let completed = state == Some(&CallState::Completed);
         let released = state == Some(&CallState::Released);
-        let Some(index) = self.calls.get_index_of(msg.call.id.as_str()) else {
+        let Some(index) = self.calls.get_index_of(msg.call_id()) else {
             // A call first seen as `Completed` never enters the store.
             if completed {
                 return None;
             }
-            let change = CallChange {
-                call_id: msg.call.id.clone(),
-                notification_type: msg.notification_type.clone(),
+            let change = describe.then(|| CallChange {
+                call_id: msg.call_id().to_owned(),
+                notification_type: msg.notification_type().cloned(),
                 new: true,
                 state: Some(StateTransition {
                     from: None,
-                    to: msg.call.state.clone(),
+                    to: state.cloned(),
                 }),
-                user_data: UserDataDiff::between(&UserData::EMPTY, msg.call.user_data()),
+                user_data: user_data_diff(None, msg.user_data_text()),
                 removed: false,
-            };
-            let msg = msg.into_owned();
+            });
             self.calls.insert(
-                msg.call.id.clone(),
+                msg.call_id().to_owned(),
                 Entry {
-                    call: msg.call,
-                    last: msg.notification_type,
+                    text: msg.call_text().to_owned(),
+                    user_data: msg.user_data_range(),
+                    state: state.cloned(),
+                    last: msg.notification_type().cloned(),
                     released_at: if released { now } else { None },
+                    typed: typed.map(OnceLock::from).unwrap_or_default(),
                 },
             );
             return Some(change);
         };
         let (_, entry) = self.calls.get_index_mut(index)?;
-        if entry.last == msg.notification_type && same_snapshot(&entry.call, &msg.call) {
+        if entry.last.as_ref() == msg.notification_type() && entry.text == msg.call_text() {
             return None;
         }
-        let change = CallChange {
-            call_id: msg.call.id.clone(),
-            notification_type: msg.notification_type.clone(),
+        let change = describe.then(|| CallChange {
+            call_id: msg.call_id().to_owned(),
+            notification_type: msg.notification_type().cloned(),
             new: false,
-            state: (entry.call.state != msg.call.state).then(|| StateTransition {
-                from: entry.call.state.clone(),
-                to: msg.call.state.clone(),
+            state: (entry.state.as_ref() != state).then(|| StateTransition {
+                from: entry.state.clone(),
+                to: state.cloned(),
             }),
-            user_data: UserDataDiff::between(entry.call.user_data(), msg.call.user_data()),
+            user_data: user_data_diff(entry.user_data_text(), msg.user_data_text()),
             removed: completed,
-        };
+        });
         if completed {
             self.calls.shift_remove_index(index);
         } else {
@@ -177,9 +309,16 @@ impl CallStore {
             } else {
                 None
             };
-            let msg = msg.into_owned();
-            entry.call = msg.call;
-            entry.last = msg.notification_type;
+            entry.text.clear();
+            entry.text.push_str(msg.call_text());
+            entry.user_data = msg.user_data_range();
+            if entry.state.as_ref() != state {
+                entry.state = state.cloned();
+            }
+            if entry.last.as_ref() != msg.notification_type() {
+                entry.last = msg.notification_type().cloned();
+            }
+            entry.typed = typed.map(OnceLock::from).unwrap_or_default();
         }
         Some(change)
     }
@@ -193,7 +332,15 @@ impl CallStore {
         let mut gone = Vec::new();
         self.calls.retain(|_, e| match e.released_at {
             Some(at) if now.saturating_duration_since(at) >= retention => {
-                gone.push(std::mem::take(&mut e.call));
+                let entry = Entry {
+                    text: std::mem::take(&mut e.text),
+                    user_data: e.user_data.take(),
+                    state: None,
+                    last: None,
+                    released_at: None,
+                    typed: std::mem::take(&mut e.typed),
+                };
+                gone.push(entry.into_call());
                 false
             }
             _ => true,
@@ -201,14 +348,19 @@ impl CallStore {
         gone
     }
 
-    /// The call with `id`.
+    /// The call with `id` (decoded from its text the first time it is asked for).
     pub fn get(&self, id: &str) -> Option<&Call> {
-        self.calls.get(id).map(|e| &e.call)
+        self.calls.get(id).map(Entry::call)
+    }
+
+    /// The text of the call with `id`, exactly as last received.
+    pub fn get_text(&self, id: &str) -> Option<&str> {
+        self.calls.get(id).map(|e| e.text.as_str())
     }
 
     /// Every call, in the order first seen.
     pub fn calls(&self) -> impl Iterator<Item = &Call> {
-        self.calls.values().map(|e| &e.call)
+        self.calls.values().map(Entry::call)
     }
 
     /// The number of calls.
@@ -221,7 +373,8 @@ impl CallStore {
         self.calls.is_empty()
     }
 
-    /// The store as JSON: `{"calls": {"<id>": <call>, ...}}`.
+    /// The store as JSON: `{"calls": {"<id>": <call>, ...}}`, each call the text it last
+    /// arrived in.
     pub fn snapshot(&self) -> Snapshot<'_> {
         Snapshot(self)
     }
@@ -241,12 +394,6 @@ impl CallStore {
     }
 }
 
-/// Full equality, checking first the fields that change most often so that a differing
-/// snapshot is found out early.
-fn same_snapshot(a: &Call, b: &Call) -> bool {
-    a.duration == b.duration && a.state == b.state && a.user_data == b.user_data && a == b
-}
-
 /// The serialized form of a [`CallStore`]: `{"calls": {"<id>": <call>, ...}}`.
 pub struct Snapshot<'a>(&'a CallStore);
 
@@ -257,7 +404,10 @@ impl Serialize for Snapshot<'_> {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 let mut m = s.serialize_map(Some(self.0.calls.len()))?;
                 for (id, e) in &self.0.calls {
-                    m.serialize_entry(id, &e.call)?;
+                    // Borrowed, so this checks the text without copying it.
+                    let raw: &RawValue =
+                        serde_json::from_str(&e.text).map_err(serde::ser::Error::custom)?;
+                    m.serialize_entry(id, raw)?;
                 }
                 m.end()
             }
@@ -325,9 +475,9 @@ where
                 Ok(m) => m,
                 Err(e) => return Poll::Ready(Some(Err(e))),
             };
-            match CallStateChangeMessage::from_message(&msg) {
+            match RawCallMessage::from_message(&msg) {
                 Ok(Some(m)) => {
-                    if let Some(change) = this.store.apply_owned(m) {
+                    if let Some(change) = this.store.apply_raw(&m) {
                         return Poll::Ready(Some(Ok(change)));
                     }
                 }
