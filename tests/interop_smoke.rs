@@ -194,7 +194,8 @@ async fn forget_answers_a_held_connect_at_once() -> TestResult {
             (peer, reply)
         });
         // The held connect is suspended for 30 s by default; forget must end it well before.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        node.wait_for("a held connect", Duration::from_secs(5), |s| s.held == 1)
+            .await?;
         node.forget().await?;
         let (mut peer, reply) = timeout(Duration::from_secs(5), held).await??;
         reply?;

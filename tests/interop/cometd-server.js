@@ -19,8 +19,9 @@
 //        removes every session as an expiry would, and wakes a held /meta/connect so its
 //        client comes back at once and gets `402::session_unknown`. Replies {"forgotten":N}.
 //   GET  /control/sessions
-//        {"sessions":N,"ids":[...],"channels":{"/x":subscribers},"stats":{...}} where stats
-//        counts the non-empty queue drains (replies carrying messages) and the largest one.
+//        {"sessions":N,"ids":[...],"channels":{"/x":subscribers},"held":N,"stats":{...}}:
+//        `held` counts the /meta/connect requests being held now; `stats` counts the
+//        non-empty queue drains (replies carrying messages) and the largest one.
 //   GET  /control/received?channel=/x
 //        data of the messages clients published on /x, in arrival order (at most 100 000).
 //   GET  /control/options
@@ -153,7 +154,9 @@ function sessionsInfo(response) {
             channels[ch.name] = (channels[ch.name] || 0) + 1;
         }
     }
-    reply(response, 200, { sessions: sessions.size, ids: [...sessions.keys()], channels, stats });
+    // Sessions whose /meta/connect the server is holding right now.
+    const held = [...sessions.values()].filter(session => session._scheduler).length;
+    reply(response, 200, { sessions: sessions.size, ids: [...sessions.keys()], channels, held, stats });
 }
 
 function control(request, response, url) {

@@ -69,6 +69,8 @@ pub struct Sessions {
     pub ids: Vec<String>,
     /// Subscribers per channel.
     pub channels: HashMap<String, usize>,
+    /// Sessions whose `/meta/connect` the server is holding now.
+    pub held: usize,
     /// Delivery statistics since the server started.
     pub stats: DrainStats,
 }
@@ -189,23 +191,35 @@ impl CometdNode {
         self.send(req, "received").await
     }
 
-    /// Waits until at least `n` sessions are subscribed to `channel`, polling every 20 ms,
-    /// for at most `limit`.
+    /// Waits until at least `n` sessions are subscribed to `channel`, for at most `limit`.
     pub async fn wait_for_subscribers(
         &self,
         channel: &str,
         n: usize,
         limit: Duration,
     ) -> Result<Sessions> {
+        let what = format!("{n} subscriber(s) to {channel}");
+        self.wait_for(&what, limit, |s| s.subscribers(channel) >= n)
+            .await
+    }
+
+    /// Polls `/control/sessions` every 20 ms until `ready` holds, for at most `limit`; the
+    /// error names `what` was awaited and the server's last answer.
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        limit: Duration,
+        ready: impl Fn(&Sessions) -> bool,
+    ) -> Result<Sessions> {
         let deadline = Instant::now() + limit;
         loop {
             let s = self.sessions().await?;
-            if s.subscribers(channel) >= n {
+            if ready(&s) {
                 return Ok(s);
             }
             if Instant::now() >= deadline {
                 return Err(err(format!(
-                    "{n} subscriber(s) to {channel} expected within {limit:?}, server has {s:?}"
+                    "{what} expected within {limit:?}, server has {s:?}"
                 )));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
