@@ -1,1 +1,3 @@
-//! placeholder
+//! Genesys Web Services: the REST session and its user-data operations.
+
+pub mod api;

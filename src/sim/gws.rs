@@ -1,0 +1,1 @@
+//! GWS REST semantics of the simulator.
