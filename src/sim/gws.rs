@@ -86,7 +86,9 @@ pub const CSRF_HEADER: &str = "X-CSRF-TOKEN";
 /// `statusCode` 2 rather than 6); older ones are forgotten.
 const COMPLETED_CALLS_KEPT: usize = 100;
 
-/// Receives every notification: the channel and the `data` JSON text.
+/// Receives every notification: the channel and the `data` JSON text. Called in the order
+/// the changes happened, outside the simulator's state lock: it may read the simulator
+/// (`session_of`, `call_json`, ...) but must not change it (that would deadlock).
 pub type Publish = Arc<dyn Fn(&str, String) + Send + Sync>;
 
 /// How the simulated GWS behaves.
@@ -534,7 +536,7 @@ impl GwsSim {
     }
 
     /// Runs `steps` on a tokio task (see the module docs). The task stops after the last
-    /// step, or as soon as the simulator is dropped.
+    /// step, or as soon as the simulator is dropped. Must be called inside a tokio runtime.
     pub fn run_scenario(&self, steps: Vec<ScenarioStep>) -> tokio::task::JoinHandle<()> {
         let weak: Weak<Inner> = Arc::downgrade(&self.inner);
         let mut alive = self.inner.alive.subscribe();
