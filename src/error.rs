@@ -135,6 +135,23 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Fatal for this request: GWS answered a non-zero `statusCode` (the call is unknown, the
+    /// operation does not fit the call's state, a parameter is missing, ...). See
+    /// [`GwsStatus`] for what each code means; `message` is the server's `statusMessage`.
+    #[error("{operation}{}: GWS statusCode {} ({status}){}",
+        .call_id.as_deref().map(|c| format!(" on call {c}")).unwrap_or_default(),
+        .status.code(),
+        .message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Gws {
+        /// The operation (`AttachUserData`, `GetCalls`, `Login`, ...).
+        operation: String,
+        /// The call the operation was for, if any.
+        call_id: Option<String>,
+        /// The `statusCode` and its meaning.
+        status: GwsStatus,
+        /// The server's `statusMessage`, if it sent one (truncated).
+        message: Option<String>,
+    },
 }
 
 impl Error {
@@ -163,3 +180,76 @@ impl Error {
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A GWS `statusCode` other than 0 (success), with its documented meaning as `Display`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GwsStatus {
+    /// 1: a required parameter is missing or malformed.
+    MissingParameter,
+    /// 2: the operation is not valid in the call's (or device's) current state.
+    InvalidState,
+    /// 3: the request is forbidden (GWS also uses it for a missing or invalid CSRF token).
+    Forbidden,
+    /// 4: the server failed internally.
+    InternalError,
+    /// 5: the user has no permission for the operation.
+    NoPermission,
+    /// 6: the resource (call, device) does not exist.
+    NotFound,
+    /// 7: the operation succeeded only in part.
+    PartialSuccess,
+    /// 20: the request is not authenticated.
+    NotAuthenticated,
+    /// Any other code.
+    Other(i64),
+}
+
+impl GwsStatus {
+    /// The status for a numeric `statusCode` (0 is success and has no `GwsStatus`; it maps
+    /// to `Other(0)`).
+    pub fn from_code(code: i64) -> Self {
+        match code {
+            1 => Self::MissingParameter,
+            2 => Self::InvalidState,
+            3 => Self::Forbidden,
+            4 => Self::InternalError,
+            5 => Self::NoPermission,
+            6 => Self::NotFound,
+            7 => Self::PartialSuccess,
+            20 => Self::NotAuthenticated,
+            other => Self::Other(other),
+        }
+    }
+
+    /// The numeric `statusCode`.
+    pub fn code(self) -> i64 {
+        match self {
+            Self::MissingParameter => 1,
+            Self::InvalidState => 2,
+            Self::Forbidden => 3,
+            Self::InternalError => 4,
+            Self::NoPermission => 5,
+            Self::NotFound => 6,
+            Self::PartialSuccess => 7,
+            Self::NotAuthenticated => 20,
+            Self::Other(code) => code,
+        }
+    }
+}
+
+impl std::fmt::Display for GwsStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::MissingParameter => "missing parameter",
+            Self::InvalidState => "invalid for the current state",
+            Self::Forbidden => "forbidden",
+            Self::InternalError => "internal server error",
+            Self::NoPermission => "no permission",
+            Self::NotFound => "not found",
+            Self::PartialSuccess => "partial success",
+            Self::NotAuthenticated => "not authenticated",
+            Self::Other(_) => "unknown status",
+        })
+    }
+}

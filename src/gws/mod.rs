@@ -29,6 +29,7 @@
 //! assert_eq!(change.call_id, "c1");
 //! ```
 
+pub mod api;
 pub mod call;
 pub mod diff;
 pub mod notification;

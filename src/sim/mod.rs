@@ -25,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod gws;
 mod bayeux_route;
 pub(crate) mod engine;
 mod fault;
