@@ -1,0 +1,151 @@
+//! Fault injection: what the simulator does wrong on purpose.
+
+use std::collections::VecDeque;
+use std::mem::discriminant;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// A misbehaviour the simulator applies to subsequent requests until
+/// [`SimServer::clear_faults`](super::SimServer::clear_faults), unless noted.
+///
+/// Faults that replace the reply ([`Fault::HttpStatus`], [`Fault::Malformed`],
+/// [`Fault::Hold`]) stop the request before it reaches the Bayeux engine, so no session state
+/// changes and no queued message is consumed. Faults that damage a reply
+/// ([`Fault::Truncated`], [`Fault::ResetMidBody`]) process the request first: data in a
+/// damaged connect reply is lost, as it would be behind a broken proxy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Answer every request with this HTTP status and a short text body.
+    HttpStatus(u16),
+    /// Answer only the next request with this HTTP status (several queue up in order).
+    HttpStatusOnce(u16),
+    /// Answer `200` with the body `[{"channel":` (not JSON).
+    Malformed,
+    /// Answer a valid reply cut in half: a well-framed body that is truncated JSON.
+    Truncated,
+    /// Never answer: hold the request open until the server stops (at most ten minutes).
+    Hold,
+    /// Close the TCP connection right after each reply, without a `Connection: close`
+    /// header.
+    CloseAfterReply,
+    /// Send the reply body in small chunks with this delay between them.
+    SlowBody(Duration),
+    /// Announce the full body length, send half of it, then reset the connection.
+    ResetMidBody,
+    /// Connect replies say `successful:false` with advice `{reconnect:"none"}`.
+    AdviceNone,
+    /// `/meta/subscribe` to this channel answers `successful:false`,
+    /// `403:<channel>:Subscription denied`. Several channels may be denied at once.
+    DenySubscribe(String),
+}
+
+/// The faults in force for one request.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ActiveFaults {
+    pub status: Option<u16>,
+    pub malformed: bool,
+    pub truncated: bool,
+    pub hold: bool,
+    pub close_after_reply: bool,
+    pub slow_body: Option<Duration>,
+    pub reset_mid_body: bool,
+    pub advice_none: bool,
+    pub deny: Vec<String>,
+}
+
+#[derive(Default)]
+struct Faults {
+    standing: Vec<Fault>,
+    once: VecDeque<u16>,
+}
+
+/// The faults set on a server.
+#[derive(Default)]
+pub(crate) struct FaultSet {
+    inner: Mutex<Faults>,
+}
+
+impl FaultSet {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Faults> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds `fault`, replacing a standing fault of the same kind (denials accumulate).
+    pub(crate) fn set(&self, fault: Fault) {
+        let mut f = self.lock();
+        match fault {
+            Fault::HttpStatusOnce(code) => f.once.push_back(code),
+            Fault::DenySubscribe(_) => {
+                if !f.standing.contains(&fault) {
+                    f.standing.push(fault);
+                }
+            }
+            other => {
+                f.standing
+                    .retain(|s| discriminant(s) != discriminant(&other));
+                f.standing.push(other);
+            }
+        }
+    }
+
+    pub(crate) fn clear(&self) {
+        let mut f = self.lock();
+        f.standing.clear();
+        f.once.clear();
+    }
+
+    /// The faults for the next request; consumes one [`Fault::HttpStatusOnce`].
+    pub(crate) fn take(&self) -> ActiveFaults {
+        let mut f = self.lock();
+        let mut a = ActiveFaults {
+            status: f.once.pop_front(),
+            ..ActiveFaults::default()
+        };
+        for fault in &f.standing {
+            match fault {
+                Fault::HttpStatus(code) => {
+                    a.status.get_or_insert(*code);
+                }
+                Fault::HttpStatusOnce(_) => {}
+                Fault::Malformed => a.malformed = true,
+                Fault::Truncated => a.truncated = true,
+                Fault::Hold => a.hold = true,
+                Fault::CloseAfterReply => a.close_after_reply = true,
+                Fault::SlowBody(d) => a.slow_body = Some(*d),
+                Fault::ResetMidBody => a.reset_mid_body = true,
+                Fault::AdviceNone => a.advice_none = true,
+                Fault::DenySubscribe(ch) => a.deny.push(ch.clone()),
+            }
+        }
+        a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_once_status_applies_to_one_request_and_wins_over_a_standing_one() {
+        let f = FaultSet::default();
+        f.set(Fault::HttpStatus(500));
+        f.set(Fault::HttpStatusOnce(401));
+        assert_eq!(f.take().status, Some(401));
+        assert_eq!(f.take().status, Some(500));
+        f.clear();
+        assert_eq!(f.take().status, None);
+    }
+
+    #[test]
+    fn a_fault_of_the_same_kind_replaces_the_previous_one_but_denials_add_up() {
+        let f = FaultSet::default();
+        f.set(Fault::SlowBody(Duration::from_millis(1)));
+        f.set(Fault::SlowBody(Duration::from_millis(2)));
+        f.set(Fault::DenySubscribe("/a".into()));
+        f.set(Fault::DenySubscribe("/b".into()));
+        let a = f.take();
+        assert_eq!(a.slow_body, Some(Duration::from_millis(2)));
+        assert_eq!(a.deny, ["/a", "/b"]);
+    }
+}

@@ -1,0 +1,315 @@
+//! The simulator's HTTP/1.1 server on hyper: accept loop, per-connection tasks, a small
+//! router of [`Route`]s, and the faults that act on the HTTP exchange itself.
+//!
+//! Routes are tried in order; the first that answers wins. A route may also guard others by
+//! answering only when it refuses a request (e.g. a missing session cookie) and passing the
+//! rest on.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, COOKIE};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+
+use super::fault::{ActiveFaults, FaultSet};
+
+/// Largest request body the simulator reads.
+const MAX_REQUEST_BODY: usize = 8 * 1024 * 1024;
+/// How long [`Fault::Hold`](super::Fault::Hold) keeps a request at most.
+const MAX_HOLD: Duration = Duration::from_secs(600);
+/// How long a graceful shutdown waits for open connections.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Number of pieces a slow body is cut into (at most).
+const SLOW_PIECES: usize = 16;
+
+/// The JSON content type Bayeux servers answer with.
+pub(crate) const JSON_UTF8: &str = "application/json;charset=UTF-8";
+
+/// The reply body type: whole, streamed slowly, or broken off.
+pub(crate) type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// One request as routes see it: the body is already read.
+#[derive(Debug)]
+pub(crate) struct SimRequest {
+    pub method: Method,
+    pub path: String,
+    #[allow(dead_code)] // for REST routes with query strings
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub faults: ActiveFaults,
+}
+
+impl SimRequest {
+    /// The value of cookie `name`, from any `Cookie` header.
+    pub(crate) fn cookie(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+}
+
+/// One reply, before faults shape how it is sent.
+#[derive(Debug)]
+pub(crate) struct SimResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl SimResponse {
+    pub(crate) fn new(
+        status: StatusCode,
+        content_type: &'static str,
+        body: impl Into<Bytes>,
+    ) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        SimResponse {
+            status,
+            headers,
+            body: body.into(),
+        }
+    }
+
+    pub(crate) fn json(status: StatusCode, body: impl Into<Bytes>) -> Self {
+        Self::new(status, JSON_UTF8, body)
+    }
+
+    pub(crate) fn text(status: StatusCode, body: impl Into<String>) -> Self {
+        Self::new(status, "text/plain;charset=UTF-8", body.into())
+    }
+
+    /// Adds a header; a value that is not a valid header is skipped with a warning.
+    pub(crate) fn with_header(mut self, name: HeaderName, value: &str) -> Self {
+        match HeaderValue::from_str(value) {
+            Ok(v) => {
+                self.headers.append(name, v);
+            }
+            Err(_) => tracing::warn!(header = %name, "skipping an invalid header value"),
+        }
+        self
+    }
+}
+
+/// A handler for some of the simulator's paths.
+pub(crate) trait Route: Send + Sync + 'static {
+    /// Answers `req`, or returns `None` to let the next route try.
+    fn handle<'a>(&'a self, req: &'a SimRequest) -> BoxFuture<'a, Option<SimResponse>>;
+}
+
+/// What every connection task shares.
+pub(crate) struct Shared {
+    pub routes: Vec<Arc<dyn Route>>,
+    pub faults: Arc<FaultSet>,
+    pub requests: AtomicU64,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Accepts connections until shutdown; then lets open connections finish, bounded.
+pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut conns = JoinSet::new();
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    conns.spawn(serve_connection(stream, shared.clone()));
+                }
+                Err(e) => {
+                    // Typically out of file descriptors: pause instead of spinning.
+                    tracing::warn!(error = %e, "simulator accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    // Dropping the JoinSet aborts whatever is still open.
+}
+
+async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let close_requested = Arc::new(Notify::new());
+    let svc = {
+        let shared = shared.clone();
+        let close_requested = close_requested.clone();
+        service_fn(move |req| {
+            let shared = shared.clone();
+            let close_requested = close_requested.clone();
+            async move { Ok::<_, Infallible>(handle(req, &shared, &close_requested).await) }
+        })
+    };
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+    tokio::pin!(conn);
+    let mut shutdown = shared.shutdown.clone();
+    let mut stopping = *shutdown.borrow();
+    if stopping {
+        conn.as_mut().graceful_shutdown();
+    }
+    loop {
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!(error = %e, "simulator connection ended with an error");
+                }
+                return;
+            }
+            // hyper closes the connection after the reply in progress, without adding a
+            // `Connection: close` header: exactly the misbehaviour the fault wants.
+            _ = close_requested.notified() => conn.as_mut().graceful_shutdown(),
+            _ = shutdown.changed(), if !stopping => {
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+fn full(body: Bytes) -> Body {
+    Full::new(body)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+fn into_response(r: SimResponse, body: Body) -> Response<Body> {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = r.status;
+    *resp.headers_mut() = r.headers;
+    resp
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    shared: &Shared,
+    close_requested: &Notify,
+) -> Response<Body> {
+    shared.requests.fetch_add(1, Ordering::Relaxed);
+    let faults = shared.faults.take();
+    if faults.close_after_reply {
+        close_requested.notify_one();
+    }
+    if let Some(code) = faults.status {
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let r = SimResponse::text(status, format!("simulated HTTP {code}"));
+        let body = full(r.body.clone());
+        return into_response(r, body);
+    }
+    if faults.hold {
+        let mut shutdown = shared.shutdown.clone();
+        let _ = tokio::time::timeout(MAX_HOLD, shutdown.wait_for(|stop| *stop)).await;
+        let r = SimResponse::text(StatusCode::SERVICE_UNAVAILABLE, "held request released");
+        let body = full(r.body.clone());
+        return into_response(r, body);
+    }
+    if faults.malformed {
+        let r = SimResponse::json(StatusCode::OK, &b"[{\"channel\":"[..]);
+        let body = full(r.body.clone());
+        return into_response(r, body);
+    }
+
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            let r = SimResponse::text(
+                StatusCode::BAD_REQUEST,
+                format!("could not read the request body: {e}"),
+            );
+            let body = full(r.body.clone());
+            return into_response(r, body);
+        }
+    };
+    let sreq = SimRequest {
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts.headers,
+        body,
+        faults,
+    };
+    let mut reply = None;
+    for route in &shared.routes {
+        if let Some(r) = route.handle(&sreq).await {
+            reply = Some(r);
+            break;
+        }
+    }
+    let reply = reply.unwrap_or_else(|| {
+        SimResponse::text(StatusCode::NOT_FOUND, format!("no route for {}", sreq.path))
+    });
+    shape(reply, &sreq.faults, shared.shutdown.clone())
+}
+
+/// Applies the faults that damage how a reply is sent.
+fn shape(
+    mut r: SimResponse,
+    faults: &ActiveFaults,
+    shutdown: watch::Receiver<bool>,
+) -> Response<Body> {
+    let mut bytes = std::mem::take(&mut r.body);
+    if faults.truncated {
+        bytes.truncate(bytes.len() / 2);
+    }
+    if faults.reset_mid_body {
+        let half = bytes.slice(..bytes.len() / 2);
+        let len = bytes.len().to_string();
+        let items: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
+            Ok(Frame::data(half)),
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "simulated reset mid-body",
+            )),
+        ];
+        let body = StreamBody::new(futures::stream::iter(items)).boxed_unsync();
+        let r = r.with_header(hyper::header::CONTENT_LENGTH, &len);
+        return into_response(r, body);
+    }
+    if let Some(delay) = faults.slow_body {
+        let piece = bytes.len().div_ceil(SLOW_PIECES).max(1);
+        let len = bytes.len().to_string();
+        let stream = futures::stream::unfold(
+            (bytes, true, shutdown),
+            move |(mut rest, first, shutdown)| async move {
+                if rest.is_empty() {
+                    return None;
+                }
+                if !first && !*shutdown.borrow() {
+                    tokio::time::sleep(delay).await;
+                }
+                let chunk = rest.split_to(piece.min(rest.len()));
+                Some((Ok(Frame::data(chunk)), (rest, false, shutdown)))
+            },
+        );
+        let body = StreamBody::new(stream).boxed_unsync();
+        // A declared length keeps the framing identical to a normal reply.
+        let r = r.with_header(hyper::header::CONTENT_LENGTH, &len);
+        return into_response(r, body);
+    }
+    let body = full(bytes);
+    into_response(r, body)
+}

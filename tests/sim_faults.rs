@@ -1,0 +1,238 @@
+//! Each simulator fault, observed over real HTTP on 127.0.0.1.
+
+mod sim_support;
+
+use std::time::{Duration, Instant};
+
+use gws_cometd::bayeux::{Message, Reconnect};
+use gws_cometd::sim::Fault;
+use serde_json::json;
+use sim_support::{bounded, http, post, sim, Session};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn handshake_body() -> serde_json::Value {
+    json!([{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"]}])
+}
+
+#[tokio::test]
+async fn http_status_applies_until_cleared_and_once_only_to_the_next_request() {
+    bounded(10, async {
+        let sim = sim().await;
+        sim.set_fault(Fault::HttpStatus(503));
+        for _ in 0..2 {
+            let r = post(&http(), &sim.url(), handshake_body()).await;
+            assert_eq!(r.status, 503);
+        }
+        assert_eq!(
+            sim.stats().handshakes,
+            0,
+            "a refused request is not processed"
+        );
+        sim.clear_faults();
+        sim.set_fault(Fault::HttpStatusOnce(500));
+        assert_eq!(
+            post(&http(), &sim.url(), handshake_body()).await.status,
+            500
+        );
+        let r = post(&http(), &sim.url(), handshake_body()).await;
+        assert_eq!(r.status, 200);
+        assert!(r.on("/meta/handshake").is_successful());
+        assert_eq!(sim.stats().requests, 4);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn malformed_replies_are_not_json() {
+    bounded(10, async {
+        let sim = sim().await;
+        sim.set_fault(Fault::Malformed);
+        let r = post(&http(), &sim.url(), handshake_body()).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, br#"[{"channel":"#);
+        assert!(Message::parse_batch(&r.body).is_err());
+        assert_eq!(sim.stats().handshakes, 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn truncated_replies_are_the_first_half_of_a_valid_reply() {
+    bounded(10, async {
+        let sim = sim().await;
+        sim.set_fault(Fault::Truncated);
+        let r = post(&http(), &sim.url(), handshake_body()).await;
+        assert_eq!(r.status, 200);
+        assert!(r.body.starts_with(br#"[{"channel":"/meta/handshake""#));
+        assert!(Message::parse_batch(&r.body).is_err());
+        sim.clear_faults();
+        let r = post(&http(), &sim.url(), handshake_body()).await;
+        assert!(r.on("/meta/handshake").is_successful());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn held_requests_are_never_answered_so_the_client_deadline_fires() {
+    bounded(10, async {
+        let sim = sim().await;
+        sim.set_fault(Fault::Hold);
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let start = Instant::now();
+        let err = client
+            .post(sim.url())
+            .body(handshake_body().to_string())
+            .send()
+            .await
+            .expect_err("a held request has no reply");
+        assert!(err.is_timeout(), "{err}");
+        assert!(start.elapsed() >= Duration::from_millis(300));
+        sim.clear_faults();
+        let r = post(&http(), &sim.url(), handshake_body()).await;
+        assert!(r.on("/meta/handshake").is_successful());
+    })
+    .await;
+}
+
+/// One raw HTTP/1.1 exchange; returns (head, body) after reading until the peer closes.
+async fn raw_exchange(addr: std::net::SocketAddr, body: &str) -> (String, String) {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST /cometd HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json;charset=UTF-8\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut all = Vec::new();
+    // Read to EOF: this only returns if the server closes the connection.
+    tcp.read_to_end(&mut all).await.unwrap();
+    let text = String::from_utf8(all).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (head.to_ascii_lowercase(), body.to_owned())
+}
+
+#[tokio::test]
+async fn close_after_reply_closes_the_connection_without_saying_so() {
+    bounded(10, async {
+        let sim = sim().await;
+        sim.set_fault(Fault::CloseAfterReply);
+        let body = handshake_body().to_string();
+        let (head, reply) = raw_exchange(sim.addr(), &body).await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(!head.contains("connection: close"), "{head}");
+        assert!(Message::parse_batch(reply.as_bytes()).unwrap()[0].is_successful());
+        // A fresh connection works, and is closed again.
+        let (_, reply) = raw_exchange(sim.addr(), &body).await;
+        assert!(Message::parse_batch(reply.as_bytes()).unwrap()[0].is_successful());
+        // A pooled client sees every reply although each connection dies after it.
+        let http = http();
+        for _ in 0..3 {
+            let r = post(&http, &sim.url(), handshake_body()).await;
+            assert!(r.on("/meta/handshake").is_successful());
+        }
+        assert_eq!(sim.stats().handshakes, 5);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn without_the_fault_connections_stay_open() {
+    bounded(10, async {
+        let sim = sim().await;
+        let mut tcp = tokio::net::TcpStream::connect(sim.addr()).await.unwrap();
+        let body = handshake_body().to_string();
+        let req = format!(
+            "POST /cometd HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        tcp.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tcp.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        // Nothing more arrives and the connection is not closed within a short while.
+        let more = tokio::time::timeout(Duration::from_millis(200), tcp.read(&mut buf)).await;
+        assert!(
+            more.is_err(),
+            "the connection was closed or sent more: {more:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn slow_bodies_arrive_complete_in_pieces() {
+    bounded(10, async {
+        let sim = sim().await;
+        let s = Session::handshake(&sim.url()).await;
+        s.subscribe("/a").await;
+        let data = format!(r#"{{"pad":"{}"}}"#, "x".repeat(2000));
+        sim.publish_str("/a", &data);
+        sim.set_fault(Fault::SlowBody(Duration::from_millis(20)));
+        let start = Instant::now();
+        let got = s.receive(Some(0)).await;
+        // 16 pieces, 15 pauses of 20 ms.
+        assert!(
+            start.elapsed() >= Duration::from_millis(300),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(got, [("/a".to_string(), data)]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reset_mid_body_breaks_the_reply() {
+    bounded(10, async {
+        let sim = sim().await;
+        sim.set_fault(Fault::ResetMidBody);
+        let resp = http()
+            .post(sim.url())
+            .body(handshake_body().to_string())
+            .send()
+            .await;
+        let failed = match resp {
+            Err(_) => true,
+            Ok(r) => r.bytes().await.is_err(),
+        };
+        assert!(failed, "a reply cut off mid-body must fail to read");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn advice_none_refuses_connects() {
+    bounded(10, async {
+        let sim = sim().await;
+        let s = Session::handshake(&sim.url()).await;
+        sim.set_fault(Fault::AdviceNone);
+        let c = s.connect(None).await.on("/meta/connect");
+        assert_eq!(c.successful, Some(false));
+        assert_eq!(c.advice.unwrap().reconnect, Some(Reconnect::None));
+        sim.clear_faults();
+        assert!(s.receive(Some(0)).await.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn denied_subscriptions_fail_with_403_and_subscribe_nothing() {
+    bounded(10, async {
+        let sim = sim().await;
+        let s = Session::handshake(&sim.url()).await;
+        sim.set_fault(Fault::DenySubscribe("/secret".into()));
+        let sub = s.subscribe("/secret").await;
+        assert_eq!(sub.successful, Some(false));
+        assert_eq!(
+            sub.error.as_deref(),
+            Some("403:/secret:Subscription denied")
+        );
+        assert!(s.subscribe("/open").await.is_successful());
+        let subs = sim.stats().subscriptions;
+        assert!(!subs.contains_key("/secret"));
+        assert_eq!(subs["/open"], 1);
+    })
+    .await;
+}

@@ -1,0 +1,153 @@
+//! A minimal Bayeux client over reqwest for the simulator tests.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use gws_cometd::bayeux::Message;
+use gws_cometd::sim::{SimConfig, SimServer};
+use serde_json::{json, Value};
+
+/// Fails the test instead of hanging past `secs`.
+pub async fn bounded<F: Future>(secs: u64, f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(secs), f)
+        .await
+        .expect("test exceeded its time bound")
+}
+
+/// A simulator with a short long-poll so held connects end quickly.
+pub async fn sim() -> SimServer {
+    SimServer::start(SimConfig {
+        long_poll_timeout: Duration::from_secs(2),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts")
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .timeout(Duration::from_secs(8))
+        .build()
+        .expect("reqwest client")
+}
+
+pub struct Reply {
+    pub status: reqwest::StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn messages(&self) -> Vec<Message> {
+        Message::parse_batch(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "reply is not a Bayeux batch ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// The single reply on `channel`.
+    pub fn on(&self, channel: &str) -> Message {
+        let mut all: Vec<Message> = self
+            .messages()
+            .into_iter()
+            .filter(|m| m.channel == channel)
+            .collect();
+        assert_eq!(all.len(), 1, "one {channel} reply expected");
+        all.remove(0)
+    }
+}
+
+pub async fn post(http: &reqwest::Client, url: &str, body: Value) -> Reply {
+    post_text(http, url, body.to_string()).await
+}
+
+/// Posts `body` as given (serde_json's `json!` would reorder keys).
+pub async fn post_text(http: &reqwest::Client, url: &str, body: String) -> Reply {
+    let resp = http
+        .post(url)
+        .header("content-type", "application/json;charset=UTF-8")
+        .body(body)
+        .send()
+        .await
+        .expect("request sent");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.bytes().await.expect("body read").to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// One Bayeux session with its own cookie jar.
+pub struct Session {
+    pub http: reqwest::Client,
+    pub url: String,
+    pub id: String,
+}
+
+impl Session {
+    pub async fn handshake(url: &str) -> Session {
+        let http = http();
+        let r = post(
+            &http,
+            url,
+            json!([{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"],"id":"1"}]),
+        )
+        .await;
+        let hs = r.on("/meta/handshake");
+        assert!(hs.is_successful(), "handshake failed: {hs:?}");
+        Session {
+            http,
+            url: url.to_owned(),
+            id: hs.client_id.expect("clientId"),
+        }
+    }
+
+    pub async fn send(&self, mut msg: Value) -> Reply {
+        msg["clientId"] = json!(self.id);
+        msg["id"] = json!("2");
+        post(&self.http, &self.url, json!([msg])).await
+    }
+
+    pub async fn subscribe(&self, channel: &str) -> Message {
+        self.send(json!({"channel":"/meta/subscribe","subscription":channel}))
+            .await
+            .on("/meta/subscribe")
+    }
+
+    /// A connect with `advice.timeout` = `timeout_ms` (None: the server's default).
+    pub async fn connect(&self, timeout_ms: Option<u64>) -> Reply {
+        let mut m = json!({"channel":"/meta/connect","connectionType":"long-polling"});
+        if let Some(t) = timeout_ms {
+            m["advice"] = json!({"timeout": t});
+        }
+        self.send(m).await
+    }
+
+    /// The data messages of a connect reply, as (channel, data text).
+    pub async fn receive(&self, timeout_ms: Option<u64>) -> Vec<(String, String)> {
+        let r = self.connect(timeout_ms).await;
+        let msgs = r.messages();
+        let last = msgs.last().expect("a non-empty connect reply");
+        assert_eq!(last.channel, "/meta/connect", "connect reply comes last");
+        assert!(last.is_successful(), "connect failed: {last:?}");
+        msgs[..msgs.len() - 1]
+            .iter()
+            .map(|m| {
+                (
+                    m.channel.clone(),
+                    m.data
+                        .as_ref()
+                        .map(|d| d.get().to_owned())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+}
