@@ -126,6 +126,15 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// Fatal for that message (a stream goes on): a GWS notification's `data` did not fit
+    /// the model, e.g. a `CallStateChangeMessage` without a `call` or with a call without `id`.
+    #[error("malformed notification on {channel}: {message}")]
+    MalformedNotification {
+        /// The channel it arrived on.
+        channel: String,
+        /// What did not fit.
+        message: String,
+    },
     /// Depends on the source: an I/O error outside HTTP (files, sockets of the simulator).
     #[error("{context}: {source}")]
     Io {

@@ -1,13 +1,73 @@
-//! `gws-cometd replay`.
+//! `gws-cometd replay`: runs a fixture through the call-state reducer.
+//!
+//! All output is built in memory and written only when the whole file was read: a malformed
+//! line anywhere means one error line on stderr and nothing on stdout.
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use gws_cometd::fixture::{json_error, Reader};
+use gws_cometd::gws::{calls_in_batch, CallStore};
 
 /// Arguments of `replay`.
 #[derive(clap::Args, Debug)]
-pub struct ReplayArgs {}
+pub struct ReplayArgs {
+    /// The fixture: JSON Lines, each line one Bayeux message or an array of them.
+    pub file: PathBuf,
+    /// Print one JSON object with the final snapshot of every call still in the store,
+    /// `{"calls":{"<id>":<call>,...}}`, instead of one JSON line per change.
+    #[arg(long)]
+    pub snapshot: bool,
+}
 
 /// Runs `replay`.
-pub fn run(_args: ReplayArgs) -> ExitCode {
-    eprintln!("gws-cometd replay: not built yet");
-    ExitCode::FAILURE
+pub fn run(args: ReplayArgs) -> ExitCode {
+    match replay(&args) {
+        Ok(out) => {
+            let mut stdout = std::io::stdout().lock();
+            match stdout.write_all(&out).and_then(|_| stdout.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                // A closed pipe (`| head`) is the reader's choice, not a failure to report.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("gws-cometd replay: cannot write output: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("gws-cometd replay: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn replay(args: &ReplayArgs) -> gws_cometd::Result<Vec<u8>> {
+    let mut reader = Reader::open(&args.file)?;
+    let mut store = CallStore::new();
+    let mut out = Vec::new();
+    while let Some(line) = reader.next_line() {
+        let line = line?;
+        let calls = calls_in_batch(line.text.as_bytes())
+            .map_err(|e| json_error(&args.file, line.number, &e))?;
+        for call in calls {
+            if let Some(change) = store.apply_owned(call) {
+                if !args.snapshot {
+                    write_json_line(&mut out, &change);
+                }
+            }
+        }
+    }
+    if args.snapshot {
+        write_json_line(&mut out, &store.snapshot());
+    }
+    Ok(out)
+}
+
+fn write_json_line(out: &mut Vec<u8>, value: &impl serde::Serialize) {
+    // Writing to a Vec cannot fail and these types always serialize.
+    if serde_json::to_writer(&mut *out, value).is_ok() {
+        out.push(b'\n');
+    }
 }

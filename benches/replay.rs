@@ -1,0 +1,135 @@
+//! Decode + apply over a generated 200 000-message fixture (~1 KB per message, 2 000 calls),
+//! against the floor of validating the same bytes with serde_json into `IgnoredAny`.
+//!
+//! Run: `cargo bench --bench replay -- --sample-size 10`
+
+use std::hint::black_box;
+use std::io::Write;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use gws_cometd::bayeux::Message;
+use gws_cometd::fixture::Reader;
+use gws_cometd::gws::{calls_in_batch, CallStateChangeMessage, CallStore};
+
+const MESSAGES: usize = 200_000;
+const CALLS: usize = 2_000;
+
+/// One line per message: a one-element reply array, as the client records them.
+fn fixture() -> Vec<u8> {
+    let steps = MESSAGES / CALLS;
+    let mut out = Vec::with_capacity(MESSAGES * 1100);
+    for i in 0..MESSAGES {
+        let (call, step) = (i % CALLS, i / CALLS);
+        let id = format!("01RCC3N118B1V0SL8O7G{call:012}");
+        let (state, nt) = match step {
+            0 => ("Ringing", "StatusChange"),
+            1 => ("Established", "StatusChange"),
+            s if s == steps - 2 => ("Released", "StatusChange"),
+            s if s == steps - 1 && call % 2 == 0 => ("Completed", "StatusChange"),
+            s if s == steps - 1 => ("Released", "AttachedDataChanged"),
+            _ => ("Established", "AttachedDataChanged"),
+        };
+        let mut ud = String::from("{");
+        for k in 0..(step.min(8)) {
+            ud.push_str(&format!(r#""Key{k}":"value-{k}-{call}","#));
+        }
+        ud.push_str(&format!(
+            r#""AccountNumber":"{call}","Counter":{step},"Big":9007199254740993}}"#
+        ));
+        write!(
+            out,
+            r#"[{{"channel":"/v2/me/calls","data":{{"messageType":"CallStateChangeMessage","notificationType":"{nt}","phoneNumber":"5001","call":{{"id":"{id}","callUuid":"{id}","connId":"0071025bd3c3b{call:03x}","state":"{state}","callType":"Inbound","ani":"5115","dnis":"5001","participants":[{{"e164Number":"5115","formattedPhoneNumber":"5115","phoneNumber":"5115","digits":"5115"}}],"capabilities":["Hold","Release","AttachUserData","DeleteUserData","UpdateUserData","SendDtmf","InitiateTransfer","InitiateConference","SingleStepTransfer"],"userData":{ud},"duration":"{step}","mute":"Off","supervisorListeningIn":false,"monitoredUserMuted":false,"recordingState":"Stopped","deviceUri":"http://127.0.0.1:8090/api/v2/devices/0b1e9f27","uri":"http://127.0.0.1:8090/api/v2/me/calls/{id}","path":"/calls/{id}"}}}}}}]"#
+        )
+        .unwrap();
+        out.push(b'\n');
+    }
+    out
+}
+
+fn lines(bytes: &[u8]) -> Vec<&[u8]> {
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let bytes = fixture();
+    let lines = lines(&bytes);
+    assert_eq!(lines.len(), MESSAGES);
+    eprintln!(
+        "fixture: {} messages, {} bytes ({} per message)",
+        lines.len(),
+        bytes.len(),
+        bytes.len() / lines.len()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bench.jsonl");
+    std::fs::write(&path, &bytes).unwrap();
+
+    let mut g = c.benchmark_group("replay");
+    g.throughput(Throughput::Bytes(bytes.len() as u64));
+
+    g.bench_function("floor: IgnoredAny per line (memory)", |b| {
+        b.iter(|| {
+            for l in &lines {
+                black_box(serde_json::from_slice::<serde::de::IgnoredAny>(l).unwrap());
+            }
+        })
+    });
+    g.bench_function("calls_in_batch + apply (memory)", |b| {
+        b.iter(|| {
+            let mut store = CallStore::new();
+            for l in &lines {
+                for m in calls_in_batch(l).unwrap() {
+                    black_box(store.apply_owned(m));
+                }
+            }
+            assert_eq!(store.len(), CALLS / 2);
+            store
+        })
+    });
+    g.bench_function(
+        "Message::parse_batch + from_message + apply (memory)",
+        |b| {
+            b.iter(|| {
+                let mut store = CallStore::new();
+                for l in &lines {
+                    for msg in Message::parse_batch(l).unwrap() {
+                        if let Some(m) = CallStateChangeMessage::from_message(&msg).unwrap() {
+                            black_box(store.apply_owned(m));
+                        }
+                    }
+                }
+                store
+            })
+        },
+    );
+    g.bench_function("floor: read file + IgnoredAny per line", |b| {
+        b.iter(|| {
+            let mut r = Reader::open(&path).unwrap();
+            while let Some(line) = r.next_line() {
+                let line = line.unwrap();
+                black_box(serde_json::from_str::<serde::de::IgnoredAny>(line.text).unwrap());
+            }
+        })
+    });
+    g.bench_function("replay --snapshot (file, as the CLI does it)", |b| {
+        b.iter(|| {
+            let mut r = Reader::open(&path).unwrap();
+            let mut store = CallStore::new();
+            while let Some(line) = r.next_line() {
+                let line = line.unwrap();
+                for m in calls_in_batch(line.text.as_bytes()).unwrap() {
+                    store.apply_owned(m);
+                }
+            }
+            let out = serde_json::to_vec(&store.snapshot()).unwrap();
+            black_box(out)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,434 @@
+//! Typed GWS voice notifications: [`CallStateChangeMessage`] and its [`Call`] snapshot.
+//!
+//! Every type keeps the fields it does not know in `other`, in order and exactly as received,
+//! and every enum keeps values it does not know in `Other`, so decode → encode loses nothing
+//! a consumer could see. Known fields are written back in GWS's usual order, unknown ones after.
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+use super::raw::{deserialize_record, open_enum, record, Present, RawJson, Record};
+use super::user_data::UserData;
+
+open_enum! {
+    /// `notificationType` of a [`CallStateChangeMessage`]: why it was sent.
+    pub enum NotificationType {
+        /// The call's state changed.
+        StatusChange = "StatusChange",
+        /// Parties joined or left.
+        ParticipantsUpdated = "ParticipantsUpdated",
+        /// User data was attached, updated or deleted.
+        AttachedDataChanged = "AttachedDataChanged",
+        /// DTMF digits were sent.
+        DtmfSent = "DtmfSent",
+        /// Recording started, stopped, paused or resumed.
+        CallRecordingStateChange = "CallRecordingStateChange",
+        /// A supervisor muted or unmuted the monitored agent.
+        MonitoredUserMutedStateChange = "MonitoredUserMutedStateChange",
+    }
+}
+
+open_enum! {
+    /// `state` of a call.
+    pub enum CallState {
+        /// Outbound call being dialed.
+        Dialing = "Dialing",
+        /// Inbound call alerting.
+        Ringing = "Ringing",
+        /// Connected.
+        Established = "Established",
+        /// On hold.
+        Held = "Held",
+        /// Hung up; the call may still be in wrap-up and its data may still change.
+        Released = "Released",
+        /// Finished: the call will not be notified again.
+        Completed = "Completed",
+    }
+}
+
+open_enum! {
+    /// `callType` of a call.
+    pub enum CallType {
+        /// Between two agents of the contact center.
+        Internal = "Internal",
+        /// From outside.
+        Inbound = "Inbound",
+        /// To outside.
+        Outbound = "Outbound",
+        /// Consultation call of a transfer or conference.
+        Consult = "Consult",
+    }
+}
+
+open_enum! {
+    /// One of a call's `capabilities`: an operation allowed now. The set is open.
+    pub enum Capability {
+        /// Answer a ringing call.
+        Answer = "Answer",
+        /// Put on hold.
+        Hold = "Hold",
+        /// Take off hold.
+        Retrieve = "Retrieve",
+        /// Hang up.
+        Release = "Release",
+        /// Clear the call after wrap-up.
+        Clear = "Clear",
+        /// Append user-data pairs.
+        AttachUserData = "AttachUserData",
+        /// Delete all user data (or one pair).
+        DeleteUserData = "DeleteUserData",
+        /// Add or replace user-data pairs.
+        UpdateUserData = "UpdateUserData",
+        /// Send DTMF digits.
+        SendDtmf = "SendDtmf",
+        /// Start a two-step transfer.
+        InitiateTransfer = "InitiateTransfer",
+        /// Complete a two-step transfer.
+        CompleteTransfer = "CompleteTransfer",
+        /// Start a two-step conference.
+        InitiateConference = "InitiateConference",
+        /// Complete a two-step conference.
+        CompleteConference = "CompleteConference",
+        /// Transfer in one step.
+        SingleStepTransfer = "SingleStepTransfer",
+        /// Conference in one step.
+        SingleStepConference = "SingleStepConference",
+        /// Swap between a held and an active call.
+        Alternate = "Alternate",
+        /// Release the consult call and retrieve the original.
+        Reconnect = "Reconnect",
+        /// Send the ringing call elsewhere.
+        Redirect = "Redirect",
+        /// Start recording.
+        StartRecording = "StartRecording",
+        /// Stop recording.
+        StopRecording = "StopRecording",
+        /// Pause recording.
+        PauseRecording = "PauseRecording",
+        /// Resume recording.
+        ResumeRecording = "ResumeRecording",
+    }
+}
+
+open_enum! {
+    /// `mute` of a call.
+    pub enum Mute {
+        /// Muted.
+        On = "On",
+        /// Not muted.
+        Off = "Off",
+    }
+}
+
+open_enum! {
+    /// `recordingState` of a call.
+    pub enum RecordingState {
+        /// Not recording.
+        Stopped = "Stopped",
+        /// Recording.
+        Recording = "Recording",
+        /// Recording paused.
+        Paused = "Paused",
+    }
+}
+
+/// `duration`: seconds since the call started, kept exactly as received (GWS sends a string
+/// such as `"42"`; a number is accepted too).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CallDuration(pub RawJson);
+
+impl CallDuration {
+    /// The duration in seconds, when the value is a whole number (quoted or not).
+    pub fn seconds(&self) -> Option<u64> {
+        let t = self.0.get();
+        t.strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .unwrap_or(t)
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+record! {
+    /// A participant given as an object.
+    pub struct ParticipantInfo: serde {
+        /// `e164Number`.
+        e164_number: Option<String> = "e164Number",
+        /// `formattedPhoneNumber`.
+        formatted_phone_number: Option<String> = "formattedPhoneNumber",
+        /// `phoneNumber`.
+        phone_number: Option<String> = "phoneNumber",
+        /// `digits`.
+        digits: Option<String> = "digits",
+    }
+}
+
+/// One entry of `participants`: an object on current servers, a plain number on older ones
+/// (which send the details in `participantsInfo`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Participant {
+    /// The object form.
+    Info(ParticipantInfo),
+    /// The plain-string form.
+    Number(String),
+}
+
+impl Participant {
+    /// The participant's phone number, whichever form was used.
+    pub fn phone_number(&self) -> Option<&str> {
+        match self {
+            Participant::Info(i) => i.phone_number.as_deref(),
+            Participant::Number(n) => Some(n),
+        }
+    }
+}
+
+impl Serialize for Participant {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Participant::Info(i) => i.serialize(s),
+            Participant::Number(n) => s.serialize_str(n),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Participant {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Participant;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a participant object or phone number")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Participant, E> {
+                Ok(Participant::Number(v.to_owned()))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Participant, A::Error> {
+                let mut info = ParticipantInfo::default();
+                super::raw::fill_record(&mut info, &mut map)?;
+                Ok(Participant::Info(info))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+record! {
+    /// A call: the full snapshot GWS sends with every notification.
+    pub struct Call {
+        /// `id`: the call's identifier in GWS (the key of the store).
+        id: String = "id",
+        /// `callUuid`.
+        call_uuid: Option<String> = "callUuid",
+        /// `connId`: the T-Server connection id.
+        conn_id: Option<String> = "connId",
+        /// `state`.
+        state: Option<CallState> = "state",
+        /// `callType`.
+        call_type: Option<CallType> = "callType",
+        /// `ani`: the caller's number.
+        ani: Option<String> = "ani",
+        /// `dnis`: the number dialed.
+        dnis: Option<String> = "dnis",
+        /// `participants`, in either form.
+        participants: Option<Vec<Participant>> = "participants",
+        /// `participantsInfo`, sent by older servers next to plain-string participants.
+        participants_info: Option<RawJson> = "participantsInfo",
+        /// `capabilities`: the operations allowed now.
+        capabilities: Option<Vec<Capability>> = "capabilities",
+        /// `userData`; absent when the call has none.
+        user_data: Option<UserData> = "userData",
+        /// `duration`.
+        duration: Option<CallDuration> = "duration",
+        /// `mute`.
+        mute: Option<Mute> = "mute",
+        /// `supervisorListeningIn`.
+        supervisor_listening_in: Option<bool> = "supervisorListeningIn",
+        /// `monitoredUserMuted`.
+        monitored_user_muted: Option<bool> = "monitoredUserMuted",
+        /// `recordingState`.
+        recording_state: Option<RecordingState> = "recordingState",
+        /// `monitoring`, as received.
+        monitoring: Option<RawJson> = "monitoring",
+        /// `deviceUri`.
+        device_uri: Option<String> = "deviceUri",
+        /// `uri`.
+        uri: Option<String> = "uri",
+        /// `path`.
+        path: Option<String> = "path",
+    }
+}
+
+impl Present for Call {
+    fn present(&self) -> bool {
+        true
+    }
+}
+
+impl Call {
+    /// The user data, empty when the call has none.
+    pub fn user_data(&self) -> &UserData {
+        static EMPTY: UserData = UserData::EMPTY;
+        self.user_data.as_ref().unwrap_or(&EMPTY)
+    }
+}
+
+impl Serialize for Call {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        super::raw::serialize_record(self, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Call {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let call: Call = deserialize_record(d, "a call object")?;
+        if call.id.is_empty() {
+            return Err(de::Error::missing_field("id"));
+        }
+        Ok(call)
+    }
+}
+
+/// A GWS notification type carried in `data`, tagged by `messageType`.
+pub(crate) trait Typed: Record + Sized {
+    /// The `messageType` value.
+    const MESSAGE_TYPE: &'static str;
+    /// Checks required fields after decoding.
+    fn check(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
+}
+
+fn serialize_typed<T: Typed, S: Serializer>(t: &T, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(None)?;
+    m.serialize_entry("messageType", T::MESSAGE_TYPE)?;
+    t.write_fields(&mut m)?;
+    m.end()
+}
+
+/// Reads the rest of a notification whose `messageType` was already read.
+pub(crate) fn finish_typed<'de, T: Typed, A: de::MapAccess<'de>>(
+    mut map: A,
+) -> Result<T, A::Error> {
+    let mut t = T::default();
+    super::raw::fill_record(&mut t, &mut map)?;
+    t.check().map_err(de::Error::missing_field)?;
+    Ok(t)
+}
+
+fn deserialize_typed<'de, T: Typed, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+    struct V<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Typed> Visitor<'de> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "a {} object", T::MESSAGE_TYPE)
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+            let mut t = T::default();
+            while let Some(super::raw::Key(key)) = map.next_key()? {
+                if key == "messageType" {
+                    map.next_value::<de::IgnoredAny>()?;
+                } else {
+                    map.next_value_seed(super::raw::FieldSeed {
+                        record: &mut t,
+                        key,
+                    })?;
+                }
+            }
+            t.check().map_err(de::Error::missing_field)?;
+            Ok(t)
+        }
+    }
+    d.deserialize_map(V(std::marker::PhantomData))
+}
+
+macro_rules! typed_serde {
+    ($name:ident) => {
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                serialize_typed(self, s)
+            }
+        }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                deserialize_typed(d)
+            }
+        }
+    };
+}
+
+record! {
+    /// `messageType: "CallStateChangeMessage"`: a call changed; `call` is its full snapshot.
+    pub struct CallStateChangeMessage {
+        /// `notificationType`: why it was sent.
+        notification_type: Option<NotificationType> = "notificationType",
+        /// `phoneNumber`: the agent's DN.
+        phone_number: Option<String> = "phoneNumber",
+        /// `call`: the whole call, not a delta.
+        call: Call = "call",
+        /// `extensions`, as received.
+        extensions: Option<RawJson> = "extensions",
+        /// `metrics`, as received.
+        metrics: Option<RawJson> = "metrics",
+    }
+}
+
+impl Typed for CallStateChangeMessage {
+    const MESSAGE_TYPE: &'static str = "CallStateChangeMessage";
+    fn check(&self) -> Result<(), &'static str> {
+        // Call's own decoder rejects an empty id, so an empty one here means no `call`.
+        if self.call.id.is_empty() {
+            Err("call")
+        } else {
+            Ok(())
+        }
+    }
+}
+typed_serde!(CallStateChangeMessage);
+
+record! {
+    /// One device of a [`DeviceStateChangeMessage`].
+    pub struct Device: serde {
+        /// `id`.
+        id: Option<String> = "id",
+        /// `deviceState` (`Active`, `Inactive`, ...).
+        device_state: Option<String> = "deviceState",
+        /// `userState`, as received.
+        user_state: Option<RawJson> = "userState",
+        /// `phoneNumber`.
+        phone_number: Option<String> = "phoneNumber",
+        /// `e164Number`.
+        e164_number: Option<String> = "e164Number",
+    }
+}
+
+record! {
+    /// `messageType: "DeviceStateChangeMessage"` on `/v2/me/devices`.
+    pub struct DeviceStateChangeMessage {
+        /// `devices`.
+        devices: Option<Vec<Device>> = "devices",
+    }
+}
+
+impl Typed for DeviceStateChangeMessage {
+    const MESSAGE_TYPE: &'static str = "DeviceStateChangeMessage";
+}
+typed_serde!(DeviceStateChangeMessage);
+
+record! {
+    /// `messageType: "ErrorMessage"`: a voice operation failed.
+    pub struct ErrorMessage {
+        /// `errorMessage`.
+        error_message: Option<String> = "errorMessage",
+        /// `errorCode`, as received (a number or a string).
+        error_code: Option<RawJson> = "errorCode",
+    }
+}
+
+impl Typed for ErrorMessage {
+    const MESSAGE_TYPE: &'static str = "ErrorMessage";
+}
+typed_serde!(ErrorMessage);

@@ -1,0 +1,202 @@
+//! The user-data diff between two snapshots of a call, duplicate-aware.
+//!
+//! Pairs are compared key by key. For one key the old and new values are aligned by their
+//! longest common subsequence, so a second `AccountNumber` appended after the first is one
+//! addition (not a change of the first), and deleting the first of two is one removal.
+//! Unaligned values between two aligned ones pair up as changes; the rest are additions or
+//! removals.
+
+use serde::Serialize;
+
+use super::user_data::{UserData, Value};
+
+/// One key-value pair.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Pair {
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: Value,
+}
+
+/// A value that changed under the same key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChangedPair {
+    /// The key.
+    pub key: String,
+    /// The value before.
+    pub old: Value,
+    /// The value after.
+    pub new: Value,
+}
+
+/// How the user data of a call changed between two snapshots.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct UserDataDiff {
+    /// Pairs that are new (including a further pair under an existing key).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub added: Vec<Pair>,
+    /// Pairs whose value changed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<ChangedPair>,
+    /// Pairs that are gone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<Pair>,
+}
+
+impl UserDataDiff {
+    /// True when nothing was added, changed or removed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty()
+    }
+
+    /// Computes the diff from `old` to `new`.
+    pub fn between<'a>(old: &'a UserData, new: &'a UserData) -> UserDataDiff {
+        let mut diff = UserDataDiff::default();
+        let (mut old, mut new) = (old.pairs(), new.pairs());
+        // Identical leading and trailing pairs cannot be part of the diff (the usual case:
+        // one value changed or one pair appended), so only the middle is aligned.
+        let prefix = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+        old = &old[prefix..];
+        new = &new[prefix..];
+        let suffix = old
+            .iter()
+            .rev()
+            .zip(new.iter().rev())
+            .take_while(|(a, b)| a == b)
+            .count();
+        old = &old[..old.len() - suffix];
+        new = &new[..new.len() - suffix];
+        if old.is_empty() && new.is_empty() {
+            return diff;
+        }
+        // Keys in order of first appearance, old first; lists are short, so linear search.
+        let mut keys: Vec<&str> = Vec::new();
+        for (k, _) in old.iter().chain(new) {
+            if !keys.contains(&k.as_str()) {
+                keys.push(k);
+            }
+        }
+        let values = |pairs: &'a [(String, Value)], key: &str| -> Vec<&'a Value> {
+            pairs
+                .iter()
+                .filter(|(k, _)| k == key)
+                .map(|(_, v)| v)
+                .collect()
+        };
+        for key in keys {
+            let o = values(old, key);
+            let n = values(new, key);
+            if o != n {
+                diff.align(key, &o, &n);
+            }
+        }
+        diff
+    }
+
+    fn align(&mut self, key: &str, o: &[&Value], n: &[&Value]) {
+        // lcs[i][j]: length of the longest common subsequence of o[i..] and n[j..].
+        let w = n.len() + 1;
+        let mut lcs = vec![0usize; (o.len() + 1) * w];
+        for i in (0..o.len()).rev() {
+            for j in (0..n.len()).rev() {
+                lcs[i * w + j] = if o[i] == n[j] {
+                    lcs[(i + 1) * w + j + 1] + 1
+                } else {
+                    lcs[(i + 1) * w + j].max(lcs[i * w + j + 1])
+                };
+            }
+        }
+        let (mut i, mut j) = (0, 0);
+        let (mut gap_o, mut gap_n) = (Vec::new(), Vec::new());
+        while i < o.len() || j < n.len() {
+            if i < o.len() && j < n.len() && o[i] == n[j] {
+                self.flush(key, &mut gap_o, &mut gap_n);
+                i += 1;
+                j += 1;
+            } else if j < n.len() && (i == o.len() || lcs[i * w + j + 1] >= lcs[(i + 1) * w + j]) {
+                gap_n.push(n[j]);
+                j += 1;
+            } else {
+                gap_o.push(o[i]);
+                i += 1;
+            }
+        }
+        self.flush(key, &mut gap_o, &mut gap_n);
+    }
+
+    /// Emits one gap between aligned values: pairwise changes, then removals or additions.
+    fn flush(&mut self, key: &str, gap_o: &mut Vec<&Value>, gap_n: &mut Vec<&Value>) {
+        let common = gap_o.len().min(gap_n.len());
+        for (a, b) in gap_o.iter().zip(gap_n.iter()) {
+            self.changed.push(ChangedPair {
+                key: key.to_owned(),
+                old: (*a).clone(),
+                new: (*b).clone(),
+            });
+        }
+        for a in &gap_o[common..] {
+            self.removed.push(Pair {
+                key: key.to_owned(),
+                value: (*a).clone(),
+            });
+        }
+        for b in &gap_n[common..] {
+            self.added.push(Pair {
+                key: key.to_owned(),
+                value: (*b).clone(),
+            });
+        }
+        gap_o.clear();
+        gap_n.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ud(text: &str) -> UserData {
+        serde_json::from_str(text).unwrap()
+    }
+
+    fn json(d: &UserDataDiff) -> String {
+        serde_json::to_string(d).unwrap()
+    }
+
+    #[test]
+    fn a_second_pair_under_an_existing_key_is_an_addition() {
+        let d = UserDataDiff::between(
+            &ud(r#"{"AccountNumber":"12345"}"#),
+            &ud(r#"{"AccountNumber":"12345","AccountNumber":"67890"}"#),
+        );
+        assert_eq!(
+            json(&d),
+            r#"{"added":[{"key":"AccountNumber","value":"67890"}]}"#
+        );
+    }
+
+    #[test]
+    fn deleting_the_first_of_two_duplicates_is_one_removal() {
+        let d = UserDataDiff::between(&ud(r#"{"A":"1","A":"2"}"#), &ud(r#"{"A":"2"}"#));
+        assert_eq!(json(&d), r#"{"removed":[{"key":"A","value":"1"}]}"#);
+    }
+
+    #[test]
+    fn a_replaced_value_is_a_change_and_other_keys_are_untouched() {
+        let d = UserDataDiff::between(
+            &ud(r#"{"A":"1","B":2,"C":"x"}"#),
+            &ud(r#"{"A":"1","B":3,"D":"y"}"#),
+        );
+        assert_eq!(
+            json(&d),
+            r#"{"added":[{"key":"D","value":"y"}],"changed":[{"key":"B","old":2,"new":3}],"removed":[{"key":"C","value":"x"}]}"#
+        );
+    }
+
+    #[test]
+    fn identical_data_gives_an_empty_diff() {
+        let a = ud(r#"{"A":"1","A":"1","N":{"x":[1,2]}}"#);
+        assert!(UserDataDiff::between(&a, &a.clone()).is_empty());
+    }
+}

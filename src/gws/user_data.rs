@@ -1,0 +1,330 @@
+//! [`UserData`]: the attached data of a call, an ordered multimap.
+//!
+//! GWS's `AttachUserData` appends pairs even when the key already exists, so the same key can
+//! appear twice in one JSON object text. `serde_json::Map` would keep only the last one;
+//! `UserData` keeps every pair, in order, and writes them back the same way. Numbers are
+//! kept as their exact text: `9007199254740993` does not become a rounded `f64`.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+use super::raw::Key;
+
+/// One user-data value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// JSON `null`.
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// A string, decoded (escapes resolved).
+    String(String),
+    /// An integer of any size, as its exact text.
+    Integer(Number),
+    /// A number with a fraction or exponent, as its exact text.
+    Float(Number),
+    /// A list of values.
+    List(Vec<Value>),
+    /// A nested key-value list (duplicates kept, like the top level).
+    Object(UserData),
+}
+
+/// A JSON number kept as its exact text. Equality compares the text.
+#[derive(Clone)]
+pub struct Number(Box<RawValue>);
+
+impl PartialEq for Number {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Number {}
+
+impl Number {
+    /// The number exactly as received, e.g. `"9007199254740993"` or `"1.50"`.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The value as `i64`, when it is an integer in range.
+    pub fn as_i64(&self) -> Option<i64> {
+        self.as_str().parse().ok()
+    }
+
+    /// The value as `u64`, when it is a non-negative integer in range.
+    pub fn as_u64(&self) -> Option<u64> {
+        self.as_str().parse().ok()
+    }
+
+    /// The value as the nearest `f64` (may round).
+    pub fn as_f64(&self) -> Option<f64> {
+        self.as_str().parse().ok()
+    }
+
+    /// Parses `text` as a JSON number; `None` if it is not one.
+    pub fn from_text(text: &str) -> Option<Number> {
+        let raw = RawValue::from_string(text.to_owned()).ok()?;
+        is_number_text(raw.get()).then_some(Number(raw))
+    }
+}
+
+impl fmt::Debug for Number {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Number {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn is_number_text(t: &str) -> bool {
+    matches!(t.as_bytes().first(), Some(b'-' | b'0'..=b'9'))
+}
+
+fn is_integer_text(t: &str) -> bool {
+    !t.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'))
+}
+
+impl Value {
+    /// The string, when this is a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The integer as `i64`, when this is an integer in range.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Integer(n) => n.as_i64(),
+            _ => None,
+        }
+    }
+
+    /// The integer as `u64`, when this is a non-negative integer in range.
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            Value::Integer(n) => n.as_u64(),
+            _ => None,
+        }
+    }
+
+    /// The nested key-value list, when this is one.
+    pub fn as_object(&self) -> Option<&UserData> {
+        match self {
+            Value::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// Builds a value from the exact text of one JSON value.
+    fn from_raw(raw: Box<RawValue>) -> Result<Value, serde_json::Error> {
+        let text = raw.get();
+        match text.as_bytes().first() {
+            Some(b'"') => {
+                if text.contains('\\') {
+                    serde_json::from_str(text).map(Value::String)
+                } else {
+                    // No escapes: reuse the text's allocation and drop the quotes.
+                    let mut s = String::from(Box::<str>::from(raw));
+                    s.pop();
+                    s.remove(0);
+                    Ok(Value::String(s))
+                }
+            }
+            Some(b'{') => serde_json::from_str(text).map(Value::Object),
+            Some(b'[') => {
+                let items: Vec<Value> = serde_json::from_str(text)?;
+                Ok(Value::List(items))
+            }
+            Some(b't') => Ok(Value::Bool(true)),
+            Some(b'f') => Ok(Value::Bool(false)),
+            Some(b'n') => Ok(Value::Null),
+            _ if is_integer_text(text) => Ok(Value::Integer(Number(raw))),
+            _ => Ok(Value::Float(Number(raw))),
+        }
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::String(s.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::String(s)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(n: i64) -> Self {
+        // Decimal digits of an i64 are always a valid JSON number.
+        Value::Integer(Number::from_text(&n.to_string()).unwrap_or_else(zero))
+    }
+}
+
+impl From<u64> for Value {
+    fn from(n: u64) -> Self {
+        Value::Integer(Number::from_text(&n.to_string()).unwrap_or_else(zero))
+    }
+}
+
+fn zero() -> Number {
+    Number(RawValue::from_string("0".to_owned()).unwrap_or_default())
+}
+
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Null => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::String(v) => s.serialize_str(v),
+            Value::Integer(n) | Value::Float(n) => n.0.serialize(s),
+            Value::List(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for i in items {
+                    seq.serialize_element(i)?;
+                }
+                seq.end()
+            }
+            Value::Object(o) => o.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Through the exact text: the only way to keep integers beyond 64 bits exact.
+        let raw = Box::<RawValue>::deserialize(d)?;
+        Value::from_raw(raw).map_err(de::Error::custom)
+    }
+}
+
+/// The attached data of a call: key-value pairs in the order received, duplicate keys kept.
+///
+/// ```
+/// use gws_cometd::gws::UserData;
+/// let ud: UserData = serde_json::from_str(
+///     r#"{"AccountNumber":"12345","AccountNumber":"67890","Big":9007199254740993}"#,
+/// ).unwrap();
+/// assert_eq!(ud.get("AccountNumber").and_then(|v| v.as_str()), Some("12345"));
+/// assert_eq!(ud.get_all("AccountNumber").count(), 2);
+/// assert_eq!(ud.get("Big").unwrap().as_u64(), Some(9007199254740993));
+/// assert_eq!(
+///     serde_json::to_string(&ud).unwrap(),
+///     r#"{"AccountNumber":"12345","AccountNumber":"67890","Big":9007199254740993}"#,
+/// );
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserData {
+    pairs: Vec<(String, Value)>,
+}
+
+impl UserData {
+    /// The empty list, as a constant.
+    pub const EMPTY: UserData = UserData { pairs: Vec::new() };
+
+    /// An empty list.
+    pub fn new() -> Self {
+        UserData::default()
+    }
+
+    /// The value of the first pair with `key`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// The values of every pair with `key`, in order.
+    pub fn get_all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.pairs
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// Every pair, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.pairs.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Appends a pair (even when the key exists, like `AttachUserData`).
+    pub fn push(&mut self, key: impl Into<String>, value: impl Into<Value>) {
+        self.pairs.push((key.into(), value.into()));
+    }
+
+    /// The number of pairs.
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// True when there are no pairs.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// The pairs as a slice.
+    pub fn pairs(&self) -> &[(String, Value)] {
+        &self.pairs
+    }
+}
+
+impl FromIterator<(String, Value)> for UserData {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
+        UserData {
+            pairs: iter.into_iter().collect(),
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a UserData {
+    type Item = (&'a str, &'a Value);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, Value)>,
+        fn(&'a (String, Value)) -> (&'a str, &'a Value),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.pairs.iter().map(|(k, v)| (k.as_str(), v))
+    }
+}
+
+impl Serialize for UserData {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.pairs.len()))?;
+        for (k, v) in &self.pairs {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for UserData {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = UserData;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a user-data object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UserData, A::Error> {
+                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+                    let v: Value = map.next_value()?;
+                    pairs.push((k.into_owned(), v));
+                }
+                Ok(UserData { pairs })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
