@@ -105,6 +105,15 @@ pub enum Error {
         /// The server's error string.
         error: String,
     },
+    /// Fatal for this message: a message's `data` did not decode as the expected type (or a
+    /// value could not be encoded).
+    #[error("{channel}: cannot decode data: {message}")]
+    Decode {
+        /// The channel of the message.
+        channel: String,
+        /// The decoder's message.
+        message: String,
+    },
     /// Fatal: a fixture file could not be read or parsed.
     #[error("{}:{line}:{column}: {message}", .path.display())]
     Fixture {

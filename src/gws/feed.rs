@@ -1,0 +1,321 @@
+//! [`CallFeed`]: follow one agent's calls on GWS, with a [`CallStore`] that is never left stale.
+//!
+//! The feed logs in with [`GwsSession`], connects the Bayeux client to
+//! `{base}/api/v2/notifications` sharing the session's cookies and CSRF header, subscribes
+//! `/v2/me/calls` (and `/v2/me/devices` on request) and applies every call notification to
+//! its store.
+//!
+//! Recovery: after a re-handshake, notifications published in between are lost. Once
+//! `/v2/me/calls` is subscribed again the feed reads `GET /api/v2/me/calls?fields=*`,
+//! reconciles the store (a change for each call that differs, calls that vanished are
+//! ended) and yields [`FeedEvent::Recovered`]. When the HTTP session itself has expired
+//! (the notification client is refused with 401/403), the feed logs in again, reconnects
+//! and recovers the same way.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+
+use super::api::{Credentials, GwsSession};
+use super::call::{CallStateChangeMessage, DeviceStateChangeMessage, ErrorMessage};
+use super::notification::GwsNotification;
+use super::store::{CallChange, CallStore};
+use crate::client::{Client, ClientEvent, EventStream, Subscriber};
+use crate::error::{Error, Result};
+
+/// The calls channel.
+pub const CALLS_CHANNEL: &str = "/v2/me/calls";
+/// The devices channel.
+pub const DEVICES_CHANNEL: &str = "/v2/me/devices";
+
+/// What the feed yields.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum FeedEvent {
+    /// A call notification, and what it changed in the store (`None`: nothing).
+    Call {
+        /// The notification.
+        message: Box<CallStateChangeMessage>,
+        /// Its effect on the store.
+        change: Option<CallChange>,
+    },
+    /// A device notification (`/v2/me/devices`).
+    Device(Box<DeviceStateChangeMessage>),
+    /// A GWS `ErrorMessage` (e.g. a voice operation that failed).
+    GwsError(Box<ErrorMessage>),
+    /// The session was lost and restored; the store was reconciled with the server's current
+    /// calls. `changes` holds what differed, including calls that ended meanwhile.
+    Recovered {
+        /// What the reconciliation changed.
+        changes: Vec<CallChange>,
+    },
+    /// The HTTP session had expired; the feed logged in again.
+    LoggedInAgain,
+    /// A notification that could not be decoded; the feed goes on.
+    Undecodable(Arc<Error>),
+    /// A session event of the underlying Bayeux client.
+    Session(ClientEvent),
+}
+
+/// Configures a [`CallFeed`].
+#[derive(Debug)]
+pub struct CallFeedBuilder {
+    base_url: String,
+    credentials: Credentials,
+    devices: bool,
+    max_network_delay: Duration,
+    initial_handshake_attempts: Option<u32>,
+}
+
+impl CallFeedBuilder {
+    /// Also subscribe `/v2/me/devices`.
+    pub fn devices(mut self, yes: bool) -> Self {
+        self.devices = yes;
+        self
+    }
+
+    /// See [`ClientBuilder::max_network_delay`](crate::ClientBuilder::max_network_delay).
+    pub fn max_network_delay(mut self, delay: Duration) -> Self {
+        self.max_network_delay = delay;
+        self
+    }
+
+    /// See
+    /// [`ClientBuilder::initial_handshake_attempts`](crate::ClientBuilder::initial_handshake_attempts).
+    pub fn initial_handshake_attempts(mut self, attempts: Option<u32>) -> Self {
+        self.initial_handshake_attempts = attempts;
+        self
+    }
+
+    /// Logs in and connects. Fails on a bad URL, wrong credentials or an unreachable server.
+    pub async fn connect(self) -> Result<CallFeed> {
+        let session = GwsSession::new(&self.base_url, self.credentials)?;
+        session.login().await?;
+        let mut feed = CallFeed {
+            session,
+            store: Arc::new(Mutex::new(CallStore::new())),
+            devices: self.devices,
+            max_network_delay: self.max_network_delay,
+            initial_handshake_attempts: self.initial_handshake_attempts,
+            conn: None,
+        };
+        feed.conn = Some(feed.open()?);
+        Ok(feed)
+    }
+}
+
+struct Connection {
+    client: Client,
+    events: EventStream,
+    messages: Subscriber,
+    /// False once the message stream ended (the client stopped; its event says why).
+    messages_open: bool,
+}
+
+/// Follows one agent's calls. See the [module docs](self).
+pub struct CallFeed {
+    session: GwsSession,
+    store: Arc<Mutex<CallStore>>,
+    devices: bool,
+    max_network_delay: Duration,
+    initial_handshake_attempts: Option<u32>,
+    conn: Option<Connection>,
+}
+
+impl std::fmt::Debug for CallFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallFeed")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallFeed {
+    /// A builder for the GWS at `base_url` (e.g. `https://gws.example:8090`).
+    pub fn builder(base_url: impl Into<String>, credentials: Credentials) -> CallFeedBuilder {
+        CallFeedBuilder {
+            base_url: base_url.into(),
+            credentials,
+            devices: false,
+            max_network_delay: Duration::from_secs(10),
+            initial_handshake_attempts: Some(3),
+        }
+    }
+
+    /// The REST session, for user-data operations.
+    pub fn session(&self) -> &GwsSession {
+        &self.session
+    }
+
+    /// The store. Lock it briefly: the feed applies notifications under the same lock.
+    pub fn store(&self) -> MutexGuard<'_, CallStore> {
+        lock(&self.store)
+    }
+
+    /// A handle on the store that outlives borrows of the feed.
+    pub fn store_handle(&self) -> Arc<Mutex<CallStore>> {
+        self.store.clone()
+    }
+
+    fn open(&self) -> Result<Connection> {
+        let client = Client::builder(self.session.notifications_url())
+            .cookie_jar(self.session.jar())
+            .shared_headers(self.session.csrf_headers())
+            .max_network_delay(self.max_network_delay)
+            .initial_handshake_attempts(self.initial_handshake_attempts)
+            .build()?;
+        let events = client.events();
+        let mut channels = vec![CALLS_CHANNEL];
+        if self.devices {
+            channels.push(DEVICES_CHANNEL);
+        }
+        let messages = client.subscribe_all(channels)?;
+        Ok(Connection {
+            client,
+            events,
+            messages,
+            messages_open: true,
+        })
+    }
+
+    /// Disconnects the notification client.
+    pub async fn disconnect(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            conn.client.disconnect().await;
+        }
+    }
+
+    /// The next event. `None` once the feed has ended (after [`disconnect`](Self::disconnect)
+    /// or a fatal error, which is yielded first as `Session(Terminated)`).
+    pub async fn next(&mut self) -> Option<FeedEvent> {
+        loop {
+            let conn = self.conn.as_mut()?;
+            tokio::select! {
+                biased;
+                m = conn.messages.next(), if conn.messages_open => {
+                    match m {
+                        Some(m) => {
+                            if let Some(ev) = self.on_message(&m) {
+                                return Some(ev);
+                            }
+                        }
+                        None => conn.messages_open = false,
+                    }
+                }
+                ev = conn.events.next() => {
+                    let Some(ev) = ev else { self.conn = None; return None };
+                    match self.on_event(ev).await {
+                        Some(ev) => return Some(ev),
+                        None => continue,
+                    }
+                }
+            }
+        }
+    }
+
+    /// This feed as a `Stream`.
+    pub fn into_stream(self) -> impl Stream<Item = FeedEvent> {
+        futures::stream::unfold(self, |mut feed| async move {
+            let ev = feed.next().await?;
+            Some((ev, feed))
+        })
+    }
+
+    fn on_message(&mut self, m: &crate::bayeux::Message) -> Option<FeedEvent> {
+        let decoded = GwsNotification::from_message(m)?;
+        match decoded {
+            Ok(GwsNotification::CallStateChange(msg)) => {
+                let change = lock(&self.store).apply(&msg);
+                Some(FeedEvent::Call {
+                    message: Box::new(msg),
+                    change,
+                })
+            }
+            Ok(GwsNotification::DeviceStateChange(d)) => Some(FeedEvent::Device(Box::new(d))),
+            Ok(GwsNotification::Error(e)) => Some(FeedEvent::GwsError(Box::new(e))),
+            Ok(_) => None,
+            Err(e) => Some(FeedEvent::Undecodable(Arc::new(Error::MalformedNotification {
+                channel: m.channel.clone(),
+                message: e.to_string(),
+            }))),
+        }
+    }
+
+    async fn on_event(&mut self, ev: ClientEvent) -> Option<FeedEvent> {
+        match &ev {
+            ClientEvent::Rehandshaken { .. } => {
+                if let Some(conn) = &mut self.conn {
+                    // Recover once the calls channel is subscribed again, so nothing
+                    // published after the snapshot is missed.
+                    wait_subscribed(&mut conn.events).await;
+                }
+                return Some(self.recover().await);
+            }
+            ClientEvent::Terminated { error } if error.is_unauthorized() => {
+                // The HTTP session expired: log in again, reconnect, recover.
+                tracing::warn!("notifications refused ({error}); logging in again");
+                if let Err(e) = self.session.login().await {
+                    self.conn = None;
+                    return Some(FeedEvent::Session(ClientEvent::Terminated { error: Arc::new(e) }));
+                }
+                match self.open() {
+                    Ok(mut conn) => {
+                        wait_subscribed(&mut conn.events).await;
+                        self.conn = Some(conn);
+                        let recovered = self.recover().await;
+                        tracing::info!("logged in again and recovered");
+                        return Some(match recovered {
+                            FeedEvent::Recovered { changes } if changes.is_empty() => {
+                                FeedEvent::LoggedInAgain
+                            }
+                            other => other,
+                        });
+                    }
+                    Err(e) => {
+                        self.conn = None;
+                        return Some(FeedEvent::Session(ClientEvent::Terminated { error: Arc::new(e) }));
+                    }
+                }
+            }
+            ClientEvent::Terminated { .. } => {
+                self.conn = None;
+            }
+            _ => {}
+        }
+        Some(FeedEvent::Session(ev))
+    }
+
+    /// Reads the server's current calls and reconciles the store with them.
+    async fn recover(&mut self) -> FeedEvent {
+        match self.session.calls().await {
+            Ok(calls) => {
+                let changes = lock(&self.store).reconcile(&calls);
+                tracing::info!(changed = changes.len(), "store reconciled after re-handshake");
+                FeedEvent::Recovered { changes }
+            }
+            Err(e) => {
+                tracing::warn!("could not read the current calls after a re-handshake: {e}");
+                FeedEvent::Undecodable(Arc::new(e))
+            }
+        }
+    }
+}
+
+async fn wait_subscribed(events: &mut EventStream) {
+    let wait = async {
+        while let Some(ev) = events.next().await {
+            match ev {
+                ClientEvent::Subscribed { channel } if channel.as_str() == CALLS_CHANNEL => return,
+                ClientEvent::Terminated { .. } => return,
+                _ => {}
+            }
+        }
+    };
+    // Bounded: recovery proceeds even if the confirmation never comes.
+    let _ = tokio::time::timeout(Duration::from_secs(30), wait).await;
+}
+
+fn lock(store: &Mutex<CallStore>) -> MutexGuard<'_, CallStore> {
+    store.lock().unwrap_or_else(|p| p.into_inner())
+}
