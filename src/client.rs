@@ -26,9 +26,9 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::bayeux::session::{
-    BackoffConfig, Event, Failure, Request, RequestId, Session, SessionConfig, Termination,
+    Event, Failure, Request, RequestId, Session, SessionConfig, Termination,
 };
-use crate::bayeux::{ChannelName, Message};
+use crate::bayeux::{BackoffConfig, ChannelName, Message};
 use crate::error::{Error, Result};
 use crate::transport::http::HttpTransportConfig;
 use crate::transport::{HttpTransport, SharedHeaders, Transport};

@@ -99,7 +99,8 @@ async fn unknown_client_replies_lead_to_rehandshake_and_resubscription() {
     node.publish("/feed", 10, 100).await.unwrap();
     expect_seq(&mut sub, 0, 10).await;
     let sessions = node.sessions().await.unwrap();
-    assert_eq!(sessions["sessions"], 1, "{sessions}");
+    assert_eq!(sessions.sessions, 1, "{sessions:?}");
+    assert_eq!(sessions.subscribers("/feed"), 1, "no duplicate subscription: {sessions:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
