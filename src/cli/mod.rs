@@ -5,8 +5,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod gws_args;
 mod replay;
 mod tail;
+mod user_data;
 
 /// Listen to Genesys Web Services call notifications over CometD, replay recorded fixtures,
 /// run a GWS simulator.
@@ -24,6 +26,15 @@ enum Command {
     Tail(tail::TailArgs),
     /// Replay a JSON Lines fixture through the call-state reducer.
     Replay(replay::ReplayArgs),
+    /// AttachUserData: append KEY=VALUE pairs to a call's attached data (an existing key
+    /// gets a second occurrence).
+    Attach(user_data::PairsArgs),
+    /// UpdateUserData: set KEY=VALUE pairs, replacing every occurrence of each key.
+    Update(user_data::PairsArgs),
+    /// DeleteUserDataPair: remove every occurrence of KEY from a call's attached data.
+    DeletePair(user_data::DeletePairArgs),
+    /// DeleteUserData: remove all of a call's attached data.
+    DeleteAll(user_data::DeleteAllArgs),
 }
 
 /// Parses the command line, runs the subcommand, and maps its outcome to an exit code.
@@ -33,6 +44,10 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Tail(args) => tail::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Attach(args) => user_data::run(user_data::Operation::Attach(args)),
+        Command::Update(args) => user_data::run(user_data::Operation::Update(args)),
+        Command::DeletePair(args) => user_data::run(user_data::Operation::DeletePair(args)),
+        Command::DeleteAll(args) => user_data::run(user_data::Operation::DeleteAll(args)),
     }
 }
 

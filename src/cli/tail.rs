@@ -9,19 +9,38 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use futures::StreamExt;
 use gws_cometd::bayeux::Message;
+use gws_cometd::client::{EventStream, Subscriber};
+use gws_cometd::fixture::Recorder;
+use gws_cometd::gws::api::Credentials;
+use gws_cometd::gws::{CallFeed, FeedEvent, CALLS_CHANNEL, DEVICES_CHANNEL};
 use gws_cometd::{Client, ClientEvent, Error};
+
+use super::gws_args::password;
 
 /// Arguments of `tail`.
 #[derive(clap::Args, Debug)]
 pub struct TailArgs {
-    /// Bayeux endpoint, e.g. http://127.0.0.1:8089/cometd. Without it, a built-in simulator
-    /// is started on loopback and publishes a short demo call.
-    #[arg(long)]
+    /// A plain Bayeux endpoint, e.g. http://127.0.0.1:8089/cometd. Without --url or --gws,
+    /// the built-in GWS simulator is started on loopback and followed as with --gws.
+    #[arg(long, conflicts_with = "gws")]
     pub url: Option<String>,
-    /// Channel to subscribe to; repeat for several. `*` and `**` patterns allowed.
-    #[arg(long = "channel", default_value = "/v2/me/calls")]
+    /// GWS base URL, e.g. https://gws.example.com:8090: log in as --user (password from
+    /// GWS_PASSWORD or --password-file), follow /v2/me/calls, recover after re-handshakes.
+    #[arg(long, value_name = "BASE_URL", requires = "user")]
+    pub gws: Option<String>,
+    /// GWS user name (with --gws).
+    #[arg(long, value_name = "NAME", requires = "gws")]
+    pub user: Option<String>,
+    /// A file whose first line is the GWS password (instead of GWS_PASSWORD).
+    #[arg(long, value_name = "FILE", requires = "gws")]
+    pub password_file: Option<PathBuf>,
+    /// Channel to subscribe to; repeat for several. `*` and `**` patterns allowed with
+    /// --url; with GWS, /v2/me/calls and /v2/me/devices.
+    #[arg(long = "channel", default_value = CALLS_CHANNEL)]
     pub channels: Vec<String>,
     /// Exit 0 right after the Nth message is written.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -58,37 +77,170 @@ pub fn run(args: TailArgs) -> ExitCode {
     }
 }
 
-fn seconds(what: &str, secs: f64) -> Result<Duration, Error> {
-    Duration::try_from_secs_f64(secs).map_err(|_| Error::InvalidUrl {
-        url: String::new(),
-        reason: format!("--{what} must be a non-negative number of seconds, got {secs}"),
-    })
+fn seconds(what: &str, secs: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("--{what} must be a non-negative number of seconds, got {secs}"))
 }
 
-async fn tail(args: TailArgs) -> Result<ExitCode, Error> {
-    let duration = args.duration.map(|d| seconds("duration", d)).transpose()?;
-    let max_delay = seconds("max-network-delay", args.max_network_delay)?;
+/// Where the lines come from: a plain Bayeux client, or the GWS call feed.
+enum Source {
+    Bayeux {
+        client: Client,
+        events: EventStream,
+        messages: Subscriber,
+    },
+    Gws(Box<CallFeed>),
+}
 
-    // Without --url: the simulator, kept alive until tail returns.
-    let (url, _sim) = match &args.url {
-        Some(url) => (url.clone(), None),
-        None => {
-            let sim = crate::cli::demo::start(&args.channels).await?;
-            (sim.url(), Some(sim))
+/// What a source produced next.
+enum Next {
+    Line(Message),
+    Terminated(Arc<Error>),
+    Ended,
+}
+
+impl Source {
+    async fn next(&mut self) -> Next {
+        match self {
+            Source::Bayeux {
+                events, messages, ..
+            } => loop {
+                tokio::select! {
+                    biased;
+                    m = messages.next() => return m.map_or(Next::Ended, Next::Line),
+                    ev = events.next() => match ev {
+                        Some(ClientEvent::Terminated { error }) => return Next::Terminated(error),
+                        Some(_) => {}
+                        None => return Next::Ended,
+                    },
+                }
+            },
+            Source::Gws(feed) => loop {
+                let Some(ev) = feed.next().await else {
+                    return Next::Ended;
+                };
+                match ev {
+                    FeedEvent::Session(ClientEvent::Terminated { error }) => {
+                        return Next::Terminated(error)
+                    }
+                    FeedEvent::Recovered { changes } => {
+                        tracing::info!(changed = changes.len(), "recovered after a re-handshake");
+                    }
+                    FeedEvent::LoggedInAgain { changes } => {
+                        tracing::info!(changed = changes.len(), "logged in again and recovered");
+                    }
+                    FeedEvent::RecoveryFailed(e) => {
+                        tracing::warn!("recovery failed; calls may be stale: {e}");
+                    }
+                    FeedEvent::Session(_) => {}
+                    other => {
+                        if let Some(raw) = event_message(other) {
+                            return Next::Line(raw);
+                        }
+                    }
+                }
+            },
         }
-    };
+    }
 
-    let mut builder = Client::builder(&url)
+    /// A message already buffered, without waiting.
+    fn try_next(&mut self) -> Option<Message> {
+        match self {
+            Source::Bayeux { messages, .. } => messages.try_next(),
+            Source::Gws(_) => None,
+        }
+    }
+
+    async fn disconnect(self) {
+        match self {
+            Source::Bayeux { client, .. } => client.disconnect().await,
+            Source::Gws(mut feed) => feed.disconnect().await,
+        }
+    }
+}
+
+fn event_message(ev: FeedEvent) -> Option<Message> {
+    match ev {
+        FeedEvent::Call { raw, .. }
+        | FeedEvent::Device { raw, .. }
+        | FeedEvent::GwsError { raw, .. }
+        | FeedEvent::Other { raw, .. } => Some(raw),
+        _ => None,
+    }
+}
+
+fn recorder(args: &TailArgs) -> Result<Option<Recorder>, Error> {
+    args.record.as_deref().map(Recorder::create).transpose()
+}
+
+async fn open_bayeux(url: &str, args: &TailArgs, max_delay: Duration) -> Result<Source, String> {
+    let mut builder = Client::builder(url)
         .max_network_delay(max_delay)
         .initial_handshake_attempts(Some(3));
-    if let Some(path) = &args.record {
-        let mut recorder = gws_cometd::fixture::Recorder::create(path)?;
+    if let Some(mut recorder) = recorder(args).map_err(describe)? {
         builder =
             builder.on_reply(move |body| recorder.record(body).map_err(std::io::Error::other));
     }
-    let client = builder.build()?;
-    let mut events = client.events();
-    let mut messages = client.subscribe_all(&args.channels)?;
+    let client = builder.build().map_err(describe)?;
+    let events = client.events();
+    let messages = client.subscribe_all(&args.channels).map_err(describe)?;
+    Ok(Source::Bayeux {
+        client,
+        events,
+        messages,
+    })
+}
+
+async fn open_gws(
+    base: &str,
+    credentials: Credentials,
+    args: &TailArgs,
+    max_delay: Duration,
+) -> Result<Source, String> {
+    let mut devices = false;
+    for channel in &args.channels {
+        match channel.as_str() {
+            CALLS_CHANNEL => {}
+            DEVICES_CHANNEL => devices = true,
+            other => {
+                return Err(format!(
+                    "--channel {other}: a GWS feed follows {CALLS_CHANNEL} and optionally \
+                     {DEVICES_CHANNEL}; use --url for other channels"
+                ))
+            }
+        }
+    }
+    let mut builder = CallFeed::builder(base, credentials)
+        .devices(devices)
+        .max_network_delay(max_delay);
+    if let Some(mut recorder) = recorder(args).map_err(describe)? {
+        builder =
+            builder.on_reply(move |body| recorder.record(body).map_err(std::io::Error::other));
+    }
+    let feed = builder.connect().await.map_err(describe)?;
+    Ok(Source::Gws(Box::new(feed)))
+}
+
+async fn tail(args: TailArgs) -> Result<ExitCode, String> {
+    let duration = args.duration.map(|d| seconds("duration", d)).transpose()?;
+    let max_delay = seconds("max-network-delay", args.max_network_delay)?;
+
+    // Without --url or --gws: the GWS simulator, kept alive until tail returns.
+    let mut _sim = None;
+    let mut source = match (&args.url, &args.gws) {
+        (Some(url), _) => open_bayeux(url, &args, max_delay).await?,
+        (None, Some(base)) => {
+            let user = args.user.clone().unwrap_or_default();
+            let password = password(args.password_file.as_deref())?;
+            open_gws(base, Credentials::new(user, password), &args, max_delay).await?
+        }
+        (None, None) => {
+            let (sim, credentials) = crate::cli::demo::start().await.map_err(describe)?;
+            let base = sim.base_url();
+            _sim = Some(sim);
+            open_gws(&base, credentials, &args, max_delay).await?
+        }
+    };
 
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
@@ -106,10 +258,11 @@ async fn tail(args: TailArgs) -> Result<ExitCode, Error> {
     let outcome = loop {
         tokio::select! {
             biased;
-            m = messages.next() => {
-                let Some(m) = m else {
-                    // The client stopped; its Terminated event says why.
-                    break Outcome::Stopped;
+            next = source.next() => {
+                let m = match next {
+                    Next::Line(m) => m,
+                    Next::Terminated(error) => break Outcome::Terminated(error),
+                    Next::Ended => break Outcome::Stopped,
                 };
                 let mut next = Some(m);
                 let mut done = false;
@@ -125,7 +278,7 @@ async fn tail(args: TailArgs) -> Result<ExitCode, Error> {
                         done = true;
                         break;
                     }
-                    next = messages.try_next();
+                    next = source.try_next();
                 }
                 if let Some(e) = failed.or_else(|| out.flush().err()) {
                     break Outcome::Stdout(e);
@@ -134,11 +287,6 @@ async fn tail(args: TailArgs) -> Result<ExitCode, Error> {
                     break Outcome::CountReached;
                 }
             }
-            ev = events.next() => match ev {
-                Some(ClientEvent::Terminated { error }) => break Outcome::Terminated(error),
-                Some(_) => {}
-                None => break Outcome::Stopped,
-            },
             _ = &mut ctrl_c => break Outcome::Interrupted,
             _ = &mut deadline => break Outcome::TimeUp,
         }
@@ -147,7 +295,7 @@ async fn tail(args: TailArgs) -> Result<ExitCode, Error> {
     drop(out);
 
     // Best effort: a server that is gone must not keep tail from exiting.
-    let _ = tokio::time::timeout(Duration::from_secs(2), client.disconnect()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), source.disconnect()).await;
 
     Ok(match outcome {
         Outcome::CountReached | Outcome::Interrupted => ExitCode::SUCCESS,
@@ -185,6 +333,11 @@ enum Outcome {
     Stdout(std::io::Error),
     Terminated(std::sync::Arc<Error>),
     Stopped,
+}
+
+/// The error and what to check next.
+fn describe(error: Error) -> String {
+    format!("{error}{}", hint(&error))
 }
 
 /// What to check next, for the errors that end `tail`.

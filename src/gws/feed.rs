@@ -19,15 +19,13 @@ use futures::{Stream, StreamExt};
 
 use super::api::{Credentials, GwsSession};
 use super::call::{CallStateChangeMessage, DeviceStateChangeMessage, ErrorMessage};
-use super::notification::GwsNotification;
+use super::raw_call::RawCallMessage;
+use super::notification::{GwsNotification, CALLS_CHANNEL, DEVICES_CHANNEL};
 use super::store::{CallChange, CallStore};
-use crate::client::{Client, ClientEvent, EventStream, Subscriber};
+use crate::bayeux::Message;
+use crate::client::{ReplyTap, Client, ClientEvent, EventStream, Subscriber};
 use crate::error::{Error, Result};
 
-/// The calls channel.
-pub const CALLS_CHANNEL: &str = "/v2/me/calls";
-/// The devices channel.
-pub const DEVICES_CHANNEL: &str = "/v2/me/devices";
 
 /// What the feed yields.
 #[derive(Debug)]
@@ -35,37 +33,88 @@ pub const DEVICES_CHANNEL: &str = "/v2/me/devices";
 pub enum FeedEvent {
     /// A call notification, and what it changed in the store (`None`: nothing).
     Call {
-        /// The notification.
+        /// The Bayeux message as received (its `data` byte for byte).
+        raw: Message,
+        /// The decoded notification.
         message: Box<CallStateChangeMessage>,
         /// Its effect on the store.
         change: Option<CallChange>,
     },
     /// A device notification (`/v2/me/devices`).
-    Device(Box<DeviceStateChangeMessage>),
+    Device {
+        /// The Bayeux message as received.
+        raw: Message,
+        /// The decoded notification.
+        message: Box<DeviceStateChangeMessage>,
+    },
     /// A GWS `ErrorMessage` (e.g. a voice operation that failed).
-    GwsError(Box<ErrorMessage>),
+    GwsError {
+        /// The Bayeux message as received.
+        raw: Message,
+        /// The decoded notification.
+        message: Box<ErrorMessage>,
+    },
+    /// A data message of another `messageType`, or one that could not be decoded (`error`
+    /// says why; the store is unchanged and the feed goes on).
+    Other {
+        /// The Bayeux message as received.
+        raw: Message,
+        /// Why it could not be decoded, when that is the reason it is here.
+        error: Option<Arc<Error>>,
+    },
     /// The session was lost and restored; the store was reconciled with the server's current
     /// calls. `changes` holds what differed, including calls that ended meanwhile.
     Recovered {
         /// What the reconciliation changed.
         changes: Vec<CallChange>,
     },
-    /// The HTTP session had expired; the feed logged in again.
-    LoggedInAgain,
-    /// A notification that could not be decoded; the feed goes on.
-    Undecodable(Arc<Error>),
+    /// Reading the server's calls after a re-handshake failed; the store may be stale until
+    /// the next notification of each call. The feed goes on.
+    RecoveryFailed(Arc<Error>),
+    /// The HTTP session had expired; the feed logged in again and reconciled the store
+    /// (`changes` as in [`FeedEvent::Recovered`]).
+    LoggedInAgain {
+        /// What the reconciliation changed.
+        changes: Vec<CallChange>,
+    },
     /// A session event of the underlying Bayeux client.
     Session(ClientEvent),
 }
 
+impl FeedEvent {
+    /// The Bayeux message behind a notification event.
+    pub fn raw(&self) -> Option<&Message> {
+        match self {
+            FeedEvent::Call { raw, .. }
+            | FeedEvent::Device { raw, .. }
+            | FeedEvent::GwsError { raw, .. }
+            | FeedEvent::Other { raw, .. } => Some(raw),
+            _ => None,
+        }
+    }
+}
+
+/// The reply tap, shared by the notification clients the feed opens over its life.
+type SharedTap = Arc<Mutex<ReplyTap>>;
+
 /// Configures a [`CallFeed`].
-#[derive(Debug)]
 pub struct CallFeedBuilder {
     base_url: String,
     credentials: Credentials,
     devices: bool,
     max_network_delay: Duration,
     initial_handshake_attempts: Option<u32>,
+    tap: Option<SharedTap>,
+}
+
+impl std::fmt::Debug for CallFeedBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallFeedBuilder")
+            .field("base_url", &self.base_url)
+            .field("credentials", &self.credentials)
+            .field("devices", &self.devices)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CallFeedBuilder {
@@ -88,6 +137,16 @@ impl CallFeedBuilder {
         self
     }
 
+    /// Sees every notification reply body verbatim; see
+    /// [`ClientBuilder::on_reply`](crate::ClientBuilder::on_reply). Used to record fixtures.
+    pub fn on_reply(
+        mut self,
+        tap: impl FnMut(&[u8]) -> std::io::Result<()> + Send + 'static,
+    ) -> Self {
+        self.tap = Some(Arc::new(Mutex::new(Box::new(tap))));
+        self
+    }
+
     /// Logs in and connects. Fails on a bad URL, wrong credentials or an unreachable server.
     pub async fn connect(self) -> Result<CallFeed> {
         let session = GwsSession::new(&self.base_url, self.credentials)?;
@@ -98,6 +157,7 @@ impl CallFeedBuilder {
             devices: self.devices,
             max_network_delay: self.max_network_delay,
             initial_handshake_attempts: self.initial_handshake_attempts,
+            tap: self.tap,
             conn: None,
         };
         feed.conn = Some(feed.open()?);
@@ -120,6 +180,7 @@ pub struct CallFeed {
     devices: bool,
     max_network_delay: Duration,
     initial_handshake_attempts: Option<u32>,
+    tap: Option<SharedTap>,
     conn: Option<Connection>,
 }
 
@@ -140,6 +201,7 @@ impl CallFeed {
             devices: false,
             max_network_delay: Duration::from_secs(10),
             initial_handshake_attempts: Some(3),
+            tap: None,
         }
     }
 
@@ -159,12 +221,19 @@ impl CallFeed {
     }
 
     fn open(&self) -> Result<Connection> {
-        let client = Client::builder(self.session.notifications_url())
+        let mut builder = Client::builder(self.session.notifications_url())
             .cookie_jar(self.session.jar())
             .shared_headers(self.session.csrf_headers())
             .max_network_delay(self.max_network_delay)
-            .initial_handshake_attempts(self.initial_handshake_attempts)
-            .build()?;
+            .initial_handshake_attempts(self.initial_handshake_attempts);
+        if let Some(tap) = &self.tap {
+            let tap = tap.clone();
+            builder = builder.on_reply(move |body| {
+                let mut tap = tap.lock().unwrap_or_else(|p| p.into_inner());
+                (*tap)(body)
+            });
+        }
+        let client = builder.build()?;
         let events = client.events();
         let mut channels = vec![CALLS_CHANNEL];
         if self.devices {
@@ -195,11 +264,7 @@ impl CallFeed {
                 biased;
                 m = conn.messages.next(), if conn.messages_open => {
                     match m {
-                        Some(m) => {
-                            if let Some(ev) = self.on_message(&m) {
-                                return Some(ev);
-                            }
-                        }
+                        Some(m) => return Some(self.on_message(m)),
                         None => conn.messages_open = false,
                     }
                 }
@@ -222,23 +287,44 @@ impl CallFeed {
         })
     }
 
-    fn on_message(&mut self, m: &crate::bayeux::Message) -> Option<FeedEvent> {
-        let decoded = GwsNotification::from_message(m)?;
-        match decoded {
-            Ok(GwsNotification::CallStateChange(msg)) => {
-                let change = lock(&self.store).apply(&msg);
-                Some(FeedEvent::Call {
-                    message: Box::new(msg),
-                    change,
-                })
+    fn on_message(&mut self, raw: Message) -> FeedEvent {
+        let decoded = match GwsNotification::from_message(&raw) {
+            Some(Ok(n)) => n,
+            None => return FeedEvent::Other { raw, error: None },
+            Some(Err(e)) => {
+                let error = Error::MalformedNotification {
+                    channel: raw.channel.clone(),
+                    message: e.to_string(),
+                };
+                tracing::warn!("{error}");
+                return FeedEvent::Other {
+                    raw,
+                    error: Some(Arc::new(error)),
+                };
             }
-            Ok(GwsNotification::DeviceStateChange(d)) => Some(FeedEvent::Device(Box::new(d))),
-            Ok(GwsNotification::Error(e)) => Some(FeedEvent::GwsError(Box::new(e))),
-            Ok(_) => None,
-            Err(e) => Some(FeedEvent::Undecodable(Arc::new(Error::MalformedNotification {
-                channel: m.channel.clone(),
-                message: e.to_string(),
-            }))),
+        };
+        match decoded {
+            GwsNotification::CallStateChange(message) if raw.channel == CALLS_CHANNEL => {
+                // The store keeps the call text exactly as received.
+                let change = match RawCallMessage::from_message(&raw) {
+                    Ok(Some(r)) => lock(&self.store).apply_raw(&r),
+                    _ => lock(&self.store).apply(&message),
+                };
+                FeedEvent::Call {
+                    raw,
+                    message: Box::new(message),
+                    change,
+                }
+            }
+            GwsNotification::DeviceStateChange(d) => FeedEvent::Device {
+                raw,
+                message: Box::new(d),
+            },
+            GwsNotification::Error(e) => FeedEvent::GwsError {
+                raw,
+                message: Box::new(e),
+            },
+            _ => FeedEvent::Other { raw, error: None },
         }
     }
 
@@ -266,9 +352,7 @@ impl CallFeed {
                         let recovered = self.recover().await;
                         tracing::info!("logged in again and recovered");
                         return Some(match recovered {
-                            FeedEvent::Recovered { changes } if changes.is_empty() => {
-                                FeedEvent::LoggedInAgain
-                            }
+                            FeedEvent::Recovered { changes } => FeedEvent::LoggedInAgain { changes },
                             other => other,
                         });
                     }
@@ -296,7 +380,7 @@ impl CallFeed {
             }
             Err(e) => {
                 tracing::warn!("could not read the current calls after a re-handshake: {e}");
-                FeedEvent::Undecodable(Arc::new(e))
+                FeedEvent::RecoveryFailed(Arc::new(e))
             }
         }
     }

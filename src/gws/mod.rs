@@ -7,6 +7,8 @@
 //! | [`user_data`] | [`UserData`]: ordered multimap keeping duplicate keys and exact numbers |
 //! | [`diff`] | [`UserDataDiff`]: what changed in the user data between two snapshots |
 //! | [`raw_call`] | [`RawCallMessage`]: a call notification read in one pass, its call text kept as received |
+//! | [`api`] | [`api::GwsSession`]: GWS REST login, CSRF, user-data operations |
+//! | [`feed`] | [`CallFeed`]: one agent's calls, kept right across re-handshakes and re-logins |
 //! | [`store`] | [`CallStore`]: the latest snapshot per call, emitting [`CallChange`]s |
 //!
 //! Decoding works from the exact JSON text of `data` ([`crate::bayeux::Message::data`]), so
@@ -32,6 +34,7 @@
 pub mod api;
 pub mod call;
 pub mod diff;
+pub mod feed;
 pub mod notification;
 mod raw;
 pub mod raw_call;
@@ -44,6 +47,7 @@ pub use call::{
     DeviceStateChangeMessage, ErrorMessage, Mute, NotificationType, Participant, ParticipantInfo,
     RecordingState,
 };
+pub use feed::{CallFeed, CallFeedBuilder, FeedEvent};
 pub use diff::{ChangedPair, Pair, UserDataDiff};
 pub use notification::{calls_in_batch, GwsNotification, CALLS_CHANNEL, DEVICES_CHANNEL};
 pub use raw::RawJson;

@@ -2,6 +2,7 @@
 //! makes.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::OnceLock;
@@ -321,6 +322,51 @@ impl CallStore {
             entry.typed = typed.map(OnceLock::from).unwrap_or_default();
         }
         Some(change)
+    }
+
+    /// Brings the store in line with the server's current calls (each the JSON text of one
+    /// call object, as `GET /api/v2/me/calls` returns them) after notifications may have been
+    /// missed. Returns a change for each call whose snapshot differs (with no
+    /// `notification_type`), and a `removed` change for each stored call the server no longer
+    /// has. Call objects without an `id` cannot be matched; they are skipped with a warning.
+    pub fn reconcile(&mut self, current: &[Box<RawValue>]) -> Vec<CallChange> {
+        let mut changes = Vec::new();
+        let mut present = HashSet::with_capacity(current.len());
+        for text in current {
+            let msg = match RawCallMessage::from_call_text(text.get(), None) {
+                Ok(msg) => msg,
+                Err(e) => {
+                    tracing::warn!("skipping a call the server listed: {e}");
+                    continue;
+                }
+            };
+            present.insert(msg.call_id().to_owned());
+            let unchanged = self
+                .calls
+                .get(msg.call_id())
+                .is_some_and(|e| e.text == msg.call_text());
+            if !unchanged {
+                changes.extend(self.apply_inner(&msg, None, None));
+            }
+        }
+        self.calls.retain(|id, entry| {
+            if present.contains(id) {
+                return true;
+            }
+            changes.push(CallChange {
+                call_id: id.clone(),
+                notification_type: None,
+                new: false,
+                state: entry.state.is_some().then(|| StateTransition {
+                    from: entry.state.clone(),
+                    to: None,
+                }),
+                user_data: user_data_diff(entry.user_data_text(), None),
+                removed: true,
+            });
+            false
+        });
+        changes
     }
 
     /// Removes the calls whose retention time after `Released` has passed at `now`, and
