@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod demo;
 mod replay;
+mod serve;
 mod tail;
 
 /// Listen to Genesys Web Services call notifications over CometD, replay recorded fixtures,
@@ -24,6 +25,8 @@ enum Command {
     Tail(tail::TailArgs),
     /// Replay a JSON Lines fixture through the call-state reducer.
     Replay(replay::ReplayArgs),
+    /// Run the GWS simulator until Ctrl-C.
+    Serve(serve::ServeArgs),
 }
 
 /// Parses the command line, runs the subcommand, and maps its outcome to an exit code.
@@ -33,6 +36,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Tail(args) => tail::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }
 
