@@ -242,10 +242,15 @@ async fn user_data_commands_change_the_call() {
         c.env("GWS_PASSWORD", PASSWORD);
         c
     };
+    // The pairs in order, duplicates kept (serde_json::Value would sort and merge keys).
     let user_data = |sim: &GwsSimServer| -> String {
-        let call: serde_json::Value =
-            serde_json::from_str(&sim.gws().call_json(&id).unwrap()).unwrap();
-        call.get("userData").map(|u| u.to_string()).unwrap_or_default()
+        let json = sim.gws().call_json(&id).unwrap();
+        let call: gws_cometd::gws::Call = serde_json::from_str(&json).unwrap();
+        if json.contains("\"userData\"") {
+            serde_json::to_string(call.user_data()).unwrap()
+        } else {
+            String::new()
+        }
     };
 
     let out = run(&mut gws("attach", &["Priority=2", "Code=\"007\"", "Name=Ann"])).await;
@@ -259,13 +264,18 @@ async fn user_data_commands_change_the_call() {
     assert_ne!(raw, raw_after);
     assert_eq!(raw_after.matches("\"Priority\"").count(), 2, "{raw_after}");
 
+    // Update sets every occurrence of the key.
     let out = run(&mut gws("update", &["Priority=9"])).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(user_data(&sim), r#"{"Priority":9,"Code":"007","Name":"Ann"}"#);
+    assert_eq!(
+        user_data(&sim),
+        r#"{"Priority":9,"Code":"007","Name":"Ann","Priority":9}"#
+    );
 
-    let out = run(&mut gws("delete-pair", &["Code"])).await;
+    // Delete-pair removes every occurrence.
+    let out = run(&mut gws("delete-pair", &["Priority"])).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(user_data(&sim), r#"{"Priority":9,"Name":"Ann"}"#);
+    assert_eq!(user_data(&sim), r#"{"Code":"007","Name":"Ann"}"#);
 
     let out = run(&mut gws("delete-all", &[])).await;
     assert!(out.status.success(), "{}", text(&out.stderr));

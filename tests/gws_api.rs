@@ -47,7 +47,7 @@ impl Server {
         let sink = published.clone();
         let sim = GwsSim::new(
             GwsSimConfig::new(USER, PASSWORD),
-            Arc::new(move |channel: &str, data: String| {
+            Arc::new(move |_user: &str, channel: &str, data: String| {
                 sink.lock().unwrap().push((channel.to_owned(), data));
             }),
         );

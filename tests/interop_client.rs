@@ -27,9 +27,11 @@ async fn until(events: &mut EventStream, what: &str, mut pick: impl FnMut(&Clien
 }
 
 async fn subscribed(events: &mut EventStream, channel: &str) {
-    until(events, "Subscribed", |e| {
-        matches!(e, ClientEvent::Subscribed { channel: c } if c.as_str() == channel)
-    })
+    until(
+        events,
+        "Subscribed",
+        |e| matches!(e, ClientEvent::Subscribed { channel: c } if c.as_str() == channel),
+    )
     .await
 }
 
@@ -55,7 +57,9 @@ fn client(node: &CometdNode) -> Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_20000_messages_arrives_complete_and_in_order() {
-    let node = CometdNode::start().await.expect("the CometD Node.js server starts");
+    let node = CometdNode::start()
+        .await
+        .expect("the CometD Node.js server starts");
     let client = client(&node);
     let mut events = client.events();
     let mut sub = client.subscribe("/burst").unwrap();
@@ -67,17 +71,22 @@ async fn a_burst_of_20000_messages_arrives_complete_and_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_publish_reaches_another_client() {
-    let node = CometdNode::start().await.expect("the CometD Node.js server starts");
+    let node = CometdNode::start()
+        .await
+        .expect("the CometD Node.js server starts");
     let listener = client(&node);
     let mut events = listener.events();
     let mut sub = listener.subscribe("/chat/*").unwrap();
     subscribed(&mut events, "/chat/*").await;
 
     let speaker = client(&node);
-    timeout(LIMIT, speaker.publish("/chat/room", &serde_json::json!({"seq": 0, "text": "hi"})))
-        .await
-        .unwrap()
-        .expect("publish acknowledged");
+    timeout(
+        LIMIT,
+        speaker.publish("/chat/room", &serde_json::json!({"seq": 0, "text": "hi"})),
+    )
+    .await
+    .unwrap()
+    .expect("publish acknowledged");
     let m = timeout(LIMIT, sub.next()).await.unwrap().unwrap();
     assert_eq!(m.channel, "/chat/room");
     assert_eq!(m.data.unwrap().get(), r#"{"seq":0,"text":"hi"}"#);
@@ -85,7 +94,9 @@ async fn a_client_publish_reaches_another_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_client_replies_lead_to_rehandshake_and_resubscription() {
-    let node = CometdNode::start().await.expect("the CometD Node.js server starts");
+    let node = CometdNode::start()
+        .await
+        .expect("the CometD Node.js server starts");
     let client = client(&node);
     let mut events = client.events();
     let mut sub = client.subscribe("/feed").unwrap();
@@ -94,18 +105,27 @@ async fn unknown_client_replies_lead_to_rehandshake_and_resubscription() {
     expect_seq(&mut sub, 0, 10).await;
 
     node.forget().await.unwrap();
-    until(&mut events, "Rehandshaken", |e| matches!(e, ClientEvent::Rehandshaken { .. })).await;
+    until(&mut events, "Rehandshaken", |e| {
+        matches!(e, ClientEvent::Rehandshaken { .. })
+    })
+    .await;
     subscribed(&mut events, "/feed").await;
     node.publish("/feed", 10, 100).await.unwrap();
     expect_seq(&mut sub, 0, 10).await;
     let sessions = node.sessions().await.unwrap();
     assert_eq!(sessions.sessions, 1, "{sessions:?}");
-    assert_eq!(sessions.subscribers("/feed"), 1, "no duplicate subscription: {sessions:?}");
+    assert_eq!(
+        sessions.subscribers("/feed"),
+        1,
+        "no duplicate subscription: {sessions:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_server_gets_a_new_handshake_and_the_stream_goes_on() {
-    let mut node = CometdNode::start().await.expect("the CometD Node.js server starts");
+    let mut node = CometdNode::start()
+        .await
+        .expect("the CometD Node.js server starts");
     let client = client(&node);
     let mut events = client.events();
     let mut sub = client.subscribe("/feed").unwrap();
@@ -113,8 +133,13 @@ async fn a_restarted_server_gets_a_new_handshake_and_the_stream_goes_on() {
     node.publish("/feed", 100, 300).await.unwrap();
     expect_seq(&mut sub, 0, 100).await;
 
-    node.restart_same_port().await.expect("restart on the same port");
-    until(&mut events, "Rehandshaken", |e| matches!(e, ClientEvent::Rehandshaken { .. })).await;
+    node.restart_same_port()
+        .await
+        .expect("restart on the same port");
+    until(&mut events, "Rehandshaken", |e| {
+        matches!(e, ClientEvent::Rehandshaken { .. })
+    })
+    .await;
     subscribed(&mut events, "/feed").await;
     node.publish("/feed", 100, 300).await.unwrap();
     expect_seq(&mut sub, 0, 100).await;

@@ -13,7 +13,7 @@ const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/inbound-cal
 #[tokio::test]
 async fn replayed_and_live_stores_are_identical() {
     // Replay: the fixture through the reducer's stream adapter.
-    let mut replayed = CallStore::new().changes(gws_cometd::fixture::read(FIXTURE));
+    let mut replayed = CallStore::new().changes(Box::pin(gws_cometd::fixture::read(FIXTURE)));
     let mut replay_changes = Vec::new();
     while let Some(change) = replayed.next().await {
         replay_changes.push(change.expect("the fixture reads"));

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod demo;
 mod gws_args;
 mod replay;
+mod serve;
 mod tail;
 mod user_data;
 
@@ -35,6 +36,8 @@ enum Command {
     DeletePair(user_data::DeletePairArgs),
     /// DeleteUserData: remove all of a call's attached data.
     DeleteAll(user_data::DeleteAllArgs),
+    /// Run the GWS simulator until Ctrl-C.
+    Serve(serve::ServeArgs),
 }
 
 /// Parses the command line, runs the subcommand, and maps its outcome to an exit code.
@@ -48,6 +51,7 @@ pub fn main() -> ExitCode {
         Command::Update(args) => user_data::run(user_data::Operation::Update(args)),
         Command::DeletePair(args) => user_data::run(user_data::Operation::DeletePair(args)),
         Command::DeleteAll(args) => user_data::run(user_data::Operation::DeleteAll(args)),
+        Command::Serve(args) => serve::run(args),
     }
 }
 
@@ -58,5 +62,6 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }

@@ -107,7 +107,18 @@ impl Source {
             } => loop {
                 tokio::select! {
                     biased;
-                    m = messages.next() => return m.map_or(Next::Ended, Next::Line),
+                    m = messages.next() => match m {
+                        Some(m) => return Next::Line(m),
+                        // The client stopped: its Terminated event says why.
+                        None => {
+                            while let Some(ev) = events.next().await {
+                                if let ClientEvent::Terminated { error } = ev {
+                                    return Next::Terminated(error);
+                                }
+                            }
+                            return Next::Ended;
+                        }
+                    },
                     ev = events.next() => match ev {
                         Some(ClientEvent::Terminated { error }) => return Next::Terminated(error),
                         Some(_) => {}

@@ -22,14 +22,16 @@ pub(crate) struct BayeuxRoute {
 }
 
 impl BayeuxRoute {
-    fn serves(&self, path: &str) -> bool {
+    /// Whether `path` is one of the base paths or below one.
+    pub(crate) fn serves(&self, path: &str) -> bool {
         self.bases.iter().any(|b| {
             path.strip_prefix(b.as_str())
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         })
     }
 
-    async fn answer(&self, req: &SimRequest) -> SimResponse {
+    /// Answers a Bayeux POST on behalf of `owner` (the authenticated user, if any).
+    pub(crate) async fn answer(&self, req: &SimRequest, owner: Option<&str>) -> SimResponse {
         if req.method != Method::POST {
             return SimResponse::text(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -51,7 +53,7 @@ impl BayeuxRoute {
         };
         let reply = self
             .engine
-            .handle_batch(batch, req.cookie(BROWSER_COOKIE), &policy)
+            .handle_batch(batch, req.cookie(BROWSER_COOKIE), owner, &policy)
             .await;
         let mut r = SimResponse::json(StatusCode::OK, Message::encode_batch(&reply.messages));
         if let Some(b) = reply.set_browser {
@@ -69,6 +71,6 @@ impl Route for BayeuxRoute {
         if !self.serves(&req.path) {
             return futures::future::ready(None).boxed();
         }
-        async move { Some(self.answer(req).await) }.boxed()
+        async move { Some(self.answer(req, None).await) }.boxed()
     }
 }

@@ -66,6 +66,9 @@ pub(crate) struct EngineStats {
 struct Session {
     /// The `BAYEUX_BROWSER` cookie this session is bound to.
     browser: String,
+    /// The user the session belongs to (the GWS user of the HTTP session that made the
+    /// handshake); `None` on the plain, unauthenticated endpoint.
+    owner: Option<String>,
     subscriptions: BTreeSet<String>,
     queue: VecDeque<Message>,
     wake: Arc<Notify>,
@@ -180,20 +183,22 @@ impl Engine {
         m
     }
 
-    /// The session of `req` if it exists and is bound to `browser`.
-    fn session_ok(st: &State, req: &Message, browser: Option<&str>) -> bool {
+    /// The session of `req` if it exists, is bound to `browser` and belongs to `owner`.
+    fn session_ok(st: &State, req: &Message, browser: Option<&str>, owner: Option<&str>) -> bool {
         match req.client_id.as_deref().and_then(|id| st.sessions.get(id)) {
-            Some(s) => browser == Some(s.browser.as_str()),
+            Some(s) => browser == Some(s.browser.as_str()) && s.owner.as_deref() == owner,
             None => false,
         }
     }
 
-    /// Handles one request batch. Non-connect messages are answered in order; a
-    /// `/meta/connect` is answered last, after the data messages it delivers.
+    /// Handles one request batch from `owner` (recorded on sessions it handshakes; other
+    /// messages must come from their session's owner). Non-connect messages are answered in
+    /// order; a `/meta/connect` is answered last, after the data messages it delivers.
     pub(crate) async fn handle_batch(
         &self,
         batch: Vec<Message>,
         browser: Option<&str>,
+        owner: Option<&str>,
         policy: &Policy,
     ) -> BatchReply {
         self.expire_idle();
@@ -211,7 +216,7 @@ impl Engine {
                     }
                 }
                 "/meta/handshake" => {
-                    let (m, new_browser) = self.handshake(&msg, browser.as_deref());
+                    let (m, new_browser) = self.handshake(&msg, browser.as_deref(), owner);
                     if let Some(b) = new_browser {
                         browser = Some(b.clone());
                         reply.set_browser = Some(b);
@@ -221,30 +226,39 @@ impl Engine {
                 "/meta/subscribe" => {
                     reply
                         .messages
-                        .push(self.subscribe(&msg, browser.as_deref(), policy))
+                        .push(self.subscribe(&msg, browser.as_deref(), owner, policy))
                 }
-                "/meta/unsubscribe" => reply
-                    .messages
-                    .push(self.unsubscribe(&msg, browser.as_deref())),
-                "/meta/disconnect" => reply
-                    .messages
-                    .push(self.disconnect(&msg, browser.as_deref())),
+                "/meta/unsubscribe" => {
+                    reply
+                        .messages
+                        .push(self.unsubscribe(&msg, browser.as_deref(), owner))
+                }
+                "/meta/disconnect" => {
+                    reply
+                        .messages
+                        .push(self.disconnect(&msg, browser.as_deref(), owner))
+                }
                 ch if ch.starts_with("/meta/") => reply
                     .messages
                     .push(failure(&msg, "400::Unknown meta channel")),
                 _ => reply
                     .messages
-                    .push(self.client_publish(msg, browser.as_deref())),
+                    .push(self.client_publish(msg, browser.as_deref(), owner)),
             }
         }
         if let Some(msg) = connect {
-            let mut msgs = self.connect(&msg, browser.as_deref(), policy).await;
+            let mut msgs = self.connect(&msg, browser.as_deref(), owner, policy).await;
             reply.messages.append(&mut msgs);
         }
         reply
     }
 
-    fn handshake(&self, req: &Message, browser: Option<&str>) -> (Message, Option<String>) {
+    fn handshake(
+        &self,
+        req: &Message,
+        browser: Option<&str>,
+        owner: Option<&str>,
+    ) -> (Message, Option<String>) {
         let mut st = self.lock();
         let new_browser = match browser {
             Some(_) => None,
@@ -259,6 +273,7 @@ impl Engine {
             id.clone(),
             Session {
                 browser: bound,
+                owner: owner.map(str::to_owned),
                 subscriptions: BTreeSet::new(),
                 queue: VecDeque::new(),
                 wake: Arc::new(Notify::new()),
@@ -280,9 +295,15 @@ impl Engine {
         (m, new_browser)
     }
 
-    fn subscribe(&self, req: &Message, browser: Option<&str>, policy: &Policy) -> Message {
+    fn subscribe(
+        &self,
+        req: &Message,
+        browser: Option<&str>,
+        owner: Option<&str>,
+        policy: &Policy,
+    ) -> Message {
         let mut st = self.lock();
-        if !Self::session_ok(&st, req, browser) {
+        if !Self::session_ok(&st, req, browser, owner) {
             return Self::unknown_client(req, false);
         }
         let mut reply = reply_to(req);
@@ -333,9 +354,9 @@ impl Engine {
         reply
     }
 
-    fn unsubscribe(&self, req: &Message, browser: Option<&str>) -> Message {
+    fn unsubscribe(&self, req: &Message, browser: Option<&str>, owner: Option<&str>) -> Message {
         let mut st = self.lock();
-        if !Self::session_ok(&st, req, browser) {
+        if !Self::session_ok(&st, req, browser, owner) {
             return Self::unknown_client(req, false);
         }
         if let (Some(s), Some(sub)) = (
@@ -356,9 +377,9 @@ impl Engine {
         reply
     }
 
-    fn disconnect(&self, req: &Message, browser: Option<&str>) -> Message {
+    fn disconnect(&self, req: &Message, browser: Option<&str>, owner: Option<&str>) -> Message {
         let mut st = self.lock();
-        if !Self::session_ok(&st, req, browser) {
+        if !Self::session_ok(&st, req, browser, owner) {
             return Self::unknown_client(req, false);
         }
         if let Some(s) = req
@@ -376,10 +397,10 @@ impl Engine {
         reply
     }
 
-    fn client_publish(&self, msg: Message, browser: Option<&str>) -> Message {
+    fn client_publish(&self, msg: Message, browser: Option<&str>, owner: Option<&str>) -> Message {
         {
             let st = self.lock();
-            if !Self::session_ok(&st, &msg, browser) {
+            if !Self::session_ok(&st, &msg, browser, owner) {
                 return Self::unknown_client(&msg, false);
             }
         }
@@ -409,12 +430,18 @@ impl Engine {
         reply
     }
 
-    async fn connect(&self, req: &Message, browser: Option<&str>, policy: &Policy) -> Vec<Message> {
+    async fn connect(
+        &self,
+        req: &Message,
+        browser: Option<&str>,
+        owner: Option<&str>,
+        policy: &Policy,
+    ) -> Vec<Message> {
         let client_id = req.client_id.clone().unwrap_or_default();
         let (wake, my_gen) = {
             let mut st = self.lock();
             st.stats.connects += 1;
-            if !Self::session_ok(&st, req, browser) {
+            if !Self::session_ok(&st, req, browser, owner) {
                 return vec![Self::unknown_client(req, true)];
             }
             if policy.advice_none {
@@ -497,13 +524,27 @@ impl Engine {
     /// Queues `data` on `channel` for every session with a matching subscription; returns
     /// how many sessions got it.
     pub(crate) fn publish(&self, channel: &str, data: &RawValue) -> usize {
+        self.publish_where(channel, data, |_| true)
+    }
+
+    /// Like [`publish`](Self::publish), but only to the sessions `owner` owns.
+    pub(crate) fn publish_to(&self, owner: &str, channel: &str, data: &RawValue) -> usize {
+        self.publish_where(channel, data, |s| s.owner.as_deref() == Some(owner))
+    }
+
+    fn publish_where(
+        &self,
+        channel: &str,
+        data: &RawValue,
+        to: impl Fn(&Session) -> bool,
+    ) -> usize {
         let mut st = self.lock();
         st.stats.published += 1;
         let max = self.cfg.max_queue.max(1);
         let mut count = 0;
         let mut dropped = 0;
         for (id, s) in st.sessions.iter_mut() {
-            if !s.subscriptions.iter().any(|p| channel_matches(p, channel)) {
+            if !to(s) || !s.subscriptions.iter().any(|p| channel_matches(p, channel)) {
                 continue;
             }
             if s.queue.len() >= max {
@@ -576,6 +617,16 @@ impl Engine {
 
     pub(crate) fn client_log(&self) -> Vec<(String, String)> {
         self.lock().client_log.iter().cloned().collect()
+    }
+
+    /// The owners with at least one session whose subscriptions match `channel`.
+    pub(crate) fn owners_receiving(&self, channel: &str) -> BTreeSet<String> {
+        self.lock()
+            .sessions
+            .values()
+            .filter(|s| s.subscriptions.iter().any(|p| channel_matches(p, channel)))
+            .filter_map(|s| s.owner.clone())
+            .collect()
     }
 
     fn subscriber_count(&self, channel: &str) -> usize {
@@ -662,7 +713,7 @@ mod tests {
 
     async fn handshake(e: &Engine) -> (String, String) {
         let r = e
-            .handle_batch(vec![msg("/meta/handshake", None)], None, &P)
+            .handle_batch(vec![msg("/meta/handshake", None)], None, None, &P)
             .await;
         let browser = r.set_browser.expect("a new browser cookie");
         let id = r.messages[0].client_id.clone().expect("a clientId");
@@ -694,7 +745,9 @@ mod tests {
         let (e, _tx) = engine(10);
         let (id, b) = handshake(&e).await;
         let start = Instant::now();
-        let r = e.handle_batch(vec![connect(&id, None)], Some(&b), &P).await;
+        let r = e
+            .handle_batch(vec![connect(&id, None)], Some(&b), None, &P)
+            .await;
         assert_eq!(start.elapsed(), Duration::from_secs(30));
         assert_eq!(r.messages.len(), 1);
         assert!(r.messages[0].is_successful());
@@ -705,7 +758,7 @@ mod tests {
         let (e, _tx) = engine(10);
         let (id, b) = handshake(&e).await;
         let start = Instant::now();
-        e.handle_batch(vec![connect(&id, Some(0))], Some(&b), &P)
+        e.handle_batch(vec![connect(&id, Some(0))], Some(&b), None, &P)
             .await;
         assert_eq!(start.elapsed(), Duration::ZERO);
     }
@@ -714,9 +767,9 @@ mod tests {
     async fn a_publish_releases_the_held_connect_with_data_before_the_reply() {
         let (e, _tx) = engine(10);
         let (id, b) = handshake(&e).await;
-        e.handle_batch(vec![subscribe(&id, "/v2/**")], Some(&b), &P)
+        e.handle_batch(vec![subscribe(&id, "/v2/**")], Some(&b), None, &P)
             .await;
-        let held = e.handle_batch(vec![connect(&id, None)], Some(&b), &P);
+        let held = e.handle_batch(vec![connect(&id, None)], Some(&b), None, &P);
         let publish = async {
             tokio::time::sleep(Duration::from_secs(1)).await;
             assert_eq!(e.publish("/v2/me/calls", &raw(r#"{"a":1,"a":2}"#)), 1);
@@ -738,11 +791,12 @@ mod tests {
     async fn a_second_connect_releases_the_first() {
         let (e, _tx) = engine(10);
         let (id, b) = handshake(&e).await;
-        let first = e.handle_batch(vec![connect(&id, None)], Some(&b), &P);
+        let first = e.handle_batch(vec![connect(&id, None)], Some(&b), None, &P);
         let second = async {
             tokio::time::sleep(Duration::from_secs(2)).await;
             let start = Instant::now();
-            e.handle_batch(vec![connect(&id, None)], Some(&b), &P).await;
+            e.handle_batch(vec![connect(&id, None)], Some(&b), None, &P)
+                .await;
             start.elapsed()
         };
         let start = Instant::now();
@@ -768,7 +822,7 @@ mod tests {
         assert_eq!(e.stats().sessions, 0);
         assert_eq!(e.stats().expired, 1);
         let r = e
-            .handle_batch(vec![connect(&id, Some(0))], Some(&b), &P)
+            .handle_batch(vec![connect(&id, Some(0))], Some(&b), None, &P)
             .await;
         assert_eq!(r.messages[0].error.as_deref(), Some(UNKNOWN_CLIENT));
     }
@@ -777,7 +831,7 @@ mod tests {
     async fn a_held_connect_keeps_its_session_alive() {
         let (e, _tx) = engine(10);
         let (id, b) = handshake(&e).await;
-        let held = e.handle_batch(vec![connect(&id, None)], Some(&b), &P);
+        let held = e.handle_batch(vec![connect(&id, None)], Some(&b), None, &P);
         let check = async {
             tokio::time::sleep(Duration::from_secs(25)).await;
             e.expire_idle();
@@ -791,12 +845,14 @@ mod tests {
     async fn a_full_queue_drops_the_oldest_message() {
         let (e, _tx) = engine(2);
         let (id, b) = handshake(&e).await;
-        e.handle_batch(vec![subscribe(&id, "/a")], Some(&b), &P)
+        e.handle_batch(vec![subscribe(&id, "/a")], Some(&b), None, &P)
             .await;
         for i in 0..3 {
             e.publish("/a", &raw(&i.to_string()));
         }
-        let r = e.handle_batch(vec![connect(&id, None)], Some(&b), &P).await;
+        let r = e
+            .handle_batch(vec![connect(&id, None)], Some(&b), None, &P)
+            .await;
         let data: Vec<_> = r.messages[..2]
             .iter()
             .map(|m| m.data.as_ref().unwrap().get().to_owned())
@@ -810,7 +866,7 @@ mod tests {
         let (e, _tx) = engine(10);
         let (id, _b) = handshake(&e).await;
         let r = e
-            .handle_batch(vec![subscribe(&id, "/a")], Some("other"), &P)
+            .handle_batch(vec![subscribe(&id, "/a")], Some("other"), None, &P)
             .await;
         assert_eq!(r.messages[0].error.as_deref(), Some(UNKNOWN_CLIENT));
         assert!(r.messages[0].advice.is_none());
@@ -821,12 +877,67 @@ mod tests {
     async fn a_cancelled_connect_lets_the_session_expire() {
         let (e, _tx) = engine(10);
         let (id, b) = handshake(&e).await;
-        let held = e.handle_batch(vec![connect(&id, None)], Some(&b), &P);
+        let held = e.handle_batch(vec![connect(&id, None)], Some(&b), None, &P);
         assert!(tokio::time::timeout(Duration::from_secs(1), held)
             .await
             .is_err());
         tokio::time::advance(Duration::from_secs(11)).await;
         e.expire_idle();
         assert_eq!(e.stats().sessions, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn publish_to_reaches_only_the_owners_sessions_and_owners_cannot_share_sessions() {
+        let (e, _tx) = engine(10);
+        let mut ids = Vec::new();
+        for owner in [Some("alice"), Some("bob"), None] {
+            let r = e
+                .handle_batch(vec![msg("/meta/handshake", None)], None, owner, &P)
+                .await;
+            let b = r.set_browser.unwrap();
+            let id = r.messages[0].client_id.clone().unwrap();
+            let r = e
+                .handle_batch(vec![subscribe(&id, "/v2/me/*")], Some(&b), owner, &P)
+                .await;
+            assert!(r.messages[0].is_successful());
+            ids.push((id, b));
+        }
+        assert_eq!(
+            e.owners_receiving("/v2/me/calls"),
+            BTreeSet::from(["alice".to_owned(), "bob".to_owned()])
+        );
+        assert_eq!(e.publish_to("alice", "/v2/me/calls", &raw("1")), 1);
+        assert_eq!(e.publish("/v2/me/calls", &raw("2")), 3);
+
+        let (alice, alice_b) = &ids[0];
+        let r = e
+            .handle_batch(
+                vec![connect(alice, Some(0))],
+                Some(alice_b),
+                Some("alice"),
+                &P,
+            )
+            .await;
+        let data: Vec<_> = r.messages[..2]
+            .iter()
+            .map(|m| m.data.as_ref().unwrap().get().to_owned())
+            .collect();
+        assert_eq!(data, ["1", "2"]);
+        let (bob, bob_b) = &ids[1];
+        let r = e
+            .handle_batch(vec![connect(bob, Some(0))], Some(bob_b), Some("bob"), &P)
+            .await;
+        assert_eq!(r.messages.len(), 2, "bob gets the broadcast only");
+
+        // Alice's session used with Bob's login is unknown.
+        let r = e
+            .handle_batch(
+                vec![connect(alice, Some(0))],
+                Some(alice_b),
+                Some("bob"),
+                &P,
+            )
+            .await;
+        assert_eq!(r.messages[0].error.as_deref(), Some(UNKNOWN_CLIENT));
     }
 }

@@ -4,18 +4,23 @@
 //! [`GwsSim::handle`] answers a [`SimRequest`] with a [`SimResponse`] for every route under
 //! `/api/v2/me` and returns `None` for everything else (the Bayeux endpoint). Each change of
 //! a call is handed to the `publish` callback given to [`GwsSim::new`] as the JSON text of a
-//! `CallStateChangeMessage` for the channel [`CALLS_CHANNEL`].
+//! `CallStateChangeMessage` for the channel [`CALLS_CHANNEL`], with the call's owner.
+//!
+//! Several users may be configured ([`GwsSimConfig::with_user`]). Every call belongs to one
+//! user; REST requests see only their session user's calls (another user's call answers
+//! 404 / `statusCode` 6, like an unknown one), and notifications name the owner so a server
+//! can deliver them to that user's Bayeux sessions only.
 //!
 //! # REST routes
 //!
 //! | request | answer |
 //! |---|---|
 //! | `GET /api/v2/me` | `{"statusCode":0,"user":{...}}`; with valid HTTP Basic and no valid session, a new `JSESSIONID` cookie |
-//! | `GET /api/v2/me/calls` (any query) | `{"statusCode":0,"calls":[...]}`, every call not yet `Completed` |
+//! | `GET /api/v2/me/calls` (any query) | `{"statusCode":0,"calls":[...]}`, every call of the session's user not yet `Completed` |
 //! | `GET /api/v2/me/calls/{id}` | `{"statusCode":0,"call":{...}}` |
 //! | `POST /api/v2/me/calls/{id}` | `{"statusCode":0}` for `operationName` `AttachUserData`, `UpdateUserData`, `DeleteUserDataPair` (`key`), `DeleteUserData`, `Answer`, `Hold`, `Retrieve`, `Release`, `Complete` |
 //!
-//! A request is authenticated by a valid `JSESSIONID` cookie or by HTTP Basic with the
+//! A request is authenticated by a valid `JSESSIONID` cookie or by HTTP Basic with a
 //! configured user (which opens a session); otherwise it gets 401 with
 //! `WWW-Authenticate: Basic realm="gws"`. With CSRF on, every GET answer names the header
 //! (`X-CSRF-HEADER: X-CSRF-TOKEN`) and the session's token (`X-CSRF-TOKEN`), and a POST, PUT or
@@ -86,18 +91,18 @@ pub const CSRF_HEADER: &str = "X-CSRF-TOKEN";
 /// `statusCode` 2 rather than 6); older ones are forgotten.
 const COMPLETED_CALLS_KEPT: usize = 100;
 
-/// Receives every notification: the channel and the `data` JSON text. Called in the order
-/// the changes happened, outside the simulator's state lock: it may read the simulator
-/// (`session_of`, `call_json`, ...) but must not change it (that would deadlock).
-pub type Publish = Arc<dyn Fn(&str, String) + Send + Sync>;
+/// Receives every notification: the user it is for (the call's owner), the channel and the
+/// `data` JSON text. Called in the order the changes happened, outside the simulator's state
+/// lock: it may read the simulator (`session_of`, `call_json`, ...) but must not change it
+/// (that would deadlock).
+pub type Publish = Arc<dyn Fn(&str, &str, String) + Send + Sync>;
 
 /// How the simulated GWS behaves.
 #[derive(Clone)]
 pub struct GwsSimConfig {
-    /// The one user name accepted.
-    pub user: String,
-    /// That user's password.
-    pub password: String,
+    /// The accepted users as `(name, password)`; the first is the default user, who owns the
+    /// calls of [`GwsSim::ring_inbound`] and [`GwsSim::run_scenario`].
+    pub users: Vec<(String, String)>,
     /// Whether CSRF protection is on (default `true`).
     pub csrf: bool,
     /// HTTP sessions unused for this long expire (default: never).
@@ -111,20 +116,37 @@ impl GwsSimConfig {
     /// A configuration accepting `user` with `password`, CSRF on, sessions that never expire.
     pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
         GwsSimConfig {
-            user: user.into(),
-            password: password.into(),
+            users: vec![(user.into(), password.into())],
             csrf: true,
             session_ttl: None,
             public_url: "http://127.0.0.1:8090".into(),
         }
     }
+
+    /// Accepts one more user. A name already present keeps its first password.
+    pub fn with_user(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        let user = user.into();
+        if !self.users.iter().any(|(u, _)| *u == user) {
+            self.users.push((user, password.into()));
+        }
+        self
+    }
+
+    /// The default (first) user's name; empty when no user is configured.
+    pub fn default_user(&self) -> &str {
+        self.users.first().map_or("", |(u, _)| u.as_str())
+    }
+
+    fn knows(&self, user: &str) -> bool {
+        self.users.iter().any(|(u, _)| u == user)
+    }
 }
 
 impl fmt::Debug for GwsSimConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.users.iter().map(|(u, _)| u.as_str()).collect();
         f.debug_struct("GwsSimConfig")
-            .field("user", &self.user)
-            .field("password", &"***")
+            .field("users", &names)
             .field("csrf", &self.csrf)
             .field("session_ttl", &self.session_ttl)
             .field("public_url", &self.public_url)
@@ -281,6 +303,8 @@ struct HttpSession {
 
 struct SimCall {
     id: String,
+    /// The user whose calls list shows it and who gets its notifications.
+    owner: String,
     conn_id: String,
     state: SimCallState,
     ani: String,
@@ -364,10 +388,15 @@ impl GwsSim {
             }
         };
         let reads = matches!(req.method, "GET" | "HEAD");
+        let user = lock(&self.inner.state)
+            .sessions
+            .get(&session_id)
+            .map(|s| s.user.clone())
+            .unwrap_or_default();
         let mut resp = if !reads && !self.csrf_matches(&session_id, req.headers) {
             SimResponse::status(403, 3, "Missing or invalid Csrf token")
         } else {
-            self.route(req.method, rest, req.body)
+            self.route(&user, req.method, rest, req.body)
         };
         if let Some(cookie) = set_cookie.take() {
             resp.headers.push(("Set-Cookie".into(), cookie));
@@ -417,13 +446,29 @@ impl GwsSim {
         }
     }
 
-    /// An inbound call from `from` to the agent's number `to` starts ringing; returns its id.
+    /// An inbound call from `from` to the agent's number `to` starts ringing for the default
+    /// user; returns its id.
     pub fn ring_inbound(&self, from: &str, to: &str) -> String {
+        let user = self.inner.config.default_user().to_owned();
+        self.ring(&user, from, to)
+    }
+
+    /// Like [`ring_inbound`](Self::ring_inbound) for `user`'s calls; `None` (and no call)
+    /// when `user` is not configured.
+    pub fn ring_inbound_for(&self, user: &str, from: &str, to: &str) -> Option<String> {
+        self.inner
+            .config
+            .knows(user)
+            .then(|| self.ring(user, from, to))
+    }
+
+    fn ring(&self, user: &str, from: &str, to: &str) -> String {
         self.change(|state, public_url| {
             state.next_call += 1;
             let n = state.next_call;
             let call = SimCall {
                 id: format!("01GWSSIM{n:024}"),
+                owner: user.to_owned(),
                 conn_id: format!("{:016x}", 0x0071_025b_d3c3_b000_u64.wrapping_add(n)),
                 state: SimCallState::Ringing,
                 ani: from.to_owned(),
@@ -431,7 +476,10 @@ impl GwsSim {
                 user_data: Vec::new(),
                 started: Instant::now(),
             };
-            let note = call.notification("StatusChange", public_url);
+            let note = (
+                call.owner.clone(),
+                call.notification("StatusChange", public_url),
+            );
             let id = call.id.clone();
             state.calls.push(call);
             Ok((id, vec![note]))
@@ -507,14 +555,23 @@ impl GwsSim {
         Some(call.json(&self.inner.config.public_url))
     }
 
-    /// The `GET /api/v2/me/calls` reply: every call not `Completed`.
+    /// Every call not `Completed`, of every user, as `GET /api/v2/me/calls` shows them.
     pub fn calls_json(&self) -> String {
+        self.calls_json_where(|_| true)
+    }
+
+    /// The `GET /api/v2/me/calls` reply for `user`: their calls not `Completed`.
+    pub fn calls_json_for(&self, user: &str) -> String {
+        self.calls_json_where(|c| c.owner == user)
+    }
+
+    fn calls_json_where(&self, keep: impl Fn(&SimCall) -> bool) -> String {
         let state = lock(&self.inner.state);
         let mut out = String::from(r#"{"statusCode":0,"calls":["#);
         let live = state
             .calls
             .iter()
-            .filter(|c| c.state != SimCallState::Completed);
+            .filter(|c| c.state != SimCallState::Completed && keep(c));
         for (i, call) in live.enumerate() {
             if i > 0 {
                 out.push(',');
@@ -525,23 +582,52 @@ impl GwsSim {
         out
     }
 
-    /// The ids of every call not `Completed`, oldest first.
+    /// The ids of every call not `Completed`, of every user, oldest first.
     pub fn call_ids(&self) -> Vec<String> {
+        self.call_ids_where(|_| true)
+    }
+
+    /// The ids of `user`'s calls not `Completed`, oldest first.
+    pub fn call_ids_for(&self, user: &str) -> Vec<String> {
+        self.call_ids_where(|c| c.owner == user)
+    }
+
+    fn call_ids_where(&self, keep: impl Fn(&SimCall) -> bool) -> Vec<String> {
         let state = lock(&self.inner.state);
         let live = state
             .calls
             .iter()
-            .filter(|c| c.state != SimCallState::Completed);
+            .filter(|c| c.state != SimCallState::Completed && keep(c));
         live.map(|c| c.id.clone()).collect()
     }
 
-    /// Runs `steps` on a tokio task (see the module docs). The task stops after the last
-    /// step, or as soon as the simulator is dropped. Must be called inside a tokio runtime.
+    /// Runs `steps` for the default user on a tokio task (see the module docs). The task
+    /// stops after the last step, or as soon as the simulator is dropped. Must be called
+    /// inside a tokio runtime.
     pub fn run_scenario(&self, steps: Vec<ScenarioStep>) -> tokio::task::JoinHandle<()> {
+        let user = self.inner.config.default_user().to_owned();
+        tokio::spawn(self.scenario(user, steps))
+    }
+
+    /// Like [`run_scenario`](Self::run_scenario), ringing `user`'s calls.
+    pub fn run_scenario_for(
+        &self,
+        user: &str,
+        steps: Vec<ScenarioStep>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.scenario(user.to_owned(), steps))
+    }
+
+    /// The scenario as a future, for callers that own the task. Its clock starts now.
+    pub(crate) fn scenario(
+        &self,
+        user: String,
+        steps: Vec<ScenarioStep>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let weak: Weak<Inner> = Arc::downgrade(&self.inner);
         let mut alive = self.inner.alive.subscribe();
         let start = tokio::time::Instant::now();
-        tokio::spawn(async move {
+        async move {
             let mut rung: Vec<String> = Vec::new();
             for (n, step) in steps.into_iter().enumerate() {
                 tokio::select! {
@@ -550,11 +636,11 @@ impl GwsSim {
                 }
                 let Some(inner) = weak.upgrade() else { return };
                 let sim = GwsSim { inner };
-                if let Err(e) = sim.run_step(step.action, &mut rung) {
-                    tracing::warn!(step = n + 1, "scenario step failed: {e}");
+                if let Err(e) = sim.run_step(&user, step.action, &mut rung) {
+                    tracing::warn!(step = n + 1, %user, "scenario step failed: {e}");
                 }
             }
-        })
+        }
     }
 
     /// The built-in scenario: an inbound call from 5115 to 5001 rings after 0.5 s, is
@@ -586,7 +672,12 @@ impl GwsSim {
         steps
     }
 
-    fn run_step(&self, action: ScenarioAction, rung: &mut Vec<String>) -> Result<(), String> {
+    fn run_step(
+        &self,
+        user: &str,
+        action: ScenarioAction,
+        rung: &mut Vec<String>,
+    ) -> Result<(), String> {
         let resolve = |call: &CallRef| match call {
             CallRef::Id(id) => Ok(id.clone()),
             CallRef::Index(i) => rung
@@ -596,7 +687,10 @@ impl GwsSim {
         };
         let done = match action {
             ScenarioAction::Ring { from, to } => {
-                rung.push(self.ring_inbound(&from, &to));
+                let id = self
+                    .ring_inbound_for(user, &from, &to)
+                    .ok_or_else(|| format!("unknown user {user:?}"))?;
+                rung.push(id);
                 Ok(())
             }
             ScenarioAction::Answer(c) => self.answer(&resolve(&c)?),
@@ -621,15 +715,15 @@ impl GwsSim {
     /// Runs a change under the state lock, then publishes its notifications in order.
     fn change<T>(
         &self,
-        f: impl FnOnce(&mut State, &str) -> Result<(T, Vec<String>), SimCallError>,
+        f: impl FnOnce(&mut State, &str) -> Result<(T, Vec<(String, String)>), SimCallError>,
     ) -> Result<T, SimCallError> {
         let _order = lock(&self.inner.publish_order);
         let (value, notes) = {
             let mut state = lock(&self.inner.state);
             f(&mut state, &self.inner.config.public_url)?
         };
-        for note in notes {
-            (self.inner.publish)(CALLS_CHANNEL, note);
+        for (user, note) in notes {
+            (self.inner.publish)(&user, CALLS_CHANNEL, note);
         }
         Ok(value)
     }
@@ -651,7 +745,10 @@ impl GwsSim {
                 });
             }
             call.state = to;
-            let note = call.notification("StatusChange", public_url);
+            let note = (
+                call.owner.clone(),
+                call.notification("StatusChange", public_url),
+            );
             if to == SimCallState::Completed {
                 prune_completed(state);
             }
@@ -693,10 +790,8 @@ impl GwsSim {
                 UserDataOp::DeletePair => data.retain(|(k, _)| k != key),
                 UserDataOp::DeleteAll => data.clear(),
             }
-            Ok((
-                (),
-                vec![call.notification("AttachedDataChanged", public_url)],
-            ))
+            let note = call.notification("AttachedDataChanged", public_url);
+            Ok(((), vec![(call.owner.clone(), note)]))
         })
     }
 
@@ -711,7 +806,11 @@ impl GwsSim {
         }
         let (user, password) = basic_credentials(headers)?;
         let config = &self.inner.config;
-        if user != config.user || password != config.password {
+        if !config
+            .users
+            .iter()
+            .any(|(u, p)| *u == user && *p == password)
+        {
             return None;
         }
         let id = random_token();
@@ -752,16 +851,21 @@ impl GwsSim {
         matches!((state.sessions.get(session_id), sent), (Some(s), Some(t)) if s.csrf == t)
     }
 
-    fn route(&self, method: &str, rest: &str, body: &[u8]) -> SimResponse {
+    /// Answers an authenticated request of `user`: only their calls are visible.
+    fn route(&self, user: &str, method: &str, rest: &str, body: &[u8]) -> SimResponse {
         match (method, rest) {
-            ("GET" | "HEAD", "") => SimResponse::json(200, self.me_json()),
-            ("GET" | "HEAD", "/calls") => SimResponse::json(200, self.calls_json()),
+            ("GET" | "HEAD", "") => SimResponse::json(200, self.me_json(user)),
+            ("GET" | "HEAD", "/calls") => SimResponse::json(200, self.calls_json_for(user)),
             (_, "" | "/calls") => SimResponse::status(405, 1, "Method not allowed"),
             _ => {
                 let Some(id) = rest.strip_prefix("/calls/").filter(|id| !id.contains('/')) else {
                     return SimResponse::status(404, 6, "Not found");
                 };
                 let id = percent_decode(id);
+                if !self.owns(user, &id) {
+                    // Another user's call is as unknown as a call that never existed.
+                    return SimResponse::status(404, 6, "Call not found");
+                }
                 match method {
                     "GET" | "HEAD" => match self.call_json(&id) {
                         Some(call) => {
@@ -776,12 +880,19 @@ impl GwsSim {
         }
     }
 
-    fn me_json(&self) -> String {
+    fn owns(&self, user: &str, id: &str) -> bool {
+        lock(&self.inner.state)
+            .calls
+            .iter()
+            .any(|c| c.id == id && c.owner == user)
+    }
+
+    fn me_json(&self, user: &str) -> String {
         let config = &self.inner.config;
         format!(
             r#"{{"statusCode":0,"user":{{"id":"{:08x}","userName":{},"firstName":"Sim","lastName":"Agent","roles":["ROLE_AGENT"],"enabled":true,"uri":{},"path":"/me"}}}}"#,
-            fnv1a(&config.user),
-            js(&config.user),
+            fnv1a(user),
+            js(user),
             js(&format!("{}/api/v2/me", config.public_url)),
         )
     }
@@ -1211,7 +1322,7 @@ mod tests {
         let sink = published.clone();
         let sim = GwsSim::new(
             config,
-            Arc::new(move |channel: &str, data: String| {
+            Arc::new(move |_user: &str, channel: &str, data: String| {
                 lock(&sink).push((channel.to_owned(), data));
             }),
         );
@@ -1702,5 +1813,45 @@ mod tests {
     fn config_debug_hides_the_password() {
         let config = GwsSimConfig::new("agent", "hunter2");
         assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn each_user_sees_and_is_notified_of_only_their_own_calls() {
+        let published: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let sink = published.clone();
+        let sim = GwsSim::new(
+            GwsSimConfig::new("agent", "pw").with_user("other", "pw2"),
+            Arc::new(move |user: &str, _channel: &str, data: String| {
+                lock(&sink).push((user.to_owned(), data));
+            }),
+        );
+        assert_eq!(sim.ring_inbound_for("nobody", "1", "2"), None);
+        let mine = sim.ring_inbound("5115", "5001");
+        let theirs = sim.ring_inbound_for("other", "6116", "6001").unwrap();
+        let owners: Vec<String> = lock(&published).iter().map(|p| p.0.clone()).collect();
+        assert_eq!(owners, ["agent", "other"]);
+        assert_eq!(sim.call_ids_for("other"), vec![theirs.clone()]);
+
+        let session = login(&sim);
+        let list = body(&get(&sim, "/api/v2/me/calls", &session)).to_owned();
+        assert!(list.contains(&mine) && !list.contains(&theirs), "{list}");
+        for path in [format!("/api/v2/me/calls/{theirs}")] {
+            assert_eq!(get(&sim, &path, &session).status, 404);
+            let resp = post(
+                &sim,
+                &path,
+                &session,
+                r#"{"operationName":"DeleteUserData"}"#,
+            );
+            assert_eq!(
+                (resp.status, body(&resp)),
+                (404, r#"{"statusCode":6,"statusMessage":"Call not found"}"#)
+            );
+        }
+        let resp = get(&sim, "/api/v2/me", &basic("other", "pw2"));
+        assert_eq!(resp.status, 200);
+        assert!(body(&resp).contains(r#""userName":"other""#));
+        assert_eq!(get(&sim, "/api/v2/me", &basic("other", "pw")).status, 401);
+        assert!(!format!("{:?}", sim.config()).contains("pw2"));
     }
 }

@@ -25,10 +25,11 @@
 //! # Ok(()) }
 //! ```
 
-pub mod gws;
 mod bayeux_route;
 pub(crate) mod engine;
 mod fault;
+pub mod gws;
+mod gws_server;
 pub(crate) mod server;
 
 use std::collections::BTreeMap;
@@ -43,6 +44,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use fault::Fault;
+pub use gws_server::{GwsServerConfig, GwsSimServer};
 
 use bayeux_route::BayeuxRoute;
 use engine::{Engine, EngineConfig};
@@ -156,6 +158,7 @@ impl SimServer {
             shutdown_rx.clone(),
         ));
         let mut routes = build(&Extension {
+            addr,
             engine: engine.clone(),
             shutdown: shutdown_rx.clone(),
         });
@@ -312,6 +315,8 @@ impl Drop for SimServer {
 /// What a simulator extension (extra routes, scenarios) gets to work with.
 #[allow(dead_code)] // for simulator extensions
 pub(crate) struct Extension {
+    /// The bound address.
+    pub addr: SocketAddr,
     /// The Bayeux state: publish, subscriptions, sessions.
     pub engine: Arc<Engine>,
     /// Becomes `true` when the server stops.

@@ -1,0 +1,254 @@
+//! The GWS simulator over HTTP: [`GwsSim`]'s REST routes and the Bayeux notification
+//! endpoint on one hyper server, with Bayeux sessions bound to GWS users.
+//!
+//! | path | served by |
+//! |---|---|
+//! | `/api/v2/me...` | [`GwsSim::handle`] (login, calls, user data) |
+//! | `/api/v2/notifications...` | Bayeux, for a valid `JSESSIONID` (else 401) and, with CSRF on, its token (else 403); the Bayeux session belongs to that user |
+//! | `/cometd...` | plain Bayeux, no authentication |
+//!
+//! Notifications of a call go only to its owner's Bayeux sessions. The first time one of a
+//! user's sessions subscribes to [`CALLS_CHANNEL`], the configured scenario starts for that
+//! user (once per user, for the server's life). Once an HTTP session is gone (expired or
+//! [`GwsSim::expire_http_sessions`]), CometD requests made with it get 401, so a client logs
+//! in again.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
+use hyper::StatusCode;
+use serde_json::value::RawValue;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::bayeux_route::BayeuxRoute;
+use super::engine::Engine;
+use super::gws::{self, GwsSim, GwsSimConfig, Publish, ScenarioStep, CALLS_CHANNEL};
+use super::server::{Route, SimRequest, SimResponse};
+use super::{SimConfig, SimServer};
+
+/// The authenticated Bayeux endpoint.
+const NOTIFICATIONS_PATH: &str = "/api/v2/notifications";
+
+/// How long the scenario watcher sleeps when nothing changes (it wakes on every
+/// subscription change; this only bounds a missed wake-up).
+const WATCH_RECHECK: Duration = Duration::from_secs(60);
+
+/// How a [`GwsSimServer`] listens and behaves.
+#[derive(Clone, Debug)]
+pub struct GwsServerConfig {
+    /// Listening address and Bayeux timing.
+    pub sim: SimConfig,
+    /// Users, CSRF and HTTP session lifetime. `public_url` is replaced by the bound address.
+    pub gws: GwsSimConfig,
+    /// What happens for each user once they subscribe to [`CALLS_CHANNEL`]: `None` runs
+    /// [`GwsSim::default_scenario`], `Some(vec![])` nothing.
+    pub scenario: Option<Vec<ScenarioStep>>,
+}
+
+impl GwsServerConfig {
+    /// One user, `127.0.0.1:0`, CSRF on, the default scenario.
+    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
+        GwsServerConfig {
+            sim: SimConfig::default(),
+            gws: GwsSimConfig::new(user, password),
+            scenario: None,
+        }
+    }
+}
+
+/// A running GWS simulator. Dropping it stops the server and every scenario;
+/// [`GwsSimServer::shutdown`] stops it gracefully.
+pub struct GwsSimServer {
+    bayeux: SimServer,
+    gws: GwsSim,
+}
+
+impl std::fmt::Debug for GwsSimServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GwsSimServer")
+            .field("addr", &self.bayeux.addr())
+            .field("gws", &self.gws)
+            .finish()
+    }
+}
+
+impl GwsSimServer {
+    /// Binds `config.sim.listen` and starts serving.
+    pub async fn start(config: GwsServerConfig) -> std::io::Result<GwsSimServer> {
+        let GwsServerConfig {
+            sim,
+            gws: mut gws_config,
+            scenario,
+        } = config;
+        let steps = scenario.unwrap_or_else(GwsSim::default_scenario);
+        let mut made = None;
+        let mut bayeux =
+            SimServer::start_with(sim, |ext| {
+                gws_config.public_url = format!("http://{}", ext.addr);
+                let engine = ext.engine.clone();
+                let publish: Publish = Arc::new(move |user: &str, channel: &str, data: String| {
+                    match RawValue::from_string(data) {
+                        Ok(raw) => {
+                            engine.publish_to(user, channel, &raw);
+                        }
+                        Err(e) => tracing::warn!(channel, error = %e, "notification is not JSON"),
+                    }
+                });
+                let gws = GwsSim::new(gws_config, publish);
+                made = Some((gws.clone(), ext.engine.clone(), ext.shutdown.clone()));
+                let rest: Arc<dyn Route> = Arc::new(RestRoute { gws: gws.clone() });
+                let notifications: Arc<dyn Route> = Arc::new(NotificationsRoute {
+                    gws,
+                    bayeux: BayeuxRoute {
+                        engine: ext.engine.clone(),
+                        bases: vec![NOTIFICATIONS_PATH.to_owned()],
+                    },
+                });
+                vec![rest, notifications]
+            })
+            .await?;
+        let (gws, engine, shutdown) =
+            made.ok_or_else(|| std::io::Error::other("simulator routes were not built"))?;
+        if !steps.is_empty() {
+            bayeux.spawn(start_scenarios(gws.clone(), engine, steps, shutdown));
+        }
+        tracing::debug!(addr = %bayeux.addr(), "GWS simulator listening");
+        Ok(GwsSimServer { bayeux, gws })
+    }
+
+    /// The GWS base URL, `http://127.0.0.1:PORT`: REST at `{base}/api/v2/me`, Bayeux at
+    /// `{base}/api/v2/notifications`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.bayeux.addr())
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.bayeux.addr()
+    }
+
+    /// The GWS model: drive calls, expire HTTP sessions, rotate CSRF tokens.
+    pub fn gws(&self) -> &GwsSim {
+        &self.gws
+    }
+
+    /// The Bayeux side: faults, sessions, statistics, waiting for subscribers.
+    pub fn bayeux(&self) -> &SimServer {
+        &self.bayeux
+    }
+
+    /// Stops gracefully (see [`SimServer::shutdown`]); scenarios stop with it.
+    pub async fn shutdown(self) {
+        self.bayeux.shutdown().await;
+    }
+}
+
+/// Starts the scenario for every user the first time one of their sessions subscribes to
+/// the calls channel. Scenario tasks live in a [`JoinSet`], so they end with this task.
+async fn start_scenarios(
+    gws: GwsSim,
+    engine: Arc<Engine>,
+    steps: Vec<ScenarioStep>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut started: BTreeSet<String> = BTreeSet::new();
+    let mut running = JoinSet::new();
+    loop {
+        {
+            let new_subscriber = engine.wait_until(WATCH_RECHECK, |e| {
+                e.owners_receiving(CALLS_CHANNEL)
+                    .iter()
+                    .any(|o| !started.contains(o))
+            });
+            tokio::select! {
+                _ = new_subscriber => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+                Some(_) = running.join_next(), if !running.is_empty() => continue,
+            }
+        }
+        for user in engine.owners_receiving(CALLS_CHANNEL) {
+            if started.insert(user.clone()) {
+                tracing::info!(%user, "starting the scenario");
+                running.spawn(gws.scenario(user, steps.clone()));
+            }
+        }
+    }
+}
+
+/// `/api/v2/me...` through [`GwsSim::handle`].
+struct RestRoute {
+    gws: GwsSim,
+}
+
+impl Route for RestRoute {
+    fn handle<'a>(&'a self, req: &'a SimRequest) -> BoxFuture<'a, Option<SimResponse>> {
+        let greq = gws::SimRequest {
+            method: req.method.as_str(),
+            path: &req.path,
+            query: req.query.as_deref(),
+            headers: &req.headers,
+            body: &req.body,
+        };
+        let reply = self.gws.handle(&greq).map(convert);
+        futures::future::ready(reply).boxed()
+    }
+}
+
+fn convert(r: gws::SimResponse) -> SimResponse {
+    let mut headers = HeaderMap::new();
+    for (name, value) in &r.headers {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            (Ok(n), Ok(v)) => {
+                headers.append(n, v);
+            }
+            _ => tracing::warn!(header = %name, "skipping an invalid header"),
+        }
+    }
+    SimResponse {
+        status: StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        headers,
+        body: r.body.into(),
+    }
+}
+
+/// `/api/v2/notifications...`: Bayeux for the user of a valid HTTP session.
+struct NotificationsRoute {
+    gws: GwsSim,
+    bayeux: BayeuxRoute,
+}
+
+impl Route for NotificationsRoute {
+    fn handle<'a>(&'a self, req: &'a SimRequest) -> BoxFuture<'a, Option<SimResponse>> {
+        if !self.bayeux.serves(&req.path) {
+            return futures::future::ready(None).boxed();
+        }
+        async move {
+            let Some(user) = self.gws.session_of(&req.headers) else {
+                return Some(
+                    SimResponse::json(
+                        StatusCode::UNAUTHORIZED,
+                        r#"{"statusCode":20,"statusMessage":"Authentication required"}"#,
+                    )
+                    .with_header(WWW_AUTHENTICATE, r#"Basic realm="gws""#),
+                );
+            };
+            if !self.gws.csrf_ok(&req.headers) {
+                return Some(SimResponse::json(
+                    StatusCode::FORBIDDEN,
+                    r#"{"statusCode":3,"statusMessage":"Missing or invalid Csrf token"}"#,
+                ));
+            }
+            Some(self.bayeux.answer(req, Some(&user)).await)
+        }
+        .boxed()
+    }
+}
