@@ -112,6 +112,7 @@ pub struct ClientBuilder {
     headers: Vec<(String, String)>,
     shared_headers: Option<SharedHeaders>,
     cookie_jar: Option<Arc<Jar>>,
+    http_client: Option<reqwest::Client>,
     session: SessionConfig,
     buffer: usize,
     max_reply_bytes: usize,
@@ -144,6 +145,7 @@ impl ClientBuilder {
             headers: Vec::new(),
             shared_headers: None,
             cookie_jar: None,
+            http_client: None,
             session: SessionConfig::default(),
             buffer: DEFAULT_BUFFER,
             max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
@@ -175,6 +177,16 @@ impl ClientBuilder {
     /// client's own.
     pub fn cookie_jar(mut self, jar: Arc<Jar>) -> Self {
         self.cookie_jar = Some(jar);
+        self
+    }
+
+    /// The `reqwest` client to send with, e.g. a REST session's
+    /// ([`GwsSession::http_client`](crate::gws::api::GwsSession::http_client)): its cookie
+    /// store is then the jar, and [`cookie_jar`](Self::cookie_jar) is ignored. Sharing one
+    /// saves building TLS state per client. Per-request deadlines still come from this
+    /// builder; a client-wide `timeout` set on it would cut long polls short.
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.http_client = Some(http);
         self
     }
 
@@ -261,12 +273,13 @@ impl ClientBuilder {
                     headers,
                     shared_headers: self.shared_headers,
                     cookie_jar: self.cookie_jar,
+                    http_client: self.http_client,
                     max_reply_bytes: self.max_reply_bytes,
                 })?)
             }
         };
         let (commands_tx, commands) = mpsc::unbounded_channel();
-        let (events, first_events) = broadcast::channel(256);
+        let (events, first_events) = broadcast::channel(64);
         let endpoint: Arc<str> = transport.endpoint().into();
         let driver = Driver {
             session: Session::new(self.session, Instant::now().into_std()),

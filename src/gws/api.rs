@@ -308,7 +308,6 @@ impl GwsSession {
         let jar = Arc::new(Jar::default());
         let http = reqwest::Client::builder()
             .cookie_provider(jar.clone())
-            .timeout(timeout)
             .build()
             .map_err(|e| Error::Network {
                 url: base.to_string(),
@@ -328,7 +327,14 @@ impl GwsSession {
         })
     }
 
-    /// The cookie jar (holding `JSESSIONID`); give it to the notification transport.
+    /// The HTTP client, with the session's cookie jar: give it to the notification client
+    /// ([`ClientBuilder::http_client`](crate::ClientBuilder::http_client)) so both share
+    /// cookies and connections.
+    pub fn http_client(&self) -> reqwest::Client {
+        self.inner.http.clone()
+    }
+
+    /// The cookie jar (the `JSESSIONID` cookie lives here).
     pub fn jar(&self) -> Arc<Jar> {
         self.inner.jar.clone()
     }
@@ -572,6 +578,9 @@ impl GwsSession {
             .inner
             .http
             .request(method.clone(), url.clone())
+            // Per request, not on the client: the notification client may share it, and
+            // its long polls outlast a REST deadline.
+            .timeout(self.inner.timeout)
             .header(ACCEPT, "application/json");
         if method != Method::GET && method != Method::HEAD {
             let csrf = self

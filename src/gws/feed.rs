@@ -222,7 +222,7 @@ impl CallFeed {
 
     fn open(&self) -> Result<Connection> {
         let mut builder = Client::builder(self.session.notifications_url())
-            .cookie_jar(self.session.jar())
+            .http_client(self.session.http_client())
             .shared_headers(self.session.csrf_headers())
             .max_network_delay(self.max_network_delay)
             .initial_handshake_attempts(self.initial_handshake_attempts);

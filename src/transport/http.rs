@@ -44,8 +44,12 @@ pub struct HttpTransportConfig {
     pub headers: HeaderMap,
     /// Headers read anew for every request.
     pub shared_headers: Option<SharedHeaders>,
-    /// The cookie jar; `None` gives the transport a jar of its own.
+    /// The cookie jar; `None` gives the transport a jar of its own. Ignored with
+    /// `http_client`.
     pub cookie_jar: Option<Arc<Jar>>,
+    /// An HTTP client to use (its cookie store included) instead of building one: clients
+    /// are sizeable (TLS roots), so processes with many sessions share them.
+    pub http_client: Option<reqwest::Client>,
     /// Replies larger than this fail with [`Failure::TooLarge`].
     pub max_reply_bytes: usize,
 }
@@ -120,17 +124,19 @@ impl HttpTransport {
             CONTENT_TYPE,
             HeaderValue::from_static("application/json;charset=UTF-8"),
         );
-        let jar = config.cookie_jar.unwrap_or_default();
-        let http = reqwest::Client::builder()
-            .cookie_provider(jar)
-            // Deadlines are enforced by the client per request; idle pooled connections are
-            // dropped well before common server keep-alive limits.
-            .pool_idle_timeout(std::time::Duration::from_secs(50))
-            .build()
-            .map_err(|e| Error::Network {
-                url: redact_url(&url),
-                message: format!("cannot build the HTTP client: {e}"),
-            })?;
+        let http = match config.http_client {
+            Some(http) => http,
+            None => reqwest::Client::builder()
+                .cookie_provider(config.cookie_jar.unwrap_or_default())
+                // Deadlines are enforced by the client per request; idle pooled connections
+                // are dropped well before common server keep-alive limits.
+                .pool_idle_timeout(std::time::Duration::from_secs(50))
+                .build()
+                .map_err(|e| Error::Network {
+                    url: redact_url(&url),
+                    message: format!("cannot build the HTTP client: {e}"),
+                })?,
+        };
         Ok(HttpTransport {
             inner: Arc::new(Inner {
                 http,
@@ -290,6 +296,7 @@ mod tests {
             headers: HeaderMap::new(),
             shared_headers: None,
             cookie_jar: None,
+            http_client: None,
             max_reply_bytes: 1024,
         })
         .unwrap();
