@@ -78,7 +78,8 @@ impl Agent {
         let mut req = self
             .http
             .post(format!("{}/api/v2/notifications", self.base))
-            .header(reqwest::header::CONTENT_TYPE, JSON).body(serde_json::to_string(&batch).unwrap());
+            .header(reqwest::header::CONTENT_TYPE, JSON)
+            .body(serde_json::to_string(&batch).unwrap());
         if let Some(token) = &self.csrf {
             req = req.header(CSRF_HEADER, token);
         }
@@ -281,20 +282,26 @@ async fn notifications_and_operations_stay_with_the_calls_owner() {
             .http
             .post(&url)
             .header(CSRF_HEADER, a.csrf.clone().unwrap())
-            .header(reqwest::header::CONTENT_TYPE, JSON).body(json!({"operationName":"AttachUserData","userData":{"K":"v"}}).to_string())
+            .header(reqwest::header::CONTENT_TYPE, JSON)
+            .body(json!({"operationName":"AttachUserData","userData":{"K":"v"}}).to_string())
             .send()
             .await
             .unwrap();
         assert_eq!(resp.status(), 404);
         assert!(resp.text().await.unwrap().contains(r#""statusCode":6"#));
-        assert!(!server.gws().call_json(&theirs).unwrap().contains("userData"));
+        assert!(!server
+            .gws()
+            .call_json(&theirs)
+            .unwrap()
+            .contains("userData"));
 
         // The owner's operation notifies the owner only.
         let resp = b
             .http
             .post(&url)
             .header(CSRF_HEADER, b.csrf.clone().unwrap())
-            .header(reqwest::header::CONTENT_TYPE, JSON).body(json!({"operationName":"AttachUserData","userData":{"K":"v"}}).to_string())
+            .header(reqwest::header::CONTENT_TYPE, JSON)
+            .body(json!({"operationName":"AttachUserData","userData":{"K":"v"}}).to_string())
             .send()
             .await
             .unwrap();
@@ -408,7 +415,10 @@ async fn serve_answers_logins_until_interrupted() {
     assert!(base.starts_with("http://127.0.0.1:"), "{base}");
     let resp = bounded(
         10,
-        http().get(format!("{base}/api/v2/me")).basic_auth("u1", Some("p1")).send(),
+        http()
+            .get(format!("{base}/api/v2/me"))
+            .basic_auth("u1", Some("p1"))
+            .send(),
     )
     .await
     .unwrap();
