@@ -433,3 +433,13 @@ async fn serve_answers_logins_until_interrupted() {
     let status = bounded(10, child.wait()).await.unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+#[tokio::test]
+async fn debug_output_never_shows_passwords() {
+    let config = config(Some(vec![]));
+    assert!(!format!("{config:?}").contains(PASSWORD));
+    let server = GwsSimServer::start(config).await.unwrap();
+    let shown = format!("{server:?}");
+    assert!(shown.contains(OTHER), "{shown}");
+    assert!(!shown.contains(PASSWORD) && !shown.contains(OTHER_PASSWORD));
+}
