@@ -12,7 +12,8 @@
 //! `bayeux_route` adapts it to HTTP; `server` is the hyper server, router and the
 //! HTTP-level faults; `fault` is the fault set. Extensions such as GWS REST endpoints plug
 //! in through `SimServer::start_with`: their routes are tried before the Bayeux endpoint
-//! and get the engine to publish with.
+//! and get the engine to publish with. [`GwsSimServer`] is such an extension: the [`gws`]
+//! REST model plus an authenticated, per-user notification endpoint.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
