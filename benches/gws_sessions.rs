@@ -237,9 +237,8 @@ fn run(config: &Config) -> Result<(), String> {
         }
         Ok::<_, String>(())
     })?;
-    let all = feed_rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(120), join_all(tasks)).await
-    });
+    let all = feed_rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(120), join_all(tasks)).await });
     let elapsed = started.elapsed();
     if all.is_err() {
         return Err(format!(
@@ -257,7 +256,10 @@ fn run(config: &Config) -> Result<(), String> {
     }
 
     let n = config.agents as f64;
-    println!("gws_sessions: {} agents, {} changes each", config.agents, config.changes);
+    println!(
+        "gws_sessions: {} agents, {} changes each",
+        config.agents, config.changes
+    );
     println!(
         "  login+connect+subscribe of all agents: {:.2} s",
         connect_time.as_secs_f64()

@@ -78,7 +78,15 @@ async fn tail_prints_one_exact_line_per_message_and_stops_at_count() {
 async fn tail_duration_without_all_messages_exits_1_saying_how_many() {
     let sim = bayeux_sim().await;
     let child = cmd(&[
-        "tail", "--url", &sim.url(), "--channel", "/x", "--count", "5", "--duration", "1.5",
+        "tail",
+        "--url",
+        &sim.url(),
+        "--channel",
+        "/x",
+        "--count",
+        "5",
+        "--duration",
+        "1.5",
     ])
     .spawn()
     .unwrap();
@@ -87,14 +95,25 @@ async fn tail_duration_without_all_messages_exits_1_saying_how_many() {
     sim.publish_str("/x", "2");
     let out = finish(child).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("2 of 5"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("2 of 5"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(text(&out.stdout).lines().count(), 2);
 }
 
 #[tokio::test]
 async fn tail_duration_alone_exits_0() {
     let sim = bayeux_sim().await;
-    let out = run(&mut cmd(&["tail", "--url", &sim.url(), "--duration", "0.5"])).await;
+    let out = run(&mut cmd(&[
+        "tail",
+        "--url",
+        &sim.url(),
+        "--duration",
+        "0.5",
+    ]))
+    .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(out.stdout.is_empty());
 }
@@ -180,17 +199,31 @@ async fn tail_without_an_endpoint_follows_the_built_in_gws_simulator() {
             l["data"]["notificationType"].as_str().unwrap()
         })
         .collect();
-    assert_eq!(kinds, ["StatusChange", "StatusChange", "AttachedDataChanged"]);
-    assert_eq!(lines[2]["data"]["call"]["userData"]["AccountNumber"], "12345");
+    assert_eq!(
+        kinds,
+        ["StatusChange", "StatusChange", "AttachedDataChanged"]
+    );
+    assert_eq!(
+        lines[2]["data"]["call"]["userData"]["AccountNumber"],
+        "12345"
+    );
 }
 
 #[tokio::test]
 async fn tail_gws_follows_calls_with_the_password_from_the_environment() {
     let sim = gws_sim().await;
-    let child = cmd(&["tail", "--gws", &sim.base_url(), "--user", USER, "--count", "1"])
-        .env("GWS_PASSWORD", PASSWORD)
-        .spawn()
-        .unwrap();
+    let child = cmd(&[
+        "tail",
+        "--gws",
+        &sim.base_url(),
+        "--user",
+        USER,
+        "--count",
+        "1",
+    ])
+    .env("GWS_PASSWORD", PASSWORD)
+    .spawn()
+    .unwrap();
     assert!(
         sim.bayeux()
             .wait_for_subscribers("/v2/me/calls", 1, WAIT)
@@ -224,9 +257,20 @@ async fn tail_gws_reads_the_password_file_and_rejects_a_wrong_one() {
     assert!(err.contains("401"), "{err}");
     assert!(!err.contains("not-the-password"), "{err}");
 
-    let out = run(&mut cmd(&["tail", "--gws", &sim.base_url(), "--user", USER])).await;
+    let out = run(&mut cmd(&[
+        "tail",
+        "--gws",
+        &sim.base_url(),
+        "--user",
+        USER,
+    ]))
+    .await;
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("GWS_PASSWORD"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("GWS_PASSWORD"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[tokio::test]
@@ -253,9 +297,16 @@ async fn user_data_commands_change_the_call() {
         }
     };
 
-    let out = run(&mut gws("attach", &["Priority=2", "Code=\"007\"", "Name=Ann"])).await;
+    let out = run(&mut gws(
+        "attach",
+        &["Priority=2", "Code=\"007\"", "Name=Ann"],
+    ))
+    .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(user_data(&sim), r#"{"Priority":2,"Code":"007","Name":"Ann"}"#);
+    assert_eq!(
+        user_data(&sim),
+        r#"{"Priority":2,"Code":"007","Name":"Ann"}"#
+    );
     let raw = sim.gws().call_json(&id).unwrap();
 
     let out = run(&mut gws("attach", &["Priority=3"])).await;
@@ -287,7 +338,10 @@ async fn user_data_commands_change_the_call() {
     let out = run(&mut c).await;
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains("statusCode 6") && err.contains("not found"), "{err}");
+    assert!(
+        err.contains("statusCode 6") && err.contains("not found"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "{err}");
 
     // A malformed pair never reaches the server.

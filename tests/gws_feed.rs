@@ -63,9 +63,11 @@ async fn feed(sim: &GwsSimServer) -> CallFeed {
 
 /// The next call change for `id`.
 async fn change_of(feed: &mut CallFeed, id: &str) -> CallChange {
-    match until(feed, "a call change", |e| {
-        matches!(e, FeedEvent::Call { change: Some(c), .. } if c.call_id == id)
-    })
+    match until(
+        feed,
+        "a call change",
+        |e| matches!(e, FeedEvent::Call { change: Some(c), .. } if c.call_id == id),
+    )
     .await
     {
         FeedEvent::Call {
@@ -126,14 +128,21 @@ async fn every_user_data_operation_reaches_the_store() {
         .await
         .unwrap();
     let c = change_of(&mut feed, &id).await;
-    assert_eq!(c.user_data.added.len(), 1, "second occurrence is an addition: {c:?}");
+    assert_eq!(
+        c.user_data.added.len(),
+        1,
+        "second occurrence is an addition: {c:?}"
+    );
     assert_eq!(strings(&feed, &id, "AccountNumber"), ["12345", "67890"]);
     let text = feed.store().get_text(&id).unwrap().to_owned();
     assert_eq!(text.matches("\"AccountNumber\"").count(), 2, "{text}");
 
     // Update sets every occurrence, and adds a key not there yet.
     session
-        .update_user_data(&id, &pairs(&[("AccountNumber", "111"), ("Segment", "Gold")]))
+        .update_user_data(
+            &id,
+            &pairs(&[("AccountNumber", "111"), ("Segment", "Gold")]),
+        )
         .await
         .unwrap();
     change_of(&mut feed, &id).await;
@@ -192,7 +201,10 @@ async fn recovery_after_the_server_forgets_every_session() {
     sim.gws().release(&ending).unwrap();
     sim.gws().complete(&ending).unwrap();
 
-    let ev = until(&mut feed, "recovery", |e| matches!(e, FeedEvent::Recovered { .. })).await;
+    let ev = until(&mut feed, "recovery", |e| {
+        matches!(e, FeedEvent::Recovered { .. })
+    })
+    .await;
     let FeedEvent::Recovered { changes } = ev else {
         unreachable!()
     };
@@ -220,7 +232,11 @@ async fn recovery_after_the_server_forgets_every_session() {
         Some("Held")
     );
     let stats = sim.bayeux().stats();
-    assert_eq!(stats.subscriptions.get("/v2/me/calls"), Some(&1), "{stats:?}");
+    assert_eq!(
+        stats.subscriptions.get("/v2/me/calls"),
+        Some(&1),
+        "{stats:?}"
+    );
     feed.disconnect().await;
 }
 
@@ -276,7 +292,9 @@ async fn rotated_csrf_tokens_are_refreshed() {
     // The long poll still carried the old token: it is refused with 403, and the feed logs
     // in again. Either way the change reaches the store, live or by reconciliation.
     until(&mut feed, "the change, live or reconciled", |e| match e {
-        FeedEvent::Call { change: Some(c), .. } => c.call_id == id,
+        FeedEvent::Call {
+            change: Some(c), ..
+        } => c.call_id == id,
         FeedEvent::LoggedInAgain { changes } => changes.iter().any(|c| c.call_id == id),
         _ => false,
     })
@@ -295,11 +313,18 @@ async fn a_wrong_password_fails_once_and_clearly() {
         .expect_err("wrong credentials are refused");
     assert!(err.is_unauthorized(), "{err}");
     let text = format!("{err} {err:?}");
-    assert!(!text.contains("wrong-password"), "no secret in errors: {text}");
+    assert!(
+        !text.contains("wrong-password"),
+        "no secret in errors: {text}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "no retry storm: took {:?}",
         started.elapsed()
     );
-    assert_eq!(sim.bayeux().stats().handshakes, 0, "no CometD attempt without a login");
+    assert_eq!(
+        sim.bayeux().stats().handshakes,
+        0,
+        "no CometD attempt without a login"
+    );
 }

@@ -538,7 +538,7 @@ impl Session {
             }
             // An id-less reply is accepted: lenient servers do not always echo it.
             let ours = m.channel == expected
-                && m.id.as_deref().map_or(true, |i| i == flight.msg_id)
+                && m.id.as_deref().is_none_or(|i| i == flight.msg_id)
                 && !answered
                 && self.state != State::Terminated;
             if !ours {

@@ -62,11 +62,9 @@ async fn serve(config: GwsServerConfig, user: &str, listen: SocketAddr) -> ExitC
     };
     let base = server.base_url();
     tracing::info!("GWS simulator at {base} (REST {base}/api/v2/me, CometD {base}/api/v2/notifications, unauthenticated CometD {base}/cometd)");
-    tracing::info!("log in: curl -u {user} -c gws.jar -D - {base}/api/v2/me   (note X-CSRF-TOKEN)");
-    tracing::info!("calls: curl -b gws.jar {base}/api/v2/me/calls");
-    tracing::info!(
-        "notifications: curl -b gws.jar -c gws.jar -H 'X-CSRF-TOKEN: <token>' -H 'Content-Type: application/json' -d '[{{\"channel\":\"/meta/handshake\",\"version\":\"1.0\",\"supportedConnectionTypes\":[\"long-polling\"]}}]' {base}/api/v2/notifications"
-    );
+    tracing::info!("follow the calls: GWS_PASSWORD=... gws-cometd tail --gws {base} --user {user}");
+    tracing::info!("change attached data: GWS_PASSWORD=... gws-cometd attach --gws {base} --user {user} CALL_ID KEY=VALUE");
+    tracing::info!("list the calls: curl -u {user} {base}/api/v2/me/calls");
     tracing::info!("press Ctrl-C to stop");
     if let Err(e) = tokio::signal::ctrl_c().await {
         eprintln!("gws-cometd serve: cannot wait for Ctrl-C: {e}");

@@ -89,8 +89,8 @@ pub fn run(op: Operation) -> ExitCode {
             _ => Vec::new(),
         };
         let gws = op.gws();
-        let session = GwsSession::new(&gws.base_url, gws.credentials()?)
-            .map_err(|e| e.to_string())?;
+        let session =
+            GwsSession::new(&gws.base_url, gws.credentials()?).map_err(|e| e.to_string())?;
         Ok::<_, String>((pairs, session, runtime(name)?))
     })();
     let (pairs, session, rt) = match prepared {

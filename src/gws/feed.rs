@@ -19,13 +19,12 @@ use futures::{Stream, StreamExt};
 
 use super::api::{Credentials, GwsSession};
 use super::call::{CallStateChangeMessage, DeviceStateChangeMessage, ErrorMessage};
-use super::raw_call::RawCallMessage;
 use super::notification::{GwsNotification, CALLS_CHANNEL, DEVICES_CHANNEL};
+use super::raw_call::RawCallMessage;
 use super::store::{CallChange, CallStore};
 use crate::bayeux::Message;
-use crate::client::{ReplyTap, Client, ClientEvent, EventStream, Subscriber};
+use crate::client::{Client, ClientEvent, EventStream, ReplyTap, Subscriber};
 use crate::error::{Error, Result};
-
 
 /// What the feed yields.
 #[derive(Debug)]
@@ -343,7 +342,9 @@ impl CallFeed {
                 tracing::warn!("notifications refused ({error}); logging in again");
                 if let Err(e) = self.session.login().await {
                     self.conn = None;
-                    return Some(FeedEvent::Session(ClientEvent::Terminated { error: Arc::new(e) }));
+                    return Some(FeedEvent::Session(ClientEvent::Terminated {
+                        error: Arc::new(e),
+                    }));
                 }
                 match self.open() {
                     Ok(mut conn) => {
@@ -352,13 +353,17 @@ impl CallFeed {
                         let recovered = self.recover().await;
                         tracing::info!("logged in again and recovered");
                         return Some(match recovered {
-                            FeedEvent::Recovered { changes } => FeedEvent::LoggedInAgain { changes },
+                            FeedEvent::Recovered { changes } => {
+                                FeedEvent::LoggedInAgain { changes }
+                            }
                             other => other,
                         });
                     }
                     Err(e) => {
                         self.conn = None;
-                        return Some(FeedEvent::Session(ClientEvent::Terminated { error: Arc::new(e) }));
+                        return Some(FeedEvent::Session(ClientEvent::Terminated {
+                            error: Arc::new(e),
+                        }));
                     }
                 }
             }
@@ -375,7 +380,10 @@ impl CallFeed {
         match self.session.calls().await {
             Ok(calls) => {
                 let changes = lock(&self.store).reconcile(&calls);
-                tracing::info!(changed = changes.len(), "store reconciled after re-handshake");
+                tracing::info!(
+                    changed = changes.len(),
+                    "store reconciled after re-handshake"
+                );
                 FeedEvent::Recovered { changes }
             }
             Err(e) => {

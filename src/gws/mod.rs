@@ -47,8 +47,8 @@ pub use call::{
     DeviceStateChangeMessage, ErrorMessage, Mute, NotificationType, Participant, ParticipantInfo,
     RecordingState,
 };
-pub use feed::{CallFeed, CallFeedBuilder, FeedEvent};
 pub use diff::{ChangedPair, Pair, UserDataDiff};
+pub use feed::{CallFeed, CallFeedBuilder, FeedEvent};
 pub use notification::{calls_in_batch, GwsNotification, CALLS_CHANNEL, DEVICES_CHANNEL};
 pub use raw::RawJson;
 pub use raw_call::{raw_calls_in_batch, RawCallMessage};
