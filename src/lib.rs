@@ -9,7 +9,7 @@
 //!
 //! | module | what it is |
 //! |---|---|
-//! | [`gws`] | the typed GWS model, the `CallStore` reducer, the REST session and user-data operations |
+//! | [`gws`] | the typed GWS model, the `CallStore` reducer, the REST session and user-data operations, the `CallFeed` |
 //! | [`client`] | [`ClientBuilder`] → cloneable [`Client`] handle and its driver task; subscriptions as `Stream`s; session [`ClientEvent`]s |
 //! | [`transport`] | the [`Transport`](transport::Transport) trait and long polling over HTTP |
 //! | [`bayeux`] | the sans-IO protocol: messages, advice, channels, the session state machine |
@@ -44,6 +44,38 @@
 //! let message = calls.next().await.expect("one message");
 //! assert_eq!(message.channel, "/v2/me/calls");
 //! client.disconnect().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Follow one agent's calls on GWS (here the built-in GWS simulator), with a call store
+//! that stays right across re-handshakes and re-logins:
+//!
+//! ```
+//! use gws_cometd::gws::api::Credentials;
+//! use gws_cometd::gws::{CallFeed, FeedEvent};
+//! use gws_cometd::sim::{GwsServerConfig, GwsSimServer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The default scenario: a call rings, is answered, gets AccountNumber attached.
+//! let sim = GwsSimServer::start(GwsServerConfig::new("agent", "secret")).await?;
+//! let mut feed = CallFeed::builder(sim.base_url(), Credentials::new("agent", "secret"))
+//!     .connect()
+//!     .await?;
+//! while let Some(event) = feed.next().await {
+//!     match event {
+//!         FeedEvent::Call { change: Some(change), .. } if !change.user_data.is_empty() => {
+//!             let store = feed.store();
+//!             let call = store.get(&change.call_id).expect("in the store");
+//!             assert!(call.user_data().get("AccountNumber").is_some());
+//!             break;
+//!         }
+//!         FeedEvent::Recovered { changes } => println!("recovered: {} changes", changes.len()),
+//!         _ => {}
+//!     }
+//! }
+//! feed.disconnect().await;
 //! # Ok(())
 //! # }
 //! ```

@@ -181,6 +181,11 @@ async fn recovers_from_truncated_replies() {
 }
 
 #[tokio::test]
+async fn recovers_from_connections_reset_mid_body() {
+    recovers_from(Fault::ResetMidBody, true).await;
+}
+
+#[tokio::test]
 async fn a_silent_server_is_detected_by_the_deadline() {
     let started = std::time::Instant::now();
     recovers_from(Fault::Hold, true).await;
