@@ -328,3 +328,30 @@ async fn a_wrong_password_fails_once_and_clearly() {
         "no CometD attempt without a login"
     );
 }
+
+#[tokio::test]
+async fn a_refused_login_again_ends_the_feed_without_a_retry_storm() {
+    let sim = sim().await;
+    let mut feed = feed(&sim).await;
+    // Everything is refused from now on: CometD and the login alike.
+    sim.bayeux()
+        .set_fault(gws_cometd::sim::Fault::HttpStatus(401));
+    let before = sim.bayeux().stats().requests;
+    let ev = until(&mut feed, "termination", |e| {
+        matches!(e, FeedEvent::Session(ClientEvent::Terminated { .. }))
+    })
+    .await;
+    let FeedEvent::Session(ClientEvent::Terminated { error }) = ev else {
+        unreachable!()
+    };
+    assert!(error.is_unauthorized(), "{error}");
+    assert!(
+        bounded("the end of the feed", feed.next()).await.is_none(),
+        "nothing after termination"
+    );
+    let requests = sim.bayeux().stats().requests - before;
+    assert!(
+        requests <= 3,
+        "one refused poll and one refused login, got {requests} requests"
+    );
+}

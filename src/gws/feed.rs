@@ -328,51 +328,55 @@ impl CallFeed {
     }
 
     async fn on_event(&mut self, ev: ClientEvent) -> Option<FeedEvent> {
-        match &ev {
+        match ev {
             ClientEvent::Rehandshaken { .. } => {
                 if let Some(conn) = &mut self.conn {
                     // Recover once the calls channel is subscribed again, so nothing
                     // published after the snapshot is missed.
-                    wait_subscribed(&mut conn.events).await;
-                }
-                return Some(self.recover().await);
-            }
-            ClientEvent::Terminated { error } if error.is_unauthorized() => {
-                // The HTTP session expired: log in again, reconnect, recover.
-                tracing::warn!("notifications refused ({error}); logging in again");
-                if let Err(e) = self.session.login().await {
-                    self.conn = None;
-                    return Some(FeedEvent::Session(ClientEvent::Terminated {
-                        error: Arc::new(e),
-                    }));
-                }
-                match self.open() {
-                    Ok(mut conn) => {
-                        wait_subscribed(&mut conn.events).await;
-                        self.conn = Some(conn);
-                        let recovered = self.recover().await;
-                        tracing::info!("logged in again and recovered");
-                        return Some(match recovered {
-                            FeedEvent::Recovered { changes } => {
-                                FeedEvent::LoggedInAgain { changes }
-                            }
-                            other => other,
-                        });
-                    }
-                    Err(e) => {
-                        self.conn = None;
-                        return Some(FeedEvent::Session(ClientEvent::Terminated {
-                            error: Arc::new(e),
-                        }));
+                    if let Err(error) = wait_subscribed(&mut conn.events).await {
+                        return Some(self.on_terminated(error).await);
                     }
                 }
+                Some(self.recover().await)
             }
-            ClientEvent::Terminated { .. } => {
-                self.conn = None;
-            }
-            _ => {}
+            ClientEvent::Terminated { error } => Some(self.on_terminated(error).await),
+            ev => Some(FeedEvent::Session(ev)),
         }
-        Some(FeedEvent::Session(ev))
+    }
+
+    /// The notification client stopped. A refusal (401/403: the HTTP session expired) means
+    /// log in again, reconnect and recover; anything else ends the feed.
+    async fn on_terminated(&mut self, error: Arc<Error>) -> FeedEvent {
+        if !error.is_unauthorized() {
+            return self.end(error);
+        }
+        tracing::warn!("notifications refused ({error}); logging in again");
+        if let Err(e) = self.session.login().await {
+            return self.end(Arc::new(e));
+        }
+        let mut conn = match self.open() {
+            Ok(conn) => conn,
+            Err(e) => return self.end(Arc::new(e)),
+        };
+        // A client refused again right after a fresh login ends the feed rather than
+        // looping through logins.
+        let subscribed = wait_subscribed(&mut conn.events).await;
+        self.conn = Some(conn);
+        if let Err(error) = subscribed {
+            return self.end(error);
+        }
+        match self.recover().await {
+            FeedEvent::Recovered { changes } => {
+                tracing::info!(changed = changes.len(), "logged in again and recovered");
+                FeedEvent::LoggedInAgain { changes }
+            }
+            other => other,
+        }
+    }
+
+    fn end(&mut self, error: Arc<Error>) -> FeedEvent {
+        self.conn = None;
+        FeedEvent::Session(ClientEvent::Terminated { error })
     }
 
     /// Reads the server's current calls and reconciles the store with them.
@@ -394,18 +398,25 @@ impl CallFeed {
     }
 }
 
-async fn wait_subscribed(events: &mut EventStream) {
+/// Waits until `/v2/me/calls` is subscribed. Other events in between are consumed (the
+/// caller reports the recovery instead). Errs when the client stopped meanwhile.
+async fn wait_subscribed(events: &mut EventStream) -> std::result::Result<(), Arc<Error>> {
     let wait = async {
         while let Some(ev) = events.next().await {
             match ev {
-                ClientEvent::Subscribed { channel } if channel.as_str() == CALLS_CHANNEL => return,
-                ClientEvent::Terminated { .. } => return,
+                ClientEvent::Subscribed { channel } if channel.as_str() == CALLS_CHANNEL => {
+                    return Ok(())
+                }
+                ClientEvent::Terminated { error } => return Err(error),
                 _ => {}
             }
         }
+        Ok(())
     };
     // Bounded: recovery proceeds even if the confirmation never comes.
-    let _ = tokio::time::timeout(Duration::from_secs(30), wait).await;
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .unwrap_or(Ok(()))
 }
 
 fn lock(store: &Mutex<CallStore>) -> MutexGuard<'_, CallStore> {
