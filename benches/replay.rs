@@ -11,7 +11,9 @@ use std::io::Write;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gws_cometd::bayeux::Message;
 use gws_cometd::fixture::Reader;
-use gws_cometd::gws::{calls_in_batch, raw_calls_in_batch, CallStore, RawCallMessage};
+use gws_cometd::gws::{
+    calls_in_batch, raw_calls_in_batch, raw_calls_in_text, CallStore, RawCallMessage,
+};
 
 const MESSAGES: usize = 200_000;
 const CALLS: usize = 2_000;
@@ -134,7 +136,7 @@ fn bench(c: &mut Criterion) {
             let mut store = CallStore::new();
             while let Some(line) = r.next_line() {
                 let line = line.unwrap();
-                for m in &raw_calls_in_batch(line.text.as_bytes()).unwrap() {
+                for m in &raw_calls_in_text(line.text).unwrap() {
                     black_box(store.update_raw(m));
                 }
             }

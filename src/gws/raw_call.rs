@@ -355,27 +355,31 @@ impl<'de> DataSeed<'de> {
 /// A body that is not UTF-8 is an error, even where the bad bytes are in a message that is
 /// not a call.
 pub fn raw_calls_in_batch(body: &[u8]) -> Result<Vec<RawCallMessage<'_>>, serde_json::Error> {
-    let mut calls = Vec::new();
     match std::str::from_utf8(body) {
-        Ok(text) => {
-            let mut de = serde_json::Deserializer::from_str(text);
-            de.deserialize_any(BatchVisitor {
-                base: text,
-                calls: &mut calls,
-            })?;
-            de.end()?;
-        }
+        Ok(text) => raw_calls_in_text(text),
         // The calls are slices of the body, so it must be text: report where it is not
         // (a syntax error first if there is one, as the parser meets it).
         Err(e) => {
             serde_json::from_slice::<IgnoredAny>(body)?;
             serde_json::from_slice::<serde_json::Value>(body)?;
-            return Err(de::Error::custom(format_args!(
+            Err(de::Error::custom(format_args!(
                 "invalid UTF-8 at byte {}",
                 e.valid_up_to()
-            )));
+            )))
         }
     }
+}
+
+/// Like [`raw_calls_in_batch`], for a body already known to be text (as
+/// [`crate::fixture::Reader`] lines are): skips checking the UTF-8 again.
+pub fn raw_calls_in_text(body: &str) -> Result<Vec<RawCallMessage<'_>>, serde_json::Error> {
+    let mut calls = Vec::new();
+    let mut de = serde_json::Deserializer::from_str(body);
+    de.deserialize_any(BatchVisitor {
+        base: body,
+        calls: &mut calls,
+    })?;
+    de.end()?;
     Ok(calls)
 }
 
