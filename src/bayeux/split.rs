@@ -166,6 +166,7 @@ impl ArraySplitter {
 
     /// The next complete element, `Ok(None)` when the chunks fed so far hold no more.
     pub fn next_element(&mut self) -> Result<Option<Bytes>, SplitError> {
+        let begin = self.pos;
         let bytes = self.chunk.clone();
         let data = &bytes[..];
         while self.pos < data.len() {
@@ -223,8 +224,9 @@ impl ArraySplitter {
             }
         }
         if self.state == State::InElement {
-            // Keep the unfinished element's bytes from this chunk.
-            let from = self.start.take().unwrap_or(0);
+            // Keep the unfinished element's bytes from this chunk (those before `begin` are
+            // kept already when it started in an earlier chunk).
+            let from = self.start.take().unwrap_or(begin);
             self.partial.extend_from_slice(&data[from..]);
         }
         Ok(None)
@@ -374,6 +376,8 @@ mod tests {
             while let Some(e) = s.next_element()? {
                 out.push(e);
             }
+            // Asking again before the next chunk changes nothing.
+            assert_eq!(s.next_element(), Ok(None));
         }
         s.finish()?;
         Ok(out)
