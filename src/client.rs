@@ -896,17 +896,28 @@ impl Driver {
     /// Hands `m` to every local subscriber with a matching pattern, waiting for buffer room
     /// (backpressure). Subscribers whose stream was dropped are removed.
     async fn dispatch(&mut self, m: Message) {
-        let targets: Vec<usize> = self
+        let mut matching = self
             .subscribers
             .iter()
             .enumerate()
             .filter(|(_, s)| s.patterns.iter().any(|p| p.matches(&m.channel)))
-            .map(|(i, _)| i)
-            .collect();
-        if targets.is_empty() {
-            tracing::debug!(channel = %m.channel, "message for no local subscriber");
-            return;
-        }
+            .map(|(i, _)| i);
+        // One subscriber is the common case: no list of targets to build.
+        let (first, second) = (matching.next(), matching.next());
+        let targets: Vec<usize> = match (first, second) {
+            (None, _) => {
+                tracing::debug!(channel = %m.channel, "message for no local subscriber");
+                return;
+            }
+            (Some(i), None) => {
+                if !send(&self.subscribers[i].tx, m).await {
+                    let id = self.subscribers[i].id;
+                    self.remove_subscriber(id);
+                }
+                return;
+            }
+            (Some(a), Some(b)) => [a, b].into_iter().chain(matching).collect(),
+        };
         let mut closed = Vec::new();
         let mut m = Some(m);
         for (n, &i) in targets.iter().enumerate() {
@@ -916,7 +927,7 @@ impl Driver {
                 m.clone()
             };
             let Some(msg) = msg else { break };
-            if self.subscribers[i].tx.send(msg).await.is_err() {
+            if !send(&self.subscribers[i].tx, msg).await {
                 closed.push(self.subscribers[i].id);
             }
         }
@@ -962,6 +973,16 @@ impl Driver {
         }
         // Dropping the senders ends every subscriber stream.
         self.subscribers.clear();
+    }
+}
+
+/// Hands `m` to a subscriber, waiting for room when its buffer is full. False when the
+/// subscriber is gone.
+async fn send(tx: &mpsc::Sender<Message>, m: Message) -> bool {
+    match tx.try_send(m) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(m)) => tx.send(m).await.is_ok(),
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
     }
 }
 

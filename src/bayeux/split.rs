@@ -166,9 +166,17 @@ impl ArraySplitter {
 
     /// The next complete element, `Ok(None)` when the chunks fed so far hold no more.
     pub fn next_element(&mut self) -> Result<Option<Bytes>, SplitError> {
+        // Taken out for the scan so that it can be read while `self` changes (cheaper than
+        // a reference-counted clone); always put back.
+        let chunk = std::mem::take(&mut self.chunk);
+        let result = self.scan(&chunk);
+        self.chunk = chunk;
+        result
+    }
+
+    fn scan(&mut self, chunk: &Bytes) -> Result<Option<Bytes>, SplitError> {
         let begin = self.pos;
-        let bytes = self.chunk.clone();
-        let data = &bytes[..];
+        let data = &chunk[..];
         while self.pos < data.len() {
             let i = self.pos;
             let b = data[i];
@@ -202,7 +210,7 @@ impl ArraySplitter {
                     }
                 }
                 State::InElement => {
-                    if let Some(element) = self.scan_element()? {
+                    if let Some(element) = self.scan_element(chunk)? {
                         return Ok(Some(element));
                     }
                 }
@@ -276,9 +284,8 @@ impl ArraySplitter {
     }
 
     /// Scans the current element from `pos`; returns it once complete.
-    fn scan_element(&mut self) -> Result<Option<Bytes>, SplitError> {
-        let bytes = self.chunk.clone();
-        let data = &bytes[..];
+    fn scan_element(&mut self, chunk: &Bytes) -> Result<Option<Bytes>, SplitError> {
+        let data = &chunk[..];
         let mut i = self.pos;
         while i < data.len() {
             if self.in_string {
@@ -288,7 +295,7 @@ impl ArraySplitter {
                     continue;
                 }
                 // Skip plain string bytes in one go.
-                match data[i..].iter().position(|&c| c == b'"' || c == b'\\') {
+                match memchr::memchr2(b'"', b'\\', &data[i..]) {
                     None => {
                         i = data.len();
                         break;
@@ -302,7 +309,7 @@ impl ArraySplitter {
                             if self.stack.is_empty() {
                                 // A top-level string element ends with its quote.
                                 self.pos = i + 1;
-                                return Ok(Some(self.complete(i + 1)));
+                                return Ok(Some(self.complete(chunk, i + 1)));
                             }
                         }
                         i += 1;
@@ -315,7 +322,7 @@ impl ArraySplitter {
                 if is_ws(b) || matches!(b, b',' | b']' | b'}' | b'[' | b'{' | b'"' | b':') {
                     // The delimiter belongs to the array, not to the element.
                     self.pos = i;
-                    return Ok(Some(self.complete(i)));
+                    return Ok(Some(self.complete(chunk, i)));
                 }
                 i += 1;
                 continue;
@@ -332,7 +339,7 @@ impl ArraySplitter {
                     }
                     if self.stack.is_empty() {
                         self.pos = i + 1;
-                        return Ok(Some(self.complete(i + 1)));
+                        return Ok(Some(self.complete(chunk, i + 1)));
                     }
                 }
                 _ => {}
@@ -344,16 +351,16 @@ impl ArraySplitter {
     }
 
     /// The element ending at `chunk[..end]`: a slice of the chunk when it started in it.
-    fn complete(&mut self, end: usize) -> Bytes {
+    fn complete(&mut self, chunk: &Bytes, end: usize) -> Bytes {
         self.state = if self.single {
             State::Done
         } else {
             State::AfterElement
         };
         match self.start.take() {
-            Some(start) => self.chunk.slice(start..end),
+            Some(start) => chunk.slice(start..end),
             None => {
-                self.partial.extend_from_slice(&self.chunk[..end]);
+                self.partial.extend_from_slice(&chunk[..end]);
                 // Hand the buffer over; the next element starts a fresh one.
                 std::mem::take(&mut self.partial).freeze()
             }

@@ -176,14 +176,24 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_clients_own_stall_does_not_count_against_the_deadline() {
-        let send = reply(vec![Ok(b"[1,2,"), Ok(b"3]")], false);
-        let mut r = ReplyReader::new(send, Instant::now() + Duration::from_secs(1), false);
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes, Failure>>();
+        let body: ReplyBody = Box::pin(rx);
+        let send: SendFuture = Box::pin(std::future::ready(Ok(body)));
+        let start = Instant::now();
+        let mut r = ReplyReader::new(send, start + Duration::from_secs(1), false);
+        tx.unbounded_send(Ok(Bytes::from_static(b"[1,"))).unwrap();
         assert_eq!(element(next(&mut r).await), "1");
-        // A full subscriber holds the client far beyond the deadline.
+        // A full subscriber holds the client far beyond the deadline...
         tokio::time::sleep(Duration::from_secs(5)).await;
+        // ...then the server takes most of its second, which is still within the deadline.
+        let feeder = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            tx.unbounded_send(Ok(Bytes::from_static(b"2]"))).unwrap();
+        });
         assert_eq!(element(next(&mut r).await), "2");
-        assert_eq!(element(next(&mut r).await), "3");
         assert!(matches!(next(&mut r).await, Progress::End));
+        assert_eq!(start.elapsed(), Duration::from_millis(5900));
+        feeder.await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]
