@@ -7,6 +7,14 @@
 //! Backpressure: each subscriber has a bounded buffer. When one is full the driver waits for
 //! room before it handles anything else, so the next long poll is not sent and memory stays
 //! bounded; nothing is dropped.
+//!
+//! Replies are handled as they arrive: each message of a reply batch is parsed as soon as
+//! its bytes are complete and data messages go to subscribers at once, so even a reply of
+//! megabytes is never held whole (unless replies are recorded, see
+//! [`ClientBuilder::on_reply`]). Time spent waiting for a full subscriber does not count
+//! against the request's deadline.
+
+mod reply;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,8 +23,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures::stream::{FuturesUnordered, Stream, StreamExt};
+use futures::stream::{Stream, StreamExt};
 use reqwest::cookie::Jar;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::de::DeserializeOwned;
@@ -25,6 +32,7 @@ use serde_json::value::RawValue;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 
+use self::reply::{Progress, ReplyReader};
 use crate::bayeux::session::{
     Event, Failure, Request, RequestId, Session, SessionConfig, Termination,
 };
@@ -238,6 +246,10 @@ impl ClientBuilder {
     /// Sees every reply body that parsed as Bayeux, verbatim, before its messages are
     /// delivered: the hook for recording fixtures. If it fails, the client stops with
     /// [`Error::Io`] rather than lose what it could not record.
+    ///
+    /// With a tap set, each reply body is collected whole before it is handled (so that it
+    /// can be recorded verbatim); without one, replies are handled message by message as
+    /// they arrive, and a large reply is never held in memory at once.
     pub fn on_reply(
         mut self,
         tap: impl FnMut(&[u8]) -> std::io::Result<()> + Send + 'static,
@@ -289,9 +301,10 @@ impl ClientBuilder {
             commands_open: true,
             events: events.clone(),
             subscribers: Vec::new(),
-            in_flight: FuturesUnordered::new(),
+            in_flight: Vec::new(),
             publishes: HashMap::new(),
             disconnect_waiters: Vec::new(),
+            next_flight: 0,
             tap: self.tap,
             pending_error: None,
         };
@@ -555,8 +568,41 @@ struct LocalSubscriber {
     tx: mpsc::Sender<Message>,
 }
 
-type InFlight =
-    Pin<Box<dyn std::future::Future<Output = (RequestId, Result<Bytes, Failure>)> + Send>>;
+/// A request in flight and what its reply carried so far.
+struct Flight {
+    id: RequestId,
+    reader: ReplyReader,
+    /// Messages for the session (meta replies, publish acknowledgements), handed over when
+    /// the body is complete.
+    metas: Vec<Message>,
+    /// Elements of the reply seen so far.
+    elements: usize,
+}
+
+/// Most elements handled in a row from one reply before commands get a turn.
+const ELEMENT_BUDGET: usize = 256;
+
+/// Polls every flight; the first with progress wins, starting after the last winner.
+fn poll_flights(
+    flights: &mut [Flight],
+    start: &mut usize,
+    cx: &mut Context<'_>,
+) -> Poll<(usize, Progress)> {
+    let n = flights.len();
+    for k in (0..n).map(|i| (*start + i) % n) {
+        if let Poll::Ready(p) = flights[k].reader.poll_progress(cx) {
+            *start = k + 1;
+            return Poll::Ready((k, p));
+        }
+    }
+    Poll::Pending
+}
+
+/// Data messages go to subscribers as they arrive; everything else (meta replies, and
+/// publish acknowledgements, which carry `successful`) is the session's.
+fn is_plain_data(m: &Message) -> bool {
+    !m.is_meta() && m.successful.is_none()
+}
 
 struct Driver {
     session: Session,
@@ -566,7 +612,9 @@ struct Driver {
     commands_open: bool,
     events: broadcast::Sender<ClientEvent>,
     subscribers: Vec<LocalSubscriber>,
-    in_flight: FuturesUnordered<InFlight>,
+    in_flight: Vec<Flight>,
+    /// Where `poll_flights` starts, for fairness between the two requests.
+    next_flight: usize,
     publishes: HashMap<u64, (ChannelName, oneshot::Sender<Result<()>>)>,
     disconnect_waiters: Vec<oneshot::Sender<()>>,
     tap: Option<ReplyTap>,
@@ -600,8 +648,10 @@ impl Driver {
                         self.session.disconnect();
                     }
                 },
-                Some((id, result)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
-                    self.complete(id, result);
+                (k, progress) = std::future::poll_fn(|cx| {
+                    poll_flights(&mut self.in_flight, &mut self.next_flight, cx)
+                }), if !self.in_flight.is_empty() => {
+                    self.progress(k, progress).await;
                 }
                 _ = sleep_until_opt(wake) => {}
             }
@@ -613,25 +663,81 @@ impl Driver {
         tracing::trace!(request = ?req.id, slot = ?req.slot, messages = req.messages.len(), "sending");
         let send = self.transport.send(body);
         let deadline = Instant::from_std(req.deadline);
-        let id = req.id;
-        self.in_flight.push(Box::pin(async move {
-            match tokio::time::timeout_at(deadline, send).await {
-                Ok(result) => (id, result),
-                Err(_) => (id, Err(Failure::Timeout)),
-            }
-        }));
+        self.in_flight.push(Flight {
+            id: req.id,
+            reader: ReplyReader::new(send, deadline, self.tap.is_some()),
+            metas: Vec::new(),
+            elements: 0,
+        });
     }
 
-    fn complete(&mut self, id: RequestId, result: Result<Bytes, Failure>) {
-        let now = Instant::now().into_std();
-        let body = match result {
-            Ok(body) => body,
-            Err(failure) => {
-                tracing::debug!(endpoint = %self.endpoint, ?failure, "request failed");
-                self.session.handle_failure(id, failure, now);
+    /// Handles progress of flight `k`, then whatever more of the same reply is already
+    /// there (up to a budget, so commands are not starved).
+    async fn progress(&mut self, k: usize, mut progress: Progress) {
+        for _ in 1..ELEMENT_BUDGET {
+            if !self.handle_progress(k, progress).await {
                 return;
             }
-        };
+            // Only ask for more when it will be handled: an element taken is never dropped.
+            let flight = &mut self.in_flight[k];
+            match std::future::poll_fn(|cx| Poll::Ready(flight.reader.poll_progress(cx))).await {
+                Poll::Ready(p) => progress = p,
+                Poll::Pending => return,
+            }
+        }
+        self.handle_progress(k, progress).await;
+    }
+
+    /// Returns whether flight `k` is still in flight.
+    async fn handle_progress(&mut self, k: usize, progress: Progress) -> bool {
+        let now = Instant::now().into_std();
+        match progress {
+            Progress::Element(bytes) => {
+                let flight = &mut self.in_flight[k];
+                flight.elements += 1;
+                match serde_json::from_slice::<Message>(&bytes) {
+                    Ok(m) if is_plain_data(&m) => {
+                        if self.session.delivers_data() {
+                            self.dispatch(m).await;
+                        }
+                    }
+                    Ok(m) => flight.metas.push(m),
+                    Err(e) => {
+                        let n = flight.elements;
+                        let flight = self.in_flight.remove(k);
+                        let excerpt: String =
+                            String::from_utf8_lossy(&bytes[..bytes.len().min(80)]).into();
+                        let failure = Failure::Malformed(format!(
+                            "message {n} of the reply: {e} (it starts {excerpt:?})"
+                        ));
+                        tracing::debug!(endpoint = %self.endpoint, ?failure, "request failed");
+                        self.session.handle_failure(flight.id, failure, now);
+                        return false;
+                    }
+                }
+                true
+            }
+            Progress::End => {
+                let flight = self.in_flight.remove(k);
+                self.session.handle_reply(flight.id, flight.metas, now);
+                false
+            }
+            Progress::Whole(body) => {
+                let flight = self.in_flight.remove(k);
+                self.complete_whole(flight.id, body, now);
+                false
+            }
+            Progress::Failed(failure) => {
+                let flight = self.in_flight.remove(k);
+                tracing::debug!(endpoint = %self.endpoint, ?failure, "request failed");
+                self.session.handle_failure(flight.id, failure, now);
+                false
+            }
+        }
+    }
+
+    /// A whole reply body (recording mode): parsed, recorded, then handled.
+    fn complete_whole(&mut self, id: RequestId, body: bytes::Bytes, now: std::time::Instant) {
         match Message::parse_batch(&body) {
             Ok(messages) => {
                 if let Some(tap) = &mut self.tap {
@@ -790,17 +896,28 @@ impl Driver {
     /// Hands `m` to every local subscriber with a matching pattern, waiting for buffer room
     /// (backpressure). Subscribers whose stream was dropped are removed.
     async fn dispatch(&mut self, m: Message) {
-        let targets: Vec<usize> = self
+        let mut matching = self
             .subscribers
             .iter()
             .enumerate()
             .filter(|(_, s)| s.patterns.iter().any(|p| p.matches(&m.channel)))
-            .map(|(i, _)| i)
-            .collect();
-        if targets.is_empty() {
-            tracing::debug!(channel = %m.channel, "message for no local subscriber");
-            return;
-        }
+            .map(|(i, _)| i);
+        // One subscriber is the common case: no list of targets to build.
+        let (first, second) = (matching.next(), matching.next());
+        let targets: Vec<usize> = match (first, second) {
+            (None, _) => {
+                tracing::debug!(channel = %m.channel, "message for no local subscriber");
+                return;
+            }
+            (Some(i), None) => {
+                if !send(&self.subscribers[i].tx, m).await {
+                    let id = self.subscribers[i].id;
+                    self.remove_subscriber(id);
+                }
+                return;
+            }
+            (Some(a), Some(b)) => [a, b].into_iter().chain(matching).collect(),
+        };
         let mut closed = Vec::new();
         let mut m = Some(m);
         for (n, &i) in targets.iter().enumerate() {
@@ -810,7 +927,7 @@ impl Driver {
                 m.clone()
             };
             let Some(msg) = msg else { break };
-            if self.subscribers[i].tx.send(msg).await.is_err() {
+            if !send(&self.subscribers[i].tx, msg).await {
                 closed.push(self.subscribers[i].id);
             }
         }
@@ -856,6 +973,16 @@ impl Driver {
         }
         // Dropping the senders ends every subscriber stream.
         self.subscribers.clear();
+    }
+}
+
+/// Hands `m` to a subscriber, waiting for room when its buffer is full. False when the
+/// subscriber is gone.
+async fn send(tx: &mpsc::Sender<Message>, m: Message) -> bool {
+    match tx.try_send(m) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(m)) => tx.send(m).await.is_ok(),
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
     }
 }
 

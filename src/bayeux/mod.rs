@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod channel;
 pub mod message;
 pub mod session;
+pub mod split;
 
 pub use backoff::BackoffConfig;
 pub use channel::{channel_matches, ChannelName, InvalidChannel};
@@ -14,3 +15,4 @@ pub use message::{Advice, BayeuxError, Message, Reconnect, Subscription};
 pub use session::{
     Event, Failure, Request, RequestId, Session, SessionConfig, Slot, State, Termination,
 };
+pub use split::{ArraySplitter, SplitError, SplitErrorKind};

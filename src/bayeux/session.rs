@@ -299,6 +299,15 @@ impl Session {
         self.flush_termination();
     }
 
+    /// Whether data messages of a reply would be delivered now, whatever request it answers
+    /// (data of abandoned requests is delivered too): false once terminated, when
+    /// [`handle_reply`](Self::handle_reply) ignores replies. A driver that hands data
+    /// messages to the application as a reply arrives, before the rest of the batch reaches
+    /// `handle_reply`, asks this first.
+    pub fn delivers_data(&self) -> bool {
+        self.state != State::Terminated
+    }
+
     /// Request `id` did not yield a reply batch.
     pub fn handle_failure(&mut self, id: RequestId, failure: Failure, now: Instant) {
         if self.state == State::Terminated {

@@ -21,6 +21,9 @@ use gws_cometd::{Client, ClientEvent, Error};
 
 use super::gws_args::password;
 
+/// Messages buffered between the client and stdout.
+const TAIL_BUFFER: usize = 128;
+
 /// Arguments of `tail`.
 #[derive(clap::Args, Debug)]
 pub struct TailArgs {
@@ -189,6 +192,9 @@ fn recorder(args: &TailArgs) -> Result<Option<Recorder>, Error> {
 async fn open_bayeux(url: &str, args: &TailArgs, max_delay: Duration) -> Result<Source, String> {
     let mut builder = Client::builder(url)
         .max_network_delay(max_delay)
+        // tail writes each message at once: a short buffer keeps less in memory when a
+        // large reply arrives, at no cost in throughput.
+        .buffer_size(TAIL_BUFFER)
         .initial_handshake_attempts(Some(3));
     if let Some(mut recorder) = recorder(args).map_err(describe)? {
         builder =

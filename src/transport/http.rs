@@ -8,7 +8,7 @@ use reqwest::cookie::Jar;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use url::Url;
 
-use super::{SendFuture, Transport};
+use super::{ReplyBody, SendFuture, Transport};
 use crate::bayeux::session::Failure;
 use crate::error::Error;
 
@@ -180,7 +180,7 @@ fn describe(e: &reqwest::Error) -> String {
 }
 
 impl Inner {
-    async fn send(self: Arc<Self>, body: Vec<u8>) -> Result<Bytes, Failure> {
+    async fn send(self: Arc<Self>, body: Vec<u8>) -> Result<ReplyBody, Failure> {
         let mut req = self
             .http
             .post(self.url.clone())
@@ -196,7 +196,7 @@ impl Inner {
             .map_err(|e| Failure::Network(describe(&e)))?;
         let status = resp.status();
         if !status.is_success() {
-            let body = read_limited(&mut resp, ERROR_BODY_LIMIT, true)
+            let body = read_truncated(&mut resp, ERROR_BODY_LIMIT)
                 .await
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default();
@@ -211,46 +211,46 @@ impl Inner {
         {
             return Err(Failure::TooLarge);
         }
-        read_limited(&mut resp, self.max_reply_bytes, false).await
+        Ok(limited_body(resp, self.max_reply_bytes))
     }
 }
 
-/// Reads the body up to `limit` bytes; beyond it, fails with `TooLarge` or, when `truncate`,
-/// returns what fits.
-async fn read_limited(
-    resp: &mut reqwest::Response,
-    limit: usize,
-    truncate: bool,
-) -> Result<Bytes, Failure> {
-    let mut first: Option<Bytes> = None;
+/// The body as a stream of chunks, failing with `TooLarge` once the total passes `limit`.
+fn limited_body(resp: reqwest::Response, limit: usize) -> ReplyBody {
+    Box::pin(futures::stream::unfold(
+        Some((resp, 0usize)),
+        move |state| async move {
+            let (mut resp, total) = state?;
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    let total = total.saturating_add(chunk.len());
+                    if total > limit {
+                        return Some((Err(Failure::TooLarge), None));
+                    }
+                    Some((Ok(chunk), Some((resp, total))))
+                }
+                Ok(None) => None,
+                Err(e) => Some((Err(Failure::Network(describe(&e))), None)),
+            }
+        },
+    ))
+}
+
+/// Reads at most `limit` bytes of an error reply's body.
+async fn read_truncated(resp: &mut reqwest::Response, limit: usize) -> Result<Bytes, Failure> {
     let mut buf = BytesMut::new();
     while let Some(chunk) = resp
         .chunk()
         .await
         .map_err(|e| Failure::Network(describe(&e)))?
     {
-        let have = first.as_ref().map_or(buf.len(), Bytes::len);
-        if have + chunk.len() > limit {
-            if truncate {
-                let mut out = BytesMut::from(&first.take().unwrap_or_default()[..]);
-                out.extend_from_slice(&buf);
-                out.extend_from_slice(&chunk[..limit - have]);
-                return Ok(out.freeze());
-            }
-            return Err(Failure::TooLarge);
-        }
-        // Most replies arrive as one chunk: keep it without copying.
-        match first.take() {
-            None if buf.is_empty() => first = Some(chunk),
-            None => buf.extend_from_slice(&chunk),
-            Some(f) => {
-                buf.reserve(f.len() + chunk.len());
-                buf.extend_from_slice(&f);
-                buf.extend_from_slice(&chunk);
-            }
+        let room = limit - buf.len();
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if buf.len() == limit {
+            break;
         }
     }
-    Ok(first.unwrap_or_else(|| buf.freeze()))
+    Ok(buf.freeze())
 }
 
 impl Transport for HttpTransport {

@@ -903,6 +903,27 @@ fn replies_to_abandoned_requests_deliver_data_and_ignore_meta() {
 }
 
 #[test]
+fn data_is_delivered_for_any_request_until_terminated_and_then_never() {
+    let t0 = Instant::now();
+    let mut s = connected(t0);
+    let long_poll = s.poll_request(t0).unwrap();
+    assert!(s.delivers_data());
+    s.disconnect();
+    // Abandoned, but its data still counts.
+    assert!(s.delivers_data());
+    s.handle_reply(long_poll.id, vec![data("/x", "1")], t0);
+    assert_eq!(events(&mut s), [Event::Message(data("/x", "1"))]);
+    let d = s.poll_request(t0).unwrap();
+    s.handle_reply(d.id, vec![ok(&d, 0)], t0);
+    assert_eq!(s.state(), State::Terminated);
+    events(&mut s);
+    // What `delivers_data` says is what `handle_reply` does.
+    assert!(!s.delivers_data());
+    s.handle_reply(long_poll.id, vec![data("/x", "2")], t0);
+    assert_eq!(events(&mut s), []);
+}
+
+#[test]
 fn data_before_and_after_the_connect_reply_is_delivered_in_order() {
     let t0 = Instant::now();
     let mut s = connected(t0);
