@@ -81,6 +81,29 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+    let texts: Vec<&str> = lines
+        .iter()
+        .map(|l| std::str::from_utf8(l).unwrap())
+        .collect();
+    g.bench_function("decode only: raw_calls_in_text (memory)", |b| {
+        b.iter(|| {
+            for t in &texts {
+                black_box(raw_calls_in_text(t).unwrap());
+            }
+        })
+    });
+    g.bench_function("raw_calls_in_text + update_raw (memory)", |b| {
+        b.iter(|| {
+            let mut store = CallStore::new();
+            for t in &texts {
+                for m in &raw_calls_in_text(t).unwrap() {
+                    black_box(store.update_raw(m));
+                }
+            }
+            assert_eq!(store.len(), CALLS / 2);
+            store
+        })
+    });
     g.bench_function("raw_calls_in_batch + apply_raw (memory)", |b| {
         b.iter(|| {
             let mut store = CallStore::new();
