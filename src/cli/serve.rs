@@ -8,7 +8,7 @@ use gws_cometd::sim::gws::load_scenario;
 use gws_cometd::sim::{GwsServerConfig, GwsSimServer};
 
 /// Arguments of `serve`.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8090", value_name = "ADDR")]
@@ -24,6 +24,17 @@ pub struct ServeArgs {
     /// user data.
     #[arg(long, value_name = "FILE")]
     pub scenario: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ServeArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeArgs")
+            .field("listen", &self.listen)
+            .field("user", &self.user)
+            .field("password", &"***")
+            .field("scenario", &self.scenario)
+            .finish()
+    }
 }
 
 /// Runs `serve`.
