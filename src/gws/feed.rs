@@ -22,7 +22,8 @@ use super::call::{CallStateChangeMessage, DeviceStateChangeMessage, ErrorMessage
 use super::notification::{GwsNotification, CALLS_CHANNEL, DEVICES_CHANNEL};
 use super::raw_call::RawCallMessage;
 use super::store::{CallChange, CallStore};
-use crate::bayeux::Message;
+use crate::bayeux::backoff::Backoff;
+use crate::bayeux::{BackoffConfig, Message};
 use crate::client::{Client, ClientEvent, EventStream, ReplyTap, Subscriber};
 use crate::error::{Error, Result};
 
@@ -159,7 +160,7 @@ impl CallFeedBuilder {
             tap: self.tap,
             conn: None,
         };
-        feed.conn = Some(feed.open()?);
+        feed.conn = Some(feed.open(feed.initial_handshake_attempts)?);
         Ok(feed)
     }
 }
@@ -219,12 +220,13 @@ impl CallFeed {
         self.store.clone()
     }
 
-    fn open(&self) -> Result<Connection> {
+    /// A notification client; `handshake_attempts` bounds its first handshake.
+    fn open(&self, handshake_attempts: Option<u32>) -> Result<Connection> {
         let mut builder = Client::builder(self.session.notifications_url())
             .http_client(self.session.http_client())
             .shared_headers(self.session.csrf_headers())
             .max_network_delay(self.max_network_delay)
-            .initial_handshake_attempts(self.initial_handshake_attempts);
+            .initial_handshake_attempts(handshake_attempts);
         if let Some(tap) = &self.tap {
             let tap = tap.clone();
             builder = builder.on_reply(move |body| {
@@ -351,10 +353,11 @@ impl CallFeed {
             return self.end(error);
         }
         tracing::warn!("notifications refused ({error}); logging in again");
-        if let Err(e) = self.session.login().await {
+        if let Err(e) = login_again(&self.session).await {
             return self.end(Arc::new(e));
         }
-        let mut conn = match self.open() {
+        // The server was there before: keep trying its handshake like any other outage.
+        let mut conn = match self.open(None) {
             Ok(conn) => conn,
             Err(e) => return self.end(Arc::new(e)),
         };
@@ -394,6 +397,24 @@ impl CallFeed {
                 tracing::warn!("could not read the current calls after a re-handshake: {e}");
                 FeedEvent::RecoveryFailed(Arc::new(e))
             }
+        }
+    }
+}
+
+/// Logs in again after the HTTP session expired. A transient failure (network, 5xx,
+/// timeout) is retried with backoff for as long as it lasts; refused credentials end the
+/// feed.
+async fn login_again(session: &GwsSession) -> Result<()> {
+    let mut backoff = Backoff::new(&BackoffConfig::default());
+    loop {
+        match session.login().await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_retryable() => {
+                let delay = backoff.next_delay();
+                tracing::warn!(retry_in = ?delay, "logging in again failed: {e}");
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) => return Err(e),
         }
     }
 }
