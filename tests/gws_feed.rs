@@ -355,3 +355,37 @@ async fn a_refused_login_again_ends_the_feed_without_a_retry_storm() {
         "one refused poll and one refused login, got {requests} requests"
     );
 }
+
+#[tokio::test]
+async fn logging_in_again_rides_out_refused_logins() {
+    let sim = sim().await;
+    let mut feed = feed(&sim).await;
+    let id = established_call(&sim, &mut feed).await;
+
+    // GWS restarts: sessions gone, and the first two logins meet a 503.
+    sim.gws().fail_logins(2);
+    sim.gws().expire_http_sessions();
+    sim.bayeux().forget_sessions();
+    sim.gws()
+        .attach_user_data(
+            &id,
+            vec![(
+                "During".into(),
+                serde_json::value::RawValue::from_string("\"outage\"".into()).unwrap(),
+            )],
+        )
+        .unwrap();
+    let ev = until(&mut feed, "re-login after refused logins", |e| {
+        matches!(
+            e,
+            FeedEvent::LoggedInAgain { .. } | FeedEvent::Session(ClientEvent::Terminated { .. })
+        )
+    })
+    .await;
+    let FeedEvent::LoggedInAgain { changes } = ev else {
+        panic!("the feed ended instead of retrying the login: {ev:?}")
+    };
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(strings(&feed, &id, "During"), ["outage"]);
+    feed.disconnect().await;
+}

@@ -318,6 +318,8 @@ struct State {
     sessions: HashMap<String, HttpSession>,
     calls: Vec<SimCall>,
     next_call: u64,
+    /// Logins still to refuse with HTTP 503 (see [`GwsSim::fail_logins`]).
+    failing_logins: usize,
 }
 
 struct Inner {
@@ -378,6 +380,9 @@ impl GwsSim {
         if !(rest.is_empty() || rest.starts_with('/')) {
             return None;
         }
+        if self.refuse_login(req.headers) {
+            return Some(SimResponse::json(503, "Service Unavailable"));
+        }
         let (session_id, mut set_cookie) = match self.authenticate(req.headers) {
             Some(found) => found,
             None => {
@@ -431,6 +436,12 @@ impl GwsSim {
             return true;
         }
         jsessionid(headers).is_some_and(|id| self.csrf_matches(&id, headers))
+    }
+
+    /// Makes the next `n` logins (requests with Basic credentials and no live session) fail
+    /// with a bare HTTP 503, as a GWS node restarting behind a load balancer would.
+    pub fn fail_logins(&self, n: usize) {
+        lock(&self.inner.state).failing_logins = n;
     }
 
     /// Forgets every HTTP session: the next REST call answers 401 and
@@ -797,6 +808,22 @@ impl GwsSim {
 
     /// The session id of a valid cookie, or a new session opened by valid HTTP Basic
     /// (with its `Set-Cookie` value).
+    /// Whether this request is a login (Basic credentials, no live session) that
+    /// [`GwsSim::fail_logins`] says to refuse; counts it if so.
+    fn refuse_login(&self, headers: &HeaderMap) -> bool {
+        let mut state = lock(&self.inner.state);
+        if state.failing_logins == 0 || basic_credentials(headers).is_none() {
+            return false;
+        }
+        if let Some(id) = jsessionid(headers) {
+            if self.live_session(&mut state, &id).is_some() {
+                return false;
+            }
+        }
+        state.failing_logins -= 1;
+        true
+    }
+
     fn authenticate(&self, headers: &HeaderMap) -> Option<(String, Option<String>)> {
         let mut state = lock(&self.inner.state);
         if let Some(id) = jsessionid(headers) {
