@@ -95,6 +95,15 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, UserValue)> {
         .collect()
 }
 
+/// Attaches `key` with the JSON `value` directly in the simulator, as another GWS client
+/// would: the feed only learns of it by notification (or, during an outage, by recovery).
+fn attach_behind_the_feed(sim: &GwsSimServer, id: &str, key: &str, value: &str) {
+    let value = serde_json::value::RawValue::from_string(value.to_owned()).unwrap();
+    sim.gws()
+        .attach_user_data(id, vec![(key.to_owned(), value)])
+        .unwrap();
+}
+
 /// A ringing call, answered, seen by the feed as established.
 async fn established_call(sim: &GwsSimServer, feed: &mut CallFeed) -> String {
     let id = sim.gws().ring_inbound("5115", "5001");
@@ -189,15 +198,7 @@ async fn recovery_after_the_server_forgets_every_session() {
     // The outage: every Bayeux session is gone, and meanwhile one call's data changes and
     // the other call ends. Nobody is subscribed, so these notifications are lost.
     sim.bayeux().forget_sessions();
-    sim.gws()
-        .attach_user_data(
-            &kept,
-            vec![(
-                "AccountNumber".into(),
-                serde_json::value::RawValue::from_string("\"12345\"".into()).unwrap(),
-            )],
-        )
-        .unwrap();
+    attach_behind_the_feed(&sim, &kept, "AccountNumber", "\"12345\"");
     sim.gws().release(&ending).unwrap();
     sim.gws().complete(&ending).unwrap();
 
@@ -249,15 +250,7 @@ async fn an_expired_http_session_logs_in_again() {
     // The HTTP session expires: CometD POSTs get 401 and the feed must log in again.
     sim.gws().expire_http_sessions();
     sim.bayeux().forget_sessions();
-    sim.gws()
-        .attach_user_data(
-            &id,
-            vec![(
-                "Lost".into(),
-                serde_json::value::RawValue::from_string("1".into()).unwrap(),
-            )],
-        )
-        .unwrap();
+    attach_behind_the_feed(&sim, &id, "Lost", "1");
     let ev = until(&mut feed, "re-login", |e| {
         matches!(e, FeedEvent::LoggedInAgain { .. })
     })
@@ -366,15 +359,7 @@ async fn logging_in_again_rides_out_refused_logins() {
     sim.gws().fail_logins(2);
     sim.gws().expire_http_sessions();
     sim.bayeux().forget_sessions();
-    sim.gws()
-        .attach_user_data(
-            &id,
-            vec![(
-                "During".into(),
-                serde_json::value::RawValue::from_string("\"outage\"".into()).unwrap(),
-            )],
-        )
-        .unwrap();
+    attach_behind_the_feed(&sim, &id, "During", "\"outage\"");
     let ev = until(&mut feed, "re-login after refused logins", |e| {
         matches!(
             e,
