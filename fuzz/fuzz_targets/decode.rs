@@ -40,6 +40,14 @@ fuzz_target!(|data: &[u8]| {
     // On UTF-8 input the raw reader accepts what the typed one-pass decoder accepts (it
     // checks fewer shapes), and finds the same calls.
     let raw = raw_calls_in_batch(data);
+    // The raw reader checks syntax as strictly as serde_json: it never accepts what serde_json
+    // refuses, and calls a fault a syntax error only when serde_json refuses the body too.
+    let valid_json = serde_json::from_slice::<serde_json::Value>(data).is_ok();
+    match &raw {
+        Ok(_) => assert!(valid_json, "raw reader accepted malformed JSON"),
+        Err(e) if e.is_syntax() => assert!(!valid_json, "syntax error in valid JSON: {e}"),
+        Err(_) => {}
+    }
     if let (Ok(fast), true) = (&fast, std::str::from_utf8(data).is_ok()) {
         let raw = raw.as_ref().expect("raw reader rejects what the typed decoder accepts");
         assert_eq!(raw.len(), fast.len());

@@ -51,6 +51,6 @@ pub use diff::{ChangedPair, Pair, UserDataDiff};
 pub use feed::{CallFeed, CallFeedBuilder, FeedEvent};
 pub use notification::{calls_in_batch, GwsNotification, CALLS_CHANNEL, DEVICES_CHANNEL};
 pub use raw::RawJson;
-pub use raw_call::{raw_calls_in_batch, raw_calls_in_text, RawCallMessage};
+pub use raw_call::{raw_calls_in_batch, raw_calls_in_text, DecodeError, RawCallMessage};
 pub use store::{CallChange, CallStore, Changes, MessageItem, Snapshot, StateTransition};
 pub use user_data::{Number, UserData, Value};

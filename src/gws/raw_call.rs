@@ -3,21 +3,24 @@
 //! where `userData` is), all borrowed from the input.
 //!
 //! This is the hot path of `replay` and of [`super::CallStore::changes`]: no typed tree is
-//! built, no string is copied. Only the fields the store reads are checked for shape (`id` a
-//! non-empty string, `state` and `notificationType` strings or null, `userData` an object or
-//! null); the rest is checked for JSON syntax and kept as text.
+//! built and no string is copied. A validating scanner walks the reply array, each message,
+//! its `data` and the call member by member, and checks everything else in one tight loop,
+//! as strictly as serde_json does (what it accepts, and where it reports a fault). Of the
+//! call, only the fields the store reads are checked for shape (`id` a non-empty string,
+//! `state` and `notificationType` strings or null, `userData` an object or null); the rest is
+//! kept as text.
+//!
+//! Which messages count as calls is the same as with [`super::calls_in_batch`]: `data` with
+//! a first `messageType` of `CallStateChangeMessage`, on [`CALLS_CHANNEL`], whatever the
+//! order of the members. Of a member that appears twice, the last one counts.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
-
 use super::call::{CallState, CallStateChangeMessage, NotificationType, Typed};
 use super::notification::CALLS_CHANNEL;
-use super::raw::Key;
-use super::scan;
+use super::scan::{self, Fault, Result, ScanError, Scanner, Token};
 use crate::bayeux::Message;
 
 /// A call notification read in one pass: the call object's text exactly as received, and the
@@ -31,11 +34,91 @@ pub struct RawCallMessage<'a> {
     user_data: Option<Range<usize>>,
 }
 
+/// Why a reply body (or a message's `data`) could not be read: its JSON is malformed, or a
+/// call notification in it lacks what the store needs. Says what and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    line: usize,
+    column: usize,
+    message: Cow<'static, str>,
+    syntax: bool,
+}
+
+impl DecodeError {
+    /// The 1-based line in the text read.
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
+    /// The column in that line, counted in bytes as serde_json counts them (the 1-based
+    /// column of the offending byte; the line's length when the text ended too early).
+    pub fn column(&self) -> usize {
+        self.column
+    }
+
+    /// What is wrong, without the position.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// True when the text is not JSON (or not UTF-8); false when it is JSON but a call
+    /// notification in it is not of the shape the store needs (no `id`, say).
+    pub fn is_syntax(&self) -> bool {
+        self.syntax
+    }
+
+    /// The error a scan of `text` stopped with, placed as serde_json places it.
+    fn from_scan(text: &[u8], error: ScanError) -> DecodeError {
+        let (line, column) = scan::line_column(text, error.at);
+        DecodeError {
+            line,
+            column,
+            message: error.what,
+            syntax: error.syntax,
+        }
+    }
+
+    fn from_serde(e: &serde_json::Error) -> DecodeError {
+        DecodeError {
+            line: e.line(),
+            column: e.column(),
+            message: Cow::Owned(scan::without_position(e)),
+            syntax: e.is_syntax() || e.is_eof(),
+        }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} at line {} column {}",
+            self.message, self.line, self.column
+        )
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Runs `read` over `text`, turning its fault into a [`DecodeError`]. `read` checks for
+/// trailing characters itself, before it judges shapes: a syntax error anywhere in the text
+/// is reported as such.
+fn scan_all<'a, T>(
+    text: &'a str,
+    read: impl FnOnce(&mut Scanner<'a>) -> Result<T>,
+) -> std::result::Result<T, DecodeError> {
+    let mut s = Scanner::new(text);
+    match read(&mut s) {
+        Ok(t) => Ok(t),
+        Err(Fault) => Err(DecodeError::from_scan(text.as_bytes(), s.take_error())),
+    }
+}
+
 impl<'a> RawCallMessage<'a> {
     /// The call notification a Bayeux message carries: `Ok(None)` unless the message is on
     /// [`CALLS_CHANNEL`] with `messageType` `CallStateChangeMessage` (like
     /// [`CallStateChangeMessage::from_message`]).
-    pub fn from_message(msg: &'a Message) -> Result<Option<Self>, serde_json::Error> {
+    pub fn from_message(msg: &'a Message) -> std::result::Result<Option<Self>, DecodeError> {
         match (msg.channel == CALLS_CHANNEL, msg.data.as_deref()) {
             (true, Some(data)) => Self::from_data(data.get()),
             _ => Ok(None),
@@ -43,37 +126,28 @@ impl<'a> RawCallMessage<'a> {
     }
 
     /// Reads a message's `data` text; `Ok(None)` when it is not a `CallStateChangeMessage`.
-    pub fn from_data(data: &'a str) -> Result<Option<Self>, serde_json::Error> {
-        let mut de = serde_json::Deserializer::from_str(data);
-        let found = DataSeed { base: data }.deserialize(&mut de)?;
-        de.end()?;
-        Ok(found)
+    pub fn from_data(data: &'a str) -> std::result::Result<Option<Self>, DecodeError> {
+        scan_all(data, |s| {
+            let found = data_value(s)?;
+            s.end()?;
+            found.into_call(s)
+        })
     }
 
-    /// Reads the text of one call object (as [`super::Call`] encodes), with the given
-    /// notification type.
+    /// Reads the text of one call object (as [`super::Call`] encodes, or as
+    /// `GET /api/v2/me/calls` lists it), with the given notification type.
     pub(crate) fn from_call_text(
         call: &'a str,
         notification_type: Option<NotificationType>,
-    ) -> Result<Self, String> {
-        let mut id = None;
-        let mut state = None;
-        let mut user_data = None;
-        for (key, range) in scan::members(call).ok_or("the call is not a JSON object")? {
-            let value = call.get(range.clone()).unwrap_or_default();
-            match scan::string_value(key).as_deref() {
-                Some("id") => id = Some(value),
-                Some("state") => state = Some(value),
-                Some("userData") => user_data = Some(range),
-                _ => {}
+    ) -> std::result::Result<Self, DecodeError> {
+        scan_all(call, |s| {
+            if s.peek() != Some(b'{') {
+                return Err(s.fail(ScanError::value(s.pos(), "the call is not a JSON object")));
             }
-        }
-        Fields {
-            id,
-            state,
-            user_data,
-        }
-        .finish(call, notification_type)
+            let fields = call_object(s)?;
+            s.end()?;
+            fields.finish(notification_type, s)
+        })
     }
 
     /// The call object, exactly as received.
@@ -107,44 +181,291 @@ impl<'a> RawCallMessage<'a> {
     }
 }
 
-/// The call fields found while reading, as raw text (`user_data` as a range in the call).
-struct Fields<'a> {
-    id: Option<&'a str>,
-    state: Option<&'a str>,
-    user_data: Option<Range<usize>>,
+/// Reads a Bayeux reply body (an array of messages, or one message object) in one pass,
+/// keeping only the call notifications on [`CALLS_CHANNEL`], borrowed from `body`. The same
+/// messages count as calls as with [`super::calls_in_batch`]; the calls are not built.
+/// A body that is not UTF-8 is an error, even where the bad bytes are in a message that is
+/// not a call.
+pub fn raw_calls_in_batch(
+    body: &[u8],
+) -> std::result::Result<Vec<RawCallMessage<'_>>, DecodeError> {
+    match std::str::from_utf8(body) {
+        Ok(text) => raw_calls_in_text(text),
+        // The calls are slices of the body, so it must be text: report where it is not
+        // (a syntax error first if there is one, as the parser meets it).
+        Err(e) => {
+            let first_fault = serde_json::from_slice::<serde::de::IgnoredAny>(body)
+                .and_then(|_| serde_json::from_slice::<serde_json::Value>(body));
+            Err(match first_fault {
+                Err(e) => DecodeError::from_serde(&e),
+                Ok(_) => DecodeError::from_scan(
+                    body,
+                    ScanError {
+                        syntax: true,
+                        ..ScanError::value(e.valid_up_to(), "invalid UTF-8")
+                    },
+                ),
+            })
+        }
+    }
 }
 
-impl<'a> Fields<'a> {
+/// Like [`raw_calls_in_batch`], for a body already known to be text (as
+/// [`crate::fixture::Reader`] lines are): skips checking the UTF-8 again.
+pub fn raw_calls_in_text(body: &str) -> std::result::Result<Vec<RawCallMessage<'_>>, DecodeError> {
+    let mut calls = Vec::new();
+    scan_all(body, |s| {
+        batch(s, &mut calls)?;
+        s.end()
+    })?;
+    Ok(calls)
+}
+
+/// A reply body: an array of messages, or one message.
+fn batch<'a>(s: &mut Scanner<'a>, calls: &mut Vec<RawCallMessage<'a>>) -> Result<()> {
+    match s.peek() {
+        Some(b'[') => {
+            s.bump();
+            let mut first = true;
+            while s.next_element(&mut first)? {
+                message(s, calls)?;
+            }
+            Ok(())
+        }
+        Some(b'{') => message(s, calls),
+        _ => {
+            let value = s.skip_value()?;
+            Err(s.fail(ScanError::value(
+                value.start,
+                "expected a Bayeux message or an array of them",
+            )))
+        }
+    }
+}
+
+/// One Bayeux message object: reads `channel` and `data`, checks the rest for syntax.
+fn message<'a>(s: &mut Scanner<'a>, calls: &mut Vec<RawCallMessage<'a>>) -> Result<()> {
+    if s.peek() != Some(b'{') {
+        let value = s.skip_value()?;
+        let error = ScanError::value(value.start, "expected a Bayeux message object");
+        return Err(s.fail(error));
+    }
+    let start = s.pos();
+    s.bump();
+    let mut channel = None;
+    let mut data = None;
+    let mut first = true;
+    while let Some(key) = s.next_key(&mut first)? {
+        let name = s.decoded(key, "key").map_err(|e| s.fail(e))?;
+        match name.as_ref() {
+            b"channel" => {
+                if s.peek() != Some(b'"') {
+                    let error = ScanError::value(s.pos(), "`channel` must be a string");
+                    return Err(s.fail(error));
+                }
+                let name = s.string()?;
+                channel = Some(s.decoded(name, "`channel`").map_err(|e| s.fail(e))?);
+            }
+            b"data" => data = Some(data_value(s)?),
+            _ => {
+                s.skip_value()?;
+            }
+        }
+    }
+    let Some(channel) = channel else {
+        return Err(s.fail(ScanError::value(start, "missing field `channel`")));
+    };
+    if channel.as_ref() == CALLS_CHANNEL.as_bytes() {
+        if let Some(data) = data {
+            calls.extend(data.into_call(s)?);
+        }
+    }
+    Ok(())
+}
+
+/// What a message's `data` holds, as far as calls go; judged once the channel is known.
+#[derive(Default)]
+struct Data<'a> {
+    /// Where the `data` object starts; `None` when `data` is not an object.
+    object: Option<usize>,
+    /// The first `messageType`.
+    message_type: Option<Token>,
+    /// The last `notificationType`.
+    notification_type: Option<Token>,
+    /// The last `call`: its fields, or where a value that is not an object starts.
+    call: Option<std::result::Result<CallFields<'a>, usize>>,
+    /// The first key that does not decode (an error only if this is a call notification).
+    bad_key: Option<ScanError>,
+}
+
+impl<'a> Data<'a> {
+    fn into_call(self, s: &mut Scanner<'a>) -> Result<Option<RawCallMessage<'a>>> {
+        let Some(start) = self.object else {
+            return Ok(None);
+        };
+        let message_type = self.message_type.and_then(|t| s.string_of(&t));
+        if message_type.as_deref() != Some(CallStateChangeMessage::MESSAGE_TYPE) {
+            return Ok(None);
+        }
+        if let Some(error) = self.bad_key {
+            return Err(s.fail(error));
+        }
+        let notification_type = match self.notification_type {
+            Some(t) if !s.is_null(&t) => match s.string_of(&t) {
+                Some(t) => Some(NotificationType::from(t.as_ref())),
+                None => {
+                    let error = ScanError::value(t.start(), "`notificationType` must be a string");
+                    return Err(s.fail(error));
+                }
+            },
+            _ => None,
+        };
+        match self.call {
+            Some(Ok(fields)) => fields.finish(notification_type, s).map(Some),
+            Some(Err(at)) => Err(s.fail(ScanError::value(at, "`call` must be an object"))),
+            None => Err(s.fail(ScanError::value(start, "missing field `call`"))),
+        }
+    }
+}
+
+/// A message's `data` value.
+fn data_value<'a>(s: &mut Scanner<'a>) -> Result<Data<'a>> {
+    if s.peek() != Some(b'{') {
+        s.skip_value()?;
+        return Ok(Data::default());
+    }
+    let mut data = Data {
+        object: Some(s.pos()),
+        ..Data::default()
+    };
+    s.bump();
+    let mut first = true;
+    while let Some(key) = s.next_key(&mut first)? {
+        let name = match s.decoded(key, "key") {
+            Ok(name) => name,
+            Err(e) => {
+                data.bad_key.get_or_insert(e);
+                s.skip_value()?;
+                continue;
+            }
+        };
+        match name.as_ref() {
+            b"messageType" if data.message_type.is_none() => {
+                data.message_type = Some(s.token()?);
+            }
+            b"notificationType" => data.notification_type = Some(s.token()?),
+            b"call" => {
+                data.call = Some(if s.peek() == Some(b'{') {
+                    Ok(call_object(s)?)
+                } else {
+                    Err(s.skip_value()?.start)
+                });
+            }
+            _ => {
+                s.skip_value()?;
+            }
+        }
+    }
+    Ok(data)
+}
+
+/// The members of a call object the store reads, as raw text.
+struct CallFields<'a> {
+    /// The whole object.
+    text: &'a str,
+    /// Where it starts in the scanned text.
+    start: usize,
+    id: Option<Token>,
+    state: Option<Token>,
+    /// Where `userData`'s value is, in the scanned text.
+    user_data: Option<Range<usize>>,
+    bad_key: Option<ScanError>,
+}
+
+/// A call object, whose `{` is the next byte.
+fn call_object<'a>(s: &mut Scanner<'a>) -> Result<CallFields<'a>> {
+    let start = s.pos();
+    s.bump();
+    let (mut id, mut state, mut user_data, mut bad_key) = (None, None, None, None);
+    let mut first = true;
+    while let Some(key) = s.next_key(&mut first)? {
+        match s.decoded(key, "key") {
+            Ok(name) => match name.as_ref() {
+                b"id" => id = Some(s.token()?),
+                b"state" => state = Some(s.token()?),
+                b"userData" => user_data = Some(s.skip_value()?),
+                _ => {
+                    s.skip_value()?;
+                }
+            },
+            Err(e) => {
+                bad_key.get_or_insert(e);
+                s.skip_value()?;
+            }
+        }
+    }
+    Ok(CallFields {
+        text: s.slice(start..s.pos()),
+        start,
+        id,
+        state,
+        user_data,
+        bad_key,
+    })
+}
+
+impl<'a> CallFields<'a> {
     /// Checks the shapes the store relies on and builds the message.
     fn finish(
         self,
-        call: &'a str,
         notification_type: Option<NotificationType>,
-    ) -> Result<RawCallMessage<'a>, String> {
-        let id = match self.id.map(scan::string_value) {
-            Some(Some(id)) if !id.is_empty() => id,
-            Some(Some(_)) | None => return Err("missing field `id`".into()),
-            Some(None) => return Err("call `id` must be a string".into()),
+        s: &mut Scanner<'a>,
+    ) -> Result<RawCallMessage<'a>> {
+        match self.check(notification_type, s) {
+            Ok(msg) => Ok(msg),
+            Err(error) => Err(s.fail(error)),
+        }
+    }
+
+    fn check(
+        self,
+        notification_type: Option<NotificationType>,
+        s: &Scanner<'a>,
+    ) -> std::result::Result<RawCallMessage<'a>, ScanError> {
+        if let Some(error) = self.bad_key {
+            return Err(error);
+        }
+        let id = match self.id {
+            Some(t) => match s.string_of(&t) {
+                Some(id) if !id.is_empty() => id,
+                Some(_) => return Err(ScanError::value(self.start, "missing field `id`")),
+                None => return Err(ScanError::value(t.start(), "call `id` must be a string")),
+            },
+            None => return Err(ScanError::value(self.start, "missing field `id`")),
         };
         let state = match self.state {
-            None | Some("null") => None,
-            Some(s) => Some(CallState::from(
-                scan::string_value(s)
-                    .ok_or("call `state` must be a string")?
-                    .as_ref(),
-            )),
+            Some(t) if !s.is_null(&t) => match s.string_of(&t) {
+                Some(state) => Some(CallState::from(state.as_ref())),
+                None => return Err(ScanError::value(t.start(), "call `state` must be a string")),
+            },
+            _ => None,
         };
         let user_data = match self.user_data {
-            Some(r) => match call.get(r.clone()).and_then(|t| t.bytes().next()) {
-                Some(b'{') => Some(r),
+            Some(r) => match self.text.as_bytes().get(r.start - self.start) {
+                Some(b'{') => Some(r.start - self.start..r.end - self.start),
                 Some(b'n') => None,
-                _ => return Err("call `userData` must be an object".into()),
+                _ => {
+                    return Err(ScanError::value(
+                        r.start,
+                        "call `userData` must be an object",
+                    ))
+                }
             },
             None => None,
         };
         Ok(RawCallMessage {
             notification_type,
-            call,
+            call: self.text,
             id,
             state,
             user_data,
@@ -152,334 +473,20 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn notification_type<E: de::Error>(raw: &str) -> Result<Option<NotificationType>, E> {
-    if raw == "null" {
-        return Ok(None);
-    }
-    scan::string_value(raw)
-        .map(|s| Some(NotificationType::from(s.as_ref())))
-        .ok_or_else(|| E::custom("`notificationType` must be a string"))
-}
-
-/// Reads one call object in place. Every member value is taken as a borrowed slice (as cheap
-/// as skipping it), so the object's own braces can be found around the first and last one.
-struct CallSeed<'a> {
-    base: &'a str,
-    notification_type: Option<NotificationType>,
-}
-
-impl<'de> DeserializeSeed<'de> for CallSeed<'de> {
-    type Value = RawCallMessage<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for CallSeed<'de> {
-    type Value = RawCallMessage<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a call object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let base = self.base;
-        let mut first: Option<&'de str> = None;
-        let mut last: Option<&'de str> = None;
-        let (mut id, mut state, mut user_data) = (None, None, None);
-        while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-            let v = map.next_value::<&'de RawValue>()?.get();
-            first.get_or_insert(v);
-            last = Some(v);
-            match k.as_ref() {
-                "id" => id = Some(v),
-                "state" => state = Some(v),
-                "userData" => user_data = Some(v),
-                _ => {}
-            }
-        }
-        let lost = || de::Error::custom("call object text not found in the input");
-        let (Some(first), Some(last)) = (first, last) else {
-            return Err(de::Error::missing_field("id"));
-        };
-        let start = scan::offset_in(base, first)
-            .and_then(|i| scan::object_start(base, i))
-            .ok_or_else(lost)?;
-        let end = scan::offset_in(base, last)
-            .and_then(|i| scan::object_end(base, i + last.len()))
-            .ok_or_else(lost)?;
-        let call = base.get(start..end).ok_or_else(lost)?;
-        let user_data = match user_data {
-            Some(u) => {
-                let at = scan::offset_in(call, u).ok_or_else(lost)?;
-                Some(at..at + u.len())
-            }
-            None => None,
-        };
-        Fields {
-            id,
-            state,
-            user_data,
-        }
-        .finish(call, self.notification_type)
-        .map_err(de::Error::custom)
-    }
-}
-
-/// Reads a message's `data`: `Some` for a `CallStateChangeMessage`, `None` for anything
-/// else (other `messageType`s, none, or not an object), which is only checked for syntax.
-struct DataSeed<'a> {
-    base: &'a str,
-}
-
-impl<'de> DeserializeSeed<'de> for DataSeed<'de> {
-    type Value = Option<RawCallMessage<'de>>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for DataSeed<'de> {
-    type Value = Option<RawCallMessage<'de>>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let Some(Key(first)) = map.next_key::<Key<'de>>()? else {
-            return Ok(None);
-        };
-        if first != "messageType" {
-            return self.visit_rest(first, map);
-        }
-        let t = map.next_value::<&'de RawValue>()?.get();
-        if scan::string_value(t).as_deref() != Some(CallStateChangeMessage::MESSAGE_TYPE) {
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            return Ok(None);
-        }
-        // GWS sends `messageType` first: read the rest in this one pass. The call may come
-        // before `notificationType`, so its type is filled in afterwards.
-        let mut nt = None;
-        let mut call = None;
-        while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-            match k.as_ref() {
-                "notificationType" => {
-                    nt = notification_type(map.next_value::<&'de RawValue>()?.get())?;
-                }
-                "call" => {
-                    call = Some(map.next_value_seed(CallSeed {
-                        base: self.base,
-                        notification_type: None,
-                    })?);
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        let mut call = call.ok_or_else(|| de::Error::missing_field("call"))?;
-        call.notification_type = nt;
-        Ok(Some(call))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-}
-
-impl<'de> DataSeed<'de> {
-    /// Rare: `messageType` is not the first key. Keep every value as text until the type is
-    /// known, then read the call from its text.
-    fn visit_rest<A: MapAccess<'de>>(
-        self,
-        first: Cow<'de, str>,
-        mut map: A,
-    ) -> Result<Option<RawCallMessage<'de>>, A::Error> {
-        let mut message_type = None;
-        let mut nt = None;
-        let mut call = None;
-        let mut key = Some(first);
-        while let Some(k) = key {
-            let v = map.next_value::<&'de RawValue>()?.get();
-            match k.as_ref() {
-                "messageType" => {
-                    message_type.get_or_insert(v);
-                }
-                "notificationType" => nt = Some(v),
-                "call" => call = Some(v),
-                _ => {}
-            }
-            key = map.next_key::<Key<'de>>()?.map(|Key(k)| k);
-        }
-        let t = message_type.and_then(scan::string_value);
-        if t.as_deref() != Some(CallStateChangeMessage::MESSAGE_TYPE) {
-            return Ok(None);
-        }
-        let nt = match nt {
-            Some(raw) => notification_type(raw)?,
-            None => None,
-        };
-        let call = call.ok_or_else(|| de::Error::missing_field("call"))?;
-        if !call.starts_with('{') {
-            return Err(de::Error::custom("`call` must be an object"));
-        }
-        RawCallMessage::from_call_text(call, nt)
-            .map(Some)
-            .map_err(de::Error::custom)
-    }
-}
-
-/// Reads a Bayeux reply body (an array of messages, or one message object) in one pass,
-/// keeping only the call notifications on [`CALLS_CHANNEL`], borrowed from `body`. The same
-/// messages count as calls as with [`super::calls_in_batch`]; the calls are not built.
-/// A body that is not UTF-8 is an error, even where the bad bytes are in a message that is
-/// not a call.
-pub fn raw_calls_in_batch(body: &[u8]) -> Result<Vec<RawCallMessage<'_>>, serde_json::Error> {
-    match std::str::from_utf8(body) {
-        Ok(text) => raw_calls_in_text(text),
-        // The calls are slices of the body, so it must be text: report where it is not
-        // (a syntax error first if there is one, as the parser meets it).
-        Err(e) => {
-            serde_json::from_slice::<IgnoredAny>(body)?;
-            serde_json::from_slice::<serde_json::Value>(body)?;
-            Err(de::Error::custom(format_args!(
-                "invalid UTF-8 at byte {}",
-                e.valid_up_to()
-            )))
-        }
-    }
-}
-
-/// Like [`raw_calls_in_batch`], for a body already known to be text (as
-/// [`crate::fixture::Reader`] lines are): skips checking the UTF-8 again.
-pub fn raw_calls_in_text(body: &str) -> Result<Vec<RawCallMessage<'_>>, serde_json::Error> {
-    let mut calls = Vec::new();
-    let mut de = serde_json::Deserializer::from_str(body);
-    de.deserialize_any(BatchVisitor {
-        base: body,
-        calls: &mut calls,
-    })?;
-    de.end()?;
-    Ok(calls)
-}
-
-struct BatchVisitor<'a, 'v> {
-    base: &'a str,
-    calls: &'v mut Vec<RawCallMessage<'a>>,
-}
-
-impl<'de> Visitor<'de> for BatchVisitor<'de, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a Bayeux message or an array of them")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq
-            .next_element_seed(MessageSeed {
-                base: self.base,
-                calls: &mut *self.calls,
-            })?
-            .is_some()
-        {}
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        MessageSeed {
-            base: self.base,
-            calls: self.calls,
-        }
-        .visit_map(map)
-    }
-}
-
-/// One Bayeux message object: reads `channel` and `data`, skips the rest.
-struct MessageSeed<'a, 'v> {
-    base: &'a str,
-    calls: &'v mut Vec<RawCallMessage<'a>>,
-}
-
-impl<'de> DeserializeSeed<'de> for MessageSeed<'de, '_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for MessageSeed<'de, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a Bayeux message object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut channel: Option<Cow<'de, str>> = None;
-        let mut call = None;
-        // `data` before `channel`: kept as text until the channel says whether it matters.
-        let mut early: Option<&'de RawValue> = None;
-        while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-            match k.as_ref() {
-                "channel" => channel = Some(map.next_value::<Key<'de>>()?.0),
-                "data" => match channel.as_deref() {
-                    Some(CALLS_CHANNEL) => {
-                        call = map.next_value_seed(DataSeed { base: self.base })?;
-                    }
-                    Some(_) => {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                    None => early = Some(map.next_value()?),
-                },
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        let channel = channel.ok_or_else(|| de::Error::missing_field("channel"))?;
-        if channel != CALLS_CHANNEL {
-            return Ok(());
-        }
-        if let Some(raw) = early {
-            call = RawCallMessage::from_data(raw.get())
-                .map_err(|e| de::Error::custom(format_args!("in data: {e}")))?;
-        }
-        self.calls.extend(call);
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn body(data: &str) -> String {
+        format!(r#"[{{"channel":"/v2/me/calls","data":{data}}}]"#)
+    }
+
     #[test]
     fn the_call_text_is_cut_exactly_from_the_input() {
         let call = r#"{ "x" : [1,{"a":"}"}], "id":"c\u0031","userData" :{"k":1} ,"state":null }"#;
-        let body = format!(
-            r#"[{{"channel":"/v2/me/calls","data":{{"messageType":"CallStateChangeMessage","call":{call} ,"notificationType":"StatusChange"}}}}]"#
-        );
+        let body = body(&format!(
+            r#"{{"messageType":"CallStateChangeMessage","call":{call} ,"notificationType":"StatusChange"}}"#
+        ));
         let calls = raw_calls_in_batch(body.as_bytes()).unwrap();
         assert_eq!(calls.len(), 1);
         let c = &calls[0];
@@ -488,7 +495,7 @@ mod tests {
         assert_eq!(c.state(), None);
         assert_eq!(c.user_data_text(), Some(r#"{"k":1}"#));
         assert_eq!(c.notification_type(), Some(&NotificationType::StatusChange));
-        // The same, read from its text alone (the path for `messageType` not first).
+        // The same, read from its text alone.
         let again = RawCallMessage::from_call_text(call, c.notification_type.clone()).unwrap();
         assert_eq!(&again, c);
     }
@@ -501,24 +508,98 @@ mod tests {
             r#"{"id":""}"#,
             r#"{"id":"c","state":3}"#,
             r#"{"id":"c","userData":[1]}"#,
+            r#"{"id":"c","\ud800":1}"#,
             r#"{}"#,
+            "7",
         ] {
             let data = format!(r#"{{"messageType":"CallStateChangeMessage","call":{call}}}"#);
             assert!(RawCallMessage::from_data(&data).is_err(), "{call}");
             let late = format!(r#"{{"call":{call},"messageType":"CallStateChangeMessage"}}"#);
             assert!(RawCallMessage::from_data(&late).is_err(), "late {call}");
         }
+        let no_call = r#"{"messageType":"CallStateChangeMessage"}"#;
+        let err = RawCallMessage::from_data(no_call).unwrap_err();
+        assert_eq!((err.message(), err.column()), ("missing field `call`", 1));
+        let bad_nt =
+            r#"{"messageType":"CallStateChangeMessage","notificationType":5,"call":{"id":"c"}}"#;
+        let err = RawCallMessage::from_data(bad_nt).unwrap_err();
+        assert_eq!(err.column(), bad_nt.find('5').unwrap() + 1);
+    }
+
+    #[test]
+    fn only_call_notifications_on_the_calls_channel_count_whatever_the_member_order() {
+        let call = r#"{"id":"c1","state":"Ringing"}"#;
+        let data = format!(
+            r#"{{"notificationType":"StatusChange","call":{call},"messageType":"CallStateChangeMessage"}}"#
+        );
+        let text = format!(
+            r#"[{{"data":{data},"channel":"/v2/me/calls"}},{{"channel":"/v2/me/devices","data":{data}}},{{"channel":"/meta/connect","successful":true}},{{"channel":"\/v2\/me\/calls","data":{data}}}]"#
+        );
+        let calls = raw_calls_in_text(&text).unwrap();
+        assert_eq!(calls.len(), 2);
+        assert!(calls.iter().all(|c| c.call_text() == call));
+        // Other message types, data that is no object, or a later `messageType`: no call.
+        for data in [
+            format!(r#"{{"messageType":"DeviceStateChangeMessage","call":{call}}}"#),
+            format!(r#"{{"messageType":5,"call":{call}}}"#),
+            format!(
+                r#"{{"messageType":"Other","messageType":"CallStateChangeMessage","call":{call}}}"#
+            ),
+            r#"[1,{"id":"c"}]"#.to_owned(),
+            r#""CallStateChangeMessage""#.to_owned(),
+        ] {
+            assert!(
+                raw_calls_in_text(&body(&data)).unwrap().is_empty(),
+                "{data}"
+            );
+        }
+        // What a message that is not a call holds is checked for syntax only.
+        let odd = r#"{"messageType":"Other","call":{"\ud800":1,"id":5}}"#;
+        assert!(raw_calls_in_text(&body(odd)).unwrap().is_empty());
+        // Of a repeated member the last one counts.
+        let twice = format!(
+            r#"[{{"channel":"/x","data":{data},"channel":"/v2/me/calls"}},{{"channel":"/v2/me/calls","data":{data},"data":5}}]"#
+        );
+        assert_eq!(raw_calls_in_text(&twice).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn errors_say_what_and_where() {
+        let err = raw_calls_in_text(r#"[{"channel":"/v2/me/calls",}]"#).unwrap_err();
+        assert_eq!(err.to_string(), "key must be a string at line 1 column 28");
+        assert!(err.is_syntax());
+        let err = raw_calls_in_text(r#"[{"id":"1"}]"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "missing field `channel` at line 1 column 2"
+        );
+        assert!(!err.is_syntax());
+        let err = raw_calls_in_text("[{\"channel\":5}]").unwrap_err();
+        assert_eq!(
+            (err.message(), err.column()),
+            ("`channel` must be a string", 13)
+        );
+        let err = raw_calls_in_text("[1]").unwrap_err();
+        assert_eq!(err.message(), "expected a Bayeux message object");
+        let err = raw_calls_in_text("\"x\"").unwrap_err();
+        assert_eq!(err.column(), 1);
+        let err = raw_calls_in_text("[{\"channel\":\"/a\"}\n,\n{]").unwrap_err();
+        assert_eq!((err.line(), err.column()), (3, 2));
+        let err = raw_calls_in_text(r#"{"\ud800":1,"channel":"/a"}"#).unwrap_err();
+        assert!(err.message().starts_with(r#"key "\ud800": "#), "{err}");
     }
 
     #[test]
     fn a_body_that_is_not_utf8_is_an_error_even_outside_the_calls() {
         let body = b"[{\"channel\":\"/v2/me/calls\",\"data\":{\"messageType\":\"CallStateChangeMessage\",\"call\":{\"id\":\"c1\"}}},{\"channel\":\"/x\",\"k\":\"\xff\"}]";
-        assert_eq!(calls_in_batch_len(body), Some(1));
+        assert_eq!(
+            crate::gws::calls_in_batch(body).map(|c| c.len()).ok(),
+            Some(1)
+        );
         let err = raw_calls_in_batch(body).unwrap_err();
         assert!(err.column() > 0, "{err}");
-    }
-
-    fn calls_in_batch_len(body: &[u8]) -> Option<usize> {
-        crate::gws::calls_in_batch(body).ok().map(|c| c.len())
+        // A syntax error before the bad byte is reported first.
+        let err = raw_calls_in_batch(b"[{\"channel\" 1, \"\xff\"}]").unwrap_err();
+        assert_eq!(err.message(), "expected `:`");
     }
 }
