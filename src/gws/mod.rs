@@ -36,6 +36,7 @@ pub mod call;
 pub mod diff;
 pub mod feed;
 pub mod notification;
+mod ordered;
 mod raw;
 pub mod raw_call;
 mod scan;

@@ -10,13 +10,13 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures::Stream;
-use indexmap::IndexMap;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use super::call::{Call, CallState, CallStateChangeMessage, NotificationType};
 use super::diff::{JsonText, UserDataDiff};
+use super::ordered::OrderedMap;
 use super::raw::{RawJson, Record};
 use super::raw_call::RawCallMessage;
 use super::scan;
@@ -65,12 +65,13 @@ struct Entry {
     state: Option<CallState>,
     last: Option<NotificationType>,
     released_at: Option<Instant>,
-    typed: OnceLock<Call>,
+    /// Boxed: most stores (replay, say) never ask for it, and a `Call` is large.
+    typed: OnceLock<Box<Call>>,
 }
 
 impl Entry {
     fn call(&self) -> &Call {
-        self.typed.get_or_init(|| decode_call(&self.text))
+        self.typed.get_or_init(|| Box::new(decode_call(&self.text)))
     }
 
     fn user_data_text(&self) -> Option<&str> {
@@ -79,7 +80,7 @@ impl Entry {
 
     fn into_call(self) -> Call {
         match self.typed.into_inner() {
-            Some(call) => call,
+            Some(call) => *call,
             None => decode_call(&self.text),
         }
     }
@@ -156,7 +157,7 @@ fn user_data_diff(old: Option<&str>, new: Option<&str>) -> UserDataDiff {
 /// ```
 #[derive(Default)]
 pub struct CallStore {
-    calls: IndexMap<String, Entry>,
+    calls: OrderedMap<Entry>,
     retention: Option<Duration>,
 }
 
@@ -179,7 +180,7 @@ impl CallStore {
     /// [`CallStore::expire`]; only calls applied with a time, [`CallStore::apply_at`], count).
     pub fn with_retention(retention: Duration) -> Self {
         CallStore {
-            calls: IndexMap::new(),
+            calls: OrderedMap::default(),
             retention: Some(retention),
         }
     }
@@ -232,7 +233,7 @@ impl CallStore {
         let change = self.apply_inner(&raw, now, None)?;
         // Remember the typed call so `get` need not decode it again.
         if let Some(entry) = self.calls.get_mut(raw.call_id()) {
-            entry.typed = OnceLock::from(call());
+            entry.typed = OnceLock::from(Box::new(call()));
         }
         Some(change)
     }
@@ -258,7 +259,7 @@ impl CallStore {
         let state = msg.state();
         let completed = state == Some(&CallState::Completed);
         let released = state == Some(&CallState::Released);
-        let Some(index) = self.calls.get_index_of(msg.call_id()) else {
+        let Some(entry) = self.calls.get_mut(msg.call_id()) else {
             // A call first seen as `Completed` never enters the store.
             if completed {
                 return None;
@@ -282,12 +283,13 @@ impl CallStore {
                     state: state.cloned(),
                     last: msg.notification_type().cloned(),
                     released_at: if released { now } else { None },
-                    typed: typed.map(OnceLock::from).unwrap_or_default(),
+                    typed: typed
+                        .map(|t| OnceLock::from(Box::new(t)))
+                        .unwrap_or_default(),
                 },
             );
             return Some(change);
         };
-        let (_, entry) = self.calls.get_index_mut(index)?;
         if entry.last.as_ref() == msg.notification_type() && entry.text == msg.call_text() {
             return None;
         }
@@ -303,7 +305,7 @@ impl CallStore {
             removed: completed,
         });
         if completed {
-            self.calls.shift_remove_index(index);
+            self.calls.remove(msg.call_id());
         } else {
             entry.released_at = if released {
                 entry.released_at.or(now)
@@ -319,7 +321,9 @@ impl CallStore {
             if entry.last.as_ref() != msg.notification_type() {
                 entry.last = msg.notification_type().cloned();
             }
-            entry.typed = typed.map(OnceLock::from).unwrap_or_default();
+            entry.typed = typed
+                .map(|t| OnceLock::from(Box::new(t)))
+                .unwrap_or_default();
         }
         Some(change)
     }
@@ -354,7 +358,7 @@ impl CallStore {
                 return true;
             }
             changes.push(CallChange {
-                call_id: id.clone(),
+                call_id: id.to_owned(),
                 notification_type: None,
                 new: false,
                 state: entry.state.is_some().then(|| StateTransition {
@@ -406,7 +410,7 @@ impl CallStore {
 
     /// Every call, in the order first seen.
     pub fn calls(&self) -> impl Iterator<Item = &Call> {
-        self.calls.values().map(Entry::call)
+        self.calls.iter().map(|(_, e)| e.call())
     }
 
     /// The number of calls.
@@ -416,7 +420,7 @@ impl CallStore {
 
     /// True when there are no calls.
     pub fn is_empty(&self) -> bool {
-        self.calls.is_empty()
+        self.calls.len() == 0
     }
 
     /// The store as JSON: `{"calls": {"<id>": <call>, ...}}`, each call the text it last
@@ -449,7 +453,7 @@ impl Serialize for Snapshot<'_> {
         impl Serialize for Calls<'_> {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 let mut m = s.serialize_map(Some(self.0.calls.len()))?;
-                for (id, e) in &self.0.calls {
+                for (id, e) in self.0.calls.iter() {
                     // Borrowed, so this checks the text without copying it.
                     let raw: &RawValue =
                         serde_json::from_str(&e.text).map_err(serde::ser::Error::custom)?;
