@@ -4,7 +4,8 @@
 
 use gws_cometd::bayeux::Message;
 use gws_cometd::gws::{
-    calls_in_batch, CallStateChangeMessage, CallStore, GwsNotification, UserData, Value,
+    calls_in_batch, raw_calls_in_text, CallStateChangeMessage, CallStore, GwsNotification,
+    UserData, Value,
 };
 use proptest::prelude::*;
 
@@ -221,6 +222,53 @@ proptest! {
             .filter_map(|m| CallStateChangeMessage::from_message(m).unwrap())
             .collect();
         prop_assert_eq!(fast, general);
+    }
+
+    #[test]
+    fn all_three_decoders_agree_whatever_the_order_and_repetition_of_members(
+        messages in prop::collection::vec(
+            prop::collection::vec(
+                prop_oneof![
+                    3 => prop::sample::select(&["/v2/me/calls", "/v2/me/devices", "\\/v2\\/me\\/calls"][..])
+                        .prop_map(|c| format!(r#""channel":"{c}""#)),
+                    3 => prop_oneof![
+                        3 => call_message(&["c1", "c2"]),
+                        1 => json_value(),
+                    ].prop_map(|d| format!(r#""data":{d}"#)),
+                    1 => json_value().prop_map(|v| format!(r#""ext":{v}"#)),
+                ],
+                1..5,
+            ),
+            1..4,
+        ),
+    ) {
+        let body = format!(
+            "[{}]",
+            messages
+                .iter()
+                .map(|members| format!("{{{}}}", members.join(",")))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        // Bodies the general decoder refuses (no channel, data of the wrong shape) say
+        // nothing about agreement.
+        let Ok(batch) = Message::parse_batch(body.as_bytes()) else { return Ok(()) };
+        let general: Result<Vec<CallStateChangeMessage>, _> = batch
+            .iter()
+            .filter_map(|m| CallStateChangeMessage::from_message(m).transpose())
+            .collect();
+        let Ok(general) = general else { return Ok(()) };
+        let fast = calls_in_batch(body.as_bytes());
+        prop_assert_eq!(fast.as_ref().ok(), Some(&general), "{}", body);
+        let raw = raw_calls_in_text(&body);
+        prop_assert!(raw.is_ok(), "{} {:?}", body, raw);
+        let raw = raw.unwrap();
+        prop_assert_eq!(raw.len(), general.len(), "{}", body);
+        for (r, g) in raw.iter().zip(&general) {
+            prop_assert_eq!(r.call_id(), g.call.id.as_str());
+            prop_assert_eq!(r.state(), g.call.state.as_ref());
+            prop_assert_eq!(r.notification_type(), g.notification_type.as_ref());
+        }
     }
 
     #[test]

@@ -302,8 +302,9 @@ impl<'de> Visitor<'de> for CallsSeed {
 /// Decodes a Bayeux reply body (an array of messages, or one message object) in one pass,
 /// keeping only the call notifications: `data` with `messageType` `CallStateChangeMessage`
 /// on [`CALLS_CHANNEL`]. Other messages are checked for JSON syntax and a `channel` but not
-/// built. This is the fast path of `replay`; it yields the same calls as
-/// [`crate::bayeux::Message::parse_batch`] followed by [`CallStateChangeMessage::from_message`].
+/// built. It yields the same calls as [`crate::bayeux::Message::parse_batch`] followed by
+/// [`CallStateChangeMessage::from_message`], typed; `replay` itself reads bodies with
+/// [`super::raw_calls_in_batch`], which keeps each call's text instead.
 pub fn calls_in_batch(body: &[u8]) -> Result<Vec<CallStateChangeMessage>, serde_json::Error> {
     match std::str::from_utf8(body) {
         // Checking UTF-8 once up front spares the parser checking every string.
@@ -360,18 +361,21 @@ impl<'de> Visitor<'de> for MessageSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut channel: Option<Cow<'de, str>> = None;
         let mut call = None;
-        // `data` before `channel`: kept as text until the channel says whether it matters.
+        // The last `data` counts, as with `Message`. Read on the calls channel it is decoded
+        // at once; read before the channel is known (or, oddly, under another `channel` that
+        // a later one replaces) it is kept as text until the last channel says it matters.
         let mut early: Option<&'de RawValue> = None;
         while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
             match k.as_ref() {
                 "channel" => channel = Some(map.next_value::<Key<'de>>()?.0),
-                "data" => match channel.as_deref() {
-                    Some(CALLS_CHANNEL) => call = map.next_value_seed(CallsSeed)?,
-                    Some(_) => {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                    None => early = Some(map.next_value()?),
-                },
+                "data" if channel.as_deref() == Some(CALLS_CHANNEL) => {
+                    call = map.next_value_seed(CallsSeed)?;
+                    early = None;
+                }
+                "data" => {
+                    early = Some(map.next_value()?);
+                    call = None;
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
