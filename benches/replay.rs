@@ -1,9 +1,10 @@
 //! Decode + apply over a generated 200 000-message fixture (~1 KB per message, 2 000 calls),
 //! against the floor of validating the same bytes with serde_json into `IgnoredAny`, in the
-//! same run. The one-pass path (`raw_calls_in_batch` + `apply_raw`) is what `replay` does; the
-//! typed paths are measured for comparison.
+//! same run. `replay --snapshot` reads each line with `raw_calls_in_text` and reduces with
+//! `update_raw`; plain `replay` works out each change with `apply_raw`; the typed paths are
+//! measured for comparison.
 //!
-//! Run: `cargo bench --bench replay -- --sample-size 10`
+//! Run: `cargo bench --bench replay -- --sample-size 20`
 
 use std::hint::black_box;
 use std::io::Write;
