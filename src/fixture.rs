@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use futures::Stream;
 
 use crate::bayeux::Message;
+use crate::gws::DecodeError;
 use crate::{Error, Result};
 
 /// Reads a fixture file line by line.
@@ -204,13 +205,12 @@ pub fn fixture_error(path: &Path, line: usize, column: usize, message: String) -
 
 /// A JSON error of one fixture line (the line holds the whole body, so serde's line is 1).
 pub fn json_error(path: &Path, line: usize, e: &serde_json::Error) -> Error {
-    let text = e.to_string();
-    // serde_json appends " at line L column C"; the position is reported separately.
-    let message = match text.rfind(" at line ") {
-        Some(i) => text[..i].to_owned(),
-        None => text,
-    };
-    fixture_error(path, line, e.column(), message)
+    decode_error(path, line, &DecodeError::from(e))
+}
+
+/// A decoding error of one fixture line, at the column within the line it names.
+pub fn decode_error(path: &Path, line: usize, e: &DecodeError) -> Error {
+    fixture_error(path, line, e.column(), e.message().to_owned())
 }
 
 /// Writes reply bodies to a fixture, one per line.

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use gws_cometd::fixture::{fixture_error, Reader};
+use gws_cometd::fixture::{decode_error, Reader};
 use gws_cometd::gws::{raw_calls_in_text, CallStore};
 
 /// Arguments of `replay`.
@@ -50,9 +50,8 @@ fn replay(args: &ReplayArgs) -> gws_cometd::Result<Vec<u8>> {
     while let Some(line) = reader.next_line() {
         let line = line?;
         // Read in one pass, borrowing the line; the store copies only each call's text.
-        let calls = raw_calls_in_text(line.text).map_err(|e| {
-            fixture_error(&args.file, line.number, e.column(), e.message().to_owned())
-        })?;
+        let calls =
+            raw_calls_in_text(line.text).map_err(|e| decode_error(&args.file, line.number, &e))?;
         for call in &calls {
             if args.snapshot {
                 // The snapshot needs no diffs.

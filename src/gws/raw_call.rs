@@ -77,8 +77,12 @@ impl DecodeError {
             syntax: error.syntax,
         }
     }
+}
 
-    fn from_serde(e: &serde_json::Error) -> DecodeError {
+/// A serde_json error as a [`DecodeError`]: its position, and its message without the
+/// position serde_json appends.
+impl From<&serde_json::Error> for DecodeError {
+    fn from(e: &serde_json::Error) -> DecodeError {
         DecodeError {
             line: e.line(),
             column: e.column(),
@@ -197,7 +201,7 @@ pub fn raw_calls_in_batch(
             let first_fault = serde_json::from_slice::<serde::de::IgnoredAny>(body)
                 .and_then(|_| serde_json::from_slice::<serde_json::Value>(body));
             Err(match first_fault {
-                Err(e) => DecodeError::from_serde(&e),
+                Err(e) => DecodeError::from(&e),
                 Ok(_) => DecodeError::from_scan(
                     body,
                     ScanError {
@@ -258,7 +262,7 @@ fn message<'a>(s: &mut Scanner<'a>, calls: &mut Vec<RawCallMessage<'a>>) -> Resu
     while let Some(key) = s.next_key(&mut first)? {
         let name = s.decoded(key, "key").map_err(|e| s.fail(e))?;
         match name.as_ref() {
-            b"channel" => {
+            "channel" => {
                 if s.peek() != Some(b'"') {
                     let error = ScanError::value(s.pos(), "`channel` must be a string");
                     return Err(s.fail(error));
@@ -266,7 +270,7 @@ fn message<'a>(s: &mut Scanner<'a>, calls: &mut Vec<RawCallMessage<'a>>) -> Resu
                 let name = s.string()?;
                 channel = Some(s.decoded(name, "`channel`").map_err(|e| s.fail(e))?);
             }
-            b"data" => data = Some(data_value(s)?),
+            "data" => data = Some(data_value(s)?),
             _ => {
                 s.skip_value()?;
             }
@@ -275,7 +279,7 @@ fn message<'a>(s: &mut Scanner<'a>, calls: &mut Vec<RawCallMessage<'a>>) -> Resu
     let Some(channel) = channel else {
         return Err(s.fail(ScanError::value(start, "missing field `channel`")));
     };
-    if channel.as_ref() == CALLS_CHANNEL.as_bytes() {
+    if channel == CALLS_CHANNEL {
         if let Some(data) = data {
             calls.extend(data.into_call(s)?);
         }
@@ -350,11 +354,11 @@ fn data_value<'a>(s: &mut Scanner<'a>) -> Result<Data<'a>> {
             }
         };
         match name.as_ref() {
-            b"messageType" if data.message_type.is_none() => {
+            "messageType" if data.message_type.is_none() => {
                 data.message_type = Some(s.token()?);
             }
-            b"notificationType" => data.notification_type = Some(s.token()?),
-            b"call" => {
+            "notificationType" => data.notification_type = Some(s.token()?),
+            "call" => {
                 data.call = Some(if s.peek() == Some(b'{') {
                     Ok(call_object(s)?)
                 } else {
@@ -391,9 +395,9 @@ fn call_object<'a>(s: &mut Scanner<'a>) -> Result<CallFields<'a>> {
     while let Some(key) = s.next_key(&mut first)? {
         match s.decoded(key, "key") {
             Ok(name) => match name.as_ref() {
-                b"id" => id = Some(s.token()?),
-                b"state" => state = Some(s.token()?),
-                b"userData" => user_data = Some(s.skip_value()?),
+                "id" => id = Some(s.token()?),
+                "state" => state = Some(s.token()?),
+                "userData" => user_data = Some(s.skip_value()?),
                 _ => {
                     s.skip_value()?;
                 }
@@ -421,10 +425,7 @@ impl<'a> CallFields<'a> {
         notification_type: Option<NotificationType>,
         s: &mut Scanner<'a>,
     ) -> Result<RawCallMessage<'a>> {
-        match self.check(notification_type, s) {
-            Ok(msg) => Ok(msg),
-            Err(error) => Err(s.fail(error)),
-        }
+        self.check(notification_type, s).map_err(|e| s.fail(e))
     }
 
     fn check(

@@ -280,25 +280,13 @@ impl<'a> Scanner<'a> {
         &self,
         token: Str,
         what: &str,
-    ) -> std::result::Result<Cow<'a, [u8]>, ScanError> {
+    ) -> std::result::Result<Cow<'a, str>, ScanError> {
         if token.escaped {
-            return self
-                .unescape(token, what)
-                .map(|k| Cow::Owned(k.into_bytes()));
+            return self.unescape(token, what).map(Cow::Owned);
         }
-        let inner = self.text.as_bytes().get(token.start + 1..token.end - 1);
+        // Inside the quotes, which are ASCII: the slice is whole characters.
+        let inner = self.text.get(token.start + 1..token.end - 1);
         Ok(Cow::Borrowed(inner.unwrap_or_default()))
-    }
-
-    /// The text of a string token, decoded, or `None` when it escapes half a surrogate pair.
-    #[inline]
-    pub(crate) fn text_of(&self, token: Str) -> Option<Cow<'a, str>> {
-        if token.escaped {
-            return self.unescape(token, "string").ok().map(Cow::Owned);
-        }
-        self.text
-            .get(token.start + 1..token.end - 1)
-            .map(Cow::Borrowed)
     }
 
     #[cold]
@@ -327,7 +315,7 @@ impl<'a> Scanner<'a> {
     /// string that escapes half a surrogate pair).
     pub(crate) fn string_of(&self, token: &Token) -> Option<Cow<'a, str>> {
         match token {
-            Token::Str(t) => self.text_of(*t),
+            Token::Str(t) => self.decoded(*t, "string").ok(),
             Token::Other(_) => None,
         }
     }
@@ -629,12 +617,12 @@ pub(crate) fn line_column(text: &[u8], at: usize) -> (usize, usize) {
 }
 
 /// Calls `f` with each member of the object `obj` (the whole text, whitespace around it
-/// allowed): the key's raw text (quotes included) and the range of its value, in order,
-/// duplicates kept. `None` when `obj` is not one JSON object; members before the fault
-/// have been passed to `f` by then.
+/// allowed): the key, decoded, and the range of its value, in order, duplicates kept; a key
+/// that escapes half a surrogate pair is passed over. `None` when `obj` is not one JSON
+/// object; members before the fault have been passed to `f` by then.
 pub(crate) fn for_each_member<'a>(
     obj: &'a str,
-    mut f: impl FnMut(&'a str, Range<usize>),
+    mut f: impl FnMut(Cow<'a, str>, Range<usize>),
 ) -> Option<()> {
     let mut s = Scanner::new(obj);
     if s.peek() != Some(b'{') {
@@ -644,27 +632,18 @@ pub(crate) fn for_each_member<'a>(
     let mut first = true;
     while let Some(key) = s.next_key(&mut first).ok()? {
         let value = s.skip_value().ok()?;
-        f(s.slice(key.start..key.end), value);
+        if let Ok(key) = s.decoded(key, "key") {
+            f(key, value);
+        }
     }
     s.end().ok()
 }
 
 /// The members of the object `obj`, as [`for_each_member`] passes them.
-pub(crate) fn members(obj: &str) -> Option<Vec<(&str, Range<usize>)>> {
+pub(crate) fn members(obj: &str) -> Option<Vec<(Cow<'_, str>, Range<usize>)>> {
     let mut out = Vec::with_capacity(16);
     for_each_member(obj, |k, r| out.push((k, r)))?;
     Some(out)
-}
-
-/// The text of a JSON string token, decoded; borrowed when it has no escapes. `None` when
-/// `raw` is not a string token (or escapes half a surrogate pair).
-pub(crate) fn string_value(raw: &str) -> Option<Cow<'_, str>> {
-    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
-    if inner.contains('\\') {
-        serde_json::from_str::<String>(raw).ok().map(Cow::Owned)
-    } else {
-        Some(Cow::Borrowed(inner))
-    }
 }
 
 #[cfg(test)]
@@ -785,10 +764,10 @@ mod tests {
         assert_eq!(
             m,
             [
-                (r#""a""#, r#""x\"}""#),
-                (r#""b\"c""#, r#"[1,{"d":"]"}]"#),
-                (r#""a""#, "-1.5e3"),
-                (r#""n""#, "null"),
+                (Cow::Borrowed("a"), r#""x\"}""#),
+                (Cow::Borrowed("b\"c"), r#"[1,{"d":"]"}]"#),
+                (Cow::Borrowed("a"), "-1.5e3"),
+                (Cow::Borrowed("n"), "null"),
             ]
         );
         assert_eq!(members("{ }").unwrap().len(), 0);
@@ -798,6 +777,12 @@ mod tests {
 
     #[test]
     fn strings_decode_only_when_escaped() {
+        // The text of a value, when it is a string.
+        fn string_value(text: &str) -> Option<Cow<'_, str>> {
+            let mut s = Scanner::new(text);
+            let token = s.token().ok()?;
+            s.string_of(&token)
+        }
         assert!(matches!(
             string_value(r#""abc""#),
             Some(Cow::Borrowed("abc"))
@@ -806,7 +791,7 @@ mod tests {
         assert_eq!(string_value("12"), None);
         let mut s = Scanner::new(r#""a\u0062""#);
         let key = s.string().unwrap();
-        assert_eq!(s.decoded(key, "key").unwrap().as_ref(), b"ab");
+        assert_eq!(s.decoded(key, "key").unwrap(), "ab");
         let mut s = Scanner::new(r#""\ud800""#);
         let key = s.string().unwrap();
         let err = s.decoded(key, "key").unwrap_err();

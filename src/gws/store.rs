@@ -95,7 +95,7 @@ fn decode_call(text: &str) -> Call {
     }
     let mut call = Call::default();
     for (key, range) in scan::members(text).unwrap_or_default() {
-        let (Some(key), Some(value)) = (scan::string_value(key), text.get(range)) else {
+        let Some(value) = text.get(range) else {
             continue;
         };
         let mut de = serde_json::Deserializer::from_str(value);
@@ -114,7 +114,7 @@ fn pairs(text: Option<&str>) -> Vec<(Cow<'_, str>, JsonText<'_>)> {
     if let Some(text) = text {
         out.reserve(16);
         scan::for_each_member(text, |k, r| {
-            if let (Some(k), Some(v)) = (scan::string_value(k), text.get(r)) {
+            if let Some(v) = text.get(r) {
                 out.push((k, JsonText(v)));
             }
         });
