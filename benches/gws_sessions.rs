@@ -22,7 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use gws_cometd::gws::api::Credentials;
+use gws_cometd::bayeux::SessionEvent;
+use gws_cometd::gws::rest::Credentials;
 use gws_cometd::gws::{CallFeed, FeedEvent};
 use gws_cometd::sim::gws::GwsSimConfig;
 use gws_cometd::sim::{GwsServerConfig, GwsSimServer, SimConfig};
@@ -289,7 +290,7 @@ async fn connect(base: String, user: String) -> Result<CallFeed, String> {
         .map_err(|e| format!("{user}: {e}"))?;
     let subscribed = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(ev) = feed.next().await {
-            if let FeedEvent::Session(ClientEvent::Subscribed { .. }) = ev {
+            if let FeedEvent::Session(ClientEvent::Session(SessionEvent::Subscribed { .. })) = ev {
                 return true;
             }
         }

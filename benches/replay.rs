@@ -1,20 +1,20 @@
 //! Decode + apply over a generated 200 000-message fixture (~1 KB per message, 2 000 calls),
 //! against the floor of validating the same bytes with serde_json into `IgnoredAny`, in the
-//! same run. `replay --snapshot` reads each line with `raw_calls_in_text` and reduces with
-//! `update_raw`; plain `replay` works out each change with `apply_raw`; the typed paths are
-//! measured for comparison.
+//! same run. Both `replay` modes read each line with `Reader::next_calls` (the one wire
+//! decoder) and reduce with `CallStore::apply`; `replay --snapshot` never asks for the
+//! changes, plain `replay` works out each one (its user-data diff) and writes it.
 //!
 //! Run: `cargo bench --bench replay -- --sample-size 20`
 
 use std::hint::black_box;
 use std::io::Write;
+use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gws_cometd::bayeux::Message;
 use gws_cometd::fixture::Reader;
-use gws_cometd::gws::{
-    calls_in_batch, raw_calls_in_batch, raw_calls_in_text, CallStore, RawCallMessage,
-};
+use gws_cometd::gws::wire::{self, calls_in_batch, calls_in_text, Notification};
+use gws_cometd::gws::CallStore;
 
 const MESSAGES: usize = 200_000;
 const CALLS: usize = 2_000;
@@ -86,43 +86,32 @@ fn bench(c: &mut Criterion) {
         .iter()
         .map(|l| std::str::from_utf8(l).unwrap())
         .collect();
-    g.bench_function("decode only: raw_calls_in_text (memory)", |b| {
+    let now = Instant::now();
+    g.bench_function("decode only: calls_in_text (memory)", |b| {
         b.iter(|| {
             for t in &texts {
-                black_box(raw_calls_in_text(t).unwrap());
+                black_box(calls_in_text(t).unwrap());
             }
         })
     });
-    g.bench_function("raw_calls_in_text + update_raw (memory)", |b| {
+    g.bench_function("calls_in_text + apply (memory)", |b| {
         b.iter(|| {
             let mut store = CallStore::new();
             for t in &texts {
-                for m in &raw_calls_in_text(t).unwrap() {
-                    black_box(store.update_raw(m));
+                for m in &calls_in_text(t).unwrap() {
+                    black_box(store.apply(m, now).is_some());
                 }
             }
             assert_eq!(store.len(), CALLS / 2);
             store
         })
     });
-    g.bench_function("raw_calls_in_batch + apply_raw (memory)", |b| {
+    g.bench_function("calls_in_batch + apply + change (memory)", |b| {
         b.iter(|| {
             let mut store = CallStore::new();
             for l in &lines {
-                for m in &raw_calls_in_batch(l).unwrap() {
-                    black_box(store.apply_raw(m));
-                }
-            }
-            assert_eq!(store.len(), CALLS / 2);
-            store
-        })
-    });
-    g.bench_function("typed: calls_in_batch + apply_owned (memory)", |b| {
-        b.iter(|| {
-            let mut store = CallStore::new();
-            for l in &lines {
-                for m in calls_in_batch(l).unwrap() {
-                    black_box(store.apply_owned(m));
+                for m in &calls_in_batch(l).unwrap() {
+                    black_box(store.apply(m, now).map(|a| a.change()));
                 }
             }
             assert_eq!(store.len(), CALLS / 2);
@@ -130,14 +119,14 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function(
-        "Message::parse_batch + RawCallMessage::from_message + apply_raw (memory, as CallStore::changes)",
+        "Message::parse_batch + wire::decode + apply + change (memory, as CallStore::changes)",
         |b| {
             b.iter(|| {
                 let mut store = CallStore::new();
                 for l in &lines {
                     for msg in Message::parse_batch(l).unwrap() {
-                        if let Some(m) = RawCallMessage::from_message(&msg).unwrap() {
-                            black_box(store.apply_raw(&m));
+                        if let Notification::Call(m) = wire::decode(&msg).unwrap() {
+                            black_box(store.apply(&m, now).map(|a| a.change()));
                         }
                     }
                 }
@@ -158,16 +147,34 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut r = Reader::open(&path).unwrap();
             let mut store = CallStore::new();
-            while let Some(line) = r.next_line() {
-                let line = line.unwrap();
-                for m in &raw_calls_in_text(line.text).unwrap() {
-                    black_box(store.update_raw(m));
+            while let Some(line) = r.next_calls() {
+                for m in &line.unwrap().1 {
+                    black_box(store.apply(m, now).is_some());
                 }
             }
             let out = serde_json::to_vec(&store.snapshot()).unwrap();
             black_box(out)
         })
     });
+    g.bench_function(
+        "replay, one line per change (file, as the CLI does it)",
+        |b| {
+            b.iter(|| {
+                let mut r = Reader::open(&path).unwrap();
+                let mut store = CallStore::new();
+                let mut out = Vec::new();
+                while let Some(line) = r.next_calls() {
+                    for m in &line.unwrap().1 {
+                        if let Some(applied) = store.apply(m, now) {
+                            serde_json::to_writer(&mut out, &applied.change()).unwrap();
+                            out.push(b'\n');
+                        }
+                    }
+                }
+                black_box(out)
+            })
+        },
+    );
     g.finish();
 }
 

@@ -30,8 +30,71 @@ use std::path::{Path, PathBuf};
 use futures::Stream;
 
 use crate::bayeux::Message;
+use crate::gws::wire::{self, CallNotification};
 use crate::gws::DecodeError;
-use crate::{Error, Result};
+
+/// Why a fixture could not be read or written. Says which file, and where in it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FixtureError {
+    /// The file could not be opened or created.
+    #[error("cannot open fixture {}: {source}", .path.display())]
+    Open {
+        /// The fixture file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading failed after `line` lines.
+    #[error("cannot read fixture {} after line {line}: {source}", .path.display())]
+    Read {
+        /// The fixture file.
+        path: PathBuf,
+        /// Lines read before the failure.
+        line: usize,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line is not what a fixture holds (not UTF-8, not JSON, not Bayeux, a call
+    /// notification that does not fit the model).
+    #[error("{}:{line}:{column}: {message}", .path.display())]
+    Parse {
+        /// The fixture file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column in that line (0 when unknown).
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// Writing failed.
+    #[error("cannot write fixture {label}: {source}")]
+    Write {
+        /// The fixture's name.
+        label: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl FixtureError {
+    /// A decoding error of `line` of `path`, at the column within the line it names.
+    pub(crate) fn parse(path: &Path, line: usize, e: &DecodeError) -> FixtureError {
+        FixtureError::Parse {
+            path: path.to_owned(),
+            line,
+            column: e.column(),
+            message: e.message().to_owned(),
+        }
+    }
+}
+
+/// `Result` with [`FixtureError`].
+pub type Result<T, E = FixtureError> = std::result::Result<T, E>;
 
 /// Reads a fixture file line by line.
 pub struct Reader<R> {
@@ -56,9 +119,9 @@ impl Reader<BufReader<File>> {
     /// Opens a fixture file.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|e| Error::Io {
-            context: format!("cannot open fixture {}", path.display()),
-            source: e,
+        let file = File::open(path).map_err(|source| FixtureError::Open {
+            path: path.to_owned(),
+            source,
         })?;
         Ok(Reader::new(path, BufReader::with_capacity(1 << 16, file)))
     }
@@ -84,14 +147,11 @@ impl<R: BufRead> Reader<R> {
             match self.inner.read_until(b'\n', &mut self.buf) {
                 Ok(0) => return None,
                 Ok(_) => {}
-                Err(e) => {
-                    return Some(Err(Error::Io {
-                        context: format!(
-                            "cannot read fixture {} after line {}",
-                            self.path.display(),
-                            self.line
-                        ),
-                        source: e,
+                Err(source) => {
+                    return Some(Err(FixtureError::Read {
+                        path: self.path.clone(),
+                        line: self.line,
+                        source,
                     }))
                 }
             }
@@ -110,12 +170,12 @@ impl<R: BufRead> Reader<R> {
                 number: self.line,
                 text,
             }),
-            Err(e) => Err(fixture_error(
-                &self.path,
-                self.line,
-                e.valid_up_to() + 1,
-                "invalid UTF-8".to_owned(),
-            )),
+            Err(e) => Err(FixtureError::Parse {
+                path: self.path.clone(),
+                line: self.line,
+                column: e.valid_up_to() + 1,
+                message: "invalid UTF-8".to_owned(),
+            }),
         })
     }
 
@@ -125,7 +185,20 @@ impl<R: BufRead> Reader<R> {
         Some(self.next_line()?.and_then(|line| {
             Message::parse_batch(line.text.as_bytes())
                 .map(|batch| (line.number, batch))
-                .map_err(|e| json_error(&path, line.number, &e))
+                .map_err(|e| FixtureError::parse(&path, line.number, &DecodeError::from(&e)))
+        }))
+    }
+
+    /// The call notifications of the next non-blank line, read in one pass and borrowed
+    /// from it, with the line's number; `None` at the end of the file. A line that is not a
+    /// Bayeux reply body, or a call notification that does not fit the model, is an error
+    /// naming the file, the line and the column.
+    pub fn next_calls(&mut self) -> Option<Result<(usize, Vec<CallNotification<'_>>)>> {
+        let path = self.path.clone();
+        Some(self.next_line()?.and_then(|line| {
+            wire::calls_in_text(line.text)
+                .map(|calls| (line.number, calls))
+                .map_err(|e| FixtureError::parse(&path, line.number, &e))
         }))
     }
 
@@ -139,7 +212,7 @@ impl<R: BufRead> Reader<R> {
 impl<R: BufRead> Iterator for Reader<R> {
     type Item = Result<Message>;
 
-    fn next(&mut self) -> Option<Result<Message>> {
+    fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some(m) = self.pending.pop_front() {
                 return Some(Ok(m));
@@ -162,12 +235,12 @@ impl<R: BufRead> Iterator for Reader<R> {
 /// malformed line) is the last item.
 ///
 /// The file is read with blocking I/O on a blocking-pool thread, a line at a time.
-pub fn read(path: impl AsRef<Path>) -> impl Stream<Item = Result<Message>> {
+pub fn read(path: impl AsRef<Path>) -> impl Stream<Item = crate::Result<Message>> {
     let path = path.as_ref().to_owned();
     async_stream::stream! {
         let mut reader = match Reader::open(&path) {
             Ok(r) => r,
-            Err(e) => { yield Err(e); return; }
+            Err(e) => { yield Err(e.into()); return; }
         };
         loop {
             let next = tokio::task::spawn_blocking(move || {
@@ -177,40 +250,21 @@ pub fn read(path: impl AsRef<Path>) -> impl Stream<Item = Result<Message>> {
             let batch = match next {
                 Ok((r, batch)) => { reader = r; batch }
                 Err(e) => {
-                    yield Err(Error::Io {
-                        context: format!("reading fixture {}", path.display()),
+                    yield Err(FixtureError::Read {
+                        path: path.clone(),
+                        line: 0,
                         source: std::io::Error::other(e.to_string()),
-                    });
+                    }.into());
                     return;
                 }
             };
             match batch {
                 None => return,
                 Some(Ok((_, messages))) => for m in messages { yield Ok(m); },
-                Some(Err(e)) => { yield Err(e); return; }
+                Some(Err(e)) => { yield Err(e.into()); return; }
             }
         }
     }
-}
-
-/// A fixture error at `line`, `column` of `path`.
-pub fn fixture_error(path: &Path, line: usize, column: usize, message: String) -> Error {
-    Error::Fixture {
-        path: path.to_owned(),
-        line,
-        column,
-        message,
-    }
-}
-
-/// A JSON error of one fixture line (the line holds the whole body, so serde's line is 1).
-pub fn json_error(path: &Path, line: usize, e: &serde_json::Error) -> Error {
-    decode_error(path, line, &DecodeError::from(e))
-}
-
-/// A decoding error of one fixture line, at the column within the line it names.
-pub fn decode_error(path: &Path, line: usize, e: &DecodeError) -> Error {
-    fixture_error(path, line, e.column(), e.message().to_owned())
 }
 
 /// Writes reply bodies to a fixture, one per line.
@@ -229,9 +283,9 @@ impl Recorder {
     /// Creates (or truncates) the fixture file at `path`.
     pub fn create(path: impl AsRef<Path>) -> Result<Recorder> {
         let path = path.as_ref();
-        let file = File::create(path).map_err(|e| Error::Io {
-            context: format!("cannot create fixture {}", path.display()),
-            source: e,
+        let file = File::create(path).map_err(|source| FixtureError::Open {
+            path: path.to_owned(),
+            source,
         })?;
         Ok(Recorder::new(
             BufWriter::new(file),
@@ -271,17 +325,17 @@ impl<W: Write> Recorder<W> {
             .out
             .write_all(&self.line)
             .and_then(|_| self.out.flush());
-        res.map_err(|e| Error::Io {
-            context: format!("cannot write fixture {}", self.label),
-            source: e,
+        res.map_err(|source| FixtureError::Write {
+            label: self.label.clone(),
+            source,
         })
     }
 
     /// Flushes and returns the writer.
     pub fn into_inner(mut self) -> Result<W> {
-        self.out.flush().map_err(|e| Error::Io {
-            context: format!("cannot write fixture {}", self.label),
-            source: e,
+        self.out.flush().map_err(|source| FixtureError::Write {
+            label: self.label.clone(),
+            source,
         })?;
         Ok(self.out)
     }

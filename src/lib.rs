@@ -7,22 +7,44 @@
 //!
 //! ## Module map (imports point down only)
 //!
-//! | module | what it is |
-//! |---|---|
-//! | [`gws`] | the typed GWS model, the `CallStore` reducer, the REST session and user-data operations, the `CallFeed` |
-//! | [`client`] | [`ClientBuilder`] → cloneable [`Client`] handle and its driver task; subscriptions as `Stream`s; session [`ClientEvent`]s |
-//! | [`transport`] | the [`Transport`](transport::Transport) trait and long polling over HTTP |
-//! | [`bayeux`] | the sans-IO protocol: messages, advice, channels, the session state machine |
-//! | [`fixture`] | JSON Lines recording and replay of what came over the wire |
-//! | [`sim`] | an in-process Bayeux/GWS simulator for tests and demos |
-//! | [`error`] | the one [`Error`] type; each variant says whether it is fatal or retryable |
+//! | layer | module | what it is |
+//! |---|---|---|
+//! | GWS | [`gws`] | the typed model, the one wire decoder, the [`CallStore`](gws::CallStore) reducer, the REST session, the [`CallFeed`](gws::CallFeed) |
+//! | client | [`client`] | [`ClientBuilder`] → cloneable [`Client`] handle and its driver task; subscriptions as `Stream`s; [`ClientEvent`]s |
+//! | transport | [`transport`] | the [`Transport`](transport::Transport) trait; long polling over HTTP and its builder |
+//! | protocol | [`bayeux`] | the sans-IO protocol: messages, advice, channels, the session state machine |
+//! | beside | [`fixture`] | JSON Lines recording and replay of what came over the wire |
+//! | beside | `sim` (feature `sim`) | an in-process Bayeux/GWS simulator for tests and demos |
+//! | top | [`error`] | [`Error`]: each layer's error type, composed |
+//!
+//! ## Where things go
+//!
+//! - **A new GWS notification type**: one model file in `gws/model/` (a `record!` with
+//!   `Typed`), one arm in the wire decoder's dispatch (`gws/wire/mod.rs`,
+//!   `Data::into_notification`), one [`FeedEvent`](gws::FeedEvent) variant.
+//! - **A new transport** (say, WebSocket): one [`Transport`](transport::Transport) impl that
+//!   sorts its errors into [`FailureKind`](bayeux::FailureKind)s; hand it to
+//!   [`ClientBuilder::new`].
+//! - **A new sink** for the changes (a broker, a database): one module beside `gws::feed`
+//!   that consumes [`FeedEvent`](gws::FeedEvent)s; the CLI subcommand that runs it in
+//!   `src/cli/`.
+//!
+//! ## Cargo features
+//!
+//! - `sim` (default): the simulator (a hyper server).
+//! - `cli` (default, implies `sim`): what the `gws-cometd` binary needs (clap,
+//!   tracing-subscriber). `cargo build --lib --no-default-features` builds the client
+//!   library alone.
 //!
 //! ## Example
 //!
 //! Subscribe to a channel of the built-in simulator and read one message:
 //!
 //! ```
+//! # #[cfg(feature = "sim")]
+//! # {
 //! use futures::StreamExt;
+//! use gws_cometd::bayeux::SessionEvent;
 //! use gws_cometd::sim::{SimConfig, SimServer};
 //! use gws_cometd::{Client, ClientEvent};
 //!
@@ -31,11 +53,11 @@
 //! let sim = SimServer::start(SimConfig::default()).await?;
 //! let client = Client::builder(sim.url()).build()?;
 //! let mut events = client.events();
-//! let mut calls = client.subscribe("/v2/me/calls")?;
+//! let mut calls = client.subscribe("/v2/me/calls").await?;
 //!
 //! // Wait until the server confirms the subscription, then publish.
 //! while let Some(event) = events.next().await {
-//!     if let ClientEvent::Subscribed { .. } = event {
+//!     if let ClientEvent::Session(SessionEvent::Subscribed { .. }) = event {
 //!         break;
 //!     }
 //! }
@@ -46,13 +68,18 @@
 //! client.disconnect().await;
 //! # Ok(())
 //! # }
+//! # }
+//! # #[cfg(not(feature = "sim"))]
+//! # fn main() {}
 //! ```
 //!
 //! Follow one agent's calls on GWS (here the built-in GWS simulator), with a call store
 //! that stays right across re-handshakes and re-logins:
 //!
 //! ```
-//! use gws_cometd::gws::api::Credentials;
+//! # #[cfg(feature = "sim")]
+//! # {
+//! use gws_cometd::gws::rest::Credentials;
 //! use gws_cometd::gws::{CallFeed, FeedEvent};
 //! use gws_cometd::sim::{GwsServerConfig, GwsSimServer};
 //!
@@ -78,6 +105,9 @@
 //! feed.disconnect().await;
 //! # Ok(())
 //! # }
+//! # }
+//! # #[cfg(not(feature = "sim"))]
+//! # fn main() {}
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -87,6 +117,8 @@ pub mod client;
 pub mod error;
 pub mod fixture;
 pub mod gws;
+mod json;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod transport;
 

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use futures::StreamExt;
+use gws_cometd::bayeux::{SessionError, SessionEvent};
 use gws_cometd::sim::{Fault, SimConfig, SimServer};
+use gws_cometd::transport::{HttpTransport, HttpTransportBuilder};
 use gws_cometd::{Client, ClientBuilder, ClientEvent, Error, EventStream, Subscriber};
 use tokio::time::timeout;
 
@@ -20,7 +22,12 @@ async fn sim() -> SimServer {
 }
 
 fn builder(sim: &SimServer) -> ClientBuilder {
-    Client::builder(sim.url())
+    with_http(HttpTransport::builder(sim.url()))
+}
+
+/// A client with the test's timing over an HTTP transport configured by the test.
+fn with_http(http: HttpTransportBuilder) -> ClientBuilder {
+    Client::with_transport(http.build().unwrap())
         .max_network_delay(Duration::from_millis(1000))
         .backoff(Duration::from_millis(20), Duration::from_millis(200))
 }
@@ -45,7 +52,9 @@ async fn expect_event<T>(
 async fn subscribed(events: &mut EventStream, channel: &str) {
     let ch = channel.to_string();
     expect_event(events, |e| match e {
-        ClientEvent::Subscribed { channel } if channel.as_str() == ch => Some(()),
+        ClientEvent::Session(SessionEvent::Subscribed { channel }) if channel.as_str() == ch => {
+            Some(())
+        }
         _ => None,
     })
     .await
@@ -70,7 +79,7 @@ async fn messages_arrive_complete_and_in_order() {
     let sim = sim().await;
     let client = builder(&sim).build().unwrap();
     let mut events = client.events();
-    let mut sub = client.subscribe("/v2/me/calls").unwrap();
+    let mut sub = client.subscribe("/v2/me/calls").await.unwrap();
     subscribed(&mut events, "/v2/me/calls").await;
     publish_seq(&sim, "/v2/me/calls", 0..2000).await;
     for i in 0..2000 {
@@ -83,7 +92,7 @@ async fn data_is_delivered_byte_for_byte() {
     let sim = sim().await;
     let client = builder(&sim).build().unwrap();
     let mut events = client.events();
-    let mut sub = client.subscribe("/v2/me/calls").unwrap();
+    let mut sub = client.subscribe("/v2/me/calls").await.unwrap();
     subscribed(&mut events, "/v2/me/calls").await;
     let text = r#"{"userData":{"k":"1","k":2,"big":90071992547409931234,"u":"\u00e9"}}"#;
     sim.publish_str("/v2/me/calls", text);
@@ -95,7 +104,10 @@ async fn wildcard_subscription_receives_matching_channels_once() {
     let sim = sim().await;
     let client = builder(&sim).build().unwrap();
     let mut events = client.events();
-    let mut sub = client.subscribe_all(["/v2/me/*", "/v2/me/calls"]).unwrap();
+    let mut sub = client
+        .subscribe_all(["/v2/me/*", "/v2/me/calls"])
+        .await
+        .unwrap();
     subscribed(&mut events, "/v2/me/*").await;
     subscribed(&mut events, "/v2/me/calls").await;
     sim.publish_str("/v2/me/calls", "1");
@@ -112,14 +124,14 @@ async fn forgotten_sessions_are_rehandshaken_and_resubscribed_once() {
     let sim = sim().await;
     let client = builder(&sim).build().unwrap();
     let mut events = client.events();
-    let mut sub = client.subscribe("/v2/me/calls").unwrap();
+    let mut sub = client.subscribe("/v2/me/calls").await.unwrap();
     subscribed(&mut events, "/v2/me/calls").await;
     publish_seq(&sim, "/v2/me/calls", 0..1).await;
     assert_eq!(next_data(&mut sub).await, r#"{"seq":0}"#);
 
     sim.forget_sessions();
     expect_event(&mut events, |e| {
-        matches!(e, ClientEvent::Rehandshaken { .. }).then_some(())
+        matches!(e, ClientEvent::Session(SessionEvent::Rehandshaken { .. })).then_some(())
     })
     .await;
     subscribed(&mut events, "/v2/me/calls").await;
@@ -140,14 +152,14 @@ async fn recovers_from(fault: Fault, expect_loss: bool) {
     let sim = sim().await;
     let client = builder(&sim).build().unwrap();
     let mut events = client.events();
-    let mut sub = client.subscribe("/v2/me/calls").unwrap();
+    let mut sub = client.subscribe("/v2/me/calls").await.unwrap();
     subscribed(&mut events, "/v2/me/calls").await;
     // Let the first long poll settle so the fault hits a connect.
     tokio::time::sleep(Duration::from_millis(100)).await;
     sim.set_fault(fault);
     if expect_loss {
         expect_event(&mut events, |e| {
-            matches!(e, ClientEvent::ConnectionLost { .. }).then_some(())
+            matches!(e, ClientEvent::Session(SessionEvent::ConnectionLost { .. })).then_some(())
         })
         .await;
     } else {
@@ -199,7 +211,7 @@ async fn slow_bodies_arrive_complete() {
     sim.set_fault(Fault::SlowBody(Duration::from_millis(5)));
     let client = builder(&sim).build().unwrap();
     let mut events = client.events();
-    let mut sub = client.subscribe("/v2/me/calls").unwrap();
+    let mut sub = client.subscribe("/v2/me/calls").await.unwrap();
     subscribed(&mut events, "/v2/me/calls").await;
     publish_seq(&sim, "/v2/me/calls", 0..20).await;
     for i in 0..20 {
@@ -213,7 +225,7 @@ async fn connections_closed_after_every_reply_cost_nothing_visible() {
     sim.set_fault(Fault::CloseAfterReply);
     let client = builder(&sim).build().unwrap();
     let mut events = client.events();
-    let mut sub = client.subscribe("/v2/me/calls").unwrap();
+    let mut sub = client.subscribe("/v2/me/calls").await.unwrap();
     subscribed(&mut events, "/v2/me/calls").await;
     for i in 0..50 {
         sim.publish_str("/v2/me/calls", &format!(r#"{{"seq":{i}}}"#));
@@ -224,7 +236,8 @@ async fn connections_closed_after_every_reply_cost_nothing_visible() {
         assert!(
             !matches!(
                 ev,
-                ClientEvent::ConnectionLost { .. } | ClientEvent::Rehandshaken { .. }
+                ClientEvent::Session(SessionEvent::ConnectionLost { .. })
+                    | ClientEvent::Session(SessionEvent::Rehandshaken { .. })
             ),
             "unexpected {ev:?}"
         );
@@ -243,7 +256,7 @@ async fn advice_none_terminates_with_a_clear_error() {
     let sim = sim().await;
     let client = builder(&sim).build().unwrap();
     let mut events = client.events();
-    let mut sub = client.subscribe("/v2/me/calls").unwrap();
+    let mut sub = client.subscribe("/v2/me/calls").await.unwrap();
     subscribed(&mut events, "/v2/me/calls").await;
     sim.set_fault(Fault::AdviceNone);
     let error = expect_event(&mut events, |e| match e {
@@ -251,7 +264,10 @@ async fn advice_none_terminates_with_a_clear_error() {
         _ => None,
     })
     .await;
-    assert!(matches!(*error, Error::ReconnectNone { .. }), "{error}");
+    assert!(
+        matches!(*error, Error::Session(SessionError::ReconnectNone { .. })),
+        "{error}"
+    );
     assert!(error.to_string().contains("none"));
     assert!(
         timeout(LIMIT, sub.next()).await.unwrap().is_none(),
@@ -263,8 +279,7 @@ async fn advice_none_terminates_with_a_clear_error() {
 async fn http_401_terminates_as_unauthorized() {
     let sim = sim().await;
     sim.set_fault(Fault::HttpStatus(401));
-    let client = builder(&sim)
-        .basic_auth("agent", "wrong-password")
+    let client = with_http(HttpTransport::builder(sim.url()).basic_auth("agent", "wrong-password"))
         .build()
         .unwrap();
     let mut events = client.events();
@@ -273,7 +288,7 @@ async fn http_401_terminates_as_unauthorized() {
         _ => None,
     })
     .await;
-    assert!(error.is_unauthorized(), "{error}");
+    assert!(error.is_auth(), "{error}");
     assert!(!error.to_string().contains("wrong-password"));
     assert!(!format!("{error:?}").contains("wrong-password"));
 }
@@ -293,7 +308,7 @@ async fn an_unreachable_server_ends_after_the_initial_attempts() {
     let mut events = client.events();
     let mut failures = 0;
     let error = expect_event(&mut events, |e| match e {
-        ClientEvent::HandshakeFailed { .. } => {
+        ClientEvent::Session(SessionEvent::HandshakeFailed { .. }) => {
             failures += 1;
             None
         }
@@ -303,7 +318,10 @@ async fn an_unreachable_server_ends_after_the_initial_attempts() {
     .await;
     assert_eq!(failures, 3);
     assert!(
-        matches!(*error, Error::Unreachable { attempts: 3, .. }),
+        matches!(
+            *error,
+            Error::Session(SessionError::Unreachable { attempts: 3, .. })
+        ),
         "{error}"
     );
 }
@@ -314,9 +332,11 @@ async fn denied_subscriptions_are_reported() {
     sim.set_fault(Fault::DenySubscribe("/secret".into()));
     let client = builder(&sim).build().unwrap();
     let mut events = client.events();
-    let _sub = client.subscribe("/secret").unwrap();
+    let _sub = client.subscribe("/secret").await.unwrap();
     let error = expect_event(&mut events, |e| match e {
-        ClientEvent::SubscriptionDenied { channel, error } if channel.as_str() == "/secret" => {
+        ClientEvent::Session(SessionEvent::SubscriptionDenied { channel, error })
+            if channel.as_str() == "/secret" =>
+        {
             Some(error.clone())
         }
         _ => None,
@@ -330,7 +350,7 @@ async fn publish_is_acknowledged_and_delivered_to_subscribers() {
     let sim = sim().await;
     let client = builder(&sim).build().unwrap();
     let mut events = client.events();
-    let mut sub = client.subscribe("/chat/room").unwrap();
+    let mut sub = client.subscribe("/chat/room").await.unwrap();
     subscribed(&mut events, "/chat/room").await;
     timeout(
         LIMIT,
@@ -350,7 +370,7 @@ async fn a_full_subscriber_pauses_the_long_poll_and_loses_nothing() {
     let sim = sim().await;
     let client = builder(&sim).buffer_size(4).build().unwrap();
     let mut events = client.events();
-    let mut sub = client.subscribe("/v2/me/calls").unwrap();
+    let mut sub = client.subscribe("/v2/me/calls").await.unwrap();
     subscribed(&mut events, "/v2/me/calls").await;
     publish_seq(&sim, "/v2/me/calls", 0..10).await;
     // The driver delivers 4, then waits for room: no new connect goes out.
@@ -371,13 +391,15 @@ async fn a_full_subscriber_pauses_the_long_poll_and_loses_nothing() {
 #[tokio::test]
 async fn replies_over_the_size_limit_are_reported() {
     let sim = sim().await;
-    let client = builder(&sim).max_reply_bytes(2048).build().unwrap();
+    let client = with_http(HttpTransport::builder(sim.url()).max_reply_bytes(2048))
+        .build()
+        .unwrap();
     let mut events = client.events();
-    let _sub = client.subscribe("/v2/me/calls").unwrap();
+    let _sub = client.subscribe("/v2/me/calls").await.unwrap();
     subscribed(&mut events, "/v2/me/calls").await;
     sim.publish_str("/v2/me/calls", &format!(r#""{}""#, "x".repeat(4096)));
     let reason = expect_event(&mut events, |e| match e {
-        ClientEvent::ConnectionLost { reason } => Some(reason.clone()),
+        ClientEvent::Session(SessionEvent::ConnectionLost { cause }) => Some(cause.to_string()),
         _ => None,
     })
     .await;
@@ -392,7 +414,7 @@ async fn disconnect_ends_streams_and_the_server_session() {
     let sim = sim().await;
     let client = builder(&sim).build().unwrap();
     let mut events = client.events();
-    let mut sub = client.subscribe("/v2/me/calls").unwrap();
+    let mut sub = client.subscribe("/v2/me/calls").await.unwrap();
     subscribed(&mut events, "/v2/me/calls").await;
     assert_eq!(sim.stats().sessions, 1);
     timeout(LIMIT, client.disconnect()).await.unwrap();
@@ -411,11 +433,11 @@ async fn dropping_a_subscriber_unsubscribes() {
     let sim = sim().await;
     let client = builder(&sim).build().unwrap();
     let mut events = client.events();
-    let sub = client.subscribe("/v2/me/calls").unwrap();
+    let sub = client.subscribe("/v2/me/calls").await.unwrap();
     subscribed(&mut events, "/v2/me/calls").await;
     drop(sub);
     expect_event(&mut events, |e| {
-        matches!(e, ClientEvent::Unsubscribed { .. }).then_some(())
+        matches!(e, ClientEvent::Session(SessionEvent::Unsubscribed { .. })).then_some(())
     })
     .await;
     assert_eq!(

@@ -5,10 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use gws_cometd::error::GwsStatus;
-use gws_cometd::gws::api::{parse_pair, Credentials, GwsSession, UserValue};
+use gws_cometd::gws::rest::{Credentials, GwsSession, GwsStatus, RestError, UserValue};
 use gws_cometd::sim::gws::{GwsSim, GwsSimConfig, SimRequest, SimResponse, CALLS_CHANNEL};
-use gws_cometd::Error;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -139,8 +137,19 @@ async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
         .expect("finished in time")
 }
 
+/// `KEY=VALUE` pairs: a JSON integer literal is an integer, `"..."` a string without its
+/// quotes, anything else a string.
 fn pairs(args: &[&str]) -> Vec<(String, UserValue)> {
-    args.iter().map(|a| parse_pair(a).unwrap()).collect()
+    let value = |v: &str| match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+        Some(quoted) => UserValue::from(quoted),
+        None => UserValue::integer(v).unwrap_or_else(|| UserValue::from(v)),
+    };
+    args.iter()
+        .map(|a| {
+            let (k, v) = a.split_once('=').unwrap();
+            (k.to_owned(), value(v))
+        })
+        .collect()
 }
 
 /// The `userData` object text of a call, exactly as written (duplicates included).
@@ -185,7 +194,7 @@ async fn a_wrong_password_fails_once_with_a_clear_error_and_no_retries() {
     let session = server.session("wrong-password");
     let err = bounded(session.login()).await.unwrap_err();
     assert!(
-        matches!(&err, Error::Unauthorized { status: 401, hint, .. } if hint.contains("check the user name and password")),
+        matches!(&err, RestError::Unauthorized { status: 401, hint, .. } if hint.contains("check the user name and password")),
         "{err:?}"
     );
     assert!(!err.is_retryable());
@@ -194,7 +203,7 @@ async fn a_wrong_password_fails_once_with_a_clear_error_and_no_retries() {
     // A REST call that has to log in first fails the same way, also after one request.
     let id = server.sim.ring_inbound("5115", "5001");
     let err = bounded(session.delete_user_data(&id)).await.unwrap_err();
-    assert!(err.is_unauthorized(), "{err:?}");
+    assert!(err.is_auth(), "{err:?}");
     assert_eq!(server.requests().len(), 2);
     assert!(!err.to_string().contains("wrong-password"));
 }
@@ -309,7 +318,7 @@ async fn gws_status_codes_become_typed_errors_naming_the_call() {
         .await
         .unwrap_err();
     match &err {
-        Error::Gws {
+        RestError::Gws {
             operation,
             call_id,
             status,
@@ -336,7 +345,7 @@ async fn gws_status_codes_become_typed_errors_naming_the_call() {
     assert!(
         matches!(
             &err,
-            Error::Gws {
+            RestError::Gws {
                 status: GwsStatus::InvalidState,
                 ..
             }

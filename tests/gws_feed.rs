@@ -4,11 +4,12 @@
 use std::future::Future;
 use std::time::Duration;
 
-use gws_cometd::gws::api::{Credentials, UserValue};
-use gws_cometd::gws::user_data::Value;
+use gws_cometd::bayeux::SessionEvent;
+use gws_cometd::gws::rest::{Credentials, RestError, UserValue};
+use gws_cometd::gws::Value;
 use gws_cometd::gws::{CallChange, CallFeed, FeedEvent};
 use gws_cometd::sim::{GwsServerConfig, GwsSimServer, SimConfig};
-use gws_cometd::{ClientEvent, Error};
+use gws_cometd::ClientEvent;
 
 const USER: &str = "agent";
 const PASSWORD: &str = "s3cret-pa55";
@@ -55,7 +56,7 @@ async fn feed(sim: &GwsSimServer) -> CallFeed {
         .await
         .expect("feed connects");
     until(&mut feed, "subscription", |e| {
-        matches!(e, FeedEvent::Session(ClientEvent::Subscribed { channel }) if channel.as_str() == "/v2/me/calls")
+        matches!(e, FeedEvent::Session(ClientEvent::Session(SessionEvent::Subscribed { channel })) if channel.as_str() == "/v2/me/calls")
     })
     .await;
     feed
@@ -182,7 +183,7 @@ async fn every_user_data_operation_reaches_the_store() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, Error::Gws { status, .. } if status.code() == 6),
+        matches!(&err, RestError::Gws { status, .. } if status.code() == 6),
         "{err}"
     );
     feed.disconnect().await;
@@ -304,7 +305,7 @@ async fn a_wrong_password_fails_once_and_clearly() {
         .connect()
         .await
         .expect_err("wrong credentials are refused");
-    assert!(err.is_unauthorized(), "{err}");
+    assert!(err.is_auth(), "{err}");
     let text = format!("{err} {err:?}");
     assert!(
         !text.contains("wrong-password"),
@@ -337,7 +338,7 @@ async fn a_refused_login_again_ends_the_feed_without_a_retry_storm() {
     let FeedEvent::Session(ClientEvent::Terminated { error }) = ev else {
         unreachable!()
     };
-    assert!(error.is_unauthorized(), "{error}");
+    assert!(error.is_auth(), "{error}");
     assert!(
         bounded("the end of the feed", feed.next()).await.is_none(),
         "nothing after termination"

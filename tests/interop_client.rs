@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use cometd_node::CometdNode;
 use futures::StreamExt;
+use gws_cometd::bayeux::SessionEvent;
 use gws_cometd::{Client, ClientEvent, EventStream, Subscriber};
 use tokio::time::timeout;
 
@@ -30,7 +31,7 @@ async fn subscribed(events: &mut EventStream, channel: &str) {
     until(
         events,
         "Subscribed",
-        |e| matches!(e, ClientEvent::Subscribed { channel: c } if c.as_str() == channel),
+        |e| matches!(e, ClientEvent::Session(SessionEvent::Subscribed { channel: c }) if c.as_str() == channel),
     )
     .await
 }
@@ -62,7 +63,7 @@ async fn a_burst_of_20000_messages_arrives_complete_and_in_order() {
         .expect("the CometD Node.js server starts");
     let client = client(&node);
     let mut events = client.events();
-    let mut sub = client.subscribe("/burst").unwrap();
+    let mut sub = client.subscribe("/burst").await.unwrap();
     subscribed(&mut events, "/burst").await;
     node.publish("/burst", 20_000, 300).await.unwrap();
     expect_seq(&mut sub, 0, 20_000).await;
@@ -76,7 +77,7 @@ async fn a_client_publish_reaches_another_client() {
         .expect("the CometD Node.js server starts");
     let listener = client(&node);
     let mut events = listener.events();
-    let mut sub = listener.subscribe("/chat/*").unwrap();
+    let mut sub = listener.subscribe("/chat/*").await.unwrap();
     subscribed(&mut events, "/chat/*").await;
 
     let speaker = client(&node);
@@ -99,14 +100,14 @@ async fn unknown_client_replies_lead_to_rehandshake_and_resubscription() {
         .expect("the CometD Node.js server starts");
     let client = client(&node);
     let mut events = client.events();
-    let mut sub = client.subscribe("/feed").unwrap();
+    let mut sub = client.subscribe("/feed").await.unwrap();
     subscribed(&mut events, "/feed").await;
     node.publish("/feed", 10, 100).await.unwrap();
     expect_seq(&mut sub, 0, 10).await;
 
     node.forget().await.unwrap();
     until(&mut events, "Rehandshaken", |e| {
-        matches!(e, ClientEvent::Rehandshaken { .. })
+        matches!(e, ClientEvent::Session(SessionEvent::Rehandshaken { .. }))
     })
     .await;
     subscribed(&mut events, "/feed").await;
@@ -128,7 +129,7 @@ async fn a_restarted_server_gets_a_new_handshake_and_the_stream_goes_on() {
         .expect("the CometD Node.js server starts");
     let client = client(&node);
     let mut events = client.events();
-    let mut sub = client.subscribe("/feed").unwrap();
+    let mut sub = client.subscribe("/feed").await.unwrap();
     subscribed(&mut events, "/feed").await;
     node.publish("/feed", 100, 300).await.unwrap();
     expect_seq(&mut sub, 0, 100).await;
@@ -137,7 +138,7 @@ async fn a_restarted_server_gets_a_new_handshake_and_the_stream_goes_on() {
         .await
         .expect("restart on the same port");
     until(&mut events, "Rehandshaken", |e| {
-        matches!(e, ClientEvent::Rehandshaken { .. })
+        matches!(e, ClientEvent::Session(SessionEvent::Rehandshaken { .. }))
     })
     .await;
     subscribed(&mut events, "/feed").await;

@@ -4,9 +4,11 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use gws_cometd::bayeux::Message;
+use gws_cometd::gws::model::{CallDuration, Capability, Mute, Participant};
+use gws_cometd::gws::wire::{self, CallNotification, Notification};
 use gws_cometd::gws::{
-    CallChange, CallDuration, CallState, CallStateChangeMessage, CallStore, CallType, Capability,
-    GwsNotification, Mute, NotificationType, Participant, RawJson, UserData, Value,
+    CallChange, CallState, CallStateChangeMessage, CallStore, CallType, GwsNotification,
+    NotificationType, RawJson, UserData, Value,
 };
 
 const SEED: &str = include_str!("../fixtures/seed-attached-data-changed.jsonl");
@@ -36,6 +38,21 @@ fn notification(
         r#"{{"messageType":"CallStateChangeMessage","notificationType":"{nt}","call":{{"id":"{id}","state":"{state}"{ud}}}}}"#
     ))
     .unwrap()
+}
+
+/// Applies a typed notification as a typed caller does: as its call text, at `now`.
+fn apply_at(
+    store: &mut CallStore,
+    msg: &CallStateChangeMessage,
+    now: Instant,
+) -> Option<CallChange> {
+    let text = msg.call_text();
+    let call = CallNotification::from_call_text(&text, msg.notification_type.clone()).unwrap();
+    store.apply(&call, now).map(|applied| applied.change())
+}
+
+fn apply(store: &mut CallStore, msg: &CallStateChangeMessage) -> Option<CallChange> {
+    apply_at(store, msg, Instant::now())
 }
 
 #[test]
@@ -291,34 +308,40 @@ fn user_data_keeps_duplicates_big_integers_and_nested_values() {
 #[test]
 fn each_notification_replaces_the_snapshot_and_reports_the_diff() {
     let mut store = CallStore::new();
-    let first = store
-        .apply(&notification("StatusChange", "c1", "Ringing", None))
-        .unwrap();
+    let first = apply(
+        &mut store,
+        &notification("StatusChange", "c1", "Ringing", None),
+    )
+    .unwrap();
     assert!(first.new);
     assert_eq!(first.state.as_ref().unwrap().from, None);
     assert_eq!(first.state.as_ref().unwrap().to, Some(CallState::Ringing));
 
-    let c = store
-        .apply(&notification(
+    let c = apply(
+        &mut store,
+        &notification(
             "AttachedDataChanged",
             "c1",
             "Established",
             Some(r#"{"AccountNumber":"12345"}"#),
-        ))
-        .unwrap();
+        ),
+    )
+    .unwrap();
     assert!(!c.new);
     assert_eq!(c.state.as_ref().unwrap().from, Some(CallState::Ringing));
     assert_eq!(c.user_data.added.len(), 1);
 
     // A second AccountNumber is an addition, not a change of the first.
-    let c = store
-        .apply(&notification(
+    let c = apply(
+        &mut store,
+        &notification(
             "AttachedDataChanged",
             "c1",
             "Established",
             Some(r#"{"AccountNumber":"12345","AccountNumber":"67890"}"#),
-        ))
-        .unwrap();
+        ),
+    )
+    .unwrap();
     assert_eq!(c.state, None, "no state transition");
     assert_eq!(
         serde_json::to_string(&c.user_data).unwrap(),
@@ -335,14 +358,11 @@ fn each_notification_replaces_the_snapshot_and_reports_the_diff() {
     );
 
     // An absent userData means none: every pair is removed.
-    let c = store
-        .apply(&notification(
-            "AttachedDataChanged",
-            "c1",
-            "Established",
-            None,
-        ))
-        .unwrap();
+    let c = apply(
+        &mut store,
+        &notification("AttachedDataChanged", "c1", "Established", None),
+    )
+    .unwrap();
     assert_eq!(c.user_data.removed.len(), 2);
     assert!(store.get("c1").unwrap().user_data.is_none());
 }
@@ -350,32 +370,39 @@ fn each_notification_replaces_the_snapshot_and_reports_the_diff() {
 #[test]
 fn released_calls_stay_and_completed_calls_leave() {
     let mut store = CallStore::new();
-    store.apply(&notification("StatusChange", "c1", "Established", None));
-    store.apply(&notification("StatusChange", "c1", "Released", None));
+    apply(
+        &mut store,
+        &notification("StatusChange", "c1", "Established", None),
+    );
+    apply(
+        &mut store,
+        &notification("StatusChange", "c1", "Released", None),
+    );
     assert!(store.get("c1").is_some(), "wrap-up keeps the call");
-    let c = store
-        .apply(&notification(
+    let c = apply(
+        &mut store,
+        &notification(
             "AttachedDataChanged",
             "c1",
             "Released",
             Some(r#"{"D":"x"}"#),
-        ))
-        .unwrap();
+        ),
+    )
+    .unwrap();
     assert_eq!(c.user_data.added.len(), 1);
-    let done = store
-        .apply(&notification(
-            "StatusChange",
-            "c1",
-            "Completed",
-            Some(r#"{"D":"x"}"#),
-        ))
-        .unwrap();
+    let done = apply(
+        &mut store,
+        &notification("StatusChange", "c1", "Completed", Some(r#"{"D":"x"}"#)),
+    )
+    .unwrap();
     assert!(done.removed);
     assert_eq!(done.state.unwrap().to, Some(CallState::Completed));
     assert!(store.get("c1").is_none());
-    assert!(store
-        .apply(&notification("StatusChange", "c1", "Completed", None))
-        .is_none());
+    assert!(apply(
+        &mut store,
+        &notification("StatusChange", "c1", "Completed", None)
+    )
+    .is_none());
     assert!(store.is_empty());
 }
 
@@ -383,10 +410,19 @@ fn released_calls_stay_and_completed_calls_leave() {
 fn the_retention_time_after_released_is_checked_with_an_explicit_time() {
     let t0 = Instant::now();
     let mut store = CallStore::with_retention(Duration::from_secs(30));
-    store.apply_at(&notification("StatusChange", "c1", "Released", None), t0);
-    store.apply_at(&notification("StatusChange", "c2", "Established", None), t0);
+    apply_at(
+        &mut store,
+        &notification("StatusChange", "c1", "Released", None),
+        t0,
+    );
+    apply_at(
+        &mut store,
+        &notification("StatusChange", "c2", "Established", None),
+        t0,
+    );
     // Data changes during wrap-up do not restart the clock.
-    store.apply_at(
+    apply_at(
+        &mut store,
         &notification(
             "AttachedDataChanged",
             "c1",
@@ -404,7 +440,11 @@ fn the_retention_time_after_released_is_checked_with_an_explicit_time() {
     assert!(store.get("c2").is_some(), "not released, never expires");
 
     let mut no_retention = CallStore::new();
-    no_retention.apply_at(&notification("StatusChange", "c1", "Released", None), t0);
+    apply_at(
+        &mut no_retention,
+        &notification("StatusChange", "c1", "Released", None),
+        t0,
+    );
     assert!(no_retention
         .expire(t0 + Duration::from_secs(3600))
         .is_empty());
@@ -414,16 +454,16 @@ fn the_retention_time_after_released_is_checked_with_an_explicit_time() {
 fn applying_the_same_message_twice_changes_nothing_the_second_time() {
     let mut store = CallStore::new();
     let msg = seed_call_msg();
-    assert!(store.apply(&msg).is_some());
+    assert!(apply(&mut store, &msg).is_some());
     let before = serde_json::to_string(&store.snapshot()).unwrap();
-    assert_eq!(store.apply(&msg), None);
+    assert_eq!(apply(&mut store, &msg), None);
     assert_eq!(serde_json::to_string(&store.snapshot()).unwrap(), before);
 }
 
 #[test]
 fn the_snapshot_holds_each_call_as_received() {
     let mut store = CallStore::new();
-    store.apply(&seed_call_msg());
+    apply(&mut store, &seed_call_msg());
     // The seed's call object, cut from its text: `..."call":{...}}}`.
     let seed = SEED.trim();
     let seed_call = &seed[seed.find(r#""call":"#).unwrap() + 7..seed.len() - 2];
@@ -468,14 +508,14 @@ async fn a_replayed_fixture_drives_the_same_stream_code() {
 
 #[test]
 fn the_store_keeps_the_call_text_and_decodes_the_typed_call_on_demand() {
-    use gws_cometd::gws::{raw_calls_in_batch, RawCallMessage};
     let call = r#"{"state":"Held","id":"c1","capabilities":5,"userData":{"A":"1"},"ani":"5115"}"#;
     let body = format!(
         r#"{{"channel":"/v2/me/calls","data":{{"messageType":"CallStateChangeMessage","call":{call}}}}}"#
     );
-    let msgs = raw_calls_in_batch(body.as_bytes()).unwrap();
+    let msgs = wire::calls_in_batch(body.as_bytes()).unwrap();
     let mut store = CallStore::new();
-    let change = store.apply_raw(&msgs[0]).unwrap();
+    let now = Instant::now();
+    let change = store.apply(&msgs[0], now).unwrap().change();
     assert_eq!(change.user_data.added.len(), 1);
     assert_eq!(store.get_text("c1"), Some(call));
     // Only the fields the store reads are checked; one of another shape is kept, as received,
@@ -487,10 +527,12 @@ fn the_store_keeps_the_call_text_and_decodes_the_typed_call_on_demand() {
     assert_eq!(typed.other.len(), 1);
     assert_eq!(typed.other[0].0, "capabilities");
     assert_eq!(typed.other[0].1.get(), "5");
-    // The same text again changes nothing; `update_raw` agrees with `apply_raw`.
-    assert!(store.apply_raw(&msgs[0]).is_none());
-    assert!(!store.update_raw(&msgs[0]));
+    // The same text again changes nothing.
+    assert!(store.apply(&msgs[0], now).is_none());
+    // A message decoded alone reads the same as the batch.
     let msg: Message = serde_json::from_str(&body).unwrap();
-    let again = RawCallMessage::from_message(&msg).unwrap().unwrap();
-    assert_eq!(again, msgs[0]);
+    assert_eq!(
+        wire::decode(&msg).unwrap(),
+        Notification::Call(msgs[0].clone())
+    );
 }

@@ -4,8 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use gws_cometd::bayeux::Message;
-use gws_cometd::fixture::{Reader, Recorder};
-use gws_cometd::Error;
+use gws_cometd::fixture::{FixtureError, Reader, Recorder};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -198,7 +197,7 @@ fn the_reader_skips_blank_lines_and_reports_positions() {
     };
     assert_eq!(seen, ["/a", "/b", "/c"]);
     match &err {
-        Error::Fixture {
+        FixtureError::Parse {
             path, line, column, ..
         } => {
             assert_eq!(path, Path::new("mem.jsonl"));

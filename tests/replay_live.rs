@@ -1,10 +1,11 @@
 //! A replayed fixture and the same messages delivered live (simulator → HTTP → client)
 //! produce the same call store.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use gws_cometd::gws::{CallStore, RawCallMessage, CALLS_CHANNEL};
+use gws_cometd::gws::wire::{self, Notification};
+use gws_cometd::gws::{CallStore, CALLS_CHANNEL};
 use gws_cometd::sim::{SimConfig, SimServer};
 use gws_cometd::Client;
 
@@ -32,7 +33,7 @@ async fn replayed_and_live_stores_are_identical() {
     assert!(messages.len() >= 8, "the fixture is a whole call");
     let sim = SimServer::start(SimConfig::default()).await.unwrap();
     let client = Client::builder(sim.url()).build().unwrap();
-    let mut sub = client.subscribe(CALLS_CHANNEL).unwrap();
+    let mut sub = client.subscribe(CALLS_CHANNEL).await.unwrap();
     assert!(
         sim.wait_for_subscribers(CALLS_CHANNEL, 1, Duration::from_secs(10))
             .await
@@ -47,8 +48,8 @@ async fn replayed_and_live_stores_are_identical() {
             .await
             .expect("every message arrives")
             .expect("the stream goes on");
-        if let Some(raw) = RawCallMessage::from_message(&m).expect("decodes") {
-            live_changes.extend(live.apply_raw(&raw));
+        if let Notification::Call(call) = wire::decode(&m).expect("decodes") {
+            live_changes.extend(live.apply(&call, Instant::now()).map(|a| a.change()));
         }
     }
     client.disconnect().await;

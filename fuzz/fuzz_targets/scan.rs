@@ -4,14 +4,14 @@
 //! reports.
 #![no_main]
 
-use gws_cometd::gws::RawCallMessage;
+use gws_cometd::gws::wire::decode_data;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let ours = RawCallMessage::from_data(text);
+    let ours = decode_data(text);
     let theirs = serde_json::from_str::<serde::de::IgnoredAny>(text);
     match (&ours, &theirs) {
         (Ok(_), Ok(_)) => {}

@@ -7,8 +7,8 @@
 //! 1. after every input, call [`Session::poll_request`] until it returns `None`, and send each
 //!    [`Request`] (one HTTP POST of its `messages`);
 //! 2. report each request's outcome with [`Session::handle_reply`] (the parsed reply batch)
-//!    or [`Session::handle_failure`] (including [`Failure::Timeout`] once its `deadline`
-//!    passes: the session never watches deadlines itself);
+//!    or [`Session::handle_failure`] (a [`Failure`] of [`FailureKind::Timeout`] once its
+//!    `deadline` passes: the session never watches deadlines itself);
 //! 3. drain [`Session::poll_event`] and hand the events to the application;
 //! 4. sleep until the earliest of the request deadlines and [`Session::poll_timeout`] (the
 //!    interval between connects, a backoff), then go to 1.
@@ -24,6 +24,8 @@
 //! Server advice (`reconnect`, `interval`, `timeout`, `maxInterval`, milliseconds) is merged
 //! field by field from every reply and persists until replaced.
 
+mod other_slot;
+mod subscriptions;
 mod types;
 
 #[cfg(test)]
@@ -32,14 +34,17 @@ mod tests;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use indexmap::IndexMap;
 use serde_json::value::RawValue;
 
+use self::subscriptions::Subscriptions;
 use super::backoff::Backoff;
 use super::channel::ChannelName;
 use super::message::{Advice, Message, Reconnect, Subscription};
 
-pub use types::{Event, Failure, Request, RequestId, SessionConfig, Slot, State, Termination};
+pub use types::{
+    Cause, Event, Failure, FailureKind, Request, RequestId, SessionConfig, SessionError,
+    SessionEvent, Slot, State, Termination,
+};
 
 const HANDSHAKE: &str = "/meta/handshake";
 const CONNECT: &str = "/meta/connect";
@@ -87,26 +92,6 @@ struct OtherFlight {
     entries: Vec<(String, Entry)>,
 }
 
-/// Where a channel stands with the server under the current `clientId`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SubStatus {
-    NotSent,
-    Pending,
-    Subscribed,
-    Denied,
-    Unsubscribing,
-}
-
-/// A channel the application wants (`desired`) or that the server may still have.
-#[derive(Debug)]
-struct SubEntry {
-    desired: bool,
-    status: SubStatus,
-    /// A request for it failed in transport: wait for the next successful connect before
-    /// trying again, so a dead network is not hammered from two slots.
-    held: bool,
-}
-
 #[derive(Debug)]
 struct QueuedPublish {
     id: u64,
@@ -141,7 +126,7 @@ pub struct Session {
     /// What the long-poll slot sends next, and not before when.
     scheduled: Option<(LongPoll, Instant)>,
     other: Option<OtherFlight>,
-    subs: IndexMap<ChannelName, SubEntry>,
+    subs: Subscriptions,
     publishes: VecDeque<QueuedPublish>,
     disconnect_requested: bool,
     events: VecDeque<Event>,
@@ -171,7 +156,7 @@ impl Session {
             long_poll: None,
             scheduled: Some((LongPoll::Handshake, now)),
             other: None,
-            subs: IndexMap::new(),
+            subs: Subscriptions::default(),
             publishes: VecDeque::new(),
             disconnect_requested: false,
             events: VecDeque::new(),
@@ -181,37 +166,17 @@ impl Session {
 
     /// Adds `channel` to the desired subscriptions. Idempotent. A `/meta/subscribe` goes out
     /// (on the other slot) once handshaken, unless this `clientId` already has or is asking
-    /// for it. The outcome arrives as [`Event::Subscribed`] or [`Event::SubscriptionDenied`].
+    /// for it. The outcome arrives as [`SessionEvent::Subscribed`] or
+    /// [`SessionEvent::SubscriptionDenied`].
     pub fn subscribe(&mut self, channel: ChannelName) {
-        match self.subs.get_mut(&channel) {
-            Some(entry) => entry.desired = true,
-            None => {
-                self.subs.insert(
-                    channel,
-                    SubEntry {
-                        desired: true,
-                        status: SubStatus::NotSent,
-                        held: false,
-                    },
-                );
-            }
-        }
+        self.subs.want(channel);
     }
 
     /// Removes `channel` from the desired subscriptions. Sends `/meta/unsubscribe` when the
-    /// server has (or is being asked for) the subscription; [`Event::Unsubscribed`] follows
-    /// either way.
+    /// server has (or is being asked for) the subscription; [`SessionEvent::Unsubscribed`]
+    /// follows either way.
     pub fn unsubscribe(&mut self, channel: &ChannelName) {
-        let Some(entry) = self.subs.get_mut(channel) else {
-            return;
-        };
-        entry.desired = false;
-        if matches!(entry.status, SubStatus::NotSent | SubStatus::Denied) {
-            self.subs.shift_remove(channel);
-            self.events.push_back(Event::Unsubscribed {
-                channel: channel.clone(),
-            });
-        }
+        self.subs.unwant(channel, &mut self.events);
     }
 
     /// Queues `data` for `channel` and returns the id its [`Event::PublishAck`] will carry.
@@ -231,8 +196,8 @@ impl Session {
 
     /// Ends the session: sends `/meta/disconnect` on the other slot when handshaken (queued
     /// publishes go in the same batch), abandons the outstanding connect, then emits
-    /// [`Event::Disconnected`] and [`Event::Terminated`] once the disconnect is answered,
-    /// fails or times out (at once when there is no session to disconnect).
+    /// [`Event::Terminated`] with [`Termination::Disconnected`] once the disconnect is
+    /// answered, fails or times out (at once when there is no session to disconnect).
     pub fn disconnect(&mut self) {
         if self.state == State::Terminated || self.disconnect_requested {
             return;
@@ -352,7 +317,7 @@ impl Session {
 
     /// The channels the application wants, in the order first asked for.
     pub fn desired_subscriptions(&self) -> impl Iterator<Item = &ChannelName> {
-        self.subs.iter().filter(|(_, e)| e.desired).map(|(c, _)| c)
+        self.subs.desired()
     }
 
     // ---- building requests ----
@@ -366,6 +331,10 @@ impl Session {
             );
             self.state = to;
         }
+    }
+
+    fn emit(&mut self, event: SessionEvent) {
+        self.events.push_back(Event::Session(event));
     }
 
     fn msg_id(&mut self) -> String {
@@ -440,78 +409,6 @@ impl Session {
         }
     }
 
-    /// Batches everything queued for the other slot, or `None` when there is nothing.
-    fn other_request(&mut self, now: Instant) -> Option<Request> {
-        let client_id = self.client_id.clone()?;
-        let mut entries = Vec::new();
-        let mut messages = Vec::new();
-        if !self.disconnect_requested {
-            let mut batch = Vec::new();
-            for (channel, e) in self.subs.iter_mut() {
-                if e.held {
-                    continue;
-                }
-                match (e.desired, e.status) {
-                    (true, SubStatus::NotSent) => {
-                        e.status = SubStatus::Pending;
-                        batch.push((SUBSCRIBE, channel.clone()));
-                    }
-                    (false, SubStatus::Subscribed) => {
-                        e.status = SubStatus::Unsubscribing;
-                        batch.push((UNSUBSCRIBE, channel.clone()));
-                    }
-                    _ => {}
-                }
-            }
-            for (meta, channel) in batch {
-                let msg_id = self.msg_id();
-                let mut m = Message::new(meta);
-                m.id = Some(msg_id.clone());
-                m.client_id = Some(client_id.clone());
-                m.subscription = Some(Subscription::One(channel.as_str().to_owned()));
-                messages.push(m);
-                let entry = if meta == SUBSCRIBE {
-                    Entry::Subscribe(channel)
-                } else {
-                    Entry::Unsubscribe(channel)
-                };
-                entries.push((msg_id, entry));
-            }
-        }
-        while let Some(p) = self.publishes.pop_front() {
-            let msg_id = self.msg_id();
-            let mut m = Message::new(p.channel.as_str());
-            m.id = Some(msg_id.clone());
-            m.client_id = Some(client_id.clone());
-            m.data = Some(p.data);
-            messages.push(m);
-            entries.push((msg_id, Entry::Publish(p.id)));
-        }
-        if self.disconnect_requested {
-            let msg_id = self.msg_id();
-            let mut m = Message::new(DISCONNECT);
-            m.id = Some(msg_id.clone());
-            m.client_id = Some(client_id);
-            messages.push(m);
-            entries.push((msg_id, Entry::Disconnect));
-        }
-        if entries.is_empty() {
-            return None;
-        }
-        let id = self.request_id();
-        self.other = Some(OtherFlight {
-            id,
-            generation: self.generation,
-            entries,
-        });
-        Some(Request {
-            id,
-            slot: Slot::Other,
-            messages,
-            deadline: now + self.config.max_network_delay,
-        })
-    }
-
     // ---- handling outcomes ----
 
     fn merge_advice(&mut self, advice: Option<&Advice>) {
@@ -562,26 +459,27 @@ impl Session {
             }
         }
         if !answered && self.state != State::Terminated {
-            let reason = format!("reply carried no {expected} answer");
             match flight.kind {
-                LongPoll::Handshake => self.handshake_failed(reason, now),
-                LongPoll::Connect => self.connect_failed(reason, now),
+                LongPoll::Handshake => self.handshake_failed(Cause::Unanswered, now),
+                LongPoll::Connect => self.connect_failed(Cause::Unanswered, now),
             }
         }
     }
 
     fn long_poll_failure(&mut self, flight: LongPollFlight, failure: Failure, now: Instant) {
-        if let Some(status) = failure.unauthorized_status() {
-            self.terminate(Termination::Unauthorized { status });
+        if failure.kind() == FailureKind::Unauthorized {
+            self.terminate(Termination::Failed(SessionError::Unauthorized { failure }));
             return;
         }
+        let unknown_client = failure.kind() == FailureKind::UnknownClient;
+        let cause = Cause::Failed(failure);
         match flight.kind {
-            LongPoll::Handshake => self.handshake_failed(failure.to_string(), now),
-            LongPoll::Connect if failure.is_unknown_client() => {
-                self.connection_lost(failure.to_string());
+            LongPoll::Handshake => self.handshake_failed(cause, now),
+            LongPoll::Connect if unknown_client => {
+                self.connection_lost(cause);
                 self.rehandshake(now, now, "unknown client");
             }
-            LongPoll::Connect => self.connect_failed(failure.to_string(), now),
+            LongPoll::Connect => self.connect_failed(cause, now),
         }
     }
 
@@ -598,38 +496,45 @@ impl Session {
                 if self.advice.reconnect == Some(Reconnect::Handshake) {
                     self.advice.reconnect = None;
                 }
-                self.reset_subscriptions();
-                self.events.push_back(if self.ever_handshaken {
-                    Event::Rehandshaken { client_id }
+                self.subs.reset(&mut self.events);
+                self.emit(if self.ever_handshaken {
+                    SessionEvent::Rehandshaken { client_id }
                 } else {
-                    Event::Handshaken { client_id }
+                    SessionEvent::Handshaken { client_id }
                 });
                 self.ever_handshaken = true;
                 self.scheduled = Some((LongPoll::Connect, now));
                 self.set_state(State::Connecting);
             }
             _ => {
-                let reason = match (&m.error, m.successful) {
-                    (Some(e), _) => e.clone(),
-                    (None, Some(true)) => "handshake reply has no clientId".to_owned(),
-                    (None, _) => "handshake unsuccessful".to_owned(),
+                let cause = if m.error.is_none() && m.successful == Some(true) {
+                    Cause::NoClientId
+                } else {
+                    Cause::Unsuccessful {
+                        error: m.error.clone(),
+                    }
                 };
                 if self.advice.reconnect == Some(Reconnect::None) {
                     self.handshake_failures += 1;
-                    self.events.push_back(Event::HandshakeFailed {
+                    let error = m
+                        .error
+                        .unwrap_or_else(|| "handshake unsuccessful".to_owned());
+                    self.emit(SessionEvent::HandshakeFailed {
                         attempt: self.handshake_failures,
-                        reason: reason.clone(),
+                        cause,
                         retry_in: None,
                     });
-                    self.terminate(Termination::HandshakeRefused { error: reason });
+                    self.terminate(Termination::Failed(SessionError::HandshakeRefused {
+                        error,
+                    }));
                 } else {
-                    self.handshake_failed(reason, now);
+                    self.handshake_failed(cause, now);
                 }
             }
         }
     }
 
-    fn handshake_failed(&mut self, reason: String, now: Instant) {
+    fn handshake_failed(&mut self, cause: Cause, now: Instant) {
         self.handshake_failures += 1;
         let attempts = self.handshake_failures;
         let out_of_attempts = !self.ever_handshaken
@@ -638,21 +543,21 @@ impl Session {
                 .initial_handshake_attempts
                 .is_some_and(|n| attempts >= n);
         if out_of_attempts {
-            self.events.push_back(Event::HandshakeFailed {
+            self.emit(SessionEvent::HandshakeFailed {
                 attempt: attempts,
-                reason: reason.clone(),
+                cause: cause.clone(),
                 retry_in: None,
             });
-            self.terminate(Termination::Unreachable {
+            self.terminate(Termination::Failed(SessionError::Unreachable {
                 attempts,
-                last_error: reason,
-            });
+                last: cause,
+            }));
             return;
         }
         let delay = self.backoff.next_delay().max(self.interval());
-        self.events.push_back(Event::HandshakeFailed {
+        self.emit(SessionEvent::HandshakeFailed {
             attempt: attempts,
-            reason,
+            cause,
             retry_in: Some(delay),
         });
         self.scheduled = Some((LongPoll::Handshake, now + delay));
@@ -666,50 +571,55 @@ impl Session {
             self.outage = false;
             if !self.connected {
                 self.connected = true;
-                self.events.push_back(Event::Connected);
+                self.emit(SessionEvent::Connected);
             }
-            for e in self.subs.values_mut() {
-                e.held = false;
-            }
+            self.subs.release_holds();
             self.set_state(State::Connected);
             match self.advice.reconnect {
-                Some(Reconnect::None) => self.terminate(Termination::ReconnectNone { error: None }),
+                Some(Reconnect::None) => {
+                    self.terminate(Termination::Failed(SessionError::ReconnectNone {
+                        error: None,
+                    }))
+                }
                 Some(Reconnect::Handshake) => self.rehandshake(now, now, "advice"),
                 _ => self.scheduled = Some((LongPoll::Connect, now + self.interval())),
             }
             return;
         }
-        let error = m.error.clone();
-        let reason = error
-            .clone()
-            .unwrap_or_else(|| "connect unsuccessful".to_owned());
         let unknown_client = m.bayeux_error().is_some_and(|e| e.is_unknown_client());
+        let cause = Cause::Unsuccessful {
+            error: m.error.clone(),
+        };
         match self.advice.reconnect {
-            Some(Reconnect::None) => self.terminate(Termination::ReconnectNone { error }),
+            Some(Reconnect::None) => {
+                self.terminate(Termination::Failed(SessionError::ReconnectNone {
+                    error: m.error,
+                }))
+            }
             Some(Reconnect::Handshake) => {
-                self.connection_lost(reason);
+                self.connection_lost(cause);
                 self.rehandshake(now, now, "advice");
             }
             _ if unknown_client => {
-                self.connection_lost(reason);
+                self.connection_lost(cause);
                 self.rehandshake(now, now, "unknown client");
             }
-            _ => self.connect_failed(reason, now),
+            _ => self.connect_failed(cause, now),
         }
     }
 
-    fn connection_lost(&mut self, reason: String) {
+    fn connection_lost(&mut self, cause: Cause) {
         self.connected = false;
         if !self.outage {
             self.outage = true;
-            self.events.push_back(Event::ConnectionLost { reason });
+            self.emit(SessionEvent::ConnectionLost { cause });
         }
     }
 
     /// A connect failed without advice to follow: back off, or handshake when the server
     /// will have expired the session by the time the retry goes out.
-    fn connect_failed(&mut self, reason: String, now: Instant) {
-        self.connection_lost(reason);
+    fn connect_failed(&mut self, cause: Cause, now: Instant) {
+        self.connection_lost(cause);
         let delay = self.backoff.next_delay().max(self.interval());
         let at = now + delay;
         let a = &self.advice;
@@ -744,7 +654,7 @@ impl Session {
         // delivers data.
         self.long_poll = None;
         self.scheduled = Some((LongPoll::Handshake, at));
-        self.reset_subscriptions();
+        self.subs.reset(&mut self.events);
         self.set_state(if at <= now {
             State::Handshaking
         } else {
@@ -752,232 +662,14 @@ impl Session {
         });
     }
 
-    /// A new `clientId` has no subscriptions: every desired channel is to be sent again, and
-    /// channels only kept for a pending unsubscribe are gone.
-    fn reset_subscriptions(&mut self) {
-        let mut gone = Vec::new();
-        self.subs.retain(|channel, e| {
-            if e.desired {
-                e.status = SubStatus::NotSent;
-                e.held = false;
-                true
-            } else {
-                gone.push(channel.clone());
-                false
-            }
-        });
-        for channel in gone {
-            self.events.push_back(Event::Unsubscribed { channel });
-        }
-    }
-
-    fn other_reply(&mut self, flight: OtherFlight, messages: Vec<Message>, now: Instant) {
-        let mut answered = vec![false; flight.entries.len()];
-        for m in messages {
-            let current = flight.generation == self.generation && self.state != State::Terminated;
-            let idx =
-                flight.entries.iter().enumerate().position(|(i, (mid, _))| {
-                    !answered[i] && m.id.as_deref() == Some(mid.as_str())
-                });
-            if !m.is_meta() {
-                let ack = idx.filter(|&i| {
-                    matches!(flight.entries[i].1, Entry::Publish(_)) && m.successful.is_some()
-                });
-                match ack {
-                    Some(i) => {
-                        answered[i] = true;
-                        if let Entry::Publish(publish_id) = flight.entries[i].1 {
-                            self.events.push_back(Event::PublishAck {
-                                publish_id,
-                                successful: m.successful == Some(true),
-                                error: m.error.clone(),
-                            });
-                        }
-                        if current {
-                            self.merge_advice(m.advice.as_ref());
-                            if m.bayeux_error().is_some_and(|e| e.is_unknown_client()) {
-                                self.rehandshake(now, now, "unknown client");
-                            }
-                        }
-                        if m.data.is_some() {
-                            self.events.push_back(Event::Message(m));
-                        }
-                    }
-                    None => self.events.push_back(Event::Message(m)),
-                }
-                continue;
-            }
-            if !current {
-                continue;
-            }
-            self.merge_advice(m.advice.as_ref());
-            let entry = idx.filter(|&i| {
-                let (_, e) = &flight.entries[i];
-                matches!(
-                    (e, m.channel.as_str()),
-                    (Entry::Subscribe(_), SUBSCRIBE)
-                        | (Entry::Unsubscribe(_), UNSUBSCRIBE)
-                        | (Entry::Disconnect, DISCONNECT)
-                )
-            });
-            let unknown_client = m.bayeux_error().is_some_and(|e| e.is_unknown_client());
-            match entry {
-                Some(i) => {
-                    answered[i] = true;
-                    match &flight.entries[i].1 {
-                        Entry::Subscribe(c) => self.subscribe_reply(c, &m, now),
-                        Entry::Unsubscribe(c) => self.unsubscribe_reply(c, &m, now),
-                        Entry::Disconnect => self.finish_disconnect(),
-                        Entry::Publish(_) => {}
-                    }
-                }
-                None if unknown_client => self.rehandshake(now, now, "unknown client"),
-                None => {}
-            }
-            // Advice on a non-connect reply is followed too (a disconnect reply's
-            // `reconnect: none` is moot: the session is already over).
-            if self.state != State::Terminated {
-                match m.advice.as_ref().and_then(|a| a.reconnect.as_ref()) {
-                    Some(Reconnect::Handshake) => self.rehandshake(now, now, "advice"),
-                    Some(Reconnect::None) => self.terminate(Termination::ReconnectNone {
-                        error: m.error.clone(),
-                    }),
-                    _ => {}
-                }
-            }
-        }
-        // Whatever the server did not answer counts as failed in transport.
-        let unanswered = flight
-            .entries
-            .into_iter()
-            .zip(answered)
-            .filter(|(_, a)| !a)
-            .map(|(e, _)| e.1);
-        let current = flight.generation == self.generation;
-        self.other_entries_failed(unanswered, current, "no reply to this message");
-    }
-
-    fn subscribe_reply(&mut self, channel: &ChannelName, m: &Message, now: Instant) {
-        if m.successful == Some(true) {
-            if let Some(e) = self.subs.get_mut(channel) {
-                e.status = SubStatus::Subscribed;
-            }
-            self.events.push_back(Event::Subscribed {
-                channel: channel.clone(),
-            });
-            return;
-        }
-        if m.bayeux_error().is_some_and(|e| e.is_unknown_client()) {
-            // Not a denial: the new session will ask again.
-            self.rehandshake(now, now, "unknown client");
-            return;
-        }
-        let error = m
-            .error
-            .clone()
-            .unwrap_or_else(|| "subscription refused".to_owned());
-        self.events.push_back(Event::SubscriptionDenied {
-            channel: channel.clone(),
-            error,
-        });
-        if let Some(e) = self.subs.get_mut(channel) {
-            e.status = SubStatus::Denied;
-            if !e.desired {
-                self.subs.shift_remove(channel);
-                self.events.push_back(Event::Unsubscribed {
-                    channel: channel.clone(),
-                });
-            }
-        }
-    }
-
-    fn unsubscribe_reply(&mut self, channel: &ChannelName, m: &Message, now: Instant) {
-        if m.bayeux_error().is_some_and(|e| e.is_unknown_client()) {
-            // The new session will not have it either; reset_subscriptions reports it.
-            self.rehandshake(now, now, "unknown client");
-            return;
-        }
-        if m.successful != Some(true) {
-            tracing::debug!(%channel, error = ?m.error, "unsubscribe refused; treating as gone");
-        }
-        let Some(e) = self.subs.get_mut(channel) else {
-            return;
-        };
-        if e.desired {
-            // Asked for again meanwhile: subscribe anew.
-            e.status = SubStatus::NotSent;
-        } else {
-            self.subs.shift_remove(channel);
-        }
-        self.events.push_back(Event::Unsubscribed {
-            channel: channel.clone(),
-        });
-    }
-
-    fn other_failure(&mut self, flight: OtherFlight, failure: Failure, now: Instant) {
-        let current = flight.generation == self.generation;
-        let reason = failure.to_string();
-        let unauthorized = failure.unauthorized_status();
-        self.other_entries_failed(flight.entries.into_iter().map(|e| e.1), current, &reason);
-        if let Some(status) = unauthorized {
-            self.terminate(Termination::Unauthorized { status });
-        } else if current && failure.is_unknown_client() {
-            self.rehandshake(now, now, "unknown client");
-        }
-    }
-
-    /// Entries of an other-slot request that got no answer. Publishes are acked as failed;
-    /// subscription changes wait for the next successful connect; a disconnect completes.
-    fn other_entries_failed(
-        &mut self,
-        entries: impl Iterator<Item = Entry>,
-        current: bool,
-        reason: &str,
-    ) {
-        for entry in entries {
-            match entry {
-                Entry::Publish(id) => self.fail_publish(id, reason),
-                Entry::Disconnect => self.finish_disconnect(),
-                Entry::Subscribe(c) | Entry::Unsubscribe(c) => {
-                    if !current || self.state == State::Terminated {
-                        continue;
-                    }
-                    let Some(e) = self.subs.get_mut(&c) else {
-                        continue;
-                    };
-                    e.held = true;
-                    e.status = match e.status {
-                        SubStatus::Pending => SubStatus::NotSent,
-                        // The server may still have it: try the unsubscribe again.
-                        SubStatus::Unsubscribing => SubStatus::Subscribed,
-                        s => s,
-                    };
-                    if !e.desired && e.status == SubStatus::NotSent {
-                        self.subs.shift_remove(&c);
-                        self.events.push_back(Event::Unsubscribed { channel: c });
-                    }
-                }
-            }
-        }
-    }
-
-    fn fail_publish(&mut self, publish_id: u64, reason: &str) {
-        self.events.push_back(Event::PublishAck {
-            publish_id,
-            successful: false,
-            error: Some(reason.to_owned()),
-        });
-    }
-
     fn finish_disconnect(&mut self) {
         if self.state == State::Terminated {
             return;
         }
-        // Publishes that never went out are settled before `Disconnected`.
+        // Publishes that never went out are settled before the end.
         while let Some(p) = self.publishes.pop_front() {
             self.fail_publish(p.id, "the session ended before it was sent");
         }
-        self.events.push_back(Event::Disconnected);
         self.terminate(Termination::Disconnected);
     }
 

@@ -2,23 +2,19 @@
 //! on loopback with its default scenario (an inbound call rings, is answered and gets
 //! `AccountNumber` attached), followed through the GWS flow like a real server.
 
-use gws_cometd::gws::api::Credentials;
+use gws_cometd::gws::rest::Credentials;
 use gws_cometd::sim::{GwsServerConfig, GwsSimServer};
-use gws_cometd::Error;
 
 /// The demo agent.
 const USER: &str = "agent";
 
 /// Starts the simulator; returns it (stops on drop) and the credentials it accepts.
-pub async fn start() -> Result<(GwsSimServer, Credentials), Error> {
+pub async fn start() -> Result<(GwsSimServer, Credentials), String> {
     // A fresh password per run: the simulator is reachable by anything on this host.
     let password = format!("demo-{:016x}", rand_u64());
     let sim = GwsSimServer::start(GwsServerConfig::new(USER, password.clone()))
         .await
-        .map_err(|source| Error::Io {
-            context: "starting the built-in GWS simulator".into(),
-            source,
-        })?;
+        .map_err(|e| format!("cannot start the built-in GWS simulator: {e}"))?;
     tracing::info!(base = %sim.base_url(), user = USER, "built-in GWS simulator started");
     Ok((sim, Credentials::new(USER, password)))
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use gws_cometd::gws::api::{Credentials, Password};
+use gws_cometd::gws::rest::{Credentials, Password};
 
 /// The environment variable the password is read from.
 pub const PASSWORD_ENV: &str = "GWS_PASSWORD";

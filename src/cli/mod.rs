@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod demo;
 mod gws_args;
+mod pairs;
 mod replay;
 mod serve;
 mod tail;

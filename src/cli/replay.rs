@@ -6,9 +6,10 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
-use gws_cometd::fixture::{decode_error, Reader};
-use gws_cometd::gws::{raw_calls_in_text, CallStore};
+use gws_cometd::fixture::{self, Reader};
+use gws_cometd::gws::CallStore;
 
 /// Arguments of `replay`.
 #[derive(clap::Args, Debug)]
@@ -43,21 +44,22 @@ pub fn run(args: ReplayArgs) -> ExitCode {
     }
 }
 
-fn replay(args: &ReplayArgs) -> gws_cometd::Result<Vec<u8>> {
+fn replay(args: &ReplayArgs) -> fixture::Result<Vec<u8>> {
     let mut reader = Reader::open(&args.file)?;
     let mut store = CallStore::new();
     let mut out = Vec::new();
-    while let Some(line) = reader.next_line() {
-        let line = line?;
+    // A replay has no clock of its own: every call is applied at the same instant.
+    let now = Instant::now();
+    while let Some(line) = reader.next_calls() {
         // Read in one pass, borrowing the line; the store copies only each call's text.
-        let calls =
-            raw_calls_in_text(line.text).map_err(|e| decode_error(&args.file, line.number, &e))?;
+        let (_, calls) = line?;
         for call in &calls {
-            if args.snapshot {
-                // The snapshot needs no diffs.
-                store.update_raw(call);
-            } else if let Some(change) = store.apply_raw(call) {
-                write_json_line(&mut out, &change);
+            let applied = store.apply(call, now);
+            if !args.snapshot {
+                // The snapshot needs no diffs: only the changes are worked out.
+                if let Some(applied) = applied {
+                    write_json_line(&mut out, &applied.change());
+                }
             }
         }
     }

@@ -12,10 +12,10 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use gws_cometd::bayeux::Message;
+use gws_cometd::bayeux::{Message, SessionError};
 use gws_cometd::client::{EventStream, Subscriber};
 use gws_cometd::fixture::Recorder;
-use gws_cometd::gws::api::Credentials;
+use gws_cometd::gws::rest::Credentials;
 use gws_cometd::gws::{CallFeed, FeedEvent, CALLS_CHANNEL, DEVICES_CHANNEL};
 use gws_cometd::{Client, ClientEvent, Error};
 
@@ -149,11 +149,11 @@ impl Source {
                         tracing::warn!("recovery failed; calls may be stale: {e}");
                     }
                     FeedEvent::Session(_) => {}
-                    other => {
-                        if let Some(raw) = event_message(other) {
-                            return Next::Line(raw);
-                        }
-                    }
+                    FeedEvent::Call { raw, .. }
+                    | FeedEvent::Device { raw, .. }
+                    | FeedEvent::GwsError { raw, .. }
+                    | FeedEvent::Other { raw, .. } => return Next::Line(raw),
+                    _ => {}
                 }
             },
         }
@@ -175,18 +175,9 @@ impl Source {
     }
 }
 
-fn event_message(ev: FeedEvent) -> Option<Message> {
-    match ev {
-        FeedEvent::Call { raw, .. }
-        | FeedEvent::Device { raw, .. }
-        | FeedEvent::GwsError { raw, .. }
-        | FeedEvent::Other { raw, .. } => Some(raw),
-        _ => None,
-    }
-}
-
-fn recorder(args: &TailArgs) -> Result<Option<Recorder>, Error> {
-    args.record.as_deref().map(Recorder::create).transpose()
+fn recorder(args: &TailArgs) -> Result<Option<Recorder>, String> {
+    let recorder = args.record.as_deref().map(Recorder::create).transpose();
+    recorder.map_err(|e| e.to_string())
 }
 
 async fn open_bayeux(url: &str, args: &TailArgs, max_delay: Duration) -> Result<Source, String> {
@@ -196,13 +187,16 @@ async fn open_bayeux(url: &str, args: &TailArgs, max_delay: Duration) -> Result<
         // large reply arrives, at no cost in throughput.
         .buffer_size(TAIL_BUFFER)
         .initial_handshake_attempts(Some(3));
-    if let Some(mut recorder) = recorder(args).map_err(describe)? {
+    if let Some(mut recorder) = recorder(args)? {
         builder =
             builder.on_reply(move |body| recorder.record(body).map_err(std::io::Error::other));
     }
     let client = builder.build().map_err(describe)?;
     let events = client.events();
-    let messages = client.subscribe_all(&args.channels).map_err(describe)?;
+    let messages = client
+        .subscribe_all(&args.channels)
+        .await
+        .map_err(describe)?;
     Ok(Source::Bayeux {
         client,
         events,
@@ -232,7 +226,7 @@ async fn open_gws(
     let mut builder = CallFeed::builder(base, credentials)
         .devices(devices)
         .max_network_delay(max_delay);
-    if let Some(mut recorder) = recorder(args).map_err(describe)? {
+    if let Some(mut recorder) = recorder(args)? {
         builder =
             builder.on_reply(move |body| recorder.record(body).map_err(std::io::Error::other));
     }
@@ -254,7 +248,7 @@ async fn tail(args: TailArgs) -> Result<ExitCode, String> {
             open_gws(base, Credentials::new(user, password), &args, max_delay).await?
         }
         (None, None) => {
-            let (sim, credentials) = crate::cli::demo::start().await.map_err(describe)?;
+            let (sim, credentials) = crate::cli::demo::start().await?;
             let base = sim.base_url();
             _sim = Some(sim);
             open_gws(&base, credentials, &args, max_delay).await?
@@ -362,11 +356,12 @@ fn describe(error: Error) -> String {
 /// What to check next, for the errors that end `tail`.
 fn hint(error: &Error) -> &'static str {
     match error {
-        Error::Unreachable { .. } => " (check the URL and that the server is running)",
-        Error::Unauthorized { .. } => "",
-        Error::ReconnectNone { .. } | Error::HandshakeRefused(_) => {
-            " (the server will not accept this client; check the endpoint and credentials)"
+        Error::Session(SessionError::Unreachable { .. }) => {
+            " (check the URL and that the server is running)"
         }
+        Error::Session(
+            SessionError::ReconnectNone { .. } | SessionError::HandshakeRefused { .. },
+        ) => " (the server will not accept this client; check the endpoint and credentials)",
         _ => "",
     }
 }

@@ -1,15 +1,15 @@
 //! `attach`, `update`, `delete-pair`, `delete-all`: change a call's attached data on GWS.
 //!
-//! Values are typed by how they are written (see [`parse_pair`]): `Priority=2` sends an
+//! Values are typed by how they are written (see [`super::pairs::parse_pair`]): `Priority=2` sends an
 //! integer, `Code="123"` (quotes reaching the program, so `'Code="123"'` in a shell) a
 //! string, and anything else (`Name=Ann`, `Zip=007`, `Rate=1.5`) a string.
 
 use std::process::ExitCode;
 
-use gws_cometd::gws::api::{parse_pair, GwsSession, UserValue};
-use gws_cometd::Error;
+use gws_cometd::gws::rest::{GwsSession, RestError, UserValue};
 
 use super::gws_args::{runtime, GwsArgs};
+use super::pairs::parse_pair;
 
 /// Arguments of `attach` and `update`.
 #[derive(clap::Args, Debug)]
@@ -111,7 +111,7 @@ pub fn run(op: Operation) -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ Error::Gws { .. }) => {
+        Err(e @ RestError::Gws { .. }) => {
             eprintln!("gws-cometd {name}: {e}");
             ExitCode::FAILURE
         }

@@ -8,13 +8,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, StreamExt};
 use tokio::time::{Instant, Sleep};
 
-use crate::bayeux::session::Failure;
 use crate::bayeux::ArraySplitter;
-use crate::transport::{ReplyBody, SendFuture};
+use crate::transport::{ReplyBody, SendFuture, TransportError};
 
 /// What a [`ReplyReader`] produced.
 #[derive(Debug)]
@@ -26,7 +28,7 @@ pub(super) enum Progress {
     /// The body ended after a complete array.
     End,
     /// No (further) reply: the request failed, timed out, or the body broke off.
-    Failed(Failure),
+    Failed(TransportError),
 }
 
 enum Phase {
@@ -46,11 +48,22 @@ pub(super) struct ReplyReader {
     sleep: Pin<Box<Sleep>>,
     /// When the last element was handed out, if that was the last thing this did.
     handed_out: Option<Instant>,
+    /// The endpoint, for errors.
+    endpoint: Arc<str>,
+    /// The time the server was given, for errors.
+    budget: Duration,
 }
 
 impl ReplyReader {
-    pub(super) fn new(send: SendFuture, deadline: Instant, whole: bool) -> Self {
+    pub(super) fn new(
+        send: SendFuture,
+        deadline: Instant,
+        whole: bool,
+        endpoint: Arc<str>,
+    ) -> Self {
         ReplyReader {
+            endpoint,
+            budget: deadline.saturating_duration_since(Instant::now()),
             phase: Phase::Head(send),
             splitter: ArraySplitter::new().allow_single_object(true),
             whole: whole.then(BytesMut::new),
@@ -63,6 +76,13 @@ impl ReplyReader {
     fn done(&mut self, p: Progress) -> Poll<Progress> {
         self.phase = Phase::Done;
         Poll::Ready(p)
+    }
+
+    fn malformed(&self, message: String) -> TransportError {
+        TransportError::Malformed {
+            url: self.endpoint.to_string(),
+            message,
+        }
     }
 
     pub(super) fn poll_progress(&mut self, cx: &mut Context<'_>) -> Poll<Progress> {
@@ -86,8 +106,8 @@ impl ReplyReader {
                             }
                             Ok(None) => {}
                             Err(e) => {
-                                return self
-                                    .done(Progress::Failed(Failure::Malformed(e.to_string())))
+                                let error = self.malformed(e.to_string());
+                                return self.done(Progress::Failed(error));
                             }
                         }
                     }
@@ -102,7 +122,7 @@ impl ReplyReader {
                                 Some(buf) => Progress::Whole(buf.freeze()),
                                 None => match self.splitter.finish() {
                                     Ok(()) => Progress::End,
-                                    Err(e) => Progress::Failed(Failure::Malformed(e.to_string())),
+                                    Err(e) => Progress::Failed(self.malformed(e.to_string())),
                                 },
                             };
                             return self.done(end);
@@ -117,7 +137,11 @@ impl ReplyReader {
             self.sleep.as_mut().reset(self.deadline);
         }
         if self.sleep.as_mut().poll(cx).is_ready() {
-            return self.done(Progress::Failed(Failure::Timeout));
+            let error = TransportError::Timeout {
+                url: self.endpoint.to_string(),
+                after: self.budget,
+            };
+            return self.done(Progress::Failed(error));
         }
         Poll::Pending
     }
@@ -130,7 +154,19 @@ mod tests {
     use super::*;
     use crate::transport::body_from_bytes;
 
-    fn reply(chunks: Vec<Result<&'static [u8], Failure>>, then_stall: bool) -> SendFuture {
+    fn endpoint() -> Arc<str> {
+        Arc::from("http://h/cometd")
+    }
+
+    fn reset() -> TransportError {
+        TransportError::Interrupted {
+            url: "http://h/cometd".into(),
+            detail: "reset".into(),
+            source: "reset".into(),
+        }
+    }
+
+    fn reply(chunks: Vec<Result<&'static [u8], TransportError>>, then_stall: bool) -> SendFuture {
         let chunks = chunks
             .into_iter()
             .map(|c| c.map(Bytes::from_static))
@@ -158,7 +194,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn elements_arrive_one_by_one_then_the_end() {
         let send = reply(vec![Ok(b"[{\"a\":1},"), Ok(b"{\"b\":2}]")], false);
-        let mut r = ReplyReader::new(send, Instant::now() + Duration::from_secs(1), false);
+        let mut r = ReplyReader::new(
+            send,
+            Instant::now() + Duration::from_secs(1),
+            false,
+            endpoint(),
+        );
         assert_eq!(element(next(&mut r).await), r#"{"a":1}"#);
         assert_eq!(element(next(&mut r).await), r#"{"b":2}"#);
         assert!(matches!(next(&mut r).await, Progress::End));
@@ -167,7 +208,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn recording_mode_yields_the_whole_body() {
         let send = reply(vec![Ok(b"[{\"a\":1},"), Ok(b"{\"b\":2}]")], false);
-        let mut r = ReplyReader::new(send, Instant::now() + Duration::from_secs(1), true);
+        let mut r = ReplyReader::new(
+            send,
+            Instant::now() + Duration::from_secs(1),
+            true,
+            endpoint(),
+        );
         match next(&mut r).await {
             Progress::Whole(b) => assert_eq!(&b[..], br#"[{"a":1},{"b":2}]"#),
             other => panic!("{other:?}"),
@@ -176,11 +222,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_clients_own_stall_does_not_count_against_the_deadline() {
-        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes, Failure>>();
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes, TransportError>>();
         let body: ReplyBody = Box::pin(rx);
         let send: SendFuture = Box::pin(std::future::ready(Ok(body)));
         let start = Instant::now();
-        let mut r = ReplyReader::new(send, start + Duration::from_secs(1), false);
+        let mut r = ReplyReader::new(send, start + Duration::from_secs(1), false, endpoint());
         tx.unbounded_send(Ok(Bytes::from_static(b"[1,"))).unwrap();
         assert_eq!(element(next(&mut r).await), "1");
         // A full subscriber holds the client far beyond the deadline...
@@ -200,12 +246,12 @@ mod tests {
     async fn a_stalled_body_hits_the_deadline() {
         let start = Instant::now();
         let send = reply(vec![Ok(b"[1,")], true);
-        let mut r = ReplyReader::new(send, start + Duration::from_secs(1), false);
+        let mut r = ReplyReader::new(send, start + Duration::from_secs(1), false, endpoint());
         assert_eq!(element(next(&mut r).await), "1");
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert!(matches!(
             next(&mut r).await,
-            Progress::Failed(Failure::Timeout)
+            Progress::Failed(TransportError::Timeout { .. })
         ));
         // One second of server time after the 3 s the client spent on its own.
         assert_eq!(start.elapsed(), Duration::from_secs(4));
@@ -218,33 +264,41 @@ mod tests {
             Box::pin(std::future::pending()),
             start + Duration::from_secs(2),
             false,
+            endpoint(),
         );
         assert!(matches!(
             next(&mut r).await,
-            Progress::Failed(Failure::Timeout)
+            Progress::Failed(TransportError::Timeout { .. })
         ));
         assert_eq!(start.elapsed(), Duration::from_secs(2));
     }
 
     #[tokio::test(start_paused = true)]
     async fn broken_bodies_fail_after_what_was_complete() {
-        let send = reply(
-            vec![Ok(b"[1,"), Err(Failure::Network("reset".into()))],
+        let send = reply(vec![Ok(b"[1,"), Err(reset())], false);
+        let mut r = ReplyReader::new(
+            send,
+            Instant::now() + Duration::from_secs(1),
             false,
+            endpoint(),
         );
-        let mut r = ReplyReader::new(send, Instant::now() + Duration::from_secs(1), false);
         assert_eq!(element(next(&mut r).await), "1");
         assert!(matches!(
             next(&mut r).await,
-            Progress::Failed(Failure::Network(_))
+            Progress::Failed(TransportError::Interrupted { .. })
         ));
 
         let send = reply(vec![Ok(b"[1,{\"a\"")], false);
-        let mut r = ReplyReader::new(send, Instant::now() + Duration::from_secs(1), false);
+        let mut r = ReplyReader::new(
+            send,
+            Instant::now() + Duration::from_secs(1),
+            false,
+            endpoint(),
+        );
         assert_eq!(element(next(&mut r).await), "1");
         match next(&mut r).await {
-            Progress::Failed(Failure::Malformed(m)) => {
-                assert_eq!(m, "body ended inside the array at byte 7")
+            Progress::Failed(TransportError::Malformed { message, .. }) => {
+                assert_eq!(message, "body ended inside the array at byte 7")
             }
             other => panic!("{other:?}"),
         }
@@ -252,10 +306,15 @@ mod tests {
         let send: SendFuture = Box::pin(std::future::ready(Ok(body_from_bytes(
             Bytes::from_static(b"<html>"),
         ))));
-        let mut r = ReplyReader::new(send, Instant::now() + Duration::from_secs(1), false);
+        let mut r = ReplyReader::new(
+            send,
+            Instant::now() + Duration::from_secs(1),
+            false,
+            endpoint(),
+        );
         match next(&mut r).await {
-            Progress::Failed(Failure::Malformed(m)) => {
-                assert_eq!(m, "not a JSON array at byte 0")
+            Progress::Failed(TransportError::Malformed { message, .. }) => {
+                assert_eq!(message, "not a JSON array at byte 0")
             }
             other => panic!("{other:?}"),
         }

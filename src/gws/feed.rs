@@ -13,30 +13,31 @@
 //! and recovers the same way.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
 
-use super::api::{Credentials, GwsSession};
-use super::call::{CallStateChangeMessage, DeviceStateChangeMessage, ErrorMessage};
-use super::notification::{GwsNotification, CALLS_CHANNEL, DEVICES_CHANNEL};
-use super::raw_call::RawCallMessage;
+use super::model::{DeviceStateChangeMessage, ErrorMessage};
+use super::rest::{Credentials, GwsSession};
 use super::store::{CallChange, CallStore};
+use super::wire::{self, Notification, CALLS_CHANNEL, DEVICES_CHANNEL};
 use crate::bayeux::backoff::Backoff;
-use crate::bayeux::{BackoffConfig, Message};
-use crate::client::{Client, ClientEvent, EventStream, ReplyTap, Subscriber};
+use crate::bayeux::{BackoffConfig, Message, SessionEvent};
+use crate::client::{ClientBuilder, ClientEvent, EventStream, ReplyTap, Subscriber};
 use crate::error::{Error, Result};
+use crate::transport::HttpTransport;
+use crate::Client;
 
 /// What the feed yields.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum FeedEvent {
-    /// A call notification, and what it changed in the store (`None`: nothing).
+    /// A call notification, and what it changed in the store (`None`: nothing). The typed
+    /// notification is read from `raw` when asked for:
+    /// [`CallStateChangeMessage::from_message`](crate::gws::CallStateChangeMessage::from_message).
     Call {
         /// The Bayeux message as received (its `data` byte for byte).
         raw: Message,
-        /// The decoded notification.
-        message: Box<CallStateChangeMessage>,
         /// Its effect on the store.
         change: Option<CallChange>,
     },
@@ -160,7 +161,7 @@ impl CallFeedBuilder {
             tap: self.tap,
             conn: None,
         };
-        feed.conn = Some(feed.open(feed.initial_handshake_attempts)?);
+        feed.conn = Some(feed.open(feed.initial_handshake_attempts).await?);
         Ok(feed)
     }
 }
@@ -221,10 +222,12 @@ impl CallFeed {
     }
 
     /// A notification client; `handshake_attempts` bounds its first handshake.
-    fn open(&self, handshake_attempts: Option<u32>) -> Result<Connection> {
-        let mut builder = Client::builder(self.session.notifications_url())
+    async fn open(&self, handshake_attempts: Option<u32>) -> Result<Connection> {
+        let transport = HttpTransport::builder(self.session.notifications_url())
             .http_client(self.session.http_client())
             .shared_headers(self.session.csrf_headers())
+            .build()?;
+        let mut builder = ClientBuilder::new(transport)
             .max_network_delay(self.max_network_delay)
             .initial_handshake_attempts(handshake_attempts);
         if let Some(tap) = &self.tap {
@@ -240,7 +243,7 @@ impl CallFeed {
         if self.devices {
             channels.push(DEVICES_CHANNEL);
         }
-        let messages = client.subscribe_all(channels)?;
+        let messages = client.subscribe_all(channels).await?;
         Ok(Connection {
             client,
             events,
@@ -289,13 +292,23 @@ impl CallFeed {
     }
 
     fn on_message(&mut self, raw: Message) -> FeedEvent {
-        let decoded = match GwsNotification::from_message(&raw) {
-            Some(Ok(n)) => n,
-            None => return FeedEvent::Other { raw, error: None },
-            Some(Err(e)) => {
-                let error = Error::MalformedNotification {
+        let change = match wire::decode(&raw) {
+            Ok(Notification::Call(call)) => lock(&self.store)
+                .apply(&call, Instant::now())
+                .map(|applied| applied.change()),
+            Ok(Notification::Device(text)) => {
+                let message = Box::new(DeviceStateChangeMessage::read(text));
+                return FeedEvent::Device { raw, message };
+            }
+            Ok(Notification::Error(text)) => {
+                let message = Box::new(ErrorMessage::read(text));
+                return FeedEvent::GwsError { raw, message };
+            }
+            Ok(Notification::Other) => return FeedEvent::Other { raw, error: None },
+            Err(source) => {
+                let error = Error::Notification {
                     channel: raw.channel.clone(),
-                    message: e.to_string(),
+                    source,
                 };
                 tracing::warn!("{error}");
                 return FeedEvent::Other {
@@ -304,34 +317,12 @@ impl CallFeed {
                 };
             }
         };
-        match decoded {
-            GwsNotification::CallStateChange(message) if raw.channel == CALLS_CHANNEL => {
-                // The store keeps the call text exactly as received.
-                let change = match RawCallMessage::from_message(&raw) {
-                    Ok(Some(r)) => lock(&self.store).apply_raw(&r),
-                    _ => lock(&self.store).apply(&message),
-                };
-                FeedEvent::Call {
-                    raw,
-                    message: Box::new(message),
-                    change,
-                }
-            }
-            GwsNotification::DeviceStateChange(d) => FeedEvent::Device {
-                raw,
-                message: Box::new(d),
-            },
-            GwsNotification::Error(e) => FeedEvent::GwsError {
-                raw,
-                message: Box::new(e),
-            },
-            _ => FeedEvent::Other { raw, error: None },
-        }
+        FeedEvent::Call { raw, change }
     }
 
     async fn on_event(&mut self, ev: ClientEvent) -> Option<FeedEvent> {
         match ev {
-            ClientEvent::Rehandshaken { .. } => {
+            ClientEvent::Session(SessionEvent::Rehandshaken { .. }) => {
                 if let Some(conn) = &mut self.conn {
                     // Recover once the calls channel is subscribed again, so nothing
                     // published after the snapshot is missed.
@@ -349,7 +340,7 @@ impl CallFeed {
     /// The notification client stopped. A refusal (401/403: the HTTP session expired) means
     /// log in again, reconnect and recover; anything else ends the feed.
     async fn on_terminated(&mut self, error: Arc<Error>) -> FeedEvent {
-        if !error.is_unauthorized() {
+        if !error.is_auth() {
             return self.end(error);
         }
         tracing::warn!("notifications refused ({error}); logging in again");
@@ -357,7 +348,7 @@ impl CallFeed {
             return self.end(Arc::new(e));
         }
         // The server was there before: keep trying its handshake like any other outage.
-        let mut conn = match self.open(None) {
+        let mut conn = match self.open(None).await {
             Ok(conn) => conn,
             Err(e) => return self.end(Arc::new(e)),
         };
@@ -386,7 +377,7 @@ impl CallFeed {
     async fn recover(&mut self) -> FeedEvent {
         match self.session.calls().await {
             Ok(calls) => {
-                let changes = lock(&self.store).reconcile(&calls);
+                let changes = lock(&self.store).reconcile(&calls, Instant::now());
                 tracing::info!(
                     changed = changes.len(),
                     "store reconciled after re-handshake"
@@ -395,7 +386,7 @@ impl CallFeed {
             }
             Err(e) => {
                 tracing::warn!("could not read the current calls after a re-handshake: {e}");
-                FeedEvent::RecoveryFailed(Arc::new(e))
+                FeedEvent::RecoveryFailed(Arc::new(e.into()))
             }
         }
     }
@@ -414,7 +405,7 @@ async fn login_again(session: &GwsSession) -> Result<()> {
                 tracing::warn!(retry_in = ?delay, "logging in again failed: {e}");
                 tokio::time::sleep(delay).await;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -425,7 +416,9 @@ async fn wait_subscribed(events: &mut EventStream) -> std::result::Result<(), Ar
     let wait = async {
         while let Some(ev) = events.next().await {
             match ev {
-                ClientEvent::Subscribed { channel } if channel.as_str() == CALLS_CHANNEL => {
+                ClientEvent::Session(SessionEvent::Subscribed { channel })
+                    if channel.as_str() == CALLS_CHANNEL =>
+                {
                     return Ok(())
                 }
                 ClientEvent::Terminated { error } => return Err(error),

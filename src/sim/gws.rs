@@ -79,7 +79,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use crate::error::{Error, Result};
+use crate::fixture::{FixtureError, Result};
 
 /// The channel call notifications are published on.
 pub const CALLS_CHANNEL: &str = "/v2/me/calls";
@@ -1233,11 +1233,11 @@ pub fn parse_scenario(text: &str) -> Result<Vec<ScenarioStep>, String> {
 
 /// Reads a scenario file; see [`parse_scenario`].
 pub fn load_scenario(path: &Path) -> Result<Vec<ScenarioStep>> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        context: format!("reading scenario {}", path.display()),
+    let text = std::fs::read_to_string(path).map_err(|source| FixtureError::Open {
+        path: path.to_owned(),
         source,
     })?;
-    parse_scenario(&text).map_err(|message| Error::Fixture {
+    parse_scenario(&text).map_err(|message| FixtureError::Parse {
         path: path.to_owned(),
         line: message
             .strip_prefix("line ")

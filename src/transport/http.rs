@@ -1,25 +1,100 @@
 //! Long polling over HTTP/1.1 with `reqwest`: one cookie jar per client, optional Basic auth,
 //! fixed and shared (refreshable) extra headers, and a limit on the reply size.
+//!
+//! ```
+//! use gws_cometd::transport::HttpTransport;
+//! use gws_cometd::Client;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let transport = HttpTransport::builder("http://127.0.0.1:8089/cometd")
+//!     .basic_auth("agent", "secret")
+//!     .header("X-Tenant", "blue")
+//!     .build()?;
+//! let client = Client::with_transport(transport).build()?;
+//! # drop(client);
+//! # Ok(())
+//! # }
+//! ```
 
+use std::fmt;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use reqwest::cookie::Jar;
-use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use url::Url;
 
-use super::{ReplyBody, SendFuture, Transport};
-use crate::bayeux::session::Failure;
-use crate::error::Error;
+use super::endpoint::{self, redact_url};
+use super::error::causes;
+use super::{ReplyBody, SendFuture, Transport, TransportError};
 
 /// Headers that another component may replace while the client runs, such as the GWS CSRF
 /// header. Values should be marked sensitive ([`HeaderValue::set_sensitive`]).
 pub type SharedHeaders = Arc<RwLock<HeaderMap>>;
 
+/// Default limit on one reply body: 32 MiB.
+pub const DEFAULT_MAX_REPLY_BYTES: usize = 32 * 1024 * 1024;
+
 /// Longest server message kept from a non-2xx reply.
 const ERROR_BODY_LIMIT: usize = 2048;
 
-/// The HTTP long-polling transport.
+/// Idle pooled connections are dropped well before common server keep-alive limits.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+
+/// An HTTP client with `jar` as its cookie store, as every HTTP request of this crate is
+/// made: no client-wide timeout (deadlines are per request; a long poll outlasts any REST
+/// deadline).
+pub fn new_client(jar: Arc<Jar>) -> Result<reqwest::Client, TransportError> {
+    reqwest::Client::builder()
+        .cookie_provider(jar)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .build()
+        .map_err(|e| TransportError::Config {
+            what: "the HTTP client".into(),
+            reason: causes(&e),
+        })
+}
+
+/// Sorts a `reqwest` error of a request to `url` into a [`TransportError`]. Its own text
+/// (which quotes the URL) is left out; the URL is given without credentials.
+pub(crate) fn request_error(url: &str, e: reqwest::Error, after: Duration) -> TransportError {
+    let url = url.to_owned();
+    if e.is_timeout() {
+        return TransportError::Timeout { url, after };
+    }
+    let e = e.without_url();
+    let detail = match std::error::Error::source(&e) {
+        Some(source) => causes(source),
+        None => e.to_string(),
+    };
+    if e.is_connect() {
+        TransportError::Connect {
+            url,
+            detail,
+            source: Box::new(e),
+        }
+    } else {
+        TransportError::Interrupted {
+            url,
+            detail,
+            source: Box::new(e),
+        }
+    }
+}
+
+/// A Basic `Authorization` header value, marked sensitive so it is never printed.
+pub(crate) fn basic_auth_header(user: &str, password: &str) -> HeaderValue {
+    use base64::Engine;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let mut v = HeaderValue::from_str(&format!("Basic {token}"))
+        .unwrap_or_else(|_| HeaderValue::from_static(""));
+    v.set_sensitive(true);
+    v
+}
+
+/// The HTTP long-polling transport. Cloning shares it.
 #[derive(Clone)]
 pub struct HttpTransport {
     inner: Arc<Inner>,
@@ -34,108 +109,113 @@ struct Inner {
     max_reply_bytes: usize,
 }
 
-/// Settings of an [`HttpTransport`].
-pub struct HttpTransportConfig {
-    /// The Bayeux endpoint. User info in the URL is moved into a Basic `Authorization` header.
-    pub url: String,
-    /// Basic credentials `(user, password)`.
-    pub basic_auth: Option<(String, String)>,
-    /// Headers sent on every request.
-    pub headers: HeaderMap,
-    /// Headers read anew for every request.
-    pub shared_headers: Option<SharedHeaders>,
-    /// The cookie jar; `None` gives the transport a jar of its own. Ignored with
-    /// `http_client`.
-    pub cookie_jar: Option<Arc<Jar>>,
-    /// An HTTP client to use (its cookie store included) instead of building one: clients
-    /// are sizeable (TLS roots), so processes with many sessions share them.
-    pub http_client: Option<reqwest::Client>,
-    /// Replies larger than this fail with [`Failure::TooLarge`].
-    pub max_reply_bytes: usize,
-}
-
-impl std::fmt::Debug for HttpTransport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for HttpTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpTransport")
             .field("endpoint", &self.inner.endpoint)
             .finish_non_exhaustive()
     }
 }
 
-/// The URL without user info, query or fragment, for logs and errors.
-pub(crate) fn redact_url(url: &Url) -> String {
-    let mut u = url.clone();
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    u.set_query(None);
-    u.set_fragment(None);
-    u.to_string()
+/// Configures an [`HttpTransport`]; every setting is checked by [`build`](Self::build).
+pub struct HttpTransportBuilder {
+    url: String,
+    basic_auth: Option<(String, String)>,
+    headers: Vec<(String, String)>,
+    shared_headers: Option<SharedHeaders>,
+    cookie_jar: Option<Arc<Jar>>,
+    http_client: Option<reqwest::Client>,
+    max_reply_bytes: usize,
 }
 
-/// Parses and checks an endpoint URL: absolute `http` or `https` with a host.
-pub(crate) fn parse_endpoint(url: &str) -> Result<Url, Error> {
-    let invalid = |reason: String| Error::InvalidUrl {
-        url: Url::parse(url)
-            .map(|u| redact_url(&u))
-            .unwrap_or_else(|_| url.chars().take(200).collect()),
-        reason,
-    };
-    let parsed = Url::parse(url).map_err(|e| invalid(e.to_string()))?;
-    match parsed.scheme() {
-        "http" | "https" => {}
-        other => return Err(invalid(format!("scheme {other:?} is not http or https"))),
+/// Shows the endpoint without credentials, the user name and the header names only.
+impl fmt::Debug for HttpTransportBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpTransportBuilder")
+            .field("url", &endpoint::redact(&self.url))
+            .field("user", &self.basic_auth.as_ref().map(|(u, _)| u))
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("max_reply_bytes", &self.max_reply_bytes)
+            .finish_non_exhaustive()
     }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(invalid("no host".into()));
+}
+
+impl HttpTransportBuilder {
+    /// HTTP Basic credentials sent on every request. User info in the URL is used the same
+    /// way when this is not set.
+    pub fn basic_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.basic_auth = Some((user.into(), password.into()));
+        self
     }
-    Ok(parsed)
-}
 
-/// A Basic `Authorization` header value, marked sensitive so it is never printed.
-pub(crate) fn basic_auth_header(user: &str, password: &str) -> HeaderValue {
-    use base64::Engine;
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    let mut v = HeaderValue::from_str(&format!("Basic {token}"))
-        .unwrap_or_else(|_| HeaderValue::from_static(""));
-    v.set_sensitive(true);
-    v
-}
+    /// An extra header sent on every request (its value is treated as a secret). Invalid
+    /// names or values fail [`build`](Self::build).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
 
-impl HttpTransport {
-    /// Builds the transport. Fails on an unusable URL or when the TLS stack cannot start.
-    pub fn new(config: HttpTransportConfig) -> Result<Self, Error> {
-        let mut url = parse_endpoint(&config.url)?;
-        let mut headers = config.headers;
-        let mut credentials = config.basic_auth;
-        if !url.username().is_empty() && credentials.is_none() {
-            let user = percent_decode(url.username());
-            let password = percent_decode(url.password().unwrap_or(""));
-            credentials = Some((user, password));
-        }
+    /// Headers read anew for every request (e.g. a CSRF token that another component
+    /// refreshes).
+    pub fn shared_headers(mut self, headers: SharedHeaders) -> Self {
+        self.shared_headers = Some(headers);
+        self
+    }
+
+    /// The cookie jar to use, e.g. one shared with a REST session. Default: a jar of the
+    /// transport's own. Ignored with [`http_client`](Self::http_client).
+    pub fn cookie_jar(mut self, jar: Arc<Jar>) -> Self {
+        self.cookie_jar = Some(jar);
+        self
+    }
+
+    /// The `reqwest` client to send with, e.g. a REST session's: its cookie store is then
+    /// the jar. Sharing one saves building TLS state and a pool per session. It must have no
+    /// client-wide timeout (see [`new_client`]).
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.http_client = Some(http);
+        self
+    }
+
+    /// Limit on one reply body (default [`DEFAULT_MAX_REPLY_BYTES`]). A larger reply is an
+    /// error, retried with backoff.
+    pub fn max_reply_bytes(mut self, bytes: usize) -> Self {
+        self.max_reply_bytes = bytes;
+        self
+    }
+
+    /// Builds the transport. Fails on an unusable URL or header, or when the TLS stack
+    /// cannot start.
+    pub fn build(self) -> Result<HttpTransport, TransportError> {
+        let mut url = endpoint::parse(&self.url)?;
+        let credentials = self.basic_auth.or_else(|| endpoint::userinfo(&url));
         let _ = url.set_username("");
         let _ = url.set_password(None);
+        let mut headers = HeaderMap::new();
+        for (name, value) in &self.headers {
+            let invalid = |reason: String| TransportError::Config {
+                what: format!("header {name:?}"),
+                reason,
+            };
+            let n = HeaderName::try_from(name.as_str()).map_err(|e| invalid(e.to_string()))?;
+            let mut v = HeaderValue::try_from(value.as_str())
+                .map_err(|_| invalid("the value is not a valid header value".into()))?;
+            v.set_sensitive(true);
+            headers.append(n, v);
+        }
         if let Some((user, password)) = &credentials {
-            headers.insert(
-                reqwest::header::AUTHORIZATION,
-                basic_auth_header(user, password),
-            );
+            headers.insert(AUTHORIZATION, basic_auth_header(user, password));
         }
         headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("application/json;charset=UTF-8"),
         );
-        let http = match config.http_client {
+        let http = match self.http_client {
             Some(http) => http,
-            None => reqwest::Client::builder()
-                .cookie_provider(config.cookie_jar.unwrap_or_default())
-                // Deadlines are enforced by the client per request; idle pooled connections
-                // are dropped well before common server keep-alive limits.
-                .pool_idle_timeout(std::time::Duration::from_secs(50))
-                .build()
-                .map_err(|e| Error::Network {
-                    url: redact_url(&url),
-                    message: format!("cannot build the HTTP client: {e}"),
-                })?,
+            None => new_client(self.cookie_jar.unwrap_or_default())?,
         };
         Ok(HttpTransport {
             inner: Arc::new(Inner {
@@ -143,44 +223,31 @@ impl HttpTransport {
                 endpoint: redact_url(&url),
                 url,
                 headers,
-                shared_headers: config.shared_headers,
-                max_reply_bytes: config.max_reply_bytes,
+                shared_headers: self.shared_headers,
+                max_reply_bytes: self.max_reply_bytes,
             }),
         })
     }
 }
 
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
-}
-
-/// Describes a reqwest error with its causes, never with the URL (which the caller knows).
-fn describe(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut text = if e.is_connect() {
-        "cannot connect".to_string()
-    } else if e.is_body() || e.is_decode() {
-        "reply body interrupted".to_string()
-    } else {
-        "request failed".to_string()
-    };
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.ends_with(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
+impl HttpTransport {
+    /// A builder for the Bayeux endpoint `url`, e.g. `http://127.0.0.1:8080/cometd` or
+    /// `https://gws.example/api/v2/notifications`.
+    pub fn builder(url: impl Into<String>) -> HttpTransportBuilder {
+        HttpTransportBuilder {
+            url: url.into(),
+            basic_auth: None,
+            headers: Vec::new(),
+            shared_headers: None,
+            cookie_jar: None,
+            http_client: None,
+            max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
         }
-        source = s.source();
     }
-    text
 }
 
 impl Inner {
-    async fn send(self: Arc<Self>, body: Vec<u8>) -> Result<ReplyBody, Failure> {
+    async fn send(self: Arc<Self>, body: Vec<u8>) -> Result<ReplyBody, TransportError> {
         let mut req = self
             .http
             .post(self.url.clone())
@@ -190,67 +257,73 @@ impl Inner {
             let extra = shared.read().map(|h| h.clone()).unwrap_or_default();
             req = req.headers(extra);
         }
+        // Deadlines are the client's; this one is never reached first.
         let mut resp = req
             .send()
             .await
-            .map_err(|e| Failure::Network(describe(&e)))?;
+            .map_err(|e| request_error(&self.endpoint, e, Duration::ZERO))?;
         let status = resp.status();
         if !status.is_success() {
             let body = read_truncated(&mut resp, ERROR_BODY_LIMIT)
                 .await
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default();
-            return Err(Failure::HttpStatus {
+            return Err(TransportError::Status {
+                url: self.endpoint.clone(),
                 status: status.as_u16(),
                 body,
             });
         }
+        let too_large = || TransportError::TooLarge {
+            url: self.endpoint.clone(),
+            limit: self.max_reply_bytes,
+            option: "HttpTransportBuilder::max_reply_bytes",
+        };
         if resp
             .content_length()
             .is_some_and(|len| len > self.max_reply_bytes as u64)
         {
-            return Err(Failure::TooLarge);
+            return Err(too_large());
         }
-        Ok(limited_body(resp, self.max_reply_bytes))
+        Ok(limited_body(resp, self.max_reply_bytes, too_large()))
     }
 }
 
-/// The body as a stream of chunks, failing with `TooLarge` once the total passes `limit`.
-fn limited_body(resp: reqwest::Response, limit: usize) -> ReplyBody {
+/// The body as a stream of chunks, failing with `too_large` once the total passes `limit`.
+fn limited_body(resp: reqwest::Response, limit: usize, too_large: TransportError) -> ReplyBody {
     Box::pin(futures::stream::unfold(
-        Some((resp, 0usize)),
+        Some((resp, 0usize, too_large)),
         move |state| async move {
-            let (mut resp, total) = state?;
+            let (mut resp, total, too_large) = state?;
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
                     let total = total.saturating_add(chunk.len());
                     if total > limit {
-                        return Some((Err(Failure::TooLarge), None));
+                        return Some((Err(too_large), None));
                     }
-                    Some((Ok(chunk), Some((resp, total))))
+                    Some((Ok(chunk), Some((resp, total, too_large))))
                 }
                 Ok(None) => None,
-                Err(e) => Some((Err(Failure::Network(describe(&e))), None)),
+                Err(e) => {
+                    let url = redact_url(resp.url());
+                    Some((Err(request_error(&url, e, Duration::ZERO)), None))
+                }
             }
         },
     ))
 }
 
 /// Reads at most `limit` bytes of an error reply's body.
-async fn read_truncated(resp: &mut reqwest::Response, limit: usize) -> Result<Bytes, Failure> {
+async fn read_truncated(resp: &mut reqwest::Response, limit: usize) -> Option<Bytes> {
     let mut buf = BytesMut::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| Failure::Network(describe(&e)))?
-    {
+    while let Some(chunk) = resp.chunk().await.ok()? {
         let room = limit - buf.len();
         buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
         if buf.len() == limit {
             break;
         }
     }
-    Ok(buf.freeze())
+    Some(buf.freeze())
 }
 
 impl Transport for HttpTransport {
@@ -268,42 +341,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn endpoints_must_be_absolute_http_urls() {
-        assert!(parse_endpoint("http://127.0.0.1:8080/cometd").is_ok());
-        assert!(parse_endpoint("https://gws.example/api/v2/notifications").is_ok());
-        for bad in ["", "127.0.0.1:8080", "ftp://h/x", "http://", "/cometd"] {
-            assert!(
-                matches!(parse_endpoint(bad), Err(Error::InvalidUrl { .. })),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn redacted_urls_drop_credentials_and_query() {
-        let u = Url::parse("http://agent:s3cret@h:1/cometd?token=abc").unwrap();
-        let r = redact_url(&u);
-        assert_eq!(r, "http://h:1/cometd");
-        let err = parse_endpoint("gopher://agent:s3cret@h/x").unwrap_err();
-        assert!(!err.to_string().contains("s3cret"), "{err}");
-    }
-
-    #[test]
     fn credentials_in_the_url_become_a_sensitive_basic_header() {
-        let t = HttpTransport::new(HttpTransportConfig {
-            url: "http://agent:p%40ss@127.0.0.1:9/cometd".into(),
-            basic_auth: None,
-            headers: HeaderMap::new(),
-            shared_headers: None,
-            cookie_jar: None,
-            http_client: None,
-            max_reply_bytes: 1024,
-        })
-        .unwrap();
+        let t = HttpTransport::builder("http://agent:p%40ss@127.0.0.1:9/cometd")
+            .build()
+            .unwrap();
         assert_eq!(t.endpoint(), "http://127.0.0.1:9/cometd");
-        let auth = &t.inner.headers[reqwest::header::AUTHORIZATION];
+        let auth = &t.inner.headers[AUTHORIZATION];
         assert!(auth.is_sensitive());
         assert_eq!(auth, &basic_auth_header("agent", "p@ss"));
         assert!(!format!("{t:?}").contains("p@ss"));
+    }
+
+    #[test]
+    fn the_builder_never_shows_secrets() {
+        let b = HttpTransport::builder("http://agent:s3cret@127.0.0.1:9/cometd")
+            .basic_auth("agent", "pa55word")
+            .header("X-Token", "t0ken");
+        let text = format!("{b:?}");
+        for secret in ["s3cret", "pa55word", "t0ken"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(text.contains("X-Token"), "{text}");
+    }
+
+    #[test]
+    fn bad_headers_fail_the_build_naming_the_header() {
+        let err = HttpTransport::builder("http://127.0.0.1:9/cometd")
+            .header("bad name", "x")
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("\"bad name\""), "{err}");
+        let err = HttpTransport::builder("http://127.0.0.1:9/cometd")
+            .header("X-Ok", "line\nbreak")
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("X-Ok"), "{err}");
     }
 }

@@ -31,6 +31,27 @@ fn ch(s: &str) -> ChannelName {
     ChannelName::new(s).unwrap()
 }
 
+fn timeout() -> Failure {
+    Failure::new(FailureKind::Timeout, "no reply before the deadline")
+}
+
+fn refused() -> Failure {
+    Failure::new(FailureKind::NotSent, "connection refused")
+}
+
+fn reset() -> Failure {
+    Failure::new(FailureKind::Interrupted, "connection reset")
+}
+
+/// A failure as the HTTP transport reports an error status.
+fn status(status: u16, body: &str) -> Failure {
+    Failure::from(crate::transport::TransportError::Status {
+        url: "http://h/cometd".into(),
+        status,
+        body: body.into(),
+    })
+}
+
 fn advice(json: &str) -> Advice {
     serde_json::from_str(json).unwrap()
 }
@@ -199,9 +220,9 @@ fn a_successful_handshake_emits_handshaken_and_requests_the_first_connect() {
     s.handle_reply(hs.id, handshake_ok(&hs, "abc"), t0 + ms(5));
     assert_eq!(
         events(&mut s),
-        [Event::Handshaken {
+        [Event::Session(SessionEvent::Handshaken {
             client_id: "abc".into()
-        }]
+        })]
     );
     assert_eq!(s.state(), State::Connecting);
     let c = s.poll_request(t0 + ms(5)).unwrap();
@@ -220,7 +241,10 @@ fn a_handshake_reply_without_client_id_counts_as_a_failure() {
     s.handle_reply(hs.id, vec![ok(&hs, 0)], t0);
     assert!(matches!(
         events(&mut s).as_slice(),
-        [Event::HandshakeFailed { attempt: 1, .. }]
+        [Event::Session(SessionEvent::HandshakeFailed {
+            attempt: 1,
+            ..
+        })]
     ));
     assert_eq!(s.client_id(), None);
     assert_eq!(s.state(), State::Backoff);
@@ -311,7 +335,7 @@ fn connected_is_emitted_after_the_first_successful_connect_only() {
     events(&mut s);
     let c = s.poll_request(t0).unwrap();
     s.handle_reply(c.id, vec![ok(&c, 0)], t0);
-    assert_eq!(events(&mut s), [Event::Connected]);
+    assert_eq!(events(&mut s), [Event::Session(SessionEvent::Connected)]);
     assert_eq!(s.state(), State::Connected);
     let c = s.poll_request(t0).unwrap();
     s.handle_reply(c.id, vec![ok(&c, 0)], t0);
@@ -376,23 +400,24 @@ fn reconnect_handshake_advice_rehandshakes_and_restores_every_subscription() {
         t0 + ms(30),
     );
     let evs = events(&mut s);
-    assert!(evs.contains(&Event::Rehandshaken {
+    assert!(evs.contains(&Event::Session(SessionEvent::Rehandshaken {
         client_id: "c2".into()
-    }));
+    })));
     assert_eq!(
         evs.iter()
             .filter(|e| matches!(
                 e,
-                Event::Subscribed { .. } | Event::SubscriptionDenied { .. }
+                Event::Session(SessionEvent::Subscribed { .. })
+                    | Event::Session(SessionEvent::SubscriptionDenied { .. })
             ))
             .collect::<Vec<_>>(),
         [
-            &Event::Subscribed { channel: ch("/a") },
-            &Event::SubscriptionDenied {
+            &Event::Session(SessionEvent::Subscribed { channel: ch("/a") }),
+            &Event::Session(SessionEvent::SubscriptionDenied {
                 channel: ch("/b"),
                 error: "403::denied".into()
-            },
-            &Event::Subscribed { channel: ch("/c") },
+            }),
+            &Event::Session(SessionEvent::Subscribed { channel: ch("/c") }),
         ]
     );
 }
@@ -421,9 +446,9 @@ fn reconnect_none_on_a_connect_reply_terminates() {
     assert_eq!(
         events(&mut s),
         [Event::Terminated {
-            reason: Termination::ReconnectNone {
+            reason: Termination::Failed(SessionError::ReconnectNone {
                 error: Some("403::go away".into())
-            }
+            })
         }]
     );
     assert_eq!(s.state(), State::Terminated);
@@ -449,7 +474,7 @@ fn a_restored_subscription_is_not_sent_twice_in_one_client_id() {
     assert!(s.poll_request(t0).is_none());
     let subscribed_events = events(&mut s)
         .into_iter()
-        .filter(|e| matches!(e, Event::Subscribed { .. }))
+        .filter(|e| matches!(e, Event::Session(SessionEvent::Subscribed { .. })))
         .count();
     assert_eq!(subscribed_events, 1);
 }
@@ -465,9 +490,11 @@ fn an_unknown_client_error_on_connect_rehandshakes_without_advice() {
     let hs = s.poll_request(t0).unwrap();
     assert_eq!(channels(&hs), ["/meta/handshake"]);
     s.handle_reply(hs.id, handshake_ok(&hs, "c2"), t0);
-    assert!(events(&mut s).contains(&Event::Rehandshaken {
-        client_id: "c2".into()
-    }));
+    assert!(
+        events(&mut s).contains(&Event::Session(SessionEvent::Rehandshaken {
+            client_id: "c2".into()
+        }))
+    );
 }
 
 #[test]
@@ -489,7 +516,7 @@ fn session_unknown_on_several_replies_of_one_batch_rehandshakes_once() {
     let evs = events(&mut s);
     assert!(
         !evs.iter()
-            .any(|e| matches!(e, Event::SubscriptionDenied { .. })),
+            .any(|e| matches!(e, Event::Session(SessionEvent::SubscriptionDenied { .. }))),
         "an unknown client is not a denial: {evs:?}"
     );
     let hs = s.poll_request(t0).unwrap();
@@ -508,7 +535,7 @@ fn session_unknown_on_several_replies_of_one_batch_rehandshakes_once() {
     assert_eq!(subscriptions(&reqs[1]), ["/a", "/b"]);
     let rehandshakes = events(&mut s)
         .iter()
-        .filter(|e| matches!(e, Event::Rehandshaken { .. }))
+        .filter(|e| matches!(e, Event::Session(SessionEvent::Rehandshaken { .. })))
         .count();
     assert_eq!(rehandshakes, 1);
 }
@@ -539,14 +566,7 @@ fn http_403_whose_body_says_unknown_client_rehandshakes_instead_of_terminating()
     let mut s = connected(t0);
     let c = s.poll_request(t0).unwrap();
     let body = r#"[{"channel":"/meta/connect","successful":false,"error":"403::Unknown client"}]"#;
-    s.handle_failure(
-        c.id,
-        Failure::HttpStatus {
-            status: 403,
-            body: body.into(),
-        },
-        t0,
-    );
+    s.handle_failure(c.id, status(403, body), t0);
     assert_ne!(s.state(), State::Terminated);
     let hs = s.poll_request(t0).unwrap();
     assert_eq!(channels(&hs), ["/meta/handshake"]);
@@ -557,18 +577,13 @@ fn http_401_that_is_not_an_unknown_client_error_terminates_unauthorized() {
     let t0 = Instant::now();
     let mut s = connected(t0);
     let c = s.poll_request(t0).unwrap();
-    s.handle_failure(
-        c.id,
-        Failure::HttpStatus {
-            status: 401,
-            body: "<html>Unauthorized</html>".into(),
-        },
-        t0,
-    );
+    s.handle_failure(c.id, status(401, "<html>Unauthorized</html>"), t0);
     assert_eq!(
         events(&mut s),
         [Event::Terminated {
-            reason: Termination::Unauthorized { status: 401 }
+            reason: Termination::Failed(SessionError::Unauthorized {
+                failure: status(401, "<html>Unauthorized</html>")
+            })
         }]
     );
     assert!(s.poll_request(t0 + ms(100_000)).is_none());
@@ -579,44 +594,15 @@ fn http_403_on_the_handshake_terminates_unauthorized() {
     let t0 = Instant::now();
     let mut s = Session::new(cfg(), t0);
     let hs = s.poll_request(t0).unwrap();
-    s.handle_failure(
-        hs.id,
-        Failure::HttpStatus {
-            status: 403,
-            body: String::new(),
-        },
-        t0,
-    );
+    s.handle_failure(hs.id, status(403, ""), t0);
     assert_eq!(
         events(&mut s),
         [Event::Terminated {
-            reason: Termination::Unauthorized { status: 403 }
+            reason: Termination::Failed(SessionError::Unauthorized {
+                failure: status(403, "")
+            })
         }]
     );
-}
-
-#[test]
-fn failures_say_whether_they_are_unauthorized_or_unknown_client() {
-    let status = |status, body: &str| Failure::HttpStatus {
-        status,
-        body: body.into(),
-    };
-    assert_eq!(status(401, "nope").unauthorized_status(), Some(401));
-    assert_eq!(status(403, "").unauthorized_status(), Some(403));
-    assert_eq!(status(500, "").unauthorized_status(), None);
-    assert!(status(403, "403::Unknown client").is_unknown_client());
-    assert_eq!(
-        status(403, "403::Unknown client").unauthorized_status(),
-        None
-    );
-    assert!(status(
-        401,
-        r#"{"channel":"/meta/connect","error":"402::Unknown client"}"#
-    )
-    .is_unknown_client());
-    assert!(!Failure::Timeout.is_unknown_client());
-    let long = status(500, &"x".repeat(1000)).to_string();
-    assert!(long.len() < 300 && long.ends_with("..."), "{long}");
 }
 
 // ---- backoff ----
@@ -629,7 +615,7 @@ fn failed_connects_back_off_exponentially_and_reset_after_a_success() {
     for expected in [500, 1_000, 2_000] {
         let c = s.poll_request(now).unwrap();
         assert_eq!(channels(&c), ["/meta/connect"]);
-        s.handle_failure(c.id, Failure::Network("refused".into()), now);
+        s.handle_failure(c.id, refused(), now);
         assert_eq!(s.state(), State::Backoff);
         assert_eq!(s.poll_timeout(), Some(now + ms(expected)));
         assert!(s.poll_request(now + ms(expected - 1)).is_none());
@@ -640,7 +626,7 @@ fn failed_connects_back_off_exponentially_and_reset_after_a_success() {
     s.handle_reply(c.id, vec![ok(&c, 0)], now);
     assert_eq!(s.state(), State::Connected);
     let c = s.poll_request(now).unwrap();
-    s.handle_failure(c.id, Failure::Timeout, now);
+    s.handle_failure(c.id, timeout(), now);
     assert_eq!(s.poll_timeout(), Some(now + ms(500)));
 }
 
@@ -662,23 +648,23 @@ fn connection_lost_is_emitted_once_per_outage() {
     let mut now = t0;
     for _ in 0..3 {
         let c = s.poll_request(now).unwrap();
-        s.handle_failure(c.id, Failure::Network("reset".into()), now);
+        s.handle_failure(c.id, reset(), now);
         now += ms(10_000);
     }
     assert_eq!(
         events(&mut s),
-        [Event::ConnectionLost {
-            reason: "network error: reset".into()
-        }]
+        [Event::Session(SessionEvent::ConnectionLost {
+            cause: Cause::Failed(reset())
+        })]
     );
     let c = s.poll_request(now).unwrap();
     s.handle_reply(c.id, vec![ok(&c, 0)], now);
-    assert_eq!(events(&mut s), [Event::Connected]);
+    assert_eq!(events(&mut s), [Event::Session(SessionEvent::Connected)]);
     let c = s.poll_request(now).unwrap();
-    s.handle_failure(c.id, Failure::Timeout, now);
+    s.handle_failure(c.id, timeout(), now);
     assert!(matches!(
         events(&mut s).as_slice(),
-        [Event::ConnectionLost { .. }]
+        [Event::Session(SessionEvent::ConnectionLost { .. })]
     ));
 }
 
@@ -696,15 +682,15 @@ fn unconnected_longer_than_timeout_interval_and_max_interval_handshakes_instead(
     s.handle_reply(c.id, vec![ok(&c, 0)], t0); // last success at t0; limit 3 s
                                                // Fails at 1 s: retry at 1.5 s, within the limit.
     let c = s.poll_request(t0).unwrap();
-    s.handle_failure(c.id, Failure::Timeout, t0 + ms(1_000));
+    s.handle_failure(c.id, timeout(), t0 + ms(1_000));
     let c = s.poll_request(t0 + ms(1_500)).unwrap();
     assert_eq!(channels(&c), ["/meta/connect"]);
     // Fails at 2 s: retry at 3 s, exactly at the limit: still a connect.
-    s.handle_failure(c.id, Failure::Timeout, t0 + ms(2_000));
+    s.handle_failure(c.id, timeout(), t0 + ms(2_000));
     let c = s.poll_request(t0 + ms(3_000)).unwrap();
     assert_eq!(channels(&c), ["/meta/connect"]);
     // Fails at 3 s: a retry at 5 s would be past the limit: handshake then.
-    s.handle_failure(c.id, Failure::Timeout, t0 + ms(3_000));
+    s.handle_failure(c.id, timeout(), t0 + ms(3_000));
     assert_eq!(s.client_id(), None);
     assert_eq!(s.poll_timeout(), Some(t0 + ms(5_000)));
     let hs = s.poll_request(t0 + ms(5_000)).unwrap();
@@ -716,10 +702,10 @@ fn max_interval_defaults_to_ten_seconds_when_the_server_never_said() {
     let t0 = Instant::now();
     let mut s = connected(t0); // timeout 30 s, interval 0, maxInterval unknown: limit 40 s
     let c = s.poll_request(t0).unwrap();
-    s.handle_failure(c.id, Failure::Timeout, t0 + ms(39_000));
+    s.handle_failure(c.id, timeout(), t0 + ms(39_000));
     let c = s.poll_request(t0 + ms(39_500)).unwrap();
     assert_eq!(channels(&c), ["/meta/connect"]);
-    s.handle_failure(c.id, Failure::Timeout, t0 + ms(39_500));
+    s.handle_failure(c.id, timeout(), t0 + ms(39_500));
     let hs = s.poll_request(t0 + ms(40_500)).unwrap();
     assert_eq!(channels(&hs), ["/meta/handshake"]);
 }
@@ -731,7 +717,7 @@ fn failed_handshakes_back_off_and_count_attempts() {
     let t0 = Instant::now();
     let mut s = Session::new(cfg(), t0);
     let hs = s.poll_request(t0).unwrap();
-    s.handle_failure(hs.id, Failure::Network("refused".into()), t0);
+    s.handle_failure(hs.id, refused(), t0);
     assert_eq!(s.state(), State::Backoff);
     assert!(s.poll_request(t0 + ms(499)).is_none());
     let hs = s.poll_request(t0 + ms(500)).unwrap();
@@ -741,16 +727,18 @@ fn failed_handshakes_back_off_and_count_attempts() {
     assert_eq!(
         events(&mut s),
         [
-            Event::HandshakeFailed {
+            Event::Session(SessionEvent::HandshakeFailed {
                 attempt: 1,
-                reason: "network error: refused".into(),
+                cause: Cause::Failed(refused()),
                 retry_in: Some(ms(500))
-            },
-            Event::HandshakeFailed {
+            }),
+            Event::Session(SessionEvent::HandshakeFailed {
                 attempt: 2,
-                reason: "500::busy".into(),
+                cause: Cause::Unsuccessful {
+                    error: Some("500::busy".into())
+                },
                 retry_in: Some(ms(1_000))
-            },
+            }),
         ]
     );
 }
@@ -768,15 +756,17 @@ fn a_handshake_reply_with_reconnect_none_terminates_handshake_refused() {
     assert_eq!(
         events(&mut s),
         [
-            Event::HandshakeFailed {
+            Event::Session(SessionEvent::HandshakeFailed {
                 attempt: 1,
-                reason: "403::bad credentials".into(),
+                cause: Cause::Unsuccessful {
+                    error: Some("403::bad credentials".into())
+                },
                 retry_in: None
-            },
+            }),
             Event::Terminated {
-                reason: Termination::HandshakeRefused {
+                reason: Termination::Failed(SessionError::HandshakeRefused {
                     error: "403::bad credentials".into()
-                }
+                })
             }
         ]
     );
@@ -794,26 +784,26 @@ fn initial_handshake_attempts_run_out_into_unreachable() {
         t0,
     );
     let hs = s.poll_request(t0).unwrap();
-    s.handle_failure(hs.id, Failure::Timeout, t0);
+    s.handle_failure(hs.id, timeout(), t0);
     let hs = s.poll_request(t0 + ms(500)).unwrap();
-    s.handle_failure(hs.id, Failure::Network("refused".into()), t0 + ms(500));
+    s.handle_failure(hs.id, refused(), t0 + ms(500));
     let evs = events(&mut s);
     assert_eq!(
         evs.last(),
         Some(&Event::Terminated {
-            reason: Termination::Unreachable {
+            reason: Termination::Failed(SessionError::Unreachable {
                 attempts: 2,
-                last_error: "network error: refused".into()
-            }
+                last: Cause::Failed(refused())
+            })
         })
     );
     assert!(matches!(
         evs[1],
-        Event::HandshakeFailed {
+        Event::Session(SessionEvent::HandshakeFailed {
             attempt: 2,
             retry_in: None,
             ..
-        }
+        })
     ));
     assert!(s.poll_request(t0 + ms(100_000)).is_none());
 }
@@ -833,7 +823,7 @@ fn the_attempt_limit_does_not_apply_once_a_handshake_succeeded() {
     let c = s.poll_request(t0).unwrap();
     s.handle_reply(c.id, vec![err(&c, 0, "402::Unknown client")], t0);
     let hs = s.poll_request(t0).unwrap();
-    s.handle_failure(hs.id, Failure::Timeout, t0);
+    s.handle_failure(hs.id, timeout(), t0);
     assert_eq!(s.state(), State::Backoff);
     assert!(s.poll_request(t0 + ms(500)).is_some());
 }
@@ -988,7 +978,7 @@ fn data_in_a_terminating_batch_comes_before_terminated() {
         [
             Event::Message(data("/x", "1")),
             Event::Terminated {
-                reason: Termination::ReconnectNone { error: None }
+                reason: Termination::Failed(SessionError::ReconnectNone { error: None })
             }
         ]
     );
@@ -1023,11 +1013,11 @@ fn queued_subscribes_unsubscribes_and_publishes_go_in_one_batch() {
     assert_eq!(
         events(&mut s),
         [
-            Event::Unsubscribed {
+            Event::Session(SessionEvent::Unsubscribed {
                 channel: ch("/old")
-            },
-            Event::Subscribed { channel: ch("/a") },
-            Event::Subscribed { channel: ch("/b") },
+            }),
+            Event::Session(SessionEvent::Subscribed { channel: ch("/a") }),
+            Event::Session(SessionEvent::Subscribed { channel: ch("/b") }),
             Event::PublishAck {
                 publish_id: p,
                 successful: true,
@@ -1062,7 +1052,7 @@ fn a_subscribe_failed_in_transport_is_retried_after_the_next_successful_connect(
     s.subscribe(ch("/a"));
     let long_poll = s.poll_request(t0).unwrap();
     let sub = s.poll_request(t0).unwrap();
-    s.handle_failure(sub.id, Failure::Network("reset".into()), t0);
+    s.handle_failure(sub.id, reset(), t0);
     assert!(
         s.poll_request(t0 + ms(1_000)).is_none(),
         "held until a connect"
@@ -1095,7 +1085,7 @@ fn a_failed_publish_request_acks_unsuccessful() {
     let id = s.publish(ch("/service/p"), raw("1"));
     let _long_poll = s.poll_request(t0).unwrap();
     let p = s.poll_request(t0).unwrap();
-    s.handle_failure(p.id, Failure::Timeout, t0 + ms(10_000));
+    s.handle_failure(p.id, timeout(), t0 + ms(10_000));
     assert_eq!(
         events(&mut s),
         [Event::PublishAck {
@@ -1137,10 +1127,10 @@ fn a_denied_subscription_is_reported_and_not_sent_again_in_the_same_session() {
     s.handle_reply(sub.id, vec![err(&sub, 0, "403::denied")], t0);
     assert_eq!(
         events(&mut s),
-        [Event::SubscriptionDenied {
+        [Event::Session(SessionEvent::SubscriptionDenied {
             channel: ch("/secret"),
             error: "403::denied".into()
-        }]
+        })]
     );
     s.handle_reply(long_poll.id, vec![ok(&long_poll, 0)], t0);
     assert_eq!(requests(&mut s, t0).len(), 1, "only the next connect");
@@ -1152,7 +1142,12 @@ fn unsubscribing_a_channel_never_sent_needs_no_request() {
     let mut s = Session::new(cfg(), t0);
     s.subscribe(ch("/a"));
     s.unsubscribe(&ch("/a"));
-    assert_eq!(events(&mut s), [Event::Unsubscribed { channel: ch("/a") }]);
+    assert_eq!(
+        events(&mut s),
+        [Event::Session(SessionEvent::Unsubscribed {
+            channel: ch("/a")
+        })]
+    );
     let hs = s.poll_request(t0).unwrap();
     s.handle_reply(hs.id, handshake_ok(&hs, "c1"), t0);
     assert_eq!(requests(&mut s, t0).len(), 1, "only the first connect");
@@ -1175,8 +1170,8 @@ fn unsubscribing_while_the_subscribe_is_pending_unsubscribes_after_its_reply() {
     assert_eq!(
         events(&mut s),
         [
-            Event::Subscribed { channel: ch("/a") },
-            Event::Unsubscribed { channel: ch("/a") }
+            Event::Session(SessionEvent::Subscribed { channel: ch("/a") }),
+            Event::Session(SessionEvent::Unsubscribed { channel: ch("/a") })
         ]
     );
 }
@@ -1202,12 +1197,9 @@ fn disconnect_sends_meta_disconnect_on_the_other_slot_and_abandons_the_connect()
     s.handle_reply(d.id, vec![reply], t0);
     assert_eq!(
         events(&mut s),
-        [
-            Event::Disconnected,
-            Event::Terminated {
-                reason: Termination::Disconnected
-            }
-        ]
+        [Event::Terminated {
+            reason: Termination::Disconnected
+        }]
     );
     assert_eq!(s.state(), State::Terminated);
 }
@@ -1220,7 +1212,7 @@ fn a_failed_disconnect_still_ends_disconnected_then_terminated() {
     s.disconnect();
     let d = s.poll_request(t0).unwrap();
     assert_eq!(channels(&d), ["/service/p", "/meta/disconnect"]);
-    s.handle_failure(d.id, Failure::Timeout, t0 + ms(10_000));
+    s.handle_failure(d.id, timeout(), t0 + ms(10_000));
     assert_eq!(
         events(&mut s),
         [
@@ -1229,7 +1221,6 @@ fn a_failed_disconnect_still_ends_disconnected_then_terminated() {
                 successful: false,
                 error: Some("no reply before the deadline".into())
             },
-            Event::Disconnected,
             Event::Terminated {
                 reason: Termination::Disconnected
             }
@@ -1265,7 +1256,6 @@ fn disconnect_before_any_handshake_terminates_at_once() {
                 successful: false,
                 error: Some("the session ended before it was sent".into())
             },
-            Event::Disconnected,
             Event::Terminated {
                 reason: Termination::Disconnected
             }
@@ -1280,14 +1270,7 @@ fn after_terminated_nothing_is_ever_sent_and_publishes_fail() {
     let t0 = Instant::now();
     let mut s = connected(t0);
     let c = s.poll_request(t0).unwrap();
-    s.handle_failure(
-        c.id,
-        Failure::HttpStatus {
-            status: 401,
-            body: String::new(),
-        },
-        t0,
-    );
+    s.handle_failure(c.id, status(401, ""), t0);
     events(&mut s);
     s.subscribe(ch("/a"));
     let p = s.publish(ch("/service/p"), raw("1"));
@@ -1321,7 +1304,7 @@ fn states_follow_the_session_through_an_outage() {
     s.handle_reply(c.id, vec![ok(&c, 0)], t0);
     seen.push(s.state().name());
     let c = s.poll_request(t0).unwrap();
-    s.handle_failure(c.id, Failure::Timeout, t0);
+    s.handle_failure(c.id, timeout(), t0);
     seen.push(s.state().name());
     let c = s.poll_request(t0 + ms(500)).unwrap();
     seen.push(s.state().name());

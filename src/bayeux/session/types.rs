@@ -2,13 +2,14 @@
 //! failures, events and states.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 
 use crate::bayeux::backoff::BackoffConfig;
 use crate::bayeux::channel::ChannelName;
-use crate::bayeux::message::{BayeuxError, Message};
+use crate::bayeux::message::Message;
 
 /// How a session retries and how long it waits for replies.
 #[derive(Clone)]
@@ -19,7 +20,7 @@ pub struct SessionConfig {
     /// Delays between failed handshakes and connects.
     pub backoff: BackoffConfig,
     /// `None`: retry the first handshake forever. `Some(n)`: after `n` failed handshakes
-    /// with no handshake ever succeeded, stop with [`Termination::Unreachable`].
+    /// with no handshake ever succeeded, stop with [`SessionError::Unreachable`].
     pub initial_handshake_attempts: Option<u32>,
     /// The `ext` object sent with every handshake (for example authentication data).
     pub handshake_ext: Option<Box<RawValue>>,
@@ -77,7 +78,7 @@ pub struct Request {
     pub slot: Slot,
     /// The messages, in order.
     pub messages: Vec<Message>,
-    /// When this passes without a reply, report [`Failure::Timeout`].
+    /// When this passes without a reply, report a [`FailureKind::Timeout`].
     pub deadline: Instant,
 }
 
@@ -94,125 +95,290 @@ impl fmt::Debug for Request {
     }
 }
 
-/// Why a request did not yield a reply batch.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Failure {
-    /// The deadline passed.
+/// How a request failed, as far as the protocol is concerned. A transport sorts its own
+/// errors into these kinds; the session acts on the kind only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The request never reached the server (connection refused, DNS, TLS): nothing the
+    /// server sent can have been lost.
+    NotSent,
+    /// The exchange broke after the request was sent: a reset, a closed connection, a body
+    /// that stopped short.
+    Interrupted,
+    /// No reply (or no further part of it) before the deadline.
     Timeout,
-    /// Connection refused, reset, DNS failure and the like.
-    Network(String),
-    /// A status other than 2xx, with the body as text.
-    HttpStatus {
-        /// The HTTP status code.
-        status: u16,
-        /// The response body (may hold a Bayeux error batch).
-        body: String,
-    },
-    /// The body is not valid Bayeux JSON (truncated bodies included).
-    Malformed(String),
-    /// The body is over the size limit.
+    /// The reply is not valid Bayeux JSON.
+    Malformed,
+    /// The reply is over a size limit.
     TooLarge,
+    /// The server refused the credentials (HTTP 401 or 403 that is not about the client id).
+    Unauthorized,
+    /// The server does not know this client any more (`402::Unknown client` and the like):
+    /// only a new handshake helps.
+    UnknownClient,
+    /// Any other refusal, such as an HTTP error status.
+    Rejected,
+}
+
+impl FailureKind {
+    /// A short lowercase name for logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::NotSent => "not sent",
+            FailureKind::Interrupted => "interrupted",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Malformed => "malformed reply",
+            FailureKind::TooLarge => "too large",
+            FailureKind::Unauthorized => "unauthorized",
+            FailureKind::UnknownClient => "unknown client",
+            FailureKind::Rejected => "rejected",
+        }
+    }
+}
+
+/// Why a request yielded no reply batch: its [`FailureKind`], which the session acts on, and
+/// the error behind it, kept whole for the application (the session never looks inside).
+///
+/// Two failures are equal when they are of the same kind with the same message.
+#[derive(Clone)]
+pub struct Failure {
+    kind: FailureKind,
+    error: Arc<dyn std::error::Error + Send + Sync + 'static>,
 }
 
 impl Failure {
-    /// True when the body of an HTTP error carries a Bayeux "unknown client" error: the
-    /// session is gone and a new handshake will help.
-    pub fn is_unknown_client(&self) -> bool {
-        let Failure::HttpStatus { body, .. } = self else {
-            return false;
-        };
-        match Message::parse_batch(body.as_bytes()) {
-            Ok(batch) => batch
-                .iter()
-                .filter_map(Message::bayeux_error)
-                .any(|e| e.is_unknown_client()),
-            // Some servers answer with the bare error string.
-            Err(_) => BayeuxError::parse(body.trim()).is_unknown_client(),
+    /// A failure of `kind` caused by `error` (a string is accepted too).
+    pub fn new(
+        kind: FailureKind,
+        error: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Failure {
+            kind,
+            error: Arc::from(error.into()),
         }
     }
 
-    /// The status when this is an HTTP 401/403 that is not an unknown-client error: the
-    /// credentials are refused and retrying will not help.
-    pub fn unauthorized_status(&self) -> Option<u16> {
-        match self {
-            Failure::HttpStatus { status, .. }
-                if (*status == 401 || *status == 403) && !self.is_unknown_client() =>
-            {
-                Some(*status)
-            }
-            _ => None,
-        }
+    /// What kind of failure this is.
+    pub fn kind(&self) -> FailureKind {
+        self.kind
+    }
+
+    /// The error behind it, e.g. a [`TransportError`](crate::transport::TransportError)
+    /// (downcast it to get at its fields).
+    pub fn error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.error
+    }
+}
+
+impl fmt::Debug for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Failure")
+            .field("kind", &self.kind)
+            .field("error", &self.error)
+            .finish()
     }
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
+impl PartialEq for Failure {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.error.to_string() == other.error.to_string()
+    }
+}
+
+/// Why a handshake or connect did not succeed.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Cause {
+    /// The request failed: no reply came back.
+    Failed(Failure),
+    /// The server answered `successful: false`, with its error string if it gave one.
+    Unsuccessful {
+        /// The server's `error` field.
+        error: Option<String>,
+    },
+    /// A handshake reply without a `clientId`.
+    NoClientId,
+    /// The reply carried no answer to the request (no `/meta/handshake` or `/meta/connect`
+    /// message with its id).
+    Unanswered,
+}
+
+impl Cause {
+    /// The failure, when a request failed.
+    pub fn failure(&self) -> Option<&Failure> {
         match self {
-            Failure::Timeout => f.write_str("no reply before the deadline"),
-            Failure::Network(e) => write!(f, "network error: {e}"),
-            Failure::HttpStatus { status, body } => {
-                // Bodies can be whole HTML pages; a prefix is enough to say what happened.
-                let short: String = body.chars().take(200).collect();
-                let more = if short.len() < body.len() { "..." } else { "" };
-                write!(f, "HTTP status {status}: {short}{more}")
-            }
-            Failure::Malformed(e) => write!(f, "malformed reply: {e}"),
-            Failure::TooLarge => f.write_str("reply body over the size limit"),
+            Cause::Failed(f) => Some(f),
+            _ => None,
         }
     }
 }
 
-/// Something the application should know about, in the order it happened.
-// `Message` dominates the size; it is the common case (every data message), so boxing it
-// would add an allocation per message to save space on the rare lifecycle events.
-#[allow(clippy::large_enum_variant)]
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Failed(failure) => fmt::Display::fmt(failure, f),
+            Cause::Unsuccessful { error: Some(e) } => write!(f, "the server answered {e:?}"),
+            Cause::Unsuccessful { error: None } => f.write_str("the server answered unsuccessful"),
+            Cause::NoClientId => f.write_str("the handshake reply has no clientId"),
+            Cause::Unanswered => f.write_str("the reply did not answer the request"),
+        }
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Cause::Failed(failure) => Some(failure),
+            _ => None,
+        }
+    }
+}
+
+/// Why a session stopped for good, other than a requested disconnect. Each says what to
+/// check: retrying the same thing fails the same way.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The server advised `reconnect: none`: it will not accept this client again.
+    #[error("the server advised reconnect \"none\"{}", .error.as_deref().map(|e| format!(": {e}")).unwrap_or_default())]
+    ReconnectNone {
+        /// The error that came with the advice, if any.
+        error: Option<String>,
+    },
+    /// A handshake was refused with advice not to retry.
+    #[error("handshake refused: {error}")]
+    HandshakeRefused {
+        /// The server's error string.
+        error: String,
+    },
+    /// No handshake ever succeeded within the configured attempts.
+    #[error("no handshake succeeded in {attempts} attempts: {last}")]
+    Unreachable {
+        /// How many handshakes were tried.
+        attempts: u32,
+        /// The last failure.
+        #[source]
+        last: Cause,
+    },
+    /// The server refused the credentials.
+    #[error("the server refused the credentials: {failure}")]
+    Unauthorized {
+        /// The refusal.
+        #[source]
+        failure: Failure,
+    },
+}
+
+/// Why a session ended.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Event {
+pub enum Termination {
+    /// [`Session::disconnect`](super::Session::disconnect) completed.
+    Disconnected,
+    /// The session failed for good.
+    Failed(SessionError),
+}
+
+/// Something that happened to the session itself, in the order it happened: what a service
+/// watches to know it is connected and when it may have missed messages.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum SessionEvent {
     /// The first handshake succeeded.
     Handshaken {
         /// The session id the server assigned.
         client_id: String,
     },
-    /// A later handshake succeeded: messages may have been missed in between.
+    /// A later handshake succeeded: the old session was lost and **messages published in
+    /// between may have been missed**. Subscriptions are being restored.
     Rehandshaken {
         /// The new session id.
         client_id: String,
     },
-    /// A handshake failed.
+    /// A handshake failed; another follows after `retry_in` unless it is `None`.
     HandshakeFailed {
         /// Failed attempts in a row, starting at 1.
         attempt: u32,
         /// What went wrong.
-        reason: String,
+        cause: Cause,
         /// When the next attempt goes out; `None` when there will be none.
         retry_in: Option<Duration>,
     },
     /// The first successful `/meta/connect` after a handshake or after
-    /// [`Event::ConnectionLost`].
+    /// [`SessionEvent::ConnectionLost`].
     Connected,
     /// A `/meta/connect` failed or timed out; emitted once per outage.
     ConnectionLost {
         /// What went wrong.
-        reason: String,
+        cause: Cause,
     },
     /// The server confirmed a subscription.
     Subscribed {
-        /// The channel.
+        /// The channel or pattern.
         channel: ChannelName,
     },
     /// The server refused a subscription. The channel stays desired and is tried again
     /// after the next re-handshake.
     SubscriptionDenied {
-        /// The channel.
+        /// The channel or pattern.
         channel: ChannelName,
         /// The server's error string.
         error: String,
     },
     /// A channel is no longer subscribed.
     Unsubscribed {
-        /// The channel.
+        /// The channel or pattern.
         channel: ChannelName,
     },
+}
+
+impl SessionEvent {
+    /// Logs the event at the level it deserves: lost sessions and failures warn, the rest is
+    /// informational (`Unsubscribed` is debug).
+    pub fn log(&self) {
+        match self {
+            SessionEvent::Handshaken { .. } => tracing::info!("handshaken"),
+            SessionEvent::Rehandshaken { .. } => {
+                tracing::warn!("re-handshaken: messages published meanwhile may have been missed")
+            }
+            SessionEvent::HandshakeFailed {
+                attempt,
+                cause,
+                retry_in,
+            } => tracing::warn!(attempt, ?retry_in, "handshake failed: {cause}"),
+            SessionEvent::Connected => tracing::info!("connected"),
+            SessionEvent::ConnectionLost { cause } => tracing::warn!("connection lost: {cause}"),
+            SessionEvent::Subscribed { channel } => tracing::info!(%channel, "subscribed"),
+            SessionEvent::SubscriptionDenied { channel, error } => {
+                tracing::warn!(%channel, "subscription denied: {error}")
+            }
+            SessionEvent::Unsubscribed { channel } => tracing::debug!(%channel, "unsubscribed"),
+        }
+    }
+}
+
+/// What the session has for its driver, in the order it happened.
+// `Message` dominates the size; it is the common case (every data message), so boxing it
+// would add an allocation per message to save space on the rare lifecycle events.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A data (non-meta) message, from any reply, in the order received.
+    Message(Message),
+    /// Something happened to the session; hand it to the application.
+    Session(SessionEvent),
     /// The outcome of a [`Session::publish`](super::Session::publish).
     PublishAck {
         /// The id `publish` returned.
@@ -222,44 +388,11 @@ pub enum Event {
         /// Why not.
         error: Option<String>,
     },
-    /// A data (non-meta) message, from any reply, in the order received.
-    Message(Message),
-    /// [`Session::disconnect`](super::Session::disconnect) completed.
-    Disconnected,
     /// The session is over; nothing more will be sent. Always the last event.
     Terminated {
         /// Why.
         reason: Termination,
     },
-}
-
-/// Why a session ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Termination {
-    /// The server advised `reconnect: none`.
-    ReconnectNone {
-        /// The error that came with the advice, if any.
-        error: Option<String>,
-    },
-    /// A handshake reply advised `reconnect: none`.
-    HandshakeRefused {
-        /// The server's error string.
-        error: String,
-    },
-    /// No handshake ever succeeded within the configured attempts.
-    Unreachable {
-        /// How many handshakes were tried.
-        attempts: u32,
-        /// The last failure.
-        last_error: String,
-    },
-    /// HTTP 401/403 that is not an unknown-client error: the credentials are refused.
-    Unauthorized {
-        /// The HTTP status.
-        status: u16,
-    },
-    /// The application called [`Session::disconnect`](super::Session::disconnect).
-    Disconnected,
 }
 
 /// Where a session is in its life.

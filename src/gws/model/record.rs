@@ -1,5 +1,6 @@
-//! Building blocks shared by the GWS types: exact JSON text, borrowed keys, and the two
-//! macros that write the lossless (de)serializers of records and open enums.
+//! Building blocks shared by the GWS types: exact JSON text, borrowed keys, the two macros
+//! that write the lossless (de)serializers of records and open enums, and the `messageType`
+//! tagging of notification records.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -133,6 +134,9 @@ pub(crate) trait Record: Default {
 
     /// Writes the known fields that are present, then the unknown ones in order.
     fn write_fields<M: serde::ser::SerializeMap>(&self, m: &mut M) -> Result<(), M::Error>;
+
+    /// Keeps a field as an unknown one.
+    fn push_other(&mut self, key: String, value: RawJson);
 }
 
 /// Hands one map value to [`Record::take_field`] without buffering it.
@@ -146,6 +150,32 @@ impl<'de, R: Record> de::DeserializeSeed<'de> for FieldSeed<'_, 'de, R> {
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         self.record.take_field(self.key, d)
     }
+}
+
+/// Reads the members of a JSON object text into a record, leniently: a known field whose
+/// value has an unexpected shape (say `"capabilities":5`) is kept in `other`, as received,
+/// instead of failing the whole record. Members named in `skip` are passed over. `None` when
+/// `text` is not one JSON object.
+pub(crate) fn lenient_record<R: Record>(text: &str, skip: &[&str]) -> Option<R> {
+    let mut record = R::default();
+    let mut ok = true;
+    crate::gws::wire::scan::for_each_member(text, |key, range| {
+        let Some(value) = text.get(range) else {
+            ok = false;
+            return;
+        };
+        if skip.contains(&key.as_ref()) {
+            return;
+        }
+        let mut de = serde_json::Deserializer::from_str(value);
+        if record.take_field(key.clone(), &mut de).is_err() {
+            match RawJson::from_text(value) {
+                Ok(raw) => record.push_other(key.into_owned(), raw),
+                Err(_) => ok = false,
+            }
+        }
+    })?;
+    ok.then_some(record)
 }
 
 /// Reads the remaining entries of `map` into `record`.
@@ -202,10 +232,10 @@ macro_rules! record {
         pub struct $name {
             $( $(#[$fmeta])* pub $field: $ty, )*
             /// Every other field, in the order received, exactly as received.
-            pub other: Vec<(String, $crate::gws::raw::RawJson)>,
+            pub other: Vec<(String, $crate::gws::model::record::RawJson)>,
         }
 
-        impl $crate::gws::raw::Record for $name {
+        impl $crate::gws::model::record::Record for $name {
             fn take_field<'de, D: serde::Deserializer<'de>>(
                 &mut self,
                 key: std::borrow::Cow<'de, str>,
@@ -215,15 +245,19 @@ macro_rules! record {
                     $( $json => self.$field = serde::Deserialize::deserialize(d)?, )*
                     _ => self.other.push((
                         key.into_owned(),
-                        <$crate::gws::raw::RawJson as serde::Deserialize>::deserialize(d)?,
+                        <$crate::gws::model::record::RawJson as serde::Deserialize>::deserialize(d)?,
                     )),
                 }
                 Ok(())
             }
 
+            fn push_other(&mut self, key: String, value: $crate::gws::model::record::RawJson) {
+                self.other.push((key, value));
+            }
+
             fn write_fields<M: serde::ser::SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
                 $(
-                    if $crate::gws::raw::Present::present(&self.$field) {
+                    if $crate::gws::model::record::Present::present(&self.$field) {
                         m.serialize_entry($json, &self.$field)?;
                     }
                 )*
@@ -239,12 +273,12 @@ macro_rules! record {
     (@serde $name:ident) => {
         impl serde::Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                $crate::gws::raw::serialize_record(self, s)
+                $crate::gws::model::record::serialize_record(self, s)
             }
         }
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                $crate::gws::raw::deserialize_record(d, concat!("a ", stringify!($name), " object"))
+                $crate::gws::model::record::deserialize_record(d, concat!("a ", stringify!($name), " object"))
             }
         }
     };
@@ -301,10 +335,73 @@ macro_rules! open_enum {
 
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let $crate::gws::raw::Key(s) = serde::Deserialize::deserialize(d)?;
+                let $crate::gws::model::record::Key(s) = serde::Deserialize::deserialize(d)?;
                 Ok($name::from(s.as_ref()))
             }
         }
     };
 }
 pub(crate) use open_enum;
+
+/// A GWS notification record carried in `data`, tagged by `messageType`.
+pub(crate) trait Typed: Record + Sized {
+    /// The `messageType` value.
+    const MESSAGE_TYPE: &'static str;
+    /// Checks required fields after decoding.
+    fn check(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
+}
+
+/// Writes `messageType` first, then the record's fields.
+pub(crate) fn serialize_typed<T: Typed, S: Serializer>(t: &T, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(None)?;
+    m.serialize_entry("messageType", T::MESSAGE_TYPE)?;
+    t.write_fields(&mut m)?;
+    m.end()
+}
+
+/// Reads a tagged record, passing over `messageType` wherever it is.
+pub(crate) fn deserialize_typed<'de, T: Typed, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+    struct V<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Typed> Visitor<'de> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a {} object", T::MESSAGE_TYPE)
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+            let mut t = T::default();
+            while let Some(Key(key)) = map.next_key()? {
+                if key == "messageType" {
+                    map.next_value::<de::IgnoredAny>()?;
+                } else {
+                    map.next_value_seed(FieldSeed {
+                        record: &mut t,
+                        key,
+                    })?;
+                }
+            }
+            t.check().map_err(de::Error::missing_field)?;
+            Ok(t)
+        }
+    }
+    d.deserialize_map(V(std::marker::PhantomData))
+}
+
+/// `Serialize` and `Deserialize` for a [`Typed`] record.
+macro_rules! typed_serde {
+    ($name:ident) => {
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                $crate::gws::model::record::serialize_typed(self, s)
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                $crate::gws::model::record::deserialize_typed(d)
+            }
+        }
+    };
+}
+pub(crate) use typed_serde;

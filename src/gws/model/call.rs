@@ -7,7 +7,7 @@
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::raw::{deserialize_record, open_enum, record, Present, RawJson, Record};
+use super::record::{deserialize_record, open_enum, record, typed_serde, Present, RawJson, Typed};
 use super::user_data::UserData;
 
 open_enum! {
@@ -207,7 +207,7 @@ impl<'de> Deserialize<'de> for Participant {
             }
             fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Participant, A::Error> {
                 let mut info = ParticipantInfo::default();
-                super::raw::fill_record(&mut info, &mut map)?;
+                super::record::fill_record(&mut info, &mut map)?;
                 Ok(Participant::Info(info))
             }
         }
@@ -277,7 +277,7 @@ impl Call {
 
 impl Serialize for Call {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        super::raw::serialize_record(self, s)
+        super::record::serialize_record(self, s)
     }
 }
 
@@ -289,75 +289,6 @@ impl<'de> Deserialize<'de> for Call {
         }
         Ok(call)
     }
-}
-
-/// A GWS notification type carried in `data`, tagged by `messageType`.
-pub(crate) trait Typed: Record + Sized {
-    /// The `messageType` value.
-    const MESSAGE_TYPE: &'static str;
-    /// Checks required fields after decoding.
-    fn check(&self) -> Result<(), &'static str> {
-        Ok(())
-    }
-}
-
-fn serialize_typed<T: Typed, S: Serializer>(t: &T, s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeMap;
-    let mut m = s.serialize_map(None)?;
-    m.serialize_entry("messageType", T::MESSAGE_TYPE)?;
-    t.write_fields(&mut m)?;
-    m.end()
-}
-
-/// Reads the rest of a notification whose `messageType` was already read.
-pub(crate) fn finish_typed<'de, T: Typed, A: de::MapAccess<'de>>(
-    mut map: A,
-) -> Result<T, A::Error> {
-    let mut t = T::default();
-    super::raw::fill_record(&mut t, &mut map)?;
-    t.check().map_err(de::Error::missing_field)?;
-    Ok(t)
-}
-
-fn deserialize_typed<'de, T: Typed, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
-    struct V<T>(std::marker::PhantomData<T>);
-    impl<'de, T: Typed> Visitor<'de> for V<T> {
-        type Value = T;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "a {} object", T::MESSAGE_TYPE)
-        }
-        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
-            let mut t = T::default();
-            while let Some(super::raw::Key(key)) = map.next_key()? {
-                if key == "messageType" {
-                    map.next_value::<de::IgnoredAny>()?;
-                } else {
-                    map.next_value_seed(super::raw::FieldSeed {
-                        record: &mut t,
-                        key,
-                    })?;
-                }
-            }
-            t.check().map_err(de::Error::missing_field)?;
-            Ok(t)
-        }
-    }
-    d.deserialize_map(V(std::marker::PhantomData))
-}
-
-macro_rules! typed_serde {
-    ($name:ident) => {
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                serialize_typed(self, s)
-            }
-        }
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                deserialize_typed(d)
-            }
-        }
-    };
 }
 
 record! {
@@ -388,47 +319,3 @@ impl Typed for CallStateChangeMessage {
     }
 }
 typed_serde!(CallStateChangeMessage);
-
-record! {
-    /// One device of a [`DeviceStateChangeMessage`].
-    pub struct Device: serde {
-        /// `id`.
-        id: Option<String> = "id",
-        /// `deviceState` (`Active`, `Inactive`, ...).
-        device_state: Option<String> = "deviceState",
-        /// `userState`, as received.
-        user_state: Option<RawJson> = "userState",
-        /// `phoneNumber`.
-        phone_number: Option<String> = "phoneNumber",
-        /// `e164Number`.
-        e164_number: Option<String> = "e164Number",
-    }
-}
-
-record! {
-    /// `messageType: "DeviceStateChangeMessage"` on `/v2/me/devices`.
-    pub struct DeviceStateChangeMessage {
-        /// `devices`.
-        devices: Option<Vec<Device>> = "devices",
-    }
-}
-
-impl Typed for DeviceStateChangeMessage {
-    const MESSAGE_TYPE: &'static str = "DeviceStateChangeMessage";
-}
-typed_serde!(DeviceStateChangeMessage);
-
-record! {
-    /// `messageType: "ErrorMessage"`: a voice operation failed.
-    pub struct ErrorMessage {
-        /// `errorMessage`.
-        error_message: Option<String> = "errorMessage",
-        /// `errorCode`, as received (a number or a string).
-        error_code: Option<RawJson> = "errorCode",
-    }
-}
-
-impl Typed for ErrorMessage {
-    const MESSAGE_TYPE: &'static str = "ErrorMessage";
-}
-typed_serde!(ErrorMessage);

@@ -1,27 +1,29 @@
 //! [`CallStore`]: the latest snapshot of every call, and the [`CallChange`] each notification
 //! makes.
+//!
+//! | module | what it is |
+//! |---|---|
+//! | `ordered` | the insertion-ordered map the calls live in |
+//! | `changes` | [`Changes`]: a stream of Bayeux messages turned into a stream of changes |
+
+mod changes;
+mod ordered;
 
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::ops::Range;
-use std::pin::Pin;
 use std::sync::OnceLock;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures::Stream;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use super::call::{Call, CallState, CallStateChangeMessage, NotificationType};
-use super::diff::{JsonText, UserDataDiff};
-use super::ordered::OrderedMap;
-use super::raw::{RawJson, Record};
-use super::raw_call::RawCallMessage;
-use super::scan;
-use crate::bayeux::Message;
-use crate::Error;
+pub use self::changes::{Changes, MessageItem};
+use self::ordered::OrderedMap;
+use super::model::diff::{JsonText, UserDataDiff};
+use super::model::{Call, CallState, NotificationType};
+use super::wire::{scan, CallNotification};
 
 /// A call's state before and after a notification.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -55,10 +57,57 @@ pub struct CallChange {
     pub removed: bool,
 }
 
+/// What [`CallStore::apply`] did: enough to say what changed at no cost, and the whole
+/// [`CallChange`] (with the user-data diff, which takes work) when asked for.
+#[derive(Debug)]
+pub struct Applied<'a> {
+    call_id: &'a str,
+    notification_type: Option<&'a NotificationType>,
+    new: bool,
+    state: Option<StateTransition>,
+    removed: bool,
+    old_user_data: Option<&'a str>,
+    new_user_data: Option<&'a str>,
+}
+
+impl Applied<'_> {
+    /// The call's id.
+    pub fn call_id(&self) -> &str {
+        self.call_id
+    }
+
+    /// True when the call was not in the store before.
+    pub fn is_new(&self) -> bool {
+        self.new
+    }
+
+    /// True when the call left the store.
+    pub fn is_removed(&self) -> bool {
+        self.removed
+    }
+
+    /// The state transition, when the state changed.
+    pub fn state(&self) -> Option<&StateTransition> {
+        self.state.as_ref()
+    }
+
+    /// The whole change, user-data diff included.
+    pub fn change(&self) -> CallChange {
+        CallChange {
+            call_id: self.call_id.to_owned(),
+            notification_type: self.notification_type.cloned(),
+            new: self.new,
+            state: self.state.clone(),
+            user_data: user_data_diff(self.old_user_data, self.new_user_data),
+            removed: self.removed,
+        }
+    }
+}
+
 /// One call in the store: its last call object exactly as received, what the reducer
 /// compares, and the typed [`Call`], decoded from the text when first asked for.
 struct Entry {
-    /// The call object's text (the buffer is reused from one notification to the next).
+    /// The call object's text (buffers are reused from one notification to the next).
     text: String,
     /// Where `userData` is in `text`; `None` when absent or null.
     user_data: Option<Range<usize>>,
@@ -71,7 +120,7 @@ struct Entry {
 
 impl Entry {
     fn call(&self) -> &Call {
-        self.typed.get_or_init(|| Box::new(decode_call(&self.text)))
+        self.typed.get_or_init(|| Box::new(Call::read(&self.text)))
     }
 
     fn user_data_text(&self) -> Option<&str> {
@@ -81,31 +130,9 @@ impl Entry {
     fn into_call(self) -> Call {
         match self.typed.into_inner() {
             Some(call) => *call,
-            None => decode_call(&self.text),
+            None => Call::read(&self.text),
         }
     }
-}
-
-/// The typed view of a call object's text. The reducer only checked the fields it reads, so
-/// a known field of an unexpected shape (say `"capabilities":5`) is kept in `other`, as
-/// received, rather than failing.
-fn decode_call(text: &str) -> Call {
-    if let Ok(call) = serde_json::from_str::<Call>(text) {
-        return call;
-    }
-    let mut call = Call::default();
-    for (key, range) in scan::members(text).unwrap_or_default() {
-        let Some(value) = text.get(range) else {
-            continue;
-        };
-        let mut de = serde_json::Deserializer::from_str(value);
-        if call.take_field(key.clone(), &mut de).is_err() {
-            if let Ok(raw) = RawJson::from_text(value) {
-                call.other.push((key.into_owned(), raw));
-            }
-        }
-    }
-    call
 }
 
 /// The pairs of a `userData` object text (none for `None`), values as text.
@@ -137,28 +164,34 @@ fn user_data_diff(old: Option<&str>, new: Option<&str>) -> UserDataDiff {
 /// retention time is set, once that time has passed after `Released` (see
 /// [`CallStore::expire`]). Applying the same message twice changes nothing the second time.
 ///
-/// The store keeps each call object as the text it arrived in and reads from it only the id,
-/// the state and the `userData` text; the user data is decoded and diffed only when that text
-/// changed, and the typed [`Call`] is decoded only when asked for ([`CallStore::get`],
-/// [`CallStore::calls`]). [`CallStore::apply_raw`] takes notifications read in one pass
-/// ([`super::raw_calls_in_batch`], [`RawCallMessage::from_message`]) and keeps their call
-/// text byte for byte; [`CallStore::apply`] takes typed ones, and keeps their encoding.
+/// Calls enter through [`CallStore::apply`] only, as [`CallNotification`]s: read from the
+/// wire ([`crate::gws::wire::decode`], [`crate::gws::wire::calls_in_text`]), from a call
+/// object's text ([`CallNotification::from_call_text`]), or from a typed
+/// [`CallStateChangeMessage`](crate::gws::CallStateChangeMessage) through its
+/// [`call_text`](crate::gws::CallStateChangeMessage::call_text). The store keeps each call
+/// object byte for byte as it arrived and reads from it only the id, the state and the
+/// `userData` text; the typed [`Call`] is decoded only when asked for ([`CallStore::get`],
+/// [`CallStore::calls`]).
 ///
 /// ```
-/// use gws_cometd::gws::{CallStateChangeMessage, CallStore};
-/// let msg: CallStateChangeMessage = serde_json::from_str(
-///     r#"{"messageType":"CallStateChangeMessage","notificationType":"AttachedDataChanged",
-///         "call":{"id":"c1","state":"Established","userData":{"AccountNumber":"12345"}}}"#,
-/// ).unwrap();
+/// use std::time::Instant;
+/// use gws_cometd::gws::wire::{self, Notification};
+/// use gws_cometd::gws::CallStore;
+///
+/// let data = r#"{"messageType":"CallStateChangeMessage","notificationType":"AttachedDataChanged",
+///     "call":{"id":"c1","state":"Established","userData":{"AccountNumber":"12345"}}}"#;
+/// let Notification::Call(call) = wire::decode_data(data).unwrap() else { unreachable!() };
 /// let mut store = CallStore::new();
-/// let change = store.apply(&msg).unwrap();
+/// let change = store.apply(&call, Instant::now()).unwrap().change();
 /// assert_eq!(change.user_data.added.len(), 1);
-/// assert!(store.apply(&msg).is_none());
+/// assert!(store.apply(&call, Instant::now()).is_none());
 /// ```
 #[derive(Default)]
 pub struct CallStore {
     calls: OrderedMap<Entry>,
     retention: Option<Duration>,
+    /// The text a call had before the last change: what [`Applied::change`] diffs against.
+    previous: String,
 }
 
 impl std::fmt::Debug for CallStore {
@@ -177,155 +210,93 @@ impl CallStore {
     }
 
     /// An empty store that drops a call `retention` after it was `Released` (checked by
-    /// [`CallStore::expire`]; only calls applied with a time, [`CallStore::apply_at`], count).
+    /// [`CallStore::expire`]).
     pub fn with_retention(retention: Duration) -> Self {
         CallStore {
-            calls: OrderedMap::default(),
             retention: Some(retention),
+            ..CallStore::default()
         }
     }
 
-    /// Applies one notification; `None` when it changes nothing.
-    pub fn apply(&mut self, msg: &CallStateChangeMessage) -> Option<CallChange> {
-        self.apply_typed(msg, None, || msg.call.clone())
-    }
-
-    /// Like [`CallStore::apply`], taking the message to avoid copying the call.
-    pub fn apply_owned(&mut self, msg: CallStateChangeMessage) -> Option<CallChange> {
-        // A typed call is kept as its encoding, which is what the reducer compares.
-        let text = serde_json::to_string(&msg.call).ok()?;
-        let raw = RawCallMessage::from_call_text(&text, msg.notification_type).ok()?;
-        self.apply_inner(&raw, None, Some(msg.call))
-    }
-
-    /// Like [`CallStore::apply`], noting `now` as the time a call became `Released`.
-    pub fn apply_at(&mut self, msg: &CallStateChangeMessage, now: Instant) -> Option<CallChange> {
-        self.apply_typed(msg, Some(now), || msg.call.clone())
-    }
-
-    /// Applies a notification read in one pass, keeping its call text exactly as received;
-    /// `None` when it changes nothing.
-    pub fn apply_raw(&mut self, msg: &RawCallMessage<'_>) -> Option<CallChange> {
-        self.apply_inner(msg, None, None)
-    }
-
-    /// Like [`CallStore::apply_raw`], but only says whether the store changed, without
-    /// working out the [`CallChange`] (no user-data diff): for when only the resulting
-    /// snapshot matters.
-    pub fn update_raw(&mut self, msg: &RawCallMessage<'_>) -> bool {
-        self.apply_fields(msg, None, None, false).is_some()
-    }
-
-    /// Like [`CallStore::apply_raw`], noting `now` as the time a call became `Released`.
-    pub fn apply_raw_at(&mut self, msg: &RawCallMessage<'_>, now: Instant) -> Option<CallChange> {
-        self.apply_inner(msg, Some(now), None)
-    }
-
-    fn apply_typed(
-        &mut self,
-        msg: &CallStateChangeMessage,
-        now: Option<Instant>,
-        call: impl FnOnce() -> Call,
-    ) -> Option<CallChange> {
-        // A typed call is kept as its encoding, which is what the reducer compares.
-        let text = serde_json::to_string(&msg.call).ok()?;
-        let raw = RawCallMessage::from_call_text(&text, msg.notification_type.clone()).ok()?;
-        let change = self.apply_inner(&raw, now, None)?;
-        // Remember the typed call so `get` need not decode it again.
-        if let Some(entry) = self.calls.get_mut(raw.call_id()) {
-            entry.typed = OnceLock::from(Box::new(call()));
-        }
-        Some(change)
-    }
-
-    fn apply_inner(
-        &mut self,
-        msg: &RawCallMessage<'_>,
-        now: Option<Instant>,
-        typed: Option<Call>,
-    ) -> Option<CallChange> {
-        self.apply_fields(msg, now, typed, true)?
-    }
-
-    /// Applies `msg`; `None` when nothing changed, else the change when `describe` asks
-    /// for it.
-    fn apply_fields(
-        &mut self,
-        msg: &RawCallMessage<'_>,
-        now: Option<Instant>,
-        typed: Option<Call>,
-        describe: bool,
-    ) -> Option<Option<CallChange>> {
+    /// Applies one notification, received at `now`; `None` when it changes nothing.
+    pub fn apply<'a>(
+        &'a mut self,
+        msg: &'a CallNotification<'_>,
+        now: Instant,
+    ) -> Option<Applied<'a>> {
         let state = msg.state();
         let completed = state == Some(&CallState::Completed);
         let released = state == Some(&CallState::Released);
-        let Some(entry) = self.calls.get_mut(msg.call_id()) else {
+        let id = msg.call_id();
+        let Some(entry) = self.calls.get_mut(id) else {
             // A call first seen as `Completed` never enters the store.
             if completed {
                 return None;
             }
-            let change = describe.then(|| CallChange {
-                call_id: msg.call_id().to_owned(),
-                notification_type: msg.notification_type().cloned(),
-                new: true,
-                state: Some(StateTransition {
-                    from: None,
-                    to: state.cloned(),
-                }),
-                user_data: user_data_diff(None, msg.user_data_text()),
-                removed: false,
-            });
             self.calls.insert(
-                msg.call_id().to_owned(),
+                id.to_owned(),
                 Entry {
                     text: msg.call_text().to_owned(),
                     user_data: msg.user_data_range(),
                     state: state.cloned(),
                     last: msg.notification_type().cloned(),
-                    released_at: if released { now } else { None },
-                    typed: typed
-                        .map(|t| OnceLock::from(Box::new(t)))
-                        .unwrap_or_default(),
+                    released_at: released.then_some(now),
+                    typed: OnceLock::new(),
                 },
             );
-            return Some(change);
+            return Some(Applied {
+                call_id: id,
+                notification_type: msg.notification_type(),
+                new: true,
+                state: Some(StateTransition {
+                    from: None,
+                    to: state.cloned(),
+                }),
+                removed: false,
+                old_user_data: None,
+                new_user_data: msg.user_data_text(),
+            });
         };
         if entry.last.as_ref() == msg.notification_type() && entry.text == msg.call_text() {
             return None;
         }
-        let change = describe.then(|| CallChange {
-            call_id: msg.call_id().to_owned(),
-            notification_type: msg.notification_type().cloned(),
-            new: false,
-            state: (entry.state.as_ref() != state).then(|| StateTransition {
-                from: entry.state.clone(),
-                to: state.cloned(),
-            }),
-            user_data: user_data_diff(entry.user_data_text(), msg.user_data_text()),
-            removed: completed,
+        let transition = (entry.state.as_ref() != state).then(|| StateTransition {
+            from: entry.state.clone(),
+            to: state.cloned(),
         });
+        let old_user_data = entry.user_data.clone();
         if completed {
-            self.calls.remove(msg.call_id());
+            if let Some(gone) = self.calls.remove(id) {
+                self.previous = gone.text;
+            }
         } else {
-            entry.released_at = if released {
-                entry.released_at.or(now)
-            } else {
-                None
-            };
+            // The old text moves to `previous`, for the diff; its buffer takes the new one.
+            std::mem::swap(&mut entry.text, &mut self.previous);
             entry.text.clear();
             entry.text.push_str(msg.call_text());
             entry.user_data = msg.user_data_range();
+            entry.released_at = if released {
+                entry.released_at.or(Some(now))
+            } else {
+                None
+            };
             if entry.state.as_ref() != state {
                 entry.state = state.cloned();
             }
             if entry.last.as_ref() != msg.notification_type() {
                 entry.last = msg.notification_type().cloned();
             }
-            entry.typed = typed
-                .map(|t| OnceLock::from(Box::new(t)))
-                .unwrap_or_default();
+            entry.typed = OnceLock::new();
         }
-        Some(change)
+        Some(Applied {
+            call_id: id,
+            notification_type: msg.notification_type(),
+            new: false,
+            state: transition,
+            removed: completed,
+            old_user_data: old_user_data.and_then(|r| self.previous.get(r)),
+            new_user_data: msg.user_data_text(),
+        })
     }
 
     /// Brings the store in line with the server's current calls (each the JSON text of one
@@ -333,11 +304,11 @@ impl CallStore {
     /// missed. Returns a change for each call whose snapshot differs (with no
     /// `notification_type`), and a `removed` change for each stored call the server no longer
     /// has. Call objects without an `id` cannot be matched; they are skipped with a warning.
-    pub fn reconcile(&mut self, current: &[Box<RawValue>]) -> Vec<CallChange> {
+    pub fn reconcile(&mut self, current: &[Box<RawValue>], now: Instant) -> Vec<CallChange> {
         let mut changes = Vec::new();
         let mut present = HashSet::with_capacity(current.len());
         for text in current {
-            let msg = match RawCallMessage::from_call_text(text.get(), None) {
+            let msg = match CallNotification::from_call_text(text.get(), None) {
                 Ok(msg) => msg,
                 Err(e) => {
                     tracing::warn!("skipping a call the server listed: {e}");
@@ -350,7 +321,7 @@ impl CallStore {
                 .get(msg.call_id())
                 .is_some_and(|e| e.text == msg.call_text());
             if !unchanged {
-                changes.extend(self.apply_inner(&msg, None, None));
+                changes.extend(self.apply(&msg, now).map(|a| a.change()));
             }
         }
         self.calls.retain(|id, entry| {
@@ -428,20 +399,6 @@ impl CallStore {
     pub fn snapshot(&self) -> Snapshot<'_> {
         Snapshot(self)
     }
-
-    /// Turns a stream of Bayeux messages (or of `Result`s of them, as
-    /// [`crate::fixture::read`] yields) into a stream of the changes they make. Messages that
-    /// are not call notifications on `/v2/me/calls` are skipped.
-    pub fn changes<S>(self, messages: S) -> Changes<S>
-    where
-        S: Stream + Unpin,
-        S::Item: MessageItem,
-    {
-        Changes {
-            store: self,
-            inner: messages,
-        }
-    }
 }
 
 /// The serialized form of a [`CallStore`]: `{"calls": {"<id>": <call>, ...}}`.
@@ -465,80 +422,5 @@ impl Serialize for Snapshot<'_> {
         let mut m = s.serialize_map(Some(1))?;
         m.serialize_entry("calls", &Calls(self.0))?;
         m.end()
-    }
-}
-
-/// An item [`CallStore::changes`] accepts: a [`Message`], or a `Result` of one.
-pub trait MessageItem {
-    /// The message, or the error that took its place.
-    fn into_message(self) -> Result<Message, Error>;
-}
-
-impl MessageItem for Message {
-    fn into_message(self) -> Result<Message, Error> {
-        Ok(self)
-    }
-}
-
-impl MessageItem for Result<Message, Error> {
-    fn into_message(self) -> Result<Message, Error> {
-        self
-    }
-}
-
-/// The stream [`CallStore::changes`] returns. Errors of the inner stream pass through; a
-/// call notification that does not fit the model yields
-/// [`Error::MalformedNotification`] and the stream goes on.
-pub struct Changes<S> {
-    store: CallStore,
-    inner: S,
-}
-
-impl<S> Changes<S> {
-    /// The store as it is now.
-    pub fn store(&self) -> &CallStore {
-        &self.store
-    }
-
-    /// Gives the store back.
-    pub fn into_store(self) -> CallStore {
-        self.store
-    }
-}
-
-impl<S> Stream for Changes<S>
-where
-    S: Stream + Unpin,
-    S::Item: MessageItem,
-{
-    type Item = Result<CallChange, Error>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        loop {
-            let item = match Pin::new(&mut this.inner).poll_next(cx) {
-                Poll::Ready(Some(item)) => item,
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
-            };
-            let msg = match item.into_message() {
-                Ok(m) => m,
-                Err(e) => return Poll::Ready(Some(Err(e))),
-            };
-            match RawCallMessage::from_message(&msg) {
-                Ok(Some(m)) => {
-                    if let Some(change) = this.store.apply_raw(&m) {
-                        return Poll::Ready(Some(Ok(change)));
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    return Poll::Ready(Some(Err(Error::MalformedNotification {
-                        channel: msg.channel,
-                        message: e.to_string(),
-                    })))
-                }
-            }
-        }
     }
 }

@@ -12,7 +12,7 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use super::raw::Key;
+use super::record::Key;
 
 /// One user-data value.
 #[derive(Clone, Debug, PartialEq, Eq)]

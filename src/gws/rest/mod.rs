@@ -1,5 +1,11 @@
 //! The GWS REST session: log in, keep the `JSESSIONID` cookie and the CSRF token, read the
-//! current calls, and change a call's attached data.
+//! current calls, and run call operations.
+//!
+//! | module | what it is |
+//! |---|---|
+//! | `credentials` | [`Credentials`], [`Password`], [`Me`] |
+//! | `operations` | the call operations ([`GwsSession::attach_user_data`], ...) and [`UserValue`] |
+//! | `error` | [`RestError`] and [`GwsStatus`] |
 //!
 //! A [`GwsSession`] is a cheap, cloneable handle. It owns the cookie jar
 //! ([`GwsSession::jar`]) and the CSRF header ([`GwsSession::csrf_headers`]); the CometD
@@ -8,7 +14,7 @@
 //! # Recovery rules
 //!
 //! * [`GwsSession::login`] sends HTTP Basic on `GET {base}/api/v2/me`. A 401 there is a wrong
-//!   user name or password: it fails at once with [`Error::Unauthorized`] and is never retried.
+//!   user name or password: it fails at once with [`RestError::Unauthorized`] and is never retried.
 //! * Every reply may carry `X-CSRF-HEADER: <name>` and `X-CSRF-TOKEN: <token>`; the latest pair
 //!   is kept and sent as `<name>: <token>` on every POST, PUT and DELETE.
 //! * A REST call answered 401 (the HTTP session expired) or 403 naming the CSRF token logs in
@@ -21,9 +27,13 @@
 //! Neither [`GwsSession`]'s `Debug` nor any error or log line contains the password, a cookie
 //! or a CSRF token.
 
+mod credentials;
+mod error;
+mod operations;
+
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::cookie::Jar;
@@ -33,16 +43,20 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use url::Url;
 
-use crate::error::{Error, GwsStatus, Result};
+pub use self::credentials::{Credentials, Me, Password};
+pub use self::error::{GwsStatus, RestError};
+pub use self::operations::UserValue;
+use crate::transport::endpoint;
+use crate::transport::http::{new_client, request_error};
+use crate::transport::{SharedHeaders, TransportError};
 
-/// The CSRF header shared by the REST session and the notification transport: empty until
-/// the server names one, then exactly one `<header name>: <token>` entry (marked sensitive).
-pub type SharedHeaders = Arc<RwLock<HeaderMap>>;
+/// `Result` with [`RestError`].
+pub type Result<T, E = RestError> = std::result::Result<T, E>;
 
 /// Default deadline of one REST request.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Replies larger than this are refused ([`Error::ReplyTooLarge`]).
+/// Replies larger than this are refused ([`TransportError::TooLarge`]).
 const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Server messages quoted in errors are cut to this many characters.
@@ -51,197 +65,6 @@ const MAX_MESSAGE_CHARS: usize = 200;
 /// Operation names used in errors for the requests that are not user-data operations.
 const OP_LOGIN: &str = "Login";
 const OP_GET_CALLS: &str = "GetCalls";
-
-/// A password. `Debug` prints `***`; there is no `Display`, so it cannot end up in a
-/// formatted message by accident.
-#[derive(Clone)]
-pub struct Password(String);
-
-impl Password {
-    /// Wraps a password.
-    pub fn new(password: impl Into<String>) -> Self {
-        Password(password.into())
-    }
-
-    /// The password text, for the one place that needs it: the `Authorization` header.
-    pub fn expose_secret(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl From<String> for Password {
-    fn from(s: String) -> Self {
-        Password(s)
-    }
-}
-
-impl From<&str> for Password {
-    fn from(s: &str) -> Self {
-        Password(s.to_owned())
-    }
-}
-
-/// A GWS user name and password. `Debug` shows the user name only.
-#[derive(Clone, Debug)]
-pub struct Credentials {
-    user: String,
-    password: Password,
-}
-
-impl Credentials {
-    /// Credentials for `user`.
-    pub fn new(user: impl Into<String>, password: impl Into<Password>) -> Self {
-        Credentials {
-            user: user.into(),
-            password: password.into(),
-        }
-    }
-
-    /// The user name.
-    pub fn user(&self) -> &str {
-        &self.user
-    }
-
-    /// The password.
-    pub fn password(&self) -> &Password {
-        &self.password
-    }
-}
-
-/// The logged-in user, as `GET {base}/api/v2/me` describes it.
-#[derive(Clone, Debug)]
-pub struct Me {
-    /// The user's `id`, if the server sent one.
-    pub id: Option<String>,
-    /// The user's `userName`, if the server sent one.
-    pub user_name: Option<String>,
-    /// The whole `user` object, exactly as received.
-    pub user: Box<RawValue>,
-}
-
-/// A user-data value given on the command line or by a program.
-///
-/// GWS user data holds strings and integers. [`parse_pair`] decides the type from the text:
-/// see there.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum UserValue {
-    /// A string value.
-    String(String),
-    /// An integer, kept as its exact decimal text so integers of any size pass unchanged.
-    /// Build one with [`UserValue::integer`] (which checks the text) or `From<i64>`.
-    Integer(String),
-}
-
-impl UserValue {
-    /// An integer from its decimal text; `None` unless the text is a JSON integer literal
-    /// (`-?(0|[1-9][0-9]*)`).
-    pub fn integer(text: &str) -> Option<Self> {
-        is_json_integer(text).then(|| UserValue::Integer(text.to_owned()))
-    }
-
-    /// The value as JSON text: a quoted, escaped string or the integer's digits.
-    pub fn to_json(&self) -> String {
-        match self {
-            UserValue::String(s) => json_string(s),
-            UserValue::Integer(digits) => digits.clone(),
-        }
-    }
-}
-
-impl From<&str> for UserValue {
-    fn from(s: &str) -> Self {
-        UserValue::String(s.to_owned())
-    }
-}
-
-impl From<String> for UserValue {
-    fn from(s: String) -> Self {
-        UserValue::String(s)
-    }
-}
-
-impl From<i64> for UserValue {
-    fn from(n: i64) -> Self {
-        UserValue::Integer(n.to_string())
-    }
-}
-
-/// A `KEY=VALUE` argument that could not be read.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid user-data pair {input:?}: {reason} (expected KEY=VALUE)")]
-pub struct InvalidPair {
-    /// The argument as given (cut to 80 characters).
-    pub input: String,
-    /// What is wrong with it.
-    pub reason: &'static str,
-}
-
-/// Reads a `KEY=VALUE` argument into a user-data pair.
-///
-/// The key is everything before the first `=` and must not be empty. The value is typed by
-/// how it is written:
-///
-/// * a JSON integer literal (`-?(0|[1-9][0-9]*)`, any size) is an integer: `Priority=2`;
-/// * a value in double quotes is always a string, the quotes removed and JSON escapes such as
-///   `\"` decoded: `Code="123"` is the string `123`;
-/// * anything else is a string as written, including `007` (leading zeros), `1.5`, `true`
-///   and the empty value (`Note=`).
-pub fn parse_pair(arg: &str) -> Result<(String, UserValue), InvalidPair> {
-    let invalid = |reason| InvalidPair {
-        input: arg.chars().take(80).collect(),
-        reason,
-    };
-    let (key, value) = arg.split_once('=').ok_or_else(|| invalid("no '='"))?;
-    if key.is_empty() {
-        return Err(invalid("the key is empty"));
-    }
-    let value = if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
-        // A quoted value is JSON string syntax when it parses as one; otherwise the quotes
-        // are simply stripped.
-        let text = serde_json::from_str::<String>(value)
-            .unwrap_or_else(|_| value[1..value.len() - 1].to_owned());
-        UserValue::String(text)
-    } else if is_json_integer(value) {
-        UserValue::Integer(value.to_owned())
-    } else {
-        UserValue::String(value.to_owned())
-    };
-    Ok((key.to_owned(), value))
-}
-
-fn is_json_integer(text: &str) -> bool {
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    !digits.is_empty()
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && (digits == "0" || !digits.starts_with('0'))
-}
-
-fn json_string(s: &str) -> String {
-    // Serializing a str cannot fail.
-    serde_json::to_string(s).unwrap_or_default()
-}
-
-/// Writes pairs as a JSON object text, in order, keeping duplicate keys.
-fn user_data_json(pairs: &[(String, UserValue)]) -> String {
-    let mut out = String::from("{");
-    for (i, (key, value)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&json_string(key));
-        out.push(':');
-        out.push_str(&value.to_json());
-    }
-    out.push('}');
-    out
-}
 
 /// A logged-in (or about to log in) GWS REST session. Cloning shares the session.
 #[derive(Clone)]
@@ -267,7 +90,7 @@ impl fmt::Debug for GwsSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GwsSession")
             .field("base", &self.inner.base.as_str())
-            .field("user", &self.inner.creds.user)
+            .field("user", &self.inner.creds.user())
             .field("logins", &self.inner.logins.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
@@ -292,7 +115,7 @@ impl GwsSession {
     /// A session for the GWS server at `base_url` (`http://host:8090`; a trailing `/` or
     /// `/api/v2` suffix is accepted and ignored). Nothing is sent until the first request.
     ///
-    /// Fails with [`Error::InvalidUrl`] for anything but an `http`/`https` URL without
+    /// Fails with [`TransportError::InvalidUrl`] for anything but an `http`/`https` URL without
     /// embedded credentials, query or fragment.
     pub fn new(base_url: &str, credentials: Credentials) -> Result<Self> {
         Self::with_timeout(base_url, credentials, DEFAULT_REQUEST_TIMEOUT)
@@ -306,13 +129,7 @@ impl GwsSession {
     ) -> Result<Self> {
         let base = parse_base(base_url)?;
         let jar = Arc::new(Jar::default());
-        let http = reqwest::Client::builder()
-            .cookie_provider(jar.clone())
-            .build()
-            .map_err(|e| Error::Network {
-                url: base.to_string(),
-                message: format!("cannot build the HTTP client: {}", error_chain(&e)),
-            })?;
+        let http = new_client(jar.clone())?;
         Ok(GwsSession {
             inner: Arc::new(Inner {
                 base,
@@ -328,7 +145,7 @@ impl GwsSession {
     }
 
     /// The HTTP client, with the session's cookie jar: give it to the notification client
-    /// ([`ClientBuilder::http_client`](crate::ClientBuilder::http_client)) so both share
+    /// ([`HttpTransportBuilder::http_client`](crate::transport::HttpTransportBuilder::http_client)) so both share
     /// cookies and connections.
     pub fn http_client(&self) -> reqwest::Client {
         self.inner.http.clone()
@@ -356,13 +173,13 @@ impl GwsSession {
 
     /// The user name the session logs in with.
     pub fn user(&self) -> &str {
-        &self.inner.creds.user
+        self.inner.creds.user()
     }
 
     /// Logs in: `GET {base}/api/v2/me` with HTTP Basic. The server's `JSESSIONID` lands in
     /// the jar and its CSRF header (if any) in [`GwsSession::csrf_headers`].
     ///
-    /// A wrong user name or password fails at once with [`Error::Unauthorized`] (status
+    /// A wrong user name or password fails at once with [`RestError::Unauthorized`] (status
     /// 401); it is not retried.
     pub async fn login(&self) -> Result<Me> {
         let _guard = self.inner.login_lock.lock().await;
@@ -384,62 +201,11 @@ impl GwsSession {
         let body = self
             .request(Method::GET, &url, None, OP_GET_CALLS, None)
             .await?;
-        let calls: Calls = serde_json::from_slice(&body).map_err(|e| Error::MalformedReply {
+        let calls: Calls = serde_json::from_slice(&body).map_err(|e| RestError::Malformed {
             url: url.to_string(),
             message: format!("not a GWS calls reply: {e}"),
         })?;
         Ok(calls.calls)
-    }
-
-    /// `AttachUserData`: adds the pairs to the call's user data, in order. GWS appends even
-    /// when a key already exists, so the key then appears twice.
-    pub async fn attach_user_data(
-        &self,
-        call_id: &str,
-        pairs: &[(String, UserValue)],
-    ) -> Result<()> {
-        let body = format!(
-            r#"{{"operationName":"AttachUserData","userData":{}}}"#,
-            user_data_json(pairs)
-        );
-        self.call_operation(call_id, "AttachUserData", body).await
-    }
-
-    /// `UpdateUserData`: sets each key to its value, replacing every existing occurrence or
-    /// adding the key when absent.
-    pub async fn update_user_data(
-        &self,
-        call_id: &str,
-        pairs: &[(String, UserValue)],
-    ) -> Result<()> {
-        let body = format!(
-            r#"{{"operationName":"UpdateUserData","userData":{}}}"#,
-            user_data_json(pairs)
-        );
-        self.call_operation(call_id, "UpdateUserData", body).await
-    }
-
-    /// `DeleteUserDataPair`: removes every occurrence of `key` from the call's user data.
-    pub async fn delete_user_data_pair(&self, call_id: &str, key: &str) -> Result<()> {
-        let body = format!(
-            r#"{{"operationName":"DeleteUserDataPair","key":{}}}"#,
-            json_string(key)
-        );
-        self.call_operation(call_id, "DeleteUserDataPair", body)
-            .await
-    }
-
-    /// `DeleteUserData`: removes all of the call's user data.
-    pub async fn delete_user_data(&self, call_id: &str) -> Result<()> {
-        let body = r#"{"operationName":"DeleteUserData"}"#.to_owned();
-        self.call_operation(call_id, "DeleteUserData", body).await
-    }
-
-    async fn call_operation(&self, call_id: &str, operation: &str, body: String) -> Result<()> {
-        let url = self.url(&["me", "calls", call_id]);
-        self.request(Method::POST, &url, Some(body), operation, Some(call_id))
-            .await
-            .map(drop)
     }
 
     /// `{base}/api/v2/<segments>`, each segment percent-encoded.
@@ -482,7 +248,7 @@ impl GwsSession {
                 continue;
             }
             if expired {
-                return Err(Error::Unauthorized {
+                return Err(RestError::Unauthorized {
                     url: url.to_string(),
                     status: 401,
                     hint: "refused again right after logging in: check the user's roles".into(),
@@ -518,29 +284,29 @@ impl GwsSession {
         let reply = self.send(Method::GET, &url, None, true).await?;
         match reply.status.as_u16() {
             401 => {
-                return Err(Error::Unauthorized {
+                return Err(RestError::Unauthorized {
                     url: url.to_string(),
                     status: 401,
                     hint: format!(
                         "login as {:?} refused: check the user name and password",
-                        self.inner.creds.user
+                        self.inner.creds.user()
                     ),
                 })
             }
             403 => {
-                return Err(Error::Unauthorized {
+                return Err(RestError::Unauthorized {
                     url: url.to_string(),
                     status: 403,
                     hint: format!(
                         "user {:?} may not use this API: check its roles",
-                        self.inner.creds.user
+                        self.inner.creds.user()
                     ),
                 })
             }
             _ => {}
         }
         let body = judge(&url, reply, OP_LOGIN, None)?;
-        let malformed = |e: serde_json::Error| Error::MalformedReply {
+        let malformed = |e: serde_json::Error| RestError::Malformed {
             url: url.to_string(),
             message: format!("not a GWS user reply: {e}"),
         };
@@ -557,7 +323,7 @@ impl GwsSession {
             serde_json::Value::String(s) => s,
             other => other.to_string(),
         });
-        tracing::debug!(url = %url, user = %self.inner.creds.user, "logged in");
+        tracing::debug!(url = %url, user = %self.inner.creds.user(), "logged in");
         Ok(Me {
             id,
             user_name: fields.user_name,
@@ -593,8 +359,8 @@ impl GwsSession {
         }
         if basic {
             req = req.basic_auth(
-                &self.inner.creds.user,
-                Some(self.inner.creds.password.expose_secret()),
+                self.inner.creds.user(),
+                Some(self.inner.creds.password().expose_secret()),
             );
         }
         if let Some(body) = body {
@@ -602,19 +368,7 @@ impl GwsSession {
                 .header(CONTENT_TYPE, "application/json;charset=UTF-8")
                 .body(body);
         }
-        let net_error = |e: reqwest::Error| {
-            if e.is_timeout() {
-                Error::Timeout {
-                    url: url.to_string(),
-                    after: self.inner.timeout,
-                }
-            } else {
-                Error::Network {
-                    url: url.to_string(),
-                    message: error_chain(&e),
-                }
-            }
-        };
+        let net_error = |e: reqwest::Error| request_error(url.as_str(), e, self.inner.timeout);
         let mut resp = req.send().await.map_err(net_error)?;
         let status = resp.status();
         tracing::debug!(method = %method, url = %url, status = status.as_u16(), "GWS reply");
@@ -622,10 +376,11 @@ impl GwsSession {
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(net_error)? {
             if body.len() + chunk.len() > MAX_REPLY_BYTES {
-                return Err(Error::ReplyTooLarge {
+                return Err(RestError::Transport(TransportError::TooLarge {
                     url: url.to_string(),
                     limit: MAX_REPLY_BYTES,
-                });
+                    option: "a GWS REST reply (fixed)",
+                }));
             }
             body.extend_from_slice(&chunk);
         }
@@ -656,8 +411,8 @@ impl GwsSession {
 }
 
 /// Judges a reply: a 2xx with `statusCode` 0 (or none) is success; a non-zero `statusCode`
-/// is [`Error::Gws`] whatever the HTTP status; other HTTP errors are [`Error::HttpStatus`]
-/// with the server's `statusMessage`.
+/// is [`RestError::Gws`] whatever the HTTP status; other HTTP errors are
+/// [`TransportError::Status`] with the server's `statusMessage`.
 fn judge(url: &Url, reply: Reply, operation: &str, call_id: Option<&str>) -> Result<Vec<u8>> {
     let fields = serde_json::from_slice::<StatusFields>(&reply.body).ok();
     let message = fields
@@ -666,7 +421,7 @@ fn judge(url: &Url, reply: Reply, operation: &str, call_id: Option<&str>) -> Res
         .map(truncate);
     if let Some(code) = fields.as_ref().and_then(|f| f.status_code) {
         if code != 0 {
-            return Err(Error::Gws {
+            return Err(RestError::Gws {
                 operation: operation.to_owned(),
                 call_id: call_id.map(str::to_owned),
                 status: GwsStatus::from_code(code),
@@ -678,17 +433,17 @@ fn judge(url: &Url, reply: Reply, operation: &str, call_id: Option<&str>) -> Res
         return Ok(reply.body);
     }
     if reply.status == StatusCode::UNAUTHORIZED {
-        return Err(Error::Unauthorized {
+        return Err(RestError::Unauthorized {
             url: url.to_string(),
             status: 401,
             hint: "check the user name and password".into(),
         });
     }
-    Err(Error::HttpStatus {
+    Err(RestError::Transport(TransportError::Status {
         url: url.to_string(),
         status: reply.status.as_u16(),
-        message: message.unwrap_or_else(|| truncate(&String::from_utf8_lossy(&reply.body))),
-    })
+        body: message.unwrap_or_else(|| truncate(&String::from_utf8_lossy(&reply.body))),
+    }))
 }
 
 fn mentions_csrf(body: &[u8]) -> bool {
@@ -708,35 +463,21 @@ fn truncate(s: &str) -> String {
     }
 }
 
-/// An error and its sources on one line, without the URL (the caller names it).
-fn error_chain(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
+/// Checks a base URL (`http`/`https` with a host, no credentials, query or fragment) and
+/// drops a trailing `/`, `/api` or `/api/v2`.
 fn parse_base(base_url: &str) -> Result<Url> {
-    let invalid = |reason: &str| Error::InvalidUrl {
-        url: strip_userinfo(base_url),
+    let invalid = |reason: &str| TransportError::InvalidUrl {
+        url: endpoint::redact(base_url),
         reason: reason.to_owned(),
     };
-    let mut url = Url::parse(base_url.trim()).map_err(|e| invalid(&e.to_string()))?;
-    if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(invalid("the scheme must be http or https"));
-    }
+    let mut url = endpoint::parse(base_url)?;
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid(
-            "credentials in the URL are not accepted: pass them as Credentials",
-        ));
+        return Err(
+            invalid("credentials in the URL are not accepted: pass them as Credentials").into(),
+        );
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid("a base URL has no query or fragment"));
+        return Err(invalid("a base URL has no query or fragment").into());
     }
     let path = url.path().trim_end_matches('/');
     let path = path
@@ -748,70 +489,9 @@ fn parse_base(base_url: &str) -> Result<Url> {
     Ok(url)
 }
 
-/// The URL text without `user:password@`, for error messages about an unusable URL.
-fn strip_userinfo(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}{}", &url[..scheme_end + 3], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn integers_are_json_integer_literals_and_everything_else_is_a_string() {
-        let v = |s: &str| parse_pair(s).map(|(_, v)| v);
-        assert_eq!(v("P=2"), Ok(UserValue::Integer("2".into())));
-        assert_eq!(v("P=-17"), Ok(UserValue::Integer("-17".into())));
-        assert_eq!(
-            v("Big=123456789012345678901234567890"),
-            Ok(UserValue::Integer("123456789012345678901234567890".into()))
-        );
-        assert_eq!(v("A=007"), Ok(UserValue::String("007".into())));
-        assert_eq!(v("A=1.5"), Ok(UserValue::String("1.5".into())));
-        assert_eq!(v("A=true"), Ok(UserValue::String("true".into())));
-        assert_eq!(v("A=-"), Ok(UserValue::String("-".into())));
-        assert_eq!(v("A="), Ok(UserValue::String(String::new())));
-        assert_eq!(v("A=x=y"), Ok(UserValue::String("x=y".into())));
-    }
-
-    #[test]
-    fn quoted_values_are_always_strings() {
-        let v = |s: &str| parse_pair(s).map(|(_, v)| v);
-        assert_eq!(v(r#"A="123""#), Ok(UserValue::String("123".into())));
-        assert_eq!(
-            v(r#"A="say \"hi\"""#),
-            Ok(UserValue::String(r#"say "hi""#.into()))
-        );
-        assert_eq!(v(r#"A="""#), Ok(UserValue::String(String::new())));
-    }
-
-    #[test]
-    fn pairs_without_key_or_equals_are_refused() {
-        assert_eq!(parse_pair("=1").unwrap_err().reason, "the key is empty");
-        assert_eq!(parse_pair("Key").unwrap_err().reason, "no '='");
-    }
-
-    #[test]
-    fn user_data_text_keeps_order_duplicates_and_exact_integers() {
-        let pairs = vec![
-            ("B".to_owned(), UserValue::from("x\"y")),
-            (
-                "A".to_owned(),
-                UserValue::integer("99999999999999999999").unwrap(),
-            ),
-            ("B".to_owned(), UserValue::from(2)),
-        ];
-        assert_eq!(
-            user_data_json(&pairs),
-            r#"{"B":"x\"y","A":99999999999999999999,"B":2}"#
-        );
-        assert_eq!(UserValue::integer("01"), None);
-    }
 
     #[test]
     fn base_urls_are_normalized_and_bad_ones_refused() {
@@ -820,7 +500,10 @@ mod tests {
         assert_eq!(base("http://h:8090/").unwrap(), "http://h:8090/");
         assert_eq!(base("http://h:8090/api/v2/").unwrap(), "http://h:8090/");
         assert_eq!(base("https://h/gws/api").unwrap(), "https://h/gws");
-        assert!(matches!(base("ftp://h"), Err(Error::InvalidUrl { .. })));
+        assert!(matches!(
+            base("ftp://h"),
+            Err(RestError::Transport(TransportError::InvalidUrl { .. }))
+        ));
         let err = parse_base("http://bob:hunter2@h:8090").unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
         assert!(!format!("{err:?}").contains("hunter2"));
@@ -862,7 +545,7 @@ mod tests {
         let err = judge(&url, reply, "AttachUserData", Some("X")).unwrap_err();
         assert!(matches!(
             &err,
-            Error::Gws { status: GwsStatus::NotFound, call_id: Some(id), .. } if id == "X"
+            RestError::Gws { status: GwsStatus::NotFound, call_id: Some(id), .. } if id == "X"
         ));
         assert_eq!(
             err.to_string(),
@@ -874,7 +557,7 @@ mod tests {
         };
         let err = judge(&url, reply, "GetCalls", None).unwrap_err();
         assert!(
-            matches!(&err, Error::HttpStatus { status: 500, message, .. } if message == "database down")
+            matches!(&err, RestError::Transport(TransportError::Status { status: 500, body, .. }) if body == "database down")
         );
         let ok = Reply {
             status: StatusCode::OK,

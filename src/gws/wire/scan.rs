@@ -639,13 +639,6 @@ pub(crate) fn for_each_member<'a>(
     s.end().ok()
 }
 
-/// The members of the object `obj`, as [`for_each_member`] passes them.
-pub(crate) fn members(obj: &str) -> Option<Vec<(Cow<'_, str>, Range<usize>)>> {
-    let mut out = Vec::with_capacity(16);
-    for_each_member(obj, |k, r| out.push((k, r)))?;
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -751,6 +744,13 @@ mod tests {
         assert_eq!(scan(&text).unwrap(), 0..text.len());
         let unclosed = format!("{}1}}", "[{\"k\":".repeat(depth));
         assert_agrees(&unclosed);
+    }
+
+    /// The members of the object `obj`, as [`for_each_member`] passes them.
+    fn members(obj: &str) -> Option<Vec<(Cow<'_, str>, Range<usize>)>> {
+        let mut out = Vec::new();
+        for_each_member(obj, |k, r| out.push((k, r)))?;
+        Some(out)
     }
 
     #[test]

@@ -1,0 +1,140 @@
+//! [`ClientBuilder`]: how a [`Client`] talks to its server and paces its session.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::value::RawValue;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+
+use super::driver::Driver;
+use super::{Client, ReplyTap, Shared, COMMAND_BUFFER, DEFAULT_BUFFER};
+use crate::bayeux::session::{Session, SessionConfig};
+use crate::bayeux::BackoffConfig;
+use crate::error::Result;
+use crate::transport::{HttpTransport, Transport, TransportError};
+
+/// Configures and starts a [`Client`]. HTTP settings (credentials, headers, cookies, size
+/// limits) belong to the transport: see [`HttpTransport::builder`].
+pub struct ClientBuilder {
+    transport: std::result::Result<Arc<dyn Transport>, TransportError>,
+    session: SessionConfig,
+    buffer: usize,
+    tap: Option<ReplyTap>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let endpoint = self.transport.as_ref().map(|t| t.endpoint());
+        f.debug_struct("ClientBuilder")
+            .field("endpoint", &endpoint.ok())
+            .field("session", &self.session)
+            .field("buffer", &self.buffer)
+            .field("records", &self.tap.is_some())
+            .finish()
+    }
+}
+
+impl ClientBuilder {
+    /// A builder for a client that sends through `transport`.
+    pub fn new(transport: impl Transport) -> Self {
+        Self::with(Ok(Arc::new(transport)))
+    }
+
+    /// A builder for the HTTP endpoint `url` with the default HTTP settings; an unusable
+    /// URL fails [`build`](Self::build).
+    pub(super) fn http(url: &str) -> Self {
+        let transport = HttpTransport::builder(url)
+            .build()
+            .map(|t| Arc::new(t) as Arc<dyn Transport>);
+        Self::with(transport)
+    }
+
+    fn with(transport: std::result::Result<Arc<dyn Transport>, TransportError>) -> Self {
+        ClientBuilder {
+            transport,
+            session: SessionConfig::default(),
+            buffer: DEFAULT_BUFFER,
+            tap: None,
+        }
+    }
+
+    /// The longest the network may add to a request: deadline = `advice.timeout` (connects)
+    /// + this. Default 10 s.
+    pub fn max_network_delay(mut self, delay: Duration) -> Self {
+        self.session.max_network_delay = delay;
+        self
+    }
+
+    /// Backoff after failures without advice: exponential from `initial`, capped at `max`,
+    /// jittered.
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.session.backoff = BackoffConfig {
+            initial,
+            max,
+            ..self.session.backoff
+        };
+        self
+    }
+
+    /// Give up with [`SessionError::Unreachable`](crate::bayeux::SessionError::Unreachable)
+    /// after this many failed handshakes when no handshake has ever succeeded. Default:
+    /// never give up.
+    pub fn initial_handshake_attempts(mut self, attempts: Option<u32>) -> Self {
+        self.session.initial_handshake_attempts = attempts;
+        self
+    }
+
+    /// The `ext` object sent with every handshake (for example authentication data). It is
+    /// never logged.
+    pub fn handshake_ext(mut self, ext: Box<RawValue>) -> Self {
+        self.session.handshake_ext = Some(ext);
+        self
+    }
+
+    /// Capacity of each subscriber's buffer, in messages (default 1024, at least 1).
+    pub fn buffer_size(mut self, messages: usize) -> Self {
+        self.buffer = messages.max(1);
+        self
+    }
+
+    /// Sees every reply body that parsed as Bayeux, verbatim, before its messages are
+    /// delivered: the hook for recording fixtures. If it fails, the client stops with
+    /// [`Error::Record`](crate::Error::Record) rather than lose what it could not record.
+    ///
+    /// With a tap set, each reply body is collected whole before it is handled (so that it
+    /// can be recorded verbatim); without one, replies are handled message by message as
+    /// they arrive, and a large reply is never held in memory at once.
+    pub fn on_reply(
+        mut self,
+        tap: impl FnMut(&[u8]) -> std::io::Result<()> + Send + 'static,
+    ) -> Self {
+        self.tap = Some(Box::new(tap));
+        self
+    }
+
+    /// Starts the driver task on the current Tokio runtime and returns the handle.
+    ///
+    /// Fails when the transport could not be built (an unusable URL). Must be called inside
+    /// a Tokio runtime.
+    pub fn build(self) -> Result<Client> {
+        let transport = self.transport?;
+        let (commands_tx, commands) = mpsc::channel(COMMAND_BUFFER);
+        let (events, first_events) = broadcast::channel(64);
+        let endpoint: Arc<str> = transport.endpoint().into();
+        let session = Session::new(self.session, Instant::now().into_std());
+        let driver = Driver::new(session, transport, commands, events.clone(), self.tap);
+        tokio::spawn(driver.run());
+        Ok(Client {
+            inner: Arc::new(Shared {
+                commands: commands_tx,
+                events,
+                first_events: std::sync::Mutex::new(Some(first_events)),
+                endpoint,
+                buffer: self.buffer,
+                next_subscriber: std::sync::atomic::AtomicU64::new(0),
+            }),
+        })
+    }
+}

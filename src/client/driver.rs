@@ -1,0 +1,418 @@
+//! The driver task: runs the [`Session`] with a [`Transport`], does the I/O and the timers,
+//! and hands data messages to local subscribers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::reply::{Progress, ReplyReader};
+use super::{ClientEvent, Command, ReplyTap};
+use crate::bayeux::session::{Event, Failure, Request, RequestId, Session, Termination};
+use crate::bayeux::{ChannelName, Message};
+use crate::error::{Error, Result};
+use crate::transport::{Transport, TransportError};
+
+/// Most elements handled in a row from one reply before commands get a turn.
+const ELEMENT_BUDGET: usize = 256;
+
+struct LocalSubscriber {
+    id: u64,
+    patterns: Vec<ChannelName>,
+    tx: mpsc::Sender<Message>,
+}
+
+/// A request in flight and what its reply carried so far.
+struct Flight {
+    id: RequestId,
+    reader: ReplyReader,
+    /// Messages for the session (meta replies, publish acknowledgements), handed over when
+    /// the body is complete.
+    metas: Vec<Message>,
+    /// Elements of the reply seen so far.
+    elements: usize,
+}
+
+pub(super) struct Driver {
+    session: Session,
+    transport: Arc<dyn Transport>,
+    endpoint: Arc<str>,
+    commands: mpsc::Receiver<Command>,
+    commands_open: bool,
+    events: broadcast::Sender<ClientEvent>,
+    subscribers: Vec<LocalSubscriber>,
+    in_flight: Vec<Flight>,
+    /// Where `poll_flights` starts, for fairness between the two requests.
+    next_flight: usize,
+    publishes: HashMap<u64, (ChannelName, oneshot::Sender<Result<()>>)>,
+    disconnect_waiters: Vec<oneshot::Sender<()>>,
+    tap: Option<ReplyTap>,
+    /// An error of the client's own (not the session's) that ends it.
+    pending_error: Option<Error>,
+}
+
+/// Polls every flight; the first with progress wins, starting after the last winner.
+fn poll_flights(
+    flights: &mut [Flight],
+    start: &mut usize,
+    cx: &mut Context<'_>,
+) -> Poll<(usize, Progress)> {
+    let n = flights.len();
+    for k in (0..n).map(|i| (*start + i) % n) {
+        if let Poll::Ready(p) = flights[k].reader.poll_progress(cx) {
+            *start = k + 1;
+            return Poll::Ready((k, p));
+        }
+    }
+    Poll::Pending
+}
+
+/// Data messages go to subscribers as they arrive; everything else (meta replies, and
+/// publish acknowledgements, which carry `successful`) is the session's.
+fn is_plain_data(m: &Message) -> bool {
+    !m.is_meta() && m.successful.is_none()
+}
+
+impl Driver {
+    pub(super) fn new(
+        session: Session,
+        transport: Arc<dyn Transport>,
+        commands: mpsc::Receiver<Command>,
+        events: broadcast::Sender<ClientEvent>,
+        tap: Option<ReplyTap>,
+    ) -> Self {
+        Driver {
+            session,
+            endpoint: transport.endpoint().into(),
+            transport,
+            commands,
+            commands_open: true,
+            events,
+            subscribers: Vec::new(),
+            in_flight: Vec::new(),
+            next_flight: 0,
+            publishes: HashMap::new(),
+            disconnect_waiters: Vec::new(),
+            tap,
+            pending_error: None,
+        }
+    }
+
+    pub(super) async fn run(mut self) {
+        loop {
+            if let Some(error) = self.drain_events().await {
+                self.finish(error);
+                return;
+            }
+            self.drop_closed_subscribers();
+            let now = Instant::now();
+            while let Some(req) = self.session.poll_request(now.into_std()) {
+                self.start(req);
+            }
+            // Requests may have produced events (e.g. a publish refused before sending).
+            if let Some(error) = self.drain_events().await {
+                self.finish(error);
+                return;
+            }
+            let wake = self.session.poll_timeout().map(Instant::from_std);
+            tokio::select! {
+                cmd = self.commands.recv(), if self.commands_open => match cmd {
+                    Some(cmd) => self.command(cmd),
+                    None => {
+                        // Every handle is gone: nobody can read more messages.
+                        self.commands_open = false;
+                        self.session.disconnect();
+                    }
+                },
+                (k, progress) = std::future::poll_fn(|cx| {
+                    poll_flights(&mut self.in_flight, &mut self.next_flight, cx)
+                }), if !self.in_flight.is_empty() => {
+                    self.progress(k, progress).await;
+                }
+                _ = sleep_until_opt(wake) => {}
+            }
+        }
+    }
+
+    fn start(&mut self, req: Request) {
+        let body = Message::encode_batch(&req.messages);
+        tracing::trace!(request = ?req.id, slot = ?req.slot, messages = req.messages.len(), "sending");
+        let send = self.transport.send(body);
+        let deadline = Instant::from_std(req.deadline);
+        self.in_flight.push(Flight {
+            id: req.id,
+            reader: ReplyReader::new(send, deadline, self.tap.is_some(), self.endpoint.clone()),
+            metas: Vec::new(),
+            elements: 0,
+        });
+    }
+
+    /// Handles progress of flight `k`, then whatever more of the same reply is already
+    /// there (up to a budget, so commands are not starved).
+    async fn progress(&mut self, k: usize, mut progress: Progress) {
+        for _ in 1..ELEMENT_BUDGET {
+            if !self.handle_progress(k, progress).await {
+                return;
+            }
+            // Only ask for more when it will be handled: an element taken is never dropped.
+            let flight = &mut self.in_flight[k];
+            match std::future::poll_fn(|cx| Poll::Ready(flight.reader.poll_progress(cx))).await {
+                Poll::Ready(p) => progress = p,
+                Poll::Pending => return,
+            }
+        }
+        self.handle_progress(k, progress).await;
+    }
+
+    fn malformed(&self, message: String) -> Failure {
+        Failure::from(TransportError::Malformed {
+            url: self.endpoint.to_string(),
+            message,
+        })
+    }
+
+    fn fail(&mut self, id: RequestId, failure: Failure, now: std::time::Instant) {
+        tracing::debug!(endpoint = %self.endpoint, %failure, "request failed");
+        self.session.handle_failure(id, failure, now);
+    }
+
+    /// Returns whether flight `k` is still in flight.
+    async fn handle_progress(&mut self, k: usize, progress: Progress) -> bool {
+        let now = Instant::now().into_std();
+        match progress {
+            Progress::Element(bytes) => {
+                let flight = &mut self.in_flight[k];
+                flight.elements += 1;
+                match serde_json::from_slice::<Message>(&bytes) {
+                    Ok(m) if is_plain_data(&m) => {
+                        if self.session.delivers_data() {
+                            self.dispatch(m).await;
+                        }
+                    }
+                    Ok(m) => flight.metas.push(m),
+                    Err(e) => {
+                        let n = flight.elements;
+                        let flight = self.in_flight.remove(k);
+                        let excerpt: String =
+                            String::from_utf8_lossy(&bytes[..bytes.len().min(80)]).into();
+                        let failure = self.malformed(format!(
+                            "message {n} of the reply: {e} (it starts {excerpt:?})"
+                        ));
+                        self.fail(flight.id, failure, now);
+                        return false;
+                    }
+                }
+                true
+            }
+            Progress::End => {
+                let flight = self.in_flight.remove(k);
+                self.session.handle_reply(flight.id, flight.metas, now);
+                false
+            }
+            Progress::Whole(body) => {
+                let flight = self.in_flight.remove(k);
+                self.complete_whole(flight.id, body, now);
+                false
+            }
+            Progress::Failed(error) => {
+                let flight = self.in_flight.remove(k);
+                self.fail(flight.id, Failure::from(error), now);
+                false
+            }
+        }
+    }
+
+    /// A whole reply body (recording mode): parsed, recorded, then handled.
+    fn complete_whole(&mut self, id: RequestId, body: bytes::Bytes, now: std::time::Instant) {
+        match Message::parse_batch(&body) {
+            Ok(messages) => {
+                if let Some(tap) = &mut self.tap {
+                    if let Err(source) = tap(&body) {
+                        self.fail_tap(source);
+                        return;
+                    }
+                }
+                self.session.handle_reply(id, messages, now);
+            }
+            Err(e) => {
+                let excerpt: String = String::from_utf8_lossy(&body[..body.len().min(80)]).into();
+                let failure = self.malformed(format!("{e} (reply starts {excerpt:?})"));
+                self.fail(id, failure, now);
+            }
+        }
+    }
+
+    /// A reply that could not be recorded stops the client: recording is asked for
+    /// because every message matters.
+    fn fail_tap(&mut self, source: std::io::Error) {
+        let error = Error::Record { source };
+        tracing::error!("{error}");
+        self.tap = None;
+        self.pending_error = Some(error);
+        self.session.disconnect();
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Subscribe { id, patterns, tx } => {
+                for p in &patterns {
+                    self.session.subscribe(p.clone());
+                }
+                self.subscribers.push(LocalSubscriber { id, patterns, tx });
+            }
+            Command::DropSubscriber { id } => self.remove_subscriber(id),
+            Command::Publish {
+                channel,
+                data,
+                done,
+            } => {
+                let pid = self.session.publish(channel.clone(), data);
+                self.publishes.insert(pid, (channel, done));
+            }
+            Command::Disconnect { done } => {
+                self.disconnect_waiters.push(done);
+                self.session.disconnect();
+            }
+        }
+    }
+
+    fn remove_subscriber(&mut self, id: u64) {
+        let Some(pos) = self.subscribers.iter().position(|s| s.id == id) else {
+            return;
+        };
+        let gone = self.subscribers.swap_remove(pos);
+        for p in gone.patterns {
+            if !self.subscribers.iter().any(|s| s.patterns.contains(&p)) {
+                self.session.unsubscribe(&p);
+            }
+        }
+    }
+
+    /// Subscribers whose stream was dropped while the command queue was full.
+    fn drop_closed_subscribers(&mut self) {
+        while let Some(s) = self.subscribers.iter().find(|s| s.tx.is_closed()) {
+            let id = s.id;
+            self.remove_subscriber(id);
+        }
+    }
+
+    /// Handles every pending session event. Returns the termination error, if the session
+    /// ended.
+    async fn drain_events(&mut self) -> Option<Error> {
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                Event::Message(m) => self.dispatch(m).await,
+                Event::PublishAck {
+                    publish_id,
+                    successful,
+                    error,
+                } => {
+                    if let Some((channel, done)) = self.publishes.remove(&publish_id) {
+                        let _ = done.send(if successful {
+                            Ok(())
+                        } else {
+                            Err(Error::PublishRefused {
+                                channel: channel.to_string(),
+                                error: error.unwrap_or_else(|| "no reason given".into()),
+                            })
+                        });
+                    }
+                }
+                Event::Session(event) => {
+                    event.log();
+                    let _ = self.events.send(ClientEvent::Session(event));
+                }
+                Event::Terminated { reason } => {
+                    let error = match reason {
+                        Termination::Disconnected => {
+                            tracing::info!("disconnected");
+                            Error::Closed
+                        }
+                        Termination::Failed(e) => Error::Session(e),
+                    };
+                    return Some(self.pending_error.take().unwrap_or(error));
+                }
+            }
+        }
+        None
+    }
+
+    /// Hands `m` to every local subscriber with a matching pattern, waiting for buffer room
+    /// (backpressure). Subscribers whose stream was dropped are removed.
+    async fn dispatch(&mut self, m: Message) {
+        let mut matching = self
+            .subscribers
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.patterns.iter().any(|p| p.matches(&m.channel)))
+            .map(|(i, _)| i);
+        // One subscriber is the common case: no list of targets to build.
+        let (first, second) = (matching.next(), matching.next());
+        let targets: Vec<usize> = match (first, second) {
+            (None, _) => {
+                tracing::debug!(channel = %m.channel, "message for no local subscriber");
+                return;
+            }
+            (Some(i), None) => {
+                if !send(&self.subscribers[i].tx, m).await {
+                    let id = self.subscribers[i].id;
+                    self.remove_subscriber(id);
+                }
+                return;
+            }
+            (Some(a), Some(b)) => [a, b].into_iter().chain(matching).collect(),
+        };
+        let mut closed = Vec::new();
+        let mut m = Some(m);
+        for (n, &i) in targets.iter().enumerate() {
+            let msg = if n + 1 == targets.len() {
+                m.take()
+            } else {
+                m.clone()
+            };
+            let Some(msg) = msg else { break };
+            if !send(&self.subscribers[i].tx, msg).await {
+                closed.push(self.subscribers[i].id);
+            }
+        }
+        for id in closed {
+            self.remove_subscriber(id);
+        }
+    }
+
+    fn finish(mut self, error: Error) {
+        match &error {
+            Error::Closed => tracing::debug!("client stopped"),
+            e => tracing::error!("client stopped: {e}"),
+        }
+        let error = Arc::new(error);
+        for (_, (_, done)) in self.publishes.drain() {
+            let _ = done.send(Err(Error::Closed));
+        }
+        let _ = self.events.send(ClientEvent::Terminated { error });
+        for w in self.disconnect_waiters.drain(..) {
+            let _ = w.send(());
+        }
+        // Dropping the senders ends every subscriber stream.
+        self.subscribers.clear();
+    }
+}
+
+/// Hands `m` to a subscriber, waiting for room when its buffer is full. False when the
+/// subscriber is gone.
+async fn send(tx: &mpsc::Sender<Message>, m: Message) -> bool {
+    match tx.try_send(m) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(m)) => tx.send(m).await.is_ok(),
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

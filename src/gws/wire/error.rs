@@ -1,0 +1,76 @@
+//! [`DecodeError`]: why a notification or reply body could not be read, and where.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use super::scan::{self, ScanError};
+
+/// Why a reply body (or a message's `data`) could not be read: its JSON is malformed, or a
+/// call notification in it lacks what the store needs. Says what and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    line: usize,
+    column: usize,
+    message: Cow<'static, str>,
+    syntax: bool,
+}
+
+impl DecodeError {
+    /// The 1-based line in the text read.
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
+    /// The column in that line, counted in bytes as serde_json counts them (the 1-based
+    /// column of the offending byte; the line's length when the text ended too early).
+    pub fn column(&self) -> usize {
+        self.column
+    }
+
+    /// What is wrong, without the position.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// True when the text is not JSON (or not UTF-8); false when it is JSON but a call
+    /// notification in it is not of the shape the store needs (no `id`, say).
+    pub fn is_syntax(&self) -> bool {
+        self.syntax
+    }
+
+    /// The error a scan of `text` stopped with, placed as serde_json places it.
+    pub(crate) fn from_scan(text: &[u8], error: ScanError) -> DecodeError {
+        let (line, column) = scan::line_column(text, error.at);
+        DecodeError {
+            line,
+            column,
+            message: error.what,
+            syntax: error.syntax,
+        }
+    }
+}
+
+/// A serde_json error as a [`DecodeError`]: its position, and its message without the
+/// position serde_json appends.
+impl From<&serde_json::Error> for DecodeError {
+    fn from(e: &serde_json::Error) -> DecodeError {
+        DecodeError {
+            line: e.line(),
+            column: e.column(),
+            message: Cow::Owned(scan::without_position(e)),
+            syntax: e.is_syntax() || e.is_eof(),
+        }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} at line {} column {}",
+            self.message, self.line, self.column
+        )
+    }
+}
+
+impl std::error::Error for DecodeError {}
