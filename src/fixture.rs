@@ -101,7 +101,8 @@ pub struct Reader<R> {
     path: PathBuf,
     inner: R,
     line: usize,
-    buf: Vec<u8>,
+    /// The current line, line end included; always UTF-8 once `advance` returned it.
+    buf: String,
     pending: VecDeque<Message>,
     failed: bool,
 }
@@ -134,7 +135,7 @@ impl<R: BufRead> Reader<R> {
             path: path.into(),
             inner,
             line: 0,
-            buf: Vec::new(),
+            buf: String::new(),
             pending: VecDeque::new(),
             failed: false,
         }
@@ -142,9 +143,20 @@ impl<R: BufRead> Reader<R> {
 
     /// The next non-blank line, checked to be UTF-8; `None` at the end of the file.
     pub fn next_line(&mut self) -> Option<Result<Line<'_>>> {
+        let next = self.advance()?;
+        Some(next.map(|()| Line {
+            number: self.line,
+            text: &self.buf,
+        }))
+    }
+
+    /// Reads the next non-blank line, its line end dropped, into `buf` and checks it is UTF-8
+    /// (once: the buffer is handed back and forth between bytes and text without copying).
+    fn advance(&mut self) -> Option<Result<()>> {
+        let mut bytes = std::mem::take(&mut self.buf).into_bytes();
         let end = loop {
-            self.buf.clear();
-            match self.inner.read_until(b'\n', &mut self.buf) {
+            bytes.clear();
+            match self.inner.read_until(b'\n', &mut bytes) {
                 Ok(0) => return None,
                 Ok(_) => {}
                 Err(source) => {
@@ -156,37 +168,43 @@ impl<R: BufRead> Reader<R> {
                 }
             }
             self.line += 1;
-            let mut end = self.buf.len();
-            while end > 0 && matches!(self.buf[end - 1], b'\n' | b'\r') {
+            let mut end = bytes.len();
+            while end > 0 && matches!(bytes[end - 1], b'\n' | b'\r') {
                 end -= 1;
             }
-            if !self.buf[..end].iter().all(u8::is_ascii_whitespace) {
+            if !bytes[..end].iter().all(u8::is_ascii_whitespace) {
                 break end;
             }
         };
-        let bytes = &self.buf[..end];
-        Some(match std::str::from_utf8(bytes) {
-            Ok(text) => Ok(Line {
-                number: self.line,
-                text,
-            }),
-            Err(e) => Err(FixtureError::Parse {
-                path: self.path.clone(),
-                line: self.line,
-                column: e.valid_up_to() + 1,
-                message: "invalid UTF-8".to_owned(),
-            }),
+        bytes.truncate(end);
+        Some(match String::from_utf8(bytes) {
+            Ok(text) => {
+                self.buf = text;
+                Ok(())
+            }
+            Err(e) => {
+                let column = e.utf8_error().valid_up_to() + 1;
+                self.buf = String::new();
+                Err(FixtureError::Parse {
+                    path: self.path.clone(),
+                    line: self.line,
+                    column,
+                    message: "invalid UTF-8".to_owned(),
+                })
+            }
         })
     }
 
     /// The next batch (the messages of one line) with its line number.
     pub fn next_batch(&mut self) -> Option<Result<(usize, Vec<Message>)>> {
-        let path = self.path.clone();
-        Some(self.next_line()?.and_then(|line| {
-            Message::parse_batch(line.text.as_bytes())
-                .map(|batch| (line.number, batch))
-                .map_err(|e| FixtureError::parse(&path, line.number, &DecodeError::from(&e)))
-        }))
+        if let Err(e) = self.advance()? {
+            return Some(Err(e));
+        }
+        Some(
+            Message::parse_batch(self.buf.as_bytes())
+                .map(|batch| (self.line, batch))
+                .map_err(|e| FixtureError::parse(&self.path, self.line, &DecodeError::from(&e))),
+        )
     }
 
     /// The call notifications of the next non-blank line, read in one pass and borrowed
@@ -194,12 +212,14 @@ impl<R: BufRead> Reader<R> {
     /// Bayeux reply body, or a call notification that does not fit the model, is an error
     /// naming the file, the line and the column.
     pub fn next_calls(&mut self) -> Option<Result<(usize, Vec<CallNotification<'_>>)>> {
-        let path = self.path.clone();
-        Some(self.next_line()?.and_then(|line| {
-            wire::calls_in_text(line.text)
-                .map(|calls| (line.number, calls))
-                .map_err(|e| FixtureError::parse(&path, line.number, &e))
-        }))
+        if let Err(e) = self.advance()? {
+            return Some(Err(e));
+        }
+        Some(
+            wire::calls_in_text(&self.buf)
+                .map(|calls| (self.line, calls))
+                .map_err(|e| FixtureError::parse(&self.path, self.line, &e)),
+        )
     }
 
     /// The path errors name.
