@@ -13,7 +13,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use reqwest::cookie::CookieStore;
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -80,12 +79,10 @@ impl Server {
     }
 
     fn session(&self, password: &str) -> GwsSession {
-        GwsSession::with_timeout(
-            &self.base(),
-            Credentials::new(USER, password),
-            Duration::from_secs(5),
-        )
-        .unwrap()
+        GwsSession::builder(&self.base(), Credentials::new(USER, password))
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap()
     }
 
     fn requests(&self) -> Vec<(String, String, u16)> {
@@ -169,8 +166,8 @@ async fn login_keeps_the_session_cookie_and_the_csrf_header() {
 
     let url = reqwest::Url::parse(&session.notifications_url()).unwrap();
     let cookie = session
-        .jar()
-        .cookies(&url)
+        .cookies()
+        .header_for(&url)
         .expect("a cookie for the notifications URL");
     assert!(cookie.to_str().unwrap().starts_with("JSESSIONID="));
     let csrf = session.csrf_headers().read().unwrap().clone();
@@ -407,7 +404,7 @@ async fn secrets_never_appear_in_debug_output_or_errors() {
     let session = server.session(PASSWORD);
     bounded(session.login()).await.unwrap();
     let url = reqwest::Url::parse(&session.notifications_url()).unwrap();
-    let cookie = session.jar().cookies(&url).unwrap();
+    let cookie = session.cookies().header_for(&url).unwrap();
     let cookie = cookie
         .to_str()
         .unwrap()

@@ -225,6 +225,7 @@ impl CallFeed {
     async fn open(&self, handshake_attempts: Option<u32>) -> Result<Connection> {
         let transport = HttpTransport::builder(self.session.notifications_url())
             .http_client(self.session.http_client())
+            .cookies(self.session.cookies())
             .shared_headers(self.session.csrf_headers())
             .build()?;
         let mut builder = ClientBuilder::new(transport)

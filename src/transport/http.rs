@@ -1,4 +1,4 @@
-//! Long polling over HTTP/1.1 with `reqwest`: one cookie jar per client, optional Basic auth,
+//! Long polling over HTTP/1.1 with `reqwest`: a cookie jar per session, optional Basic auth,
 //! fixed and shared (refreshable) extra headers, and a limit on the reply size.
 //!
 //! ```
@@ -22,10 +22,10 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use reqwest::cookie::Jar;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, COOKIE};
 use url::Url;
 
+use super::cookies::Cookies;
 use super::endpoint::{self, redact_url};
 use super::error::causes;
 use super::{ReplyBody, SendFuture, Transport, TransportError};
@@ -43,18 +43,83 @@ const ERROR_BODY_LIMIT: usize = 2048;
 /// Idle pooled connections are dropped well before common server keep-alive limits.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 
-/// An HTTP client with `jar` as its cookie store, as every HTTP request of this crate is
-/// made: no client-wide timeout (deadlines are per request; a long poll outlasts any REST
-/// deadline).
-pub fn new_client(jar: Arc<Jar>) -> Result<reqwest::Client, TransportError> {
-    reqwest::Client::builder()
-        .cookie_provider(jar)
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .build()
-        .map_err(|e| TransportError::Config {
-            what: "the HTTP client".into(),
-            reason: causes(&e),
-        })
+/// How the HTTP client reaches servers: through which proxy, trusting which certificate
+/// authorities. Without a proxy set here, `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and
+/// `NO_PROXY` from the environment apply.
+#[derive(Clone, Default)]
+pub struct HttpOptions {
+    proxy: Option<(String, reqwest::Proxy)>,
+    roots: Vec<reqwest::Certificate>,
+}
+
+/// The proxy without credentials, and how many extra certificate authorities.
+impl fmt::Debug for HttpOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpOptions")
+            .field(
+                "proxy",
+                &self.proxy.as_ref().map(|(u, _)| endpoint::redact(u)),
+            )
+            .field("extra_roots", &self.roots.len())
+            .finish()
+    }
+}
+
+impl HttpOptions {
+    /// Sends every request through the proxy at `url` (`http://`, `https://` or `socks5://`;
+    /// `user:password@` in it authenticates), except for hosts `NO_PROXY` names.
+    pub fn proxy(mut self, url: &str) -> Result<Self, TransportError> {
+        let invalid = |reason: String| TransportError::InvalidUrl {
+            url: endpoint::redact(url),
+            reason,
+        };
+        let parsed = Url::parse(url.trim()).map_err(|e| invalid(e.to_string()))?;
+        if !matches!(parsed.scheme(), "http" | "https" | "socks5" | "socks5h") {
+            return Err(invalid(format!(
+                "a proxy URL is http, https or socks5, not {:?}",
+                parsed.scheme()
+            )));
+        }
+        let proxy = reqwest::Proxy::all(parsed.as_str())
+            .map_err(|e| invalid(causes(&e)))?
+            .no_proxy(reqwest::NoProxy::from_env());
+        self.proxy = Some((url.to_owned(), proxy));
+        Ok(self)
+    }
+
+    /// Also trusts the certificate authorities of a PEM file's text (a private CA).
+    pub fn ca_certificates_pem(mut self, pem: &[u8]) -> Result<Self, TransportError> {
+        let certs =
+            reqwest::Certificate::from_pem_bundle(pem).map_err(|e| TransportError::Config {
+                what: "the CA certificates".into(),
+                reason: causes(&e),
+            })?;
+        if certs.is_empty() {
+            return Err(TransportError::Config {
+                what: "the CA certificates".into(),
+                reason: "no PEM certificate in it".into(),
+            });
+        }
+        self.roots.extend(certs);
+        Ok(self)
+    }
+}
+
+/// An HTTP client as every HTTP request of this crate is made: no cookie store (each session
+/// keeps its own [`Cookies`], so one client serves many sessions) and no client-wide timeout
+/// (deadlines are per request; a long poll outlasts any REST deadline).
+pub fn new_client(options: &HttpOptions) -> Result<reqwest::Client, TransportError> {
+    let mut builder = reqwest::Client::builder().pool_idle_timeout(POOL_IDLE_TIMEOUT);
+    if let Some((_, proxy)) = &options.proxy {
+        builder = builder.proxy(proxy.clone());
+    }
+    for root in &options.roots {
+        builder = builder.add_root_certificate(root.clone());
+    }
+    builder.build().map_err(|e| TransportError::Config {
+        what: "the HTTP client".into(),
+        reason: causes(&e),
+    })
 }
 
 /// Sorts a `reqwest` error of a request to `url` into a [`TransportError`]. Its own text
@@ -102,6 +167,7 @@ pub struct HttpTransport {
 
 struct Inner {
     http: reqwest::Client,
+    cookies: Cookies,
     url: Url,
     endpoint: String,
     headers: HeaderMap,
@@ -123,7 +189,7 @@ pub struct HttpTransportBuilder {
     basic_auth: Option<(String, String)>,
     headers: Vec<(String, String)>,
     shared_headers: Option<SharedHeaders>,
-    cookie_jar: Option<Arc<Jar>>,
+    cookies: Option<Cookies>,
     http_client: Option<reqwest::Client>,
     max_reply_bytes: usize,
 }
@@ -165,16 +231,16 @@ impl HttpTransportBuilder {
         self
     }
 
-    /// The cookie jar to use, e.g. one shared with a REST session. Default: a jar of the
-    /// transport's own. Ignored with [`http_client`](Self::http_client).
-    pub fn cookie_jar(mut self, jar: Arc<Jar>) -> Self {
-        self.cookie_jar = Some(jar);
+    /// The cookie jar to use, e.g. the REST session's. Default: a jar of the transport's
+    /// own.
+    pub fn cookies(mut self, cookies: Cookies) -> Self {
+        self.cookies = Some(cookies);
         self
     }
 
-    /// The `reqwest` client to send with, e.g. a REST session's: its cookie store is then
-    /// the jar. Sharing one saves building TLS state and a pool per session. It must have no
-    /// client-wide timeout (see [`new_client`]).
+    /// The `reqwest` client to send with, shared with other sessions: one client is one
+    /// connection pool and one TLS setup. It must have no cookie store and no client-wide
+    /// timeout (see [`new_client`]). Default: a client of the transport's own.
     pub fn http_client(mut self, http: reqwest::Client) -> Self {
         self.http_client = Some(http);
         self
@@ -215,11 +281,12 @@ impl HttpTransportBuilder {
         );
         let http = match self.http_client {
             Some(http) => http,
-            None => new_client(self.cookie_jar.unwrap_or_default())?,
+            None => new_client(&HttpOptions::default())?,
         };
         Ok(HttpTransport {
             inner: Arc::new(Inner {
                 http,
+                cookies: self.cookies.unwrap_or_default(),
                 endpoint: redact_url(&url),
                 url,
                 headers,
@@ -239,7 +306,7 @@ impl HttpTransport {
             basic_auth: None,
             headers: Vec::new(),
             shared_headers: None,
-            cookie_jar: None,
+            cookies: None,
             http_client: None,
             max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
         }
@@ -257,11 +324,15 @@ impl Inner {
             let extra = shared.read().map(|h| h.clone()).unwrap_or_default();
             req = req.headers(extra);
         }
+        if let Some(cookie) = self.cookies.header_for(&self.url) {
+            req = req.header(COOKIE, cookie);
+        }
         // Deadlines are the client's; this one is never reached first.
         let mut resp = req
             .send()
             .await
             .map_err(|e| request_error(&self.endpoint, e, Duration::ZERO))?;
+        self.cookies.store(&self.url, resp.headers());
         let status = resp.status();
         if !status.is_success() {
             let body = read_truncated(&mut resp, ERROR_BODY_LIMIT)

@@ -7,7 +7,8 @@
 //!
 //! | module | what it is |
 //! |---|---|
-//! | [`http`] | [`HttpTransport`]: long polling over HTTP/1.1 with `reqwest`, and its builder |
+//! | [`http`] | [`HttpTransport`]: long polling over HTTP/1.1 with `reqwest`, and its builder; [`HttpOptions`] |
+//! | [`cookies`] | [`Cookies`]: one session's cookie jar |
 //! | [`endpoint`] | checking and redacting HTTP URLs |
 //! | [`error`] | [`TransportError`] and how it maps to the protocol's [`FailureKind`](crate::bayeux::FailureKind) |
 
@@ -17,12 +18,14 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures::Stream;
 
+pub mod cookies;
 pub mod endpoint;
 pub mod error;
 pub mod http;
 
+pub use cookies::Cookies;
 pub use error::{BoxError, TransportError};
-pub use http::{HttpTransport, HttpTransportBuilder, SharedHeaders};
+pub use http::{HttpOptions, HttpTransport, HttpTransportBuilder, SharedHeaders};
 
 /// The body of a 2xx reply, chunk by chunk. It ends after the last chunk, or after the first
 /// `Err` (an interrupted body, or one over the size limit).

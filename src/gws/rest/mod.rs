@@ -8,7 +8,7 @@
 //! | `error` | [`RestError`] and [`GwsStatus`] |
 //!
 //! A [`GwsSession`] is a cheap, cloneable handle. It owns the cookie jar
-//! ([`GwsSession::jar`]) and the CSRF header ([`GwsSession::csrf_headers`]); the CometD
+//! ([`GwsSession::cookies`]) and the CSRF header ([`GwsSession::csrf_headers`]); the CometD
 //! notification client shares both, so its POSTs ride on the same HTTP session.
 //!
 //! # Recovery rules
@@ -36,8 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::cookie::Jar;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, COOKIE};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -48,13 +47,14 @@ pub use self::error::{GwsStatus, RestError};
 pub use self::operations::UserValue;
 use crate::transport::endpoint;
 use crate::transport::http::{new_client, request_error};
-use crate::transport::{SharedHeaders, TransportError};
+use crate::transport::{Cookies, HttpOptions, SharedHeaders, TransportError};
 
 /// `Result` with [`RestError`].
 pub type Result<T, E = RestError> = std::result::Result<T, E>;
 
-/// Default deadline of one REST request.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default deadline of one REST request: the same as the notification client's default
+/// max network delay.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Replies larger than this are refused ([`TransportError::TooLarge`]).
 const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
@@ -76,7 +76,7 @@ struct Inner {
     /// The base URL with its trailing slash removed, e.g. `http://host:8090`.
     base: Url,
     http: reqwest::Client,
-    jar: Arc<Jar>,
+    cookies: Cookies,
     csrf: SharedHeaders,
     creds: Credentials,
     /// Serializes logins so concurrent expiries lead to one login, not a storm.
@@ -93,6 +93,70 @@ impl fmt::Debug for GwsSession {
             .field("user", &self.inner.creds.user())
             .field("logins", &self.inner.logins.load(Ordering::Relaxed))
             .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`GwsSession`].
+pub struct GwsSessionBuilder {
+    base_url: String,
+    credentials: Credentials,
+    timeout: Duration,
+    http: Option<reqwest::Client>,
+    options: HttpOptions,
+}
+
+impl fmt::Debug for GwsSessionBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GwsSessionBuilder")
+            .field("base_url", &endpoint::redact(&self.base_url))
+            .field("user", &self.credentials.user())
+            .field("timeout", &self.timeout)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GwsSessionBuilder {
+    /// The deadline of each REST request, login included (default
+    /// [`DEFAULT_REQUEST_TIMEOUT`]).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sends with this client, shared with other sessions (see
+    /// [`new_client`](crate::transport::http::new_client)); [`HttpOptions`] are then the
+    /// client's.
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Proxy and certificate authorities for a client of the session's own.
+    pub fn http_options(mut self, options: HttpOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Checks the URL and builds the session. Nothing is sent yet.
+    pub fn build(self) -> Result<GwsSession> {
+        let base = parse_base(&self.base_url)?;
+        let http = match self.http {
+            Some(http) => http,
+            None => new_client(&self.options)?,
+        };
+        Ok(GwsSession {
+            inner: Arc::new(Inner {
+                base,
+                http,
+                cookies: Cookies::new(),
+                csrf: SharedHeaders::default(),
+                creds: self.credentials,
+                login_lock: tokio::sync::Mutex::new(()),
+                logins: AtomicU64::new(0),
+                timeout: self.timeout,
+            }),
+        })
     }
 }
 
@@ -113,47 +177,37 @@ struct StatusFields {
 
 impl GwsSession {
     /// A session for the GWS server at `base_url` (`http://host:8090`; a trailing `/` or
-    /// `/api/v2` suffix is accepted and ignored). Nothing is sent until the first request.
+    /// `/api/v2` suffix is accepted and ignored), with the default settings. Nothing is sent
+    /// until the first request.
     ///
     /// Fails with [`TransportError::InvalidUrl`] for anything but an `http`/`https` URL without
     /// embedded credentials, query or fragment.
     pub fn new(base_url: &str, credentials: Credentials) -> Result<Self> {
-        Self::with_timeout(base_url, credentials, DEFAULT_REQUEST_TIMEOUT)
+        Self::builder(base_url, credentials).build()
     }
 
-    /// Like [`GwsSession::new`], with a deadline for each REST request.
-    pub fn with_timeout(
-        base_url: &str,
-        credentials: Credentials,
-        timeout: Duration,
-    ) -> Result<Self> {
-        let base = parse_base(base_url)?;
-        let jar = Arc::new(Jar::default());
-        let http = new_client(jar.clone())?;
-        Ok(GwsSession {
-            inner: Arc::new(Inner {
-                base,
-                http,
-                jar,
-                csrf: SharedHeaders::default(),
-                creds: credentials,
-                login_lock: tokio::sync::Mutex::new(()),
-                logins: AtomicU64::new(0),
-                timeout,
-            }),
-        })
+    /// A builder for a session with a deadline, a shared HTTP client or HTTP options.
+    pub fn builder(base_url: &str, credentials: Credentials) -> GwsSessionBuilder {
+        GwsSessionBuilder {
+            base_url: base_url.to_owned(),
+            credentials,
+            timeout: DEFAULT_REQUEST_TIMEOUT,
+            http: None,
+            options: HttpOptions::default(),
+        }
     }
 
-    /// The HTTP client, with the session's cookie jar: give it to the notification client
-    /// ([`HttpTransportBuilder::http_client`](crate::transport::HttpTransportBuilder::http_client)) so both share
-    /// cookies and connections.
+    /// The HTTP client (shared by every session built with it): give it to the
+    /// notification transport
+    /// ([`HttpTransportBuilder::http_client`](crate::transport::HttpTransportBuilder::http_client))
+    /// with [`GwsSession::cookies`], so both ride on one HTTP session and one pool.
     pub fn http_client(&self) -> reqwest::Client {
         self.inner.http.clone()
     }
 
-    /// The cookie jar (the `JSESSIONID` cookie lives here).
-    pub fn jar(&self) -> Arc<Jar> {
-        self.inner.jar.clone()
+    /// The session's cookie jar (the `JSESSIONID` cookie lives here).
+    pub fn cookies(&self) -> Cookies {
+        self.inner.cookies.clone()
     }
 
     /// The CSRF header to send on every POST; give it to the notification transport.
@@ -357,6 +411,9 @@ impl GwsSession {
                 .unwrap_or_default();
             req = req.headers(csrf);
         }
+        if let Some(cookie) = self.inner.cookies.header_for(url) {
+            req = req.header(COOKIE, cookie);
+        }
         if basic {
             req = req.basic_auth(
                 self.inner.creds.user(),
@@ -370,6 +427,7 @@ impl GwsSession {
         }
         let net_error = |e: reqwest::Error| request_error(url.as_str(), e, self.inner.timeout);
         let mut resp = req.send().await.map_err(net_error)?;
+        self.inner.cookies.store(url, resp.headers());
         let status = resp.status();
         tracing::debug!(method = %method, url = %url, status = status.as_u16(), "GWS reply");
         self.keep_csrf(resp.headers());
