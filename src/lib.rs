@@ -87,6 +87,7 @@ pub mod client;
 pub mod error;
 pub mod fixture;
 pub mod gws;
+mod json;
 pub mod sim;
 pub mod transport;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use gws_cometd::error::GwsStatus;
 use gws_cometd::gws::api::{parse_pair, Credentials, GwsSession, UserValue};
-use gws_cometd::sim::gws::{GwsSim, GwsSimConfig, SimRequest, SimResponse, CALLS_CHANNEL};
+use gws_cometd::sim::gws::{GwsSim, GwsSimConfig, CALLS_CHANNEL};
 use gws_cometd::Error;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -106,30 +106,18 @@ async fn serve(
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await?.to_bytes();
-    let sim_req = SimRequest {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query(),
-        headers: &parts.headers,
-        body: &body,
-    };
-    let resp = sim.handle(&sim_req).unwrap_or(SimResponse {
-        status: 404,
-        headers: Vec::new(),
-        body: Vec::new(),
+    let req = Request::from_parts(parts, body);
+    let resp = sim.handle(&req).unwrap_or_else(|| {
+        let mut not_found = Response::new(Bytes::new());
+        *not_found.status_mut() = hyper::StatusCode::NOT_FOUND;
+        not_found
     });
     log.lock().unwrap().push((
-        parts.method.to_string(),
-        parts.uri.path().to_owned(),
-        resp.status,
+        req.method().to_string(),
+        req.uri().path().to_owned(),
+        resp.status().as_u16(),
     ));
-    let mut builder = Response::builder().status(resp.status);
-    for (name, value) in resp.headers {
-        builder = builder.header(name, value);
-    }
-    Ok(builder
-        .body(Full::new(Bytes::from(resp.body)))
-        .expect("valid response"))
+    Ok(resp.map(Full::new))
 }
 
 /// Bounds every test so a broken server or client cannot hang the suite.

@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
+use super::SimStats;
 use crate::bayeux::{channel_matches, Advice, ChannelName, Message, Reconnect};
 
 /// The error every real server sends for a session it does not know.
@@ -47,22 +48,6 @@ pub(crate) struct BatchReply {
     pub set_browser: Option<String>,
 }
 
-/// Counters and a snapshot of the engine's state.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct EngineStats {
-    pub sessions: usize,
-    pub handshakes: u64,
-    pub connects: u64,
-    pub disconnects: u64,
-    pub expired: u64,
-    pub subscriptions: BTreeMap<String, usize>,
-    pub subscribe_requests: BTreeMap<String, u64>,
-    pub published: u64,
-    pub client_publishes: u64,
-    pub delivered: u64,
-    pub dropped: u64,
-}
-
 struct Session {
     /// The `BAYEUX_BROWSER` cookie this session is bound to.
     browser: String,
@@ -84,7 +69,7 @@ struct Session {
 #[derive(Default)]
 struct State {
     sessions: HashMap<String, Session>,
-    stats: EngineStats,
+    stats: SimStats,
     client_log: VecDeque<(String, String)>,
     ids: u64,
 }
@@ -602,7 +587,9 @@ impl Engine {
         }
     }
 
-    pub(crate) fn stats(&self) -> EngineStats {
+    /// Counters and a snapshot of sessions and subscriptions; `requests` (an HTTP count) is
+    /// left for the server to fill in.
+    pub(crate) fn stats(&self) -> SimStats {
         let st = self.lock();
         let mut stats = st.stats.clone();
         stats.sessions = st.sessions.len();

@@ -18,18 +18,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
-use hyper::StatusCode;
+use hyper::header::WWW_AUTHENTICATE;
+use hyper::{Request, Response, StatusCode};
 use serde_json::value::RawValue;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::bayeux_route::BayeuxRoute;
 use super::engine::Engine;
-use super::gws::{self, GwsSim, GwsSimConfig, Publish, ScenarioStep, CALLS_CHANNEL};
-use super::server::{Route, SimRequest, SimResponse};
+use super::fault::ActiveFaults;
+use super::gws::{GwsSim, GwsSimConfig, Publish, ScenarioStep, CALLS_CHANNEL};
+use super::server::{add_header, json_reply, Route};
 use super::{SimConfig, SimServer};
 
 /// The authenticated Bayeux endpoint.
@@ -187,36 +189,12 @@ struct RestRoute {
 }
 
 impl Route for RestRoute {
-    fn handle<'a>(&'a self, req: &'a SimRequest) -> BoxFuture<'a, Option<SimResponse>> {
-        let greq = gws::SimRequest {
-            method: req.method.as_str(),
-            path: &req.path,
-            query: req.query.as_deref(),
-            headers: &req.headers,
-            body: &req.body,
-        };
-        let reply = self.gws.handle(&greq).map(convert);
-        futures::future::ready(reply).boxed()
-    }
-}
-
-fn convert(r: gws::SimResponse) -> SimResponse {
-    let mut headers = HeaderMap::new();
-    for (name, value) in &r.headers {
-        match (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            (Ok(n), Ok(v)) => {
-                headers.append(n, v);
-            }
-            _ => tracing::warn!(header = %name, "skipping an invalid header"),
-        }
-    }
-    SimResponse {
-        status: StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        headers,
-        body: r.body.into(),
+    fn handle<'a>(
+        &'a self,
+        req: &'a Request<Bytes>,
+        _faults: &'a ActiveFaults,
+    ) -> BoxFuture<'a, Option<Response<Bytes>>> {
+        futures::future::ready(self.gws.handle(req)).boxed()
     }
 }
 
@@ -227,27 +205,30 @@ struct NotificationsRoute {
 }
 
 impl Route for NotificationsRoute {
-    fn handle<'a>(&'a self, req: &'a SimRequest) -> BoxFuture<'a, Option<SimResponse>> {
-        if !self.bayeux.serves(&req.path) {
+    fn handle<'a>(
+        &'a self,
+        req: &'a Request<Bytes>,
+        faults: &'a ActiveFaults,
+    ) -> BoxFuture<'a, Option<Response<Bytes>>> {
+        if !self.bayeux.serves(req.uri().path()) {
             return futures::future::ready(None).boxed();
         }
         async move {
-            let Some(user) = self.gws.session_of(&req.headers) else {
-                return Some(
-                    SimResponse::json(
-                        StatusCode::UNAUTHORIZED,
-                        r#"{"statusCode":20,"statusMessage":"Authentication required"}"#,
-                    )
-                    .with_header(WWW_AUTHENTICATE, r#"Basic realm="gws""#),
+            let Some(user) = self.gws.session_of(req.headers()) else {
+                let mut r = json_reply(
+                    StatusCode::UNAUTHORIZED,
+                    r#"{"statusCode":20,"statusMessage":"Authentication required"}"#,
                 );
+                add_header(&mut r, WWW_AUTHENTICATE, r#"Basic realm="gws""#);
+                return Some(r);
             };
-            if !self.gws.csrf_ok(&req.headers) {
-                return Some(SimResponse::json(
+            if !self.gws.csrf_ok(req.headers()) {
+                return Some(json_reply(
                     StatusCode::FORBIDDEN,
                     r#"{"statusCode":3,"statusMessage":"Missing or invalid Csrf token"}"#,
                 ));
             }
-            Some(self.bayeux.answer(req, Some(&user)).await)
+            Some(self.bayeux.answer(req, faults, Some(&user)).await)
         }
         .boxed()
     }

@@ -8,12 +8,18 @@
 //! client publishing, and sessions expire without connects. [`Fault`]s make it misbehave on
 //! purpose. Dropping the [`SimServer`] stops every task and closes the listener.
 //!
-//! Module map: `engine` holds the protocol state (sessions, subscriptions, queues);
-//! `bayeux_route` adapts it to HTTP; `server` is the hyper server, router and the
-//! HTTP-level faults; `fault` is the fault set. Extensions such as GWS REST endpoints plug
-//! in through `SimServer::start_with`: their routes are tried before the Bayeux endpoint
-//! and get the engine to publish with. [`GwsSimServer`] is such an extension: the [`gws`]
-//! REST model plus an authenticated, per-user notification endpoint.
+//! | module | what it holds |
+//! |---|---|
+//! | `engine` | the Bayeux protocol state: sessions, subscriptions, queues, held connects |
+//! | `bayeux_route` | the Bayeux endpoint: request batches in, reply batches out, cookies |
+//! | `server` | the hyper server, the router of routes, the faults that act on HTTP |
+//! | `fault` | the fault set |
+//! | [`gws`] | the GWS REST model: HTTP sessions, calls, user data, scenarios |
+//! | `gws_server` | [`GwsSimServer`]: the GWS model and an authenticated, per-user notification endpoint on one server |
+//!
+//! Routes see the standard `http` types (`Request<Bytes>` in, `Response<Bytes>` out).
+//! Extensions such as the GWS REST endpoints plug in through `SimServer::start_with`: their
+//! routes are tried before the Bayeux endpoint and get the engine to publish with.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -27,11 +33,11 @@
 //! ```
 
 mod bayeux_route;
-pub(crate) mod engine;
+mod engine;
 mod fault;
 pub mod gws;
 mod gws_server;
-pub(crate) mod server;
+mod server;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -53,7 +59,7 @@ use fault::FaultSet;
 use server::{Route, Shared};
 
 /// The Bayeux base paths the simulator serves.
-pub const BAYEUX_PATHS: [&str; 2] = ["/cometd", "/api/v2/notifications"];
+const BAYEUX_PATHS: [&str; 2] = ["/cometd", "/api/v2/notifications"];
 
 /// How the simulator listens and times sessions.
 #[derive(Clone, Debug)]
@@ -186,7 +192,6 @@ impl SimServer {
     }
 
     /// Runs `task` until the server stops; it is aborted when the server is dropped.
-    #[allow(dead_code)] // for simulator extensions (scenarios)
     pub(crate) fn spawn<F>(&mut self, task: F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
@@ -246,20 +251,9 @@ impl SimServer {
 
     /// Counters and a snapshot of sessions and subscriptions.
     pub fn stats(&self) -> SimStats {
-        let e = self.engine.stats();
         SimStats {
-            sessions: e.sessions,
-            handshakes: e.handshakes,
-            connects: e.connects,
-            disconnects: e.disconnects,
-            expired: e.expired,
             requests: self.shared.requests.load(Ordering::Relaxed),
-            subscriptions: e.subscriptions,
-            subscribe_requests: e.subscribe_requests,
-            published: e.published,
-            client_publishes: e.client_publishes,
-            delivered: e.delivered,
-            dropped: e.dropped,
+            ..self.engine.stats()
         }
     }
 
@@ -314,7 +308,6 @@ impl Drop for SimServer {
 }
 
 /// What a simulator extension (extra routes, scenarios) gets to work with.
-#[allow(dead_code)] // for simulator extensions
 pub(crate) struct Extension {
     /// The bound address.
     pub addr: SocketAddr,

@@ -1,0 +1,640 @@
+//! The simulated calls: states and their capabilities, the user-data operations, and the
+//! calls' JSON as notifications and REST replies show it.
+
+use std::fmt::{self, Write as _};
+use std::time::Instant;
+
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+
+use super::{fnv1a, GwsSim, State, CALLS_CHANNEL};
+use crate::json::quote;
+
+/// How many completed calls are remembered (so late operations on them answer
+/// `statusCode` 2 rather than 6); older ones are forgotten.
+const COMPLETED_CALLS_KEPT: usize = 100;
+
+/// The state of a simulated call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimCallState {
+    /// Alerting the agent.
+    Ringing,
+    /// Answered.
+    Established,
+    /// On hold.
+    Held,
+    /// Hung up, in after-call work.
+    Released,
+    /// Done; no longer listed.
+    Completed,
+}
+
+impl SimCallState {
+    /// The state as GWS spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ringing => "Ringing",
+            Self::Established => "Established",
+            Self::Held => "Held",
+            Self::Released => "Released",
+            Self::Completed => "Completed",
+        }
+    }
+
+    fn capabilities(self) -> &'static str {
+        match self {
+            Self::Ringing => {
+                r#"["Answer","Release","AttachUserData","DeleteUserData","UpdateUserData"]"#
+            }
+            Self::Established => {
+                r#"["Hold","Release","AttachUserData","DeleteUserData","UpdateUserData","SendDtmf","InitiateTransfer","InitiateConference","SingleStepTransfer"]"#
+            }
+            Self::Held => {
+                r#"["Retrieve","Release","AttachUserData","DeleteUserData","UpdateUserData"]"#
+            }
+            Self::Released => r#"["Complete","AttachUserData","DeleteUserData","UpdateUserData"]"#,
+            Self::Completed => "[]",
+        }
+    }
+}
+
+impl fmt::Display for SimCallState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a call operation of the simulator was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SimCallError {
+    /// No call has this id.
+    #[error("call {0} not found")]
+    NotFound(String),
+    /// The call's state does not allow the operation.
+    #[error("call {id} is {state}: {operation} is not allowed")]
+    InvalidState {
+        /// The call.
+        id: String,
+        /// Its state.
+        state: SimCallState,
+        /// The refused operation.
+        operation: &'static str,
+    },
+}
+
+/// A pair list as received: keys in order, duplicates kept, values as exact JSON text.
+pub type RawPairs = Vec<(String, Box<RawValue>)>;
+
+/// A JSON object read as ordered pairs: duplicate keys kept, values as exact text.
+pub(super) struct Pairs(pub RawPairs);
+
+impl<'de> Deserialize<'de> for Pairs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Pairs;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Pairs, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let value: Box<RawValue> = map.next_value()?;
+                    pairs.push((key, value));
+                }
+                Ok(Pairs(pairs))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// How a user-data operation changes the pairs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum UserDataOp {
+    Attach,
+    Update,
+    DeletePair,
+    DeleteAll,
+}
+
+impl UserDataOp {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Attach => "AttachUserData",
+            Self::Update => "UpdateUserData",
+            Self::DeletePair => "DeleteUserDataPair",
+            Self::DeleteAll => "DeleteUserData",
+        }
+    }
+}
+
+struct SimCall {
+    id: String,
+    /// The user whose calls list shows it and who gets its notifications.
+    owner: String,
+    conn_id: String,
+    state: SimCallState,
+    ani: String,
+    dnis: String,
+    user_data: RawPairs,
+    started: Instant,
+}
+
+/// Every call the simulator knows, oldest first.
+#[derive(Default)]
+pub(super) struct Calls {
+    list: Vec<SimCall>,
+    rung: u64,
+}
+
+impl Calls {
+    fn find(&mut self, id: &str) -> Result<&mut SimCall, SimCallError> {
+        self.list
+            .iter_mut()
+            .find(|c| c.id == id)
+            .ok_or_else(|| SimCallError::NotFound(id.to_owned()))
+    }
+
+    fn prune_completed(&mut self) {
+        let completed = self
+            .list
+            .iter()
+            .filter(|c| c.state == SimCallState::Completed)
+            .count();
+        let mut excess = completed.saturating_sub(COMPLETED_CALLS_KEPT);
+        self.list.retain(|c| {
+            if excess > 0 && c.state == SimCallState::Completed {
+                excess -= 1;
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// The calls not `Completed` that `keep` selects.
+    fn live(&self, keep: impl Fn(&SimCall) -> bool) -> impl Iterator<Item = &SimCall> {
+        self.list
+            .iter()
+            .filter(move |c| c.state != SimCallState::Completed && keep(c))
+    }
+}
+
+/// A user's notification: the owner and the `data` JSON text.
+type Note = (String, String);
+
+impl GwsSim {
+    /// An inbound call from `from` to the agent's number `to` starts ringing for the default
+    /// user; returns its id.
+    pub fn ring_inbound(&self, from: &str, to: &str) -> String {
+        let user = self.inner.config.default_user().to_owned();
+        self.ring(&user, from, to)
+    }
+
+    /// Like [`ring_inbound`](Self::ring_inbound) for `user`'s calls; `None` (and no call)
+    /// when `user` is not configured.
+    pub fn ring_inbound_for(&self, user: &str, from: &str, to: &str) -> Option<String> {
+        self.inner
+            .config
+            .knows(user)
+            .then(|| self.ring(user, from, to))
+    }
+
+    fn ring(&self, user: &str, from: &str, to: &str) -> String {
+        self.change(|state, public_url| {
+            state.calls.rung += 1;
+            let n = state.calls.rung;
+            let call = SimCall {
+                id: format!("01GWSSIM{n:024}"),
+                owner: user.to_owned(),
+                conn_id: format!("{:016x}", 0x0071_025b_d3c3_b000_u64.wrapping_add(n)),
+                state: SimCallState::Ringing,
+                ani: from.to_owned(),
+                dnis: to.to_owned(),
+                user_data: Vec::new(),
+                started: Instant::now(),
+            };
+            let note = (
+                call.owner.clone(),
+                call.notification("StatusChange", public_url),
+            );
+            let id = call.id.clone();
+            state.calls.list.push(call);
+            Ok((id, vec![note]))
+        })
+        .unwrap_or_default()
+    }
+
+    /// Ringing → Established.
+    pub fn answer(&self, id: &str) -> Result<(), SimCallError> {
+        self.transition(
+            id,
+            "Answer",
+            &[SimCallState::Ringing],
+            SimCallState::Established,
+        )
+    }
+
+    /// Established → Held.
+    pub fn hold(&self, id: &str) -> Result<(), SimCallError> {
+        self.transition(id, "Hold", &[SimCallState::Established], SimCallState::Held)
+    }
+
+    /// Held → Established.
+    pub fn retrieve(&self, id: &str) -> Result<(), SimCallError> {
+        self.transition(
+            id,
+            "Retrieve",
+            &[SimCallState::Held],
+            SimCallState::Established,
+        )
+    }
+
+    /// Ringing, Established or Held → Released.
+    pub fn release(&self, id: &str) -> Result<(), SimCallError> {
+        use SimCallState::*;
+        self.transition(id, "Release", &[Ringing, Established, Held], Released)
+    }
+
+    /// Released → Completed; the call is no longer listed.
+    pub fn complete(&self, id: &str) -> Result<(), SimCallError> {
+        self.transition(
+            id,
+            "Complete",
+            &[SimCallState::Released],
+            SimCallState::Completed,
+        )
+    }
+
+    /// `AttachUserData`: appends the pairs, even for keys already present.
+    pub fn attach_user_data(&self, id: &str, pairs: RawPairs) -> Result<(), SimCallError> {
+        self.user_data_op(id, UserDataOp::Attach, pairs, "")
+    }
+
+    /// `UpdateUserData`: replaces every occurrence of each key, or appends it when absent.
+    pub fn update_user_data(&self, id: &str, pairs: RawPairs) -> Result<(), SimCallError> {
+        self.user_data_op(id, UserDataOp::Update, pairs, "")
+    }
+
+    /// `DeleteUserDataPair`: removes every occurrence of `key`.
+    pub fn delete_user_data_pair(&self, id: &str, key: &str) -> Result<(), SimCallError> {
+        self.user_data_op(id, UserDataOp::DeletePair, Vec::new(), key)
+    }
+
+    /// `DeleteUserData`: removes all pairs.
+    pub fn delete_user_data(&self, id: &str) -> Result<(), SimCallError> {
+        self.user_data_op(id, UserDataOp::DeleteAll, Vec::new(), "")
+    }
+
+    /// The call's JSON text, as notifications and `GET /api/v2/me/calls` show it.
+    pub fn call_json(&self, id: &str) -> Option<String> {
+        let state = self.state();
+        let call = state.calls.list.iter().find(|c| c.id == id)?;
+        Some(call.json(&self.inner.config.public_url))
+    }
+
+    /// Every call not `Completed`, of every user, as `GET /api/v2/me/calls` shows them.
+    pub fn calls_json(&self) -> String {
+        self.calls_json_where(|_| true)
+    }
+
+    /// The `GET /api/v2/me/calls` reply for `user`: their calls not `Completed`.
+    pub fn calls_json_for(&self, user: &str) -> String {
+        self.calls_json_where(|c| c.owner == user)
+    }
+
+    fn calls_json_where(&self, keep: impl Fn(&SimCall) -> bool) -> String {
+        let state = self.state();
+        let mut out = String::from(r#"{"statusCode":0,"calls":["#);
+        for (i, call) in state.calls.live(keep).enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&call.json(&self.inner.config.public_url));
+        }
+        out.push_str("]}");
+        out
+    }
+
+    /// The ids of every call not `Completed`, of every user, oldest first.
+    pub fn call_ids(&self) -> Vec<String> {
+        self.call_ids_where(|_| true)
+    }
+
+    /// The ids of `user`'s calls not `Completed`, oldest first.
+    pub fn call_ids_for(&self, user: &str) -> Vec<String> {
+        self.call_ids_where(|c| c.owner == user)
+    }
+
+    fn call_ids_where(&self, keep: impl Fn(&SimCall) -> bool) -> Vec<String> {
+        let state = self.state();
+        state.calls.live(keep).map(|c| c.id.clone()).collect()
+    }
+
+    /// Whether call `id` exists and is `user`'s.
+    pub(super) fn owns(&self, user: &str, id: &str) -> bool {
+        self.state()
+            .calls
+            .list
+            .iter()
+            .any(|c| c.id == id && c.owner == user)
+    }
+
+    /// Runs a change under the state lock, then publishes its notifications in order.
+    fn change<T>(
+        &self,
+        f: impl FnOnce(&mut State, &str) -> Result<(T, Vec<Note>), SimCallError>,
+    ) -> Result<T, SimCallError> {
+        let _order = super::lock(&self.inner.publish_order);
+        let (value, notes) = {
+            let mut state = self.state();
+            f(&mut state, &self.inner.config.public_url)?
+        };
+        for (user, note) in notes {
+            (self.inner.publish)(&user, CALLS_CHANNEL, note);
+        }
+        Ok(value)
+    }
+
+    fn transition(
+        &self,
+        id: &str,
+        operation: &'static str,
+        from: &[SimCallState],
+        to: SimCallState,
+    ) -> Result<(), SimCallError> {
+        self.change(|state, public_url| {
+            let call = state.calls.find(id)?;
+            if !from.contains(&call.state) {
+                return Err(SimCallError::InvalidState {
+                    id: id.to_owned(),
+                    state: call.state,
+                    operation,
+                });
+            }
+            call.state = to;
+            let note = (
+                call.owner.clone(),
+                call.notification("StatusChange", public_url),
+            );
+            if to == SimCallState::Completed {
+                state.calls.prune_completed();
+            }
+            Ok(((), vec![note]))
+        })
+    }
+
+    fn user_data_op(
+        &self,
+        id: &str,
+        op: UserDataOp,
+        pairs: RawPairs,
+        key: &str,
+    ) -> Result<(), SimCallError> {
+        self.change(|state, public_url| {
+            let call = state.calls.find(id)?;
+            if call.state == SimCallState::Completed {
+                return Err(SimCallError::InvalidState {
+                    id: id.to_owned(),
+                    state: call.state,
+                    operation: op.name(),
+                });
+            }
+            let data = &mut call.user_data;
+            match op {
+                UserDataOp::Attach => data.extend(pairs),
+                UserDataOp::Update => {
+                    for (k, v) in pairs {
+                        let mut found = false;
+                        for (_, value) in data.iter_mut().filter(|(dk, _)| *dk == k) {
+                            *value = v.clone();
+                            found = true;
+                        }
+                        if !found {
+                            data.push((k, v));
+                        }
+                    }
+                }
+                UserDataOp::DeletePair => data.retain(|(k, _)| k != key),
+                UserDataOp::DeleteAll => data.clear(),
+            }
+            let note = call.notification("AttachedDataChanged", public_url);
+            Ok(((), vec![(call.owner.clone(), note)]))
+        })
+    }
+}
+
+impl SimCall {
+    fn json(&self, public_url: &str) -> String {
+        let id = quote(&self.id);
+        let party = quote(&self.ani);
+        let mut o = String::with_capacity(1024);
+        let _ = write!(
+            o,
+            r#"{{"id":{id},"callUuid":{id},"connId":{},"state":"{}","callType":"Inbound","ani":{party},"dnis":{},"participants":[{{"e164Number":{party},"formattedPhoneNumber":{party},"phoneNumber":{party},"digits":{party}}}],"capabilities":{}"#,
+            quote(&self.conn_id),
+            self.state.as_str(),
+            quote(&self.dnis),
+            self.state.capabilities(),
+        );
+        if !self.user_data.is_empty() {
+            o.push_str(r#","userData":{"#);
+            for (i, (k, v)) in self.user_data.iter().enumerate() {
+                if i > 0 {
+                    o.push(',');
+                }
+                o.push_str(&quote(k));
+                o.push(':');
+                o.push_str(v.get());
+            }
+            o.push('}');
+        }
+        let _ = write!(
+            o,
+            r#","duration":"{}","mute":"Off","supervisorListeningIn":false,"monitoredUserMuted":false,"recordingState":"Stopped","deviceUri":{},"uri":{},"path":{}}}"#,
+            self.started.elapsed().as_secs(),
+            quote(&format!(
+                "{public_url}/api/v2/devices/{:08x}",
+                fnv1a(&self.dnis)
+            )),
+            quote(&format!("{public_url}/api/v2/me/calls/{}", self.id)),
+            quote(&format!("/calls/{}", self.id)),
+        );
+        o
+    }
+
+    fn notification(&self, notification_type: &str, public_url: &str) -> String {
+        format!(
+            r#"{{"messageType":"CallStateChangeMessage","notificationType":{},"phoneNumber":{},"call":{}}}"#,
+            quote(notification_type),
+            quote(&self.dnis),
+            self.json(public_url)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::gws::test_support::*;
+
+    #[test]
+    fn user_data_operations_follow_gws_semantics_and_publish_the_whole_call() {
+        let (sim, published) = sim();
+        let id = sim.ring_inbound("5115", "5001");
+        let session = login(&sim);
+        let path = format!("/api/v2/me/calls/{id}");
+        let last = || lock(&published).last().cloned().unwrap();
+
+        let attach = r#"{"operationName":"AttachUserData","userData":{"A":"1","Big":123456789012345678901234567890}}"#;
+        let resp = post(&sim, &path, &session, attach);
+        assert_eq!(
+            (resp.status().as_u16(), body(&resp)),
+            (200, r#"{"statusCode":0}"#)
+        );
+        let (channel, data) = last();
+        assert_eq!(channel, CALLS_CHANNEL);
+        assert!(data.contains(r#""notificationType":"AttachedDataChanged""#));
+        assert_eq!(
+            user_data_of(&data).unwrap(),
+            r#"{"A":"1","Big":123456789012345678901234567890}"#
+        );
+
+        post(
+            &sim,
+            &path,
+            &session,
+            r#"{"operationName":"AttachUserData","userData":{"A":2}}"#,
+        );
+        assert_eq!(
+            user_data_of(&last().1).unwrap(),
+            r#"{"A":"1","Big":123456789012345678901234567890,"A":2}"#
+        );
+
+        post(
+            &sim,
+            &path,
+            &session,
+            r#"{"operationName":"UpdateUserData","userData":{"A":"x","New":7}}"#,
+        );
+        assert_eq!(
+            user_data_of(&last().1).unwrap(),
+            r#"{"A":"x","Big":123456789012345678901234567890,"A":"x","New":7}"#
+        );
+
+        post(
+            &sim,
+            &path,
+            &session,
+            r#"{"operationName":"DeleteUserDataPair","key":"A"}"#,
+        );
+        assert_eq!(
+            user_data_of(&last().1).unwrap(),
+            r#"{"Big":123456789012345678901234567890,"New":7}"#
+        );
+
+        post(
+            &sim,
+            &path,
+            &session,
+            r#"{"operationName":"DeleteUserData"}"#,
+        );
+        let data = last().1;
+        assert!(!data.contains("userData"), "{data}");
+        assert!(!sim.call_json(&id).unwrap().contains("userData"));
+        // ring + five operations
+        assert_eq!(lock(&published).len(), 6);
+    }
+
+    #[test]
+    fn calls_move_through_their_states_and_completed_calls_are_not_listed() {
+        let (sim, published) = sim();
+        let id = sim.ring_inbound("5115", "5001");
+        assert!(sim.hold(&id).is_err());
+        sim.answer(&id).unwrap();
+        sim.hold(&id).unwrap();
+        sim.retrieve(&id).unwrap();
+        sim.release(&id).unwrap();
+        assert!(matches!(
+            sim.answer(&id),
+            Err(SimCallError::InvalidState {
+                state: SimCallState::Released,
+                ..
+            })
+        ));
+        assert!(sim.calls_json().contains(&id));
+        sim.complete(&id).unwrap();
+        assert_eq!(sim.calls_json(), r#"{"statusCode":0,"calls":[]}"#);
+        assert!(matches!(
+            sim.attach_user_data(&id, Vec::new()),
+            Err(SimCallError::InvalidState { .. })
+        ));
+        assert_eq!(
+            sim.answer("nope"),
+            Err(SimCallError::NotFound("nope".into()))
+        );
+        let states: Vec<String> = lock(&published)
+            .iter()
+            .map(|(_, d)| {
+                let v: serde_json::Value = serde_json::from_str(d).unwrap();
+                assert_eq!(v["notificationType"], "StatusChange");
+                v["call"]["state"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(
+            states,
+            [
+                "Ringing",
+                "Established",
+                "Held",
+                "Established",
+                "Released",
+                "Completed"
+            ]
+        );
+    }
+
+    #[test]
+    fn notifications_have_the_shape_of_real_gws_ones() {
+        let seed = r#"{"messageType":"CallStateChangeMessage","notificationType":"AttachedDataChanged","phoneNumber":"5001","call":{"id":"01RCC3N118B1V0SL8O7GK2LAES00000R","callUuid":"01RCC3N118B1V0SL8O7GK2LAES00000R","connId":"0071025bd3c3b001","state":"Established","callType":"Inbound","ani":"5115","dnis":"5001","participants":[{"e164Number":"5115","formattedPhoneNumber":"5115","phoneNumber":"5115","digits":"5115"}],"capabilities":["Hold","Release","AttachUserData","DeleteUserData","UpdateUserData","SendDtmf","InitiateTransfer","InitiateConference","SingleStepTransfer"],"userData":{"AccountNumber":"12345"},"duration":"42","mute":"Off","supervisorListeningIn":false,"monitoredUserMuted":false,"recordingState":"Stopped","deviceUri":"http://127.0.0.1:8090/api/v2/devices/0b1e9f27","uri":"http://127.0.0.1:8090/api/v2/me/calls/01RCC3N118B1V0SL8O7GK2LAES00000R","path":"/calls/01RCC3N118B1V0SL8O7GK2LAES00000R"}}"#;
+        let (sim, published) = sim();
+        let id = sim.ring_inbound("5115", "5001");
+        sim.answer(&id).unwrap();
+        let account = RawValue::from_string(r#""12345""#.into()).unwrap();
+        sim.attach_user_data(&id, vec![("AccountNumber".into(), account)])
+            .unwrap();
+        let ours = lock(&published).last().unwrap().1.clone();
+        let keys = |text: &str| -> (Vec<String>, Vec<String>) {
+            let Pairs(top) = serde_json::from_str(text).unwrap();
+            let call = &top.iter().find(|(k, _)| k == "call").unwrap().1;
+            let Pairs(call) = serde_json::from_str(call.get()).unwrap();
+            (
+                top.into_iter().map(|p| p.0).collect(),
+                call.into_iter().map(|p| p.0).collect(),
+            )
+        };
+        assert_eq!(keys(&ours), keys(seed));
+        let v: serde_json::Value = serde_json::from_str(&ours).unwrap();
+        let s: serde_json::Value = serde_json::from_str(seed).unwrap();
+        for field in [
+            "state",
+            "callType",
+            "ani",
+            "dnis",
+            "participants",
+            "capabilities",
+            "userData",
+            "mute",
+        ] {
+            assert_eq!(v["call"][field], s["call"][field], "{field}");
+        }
+        assert_eq!(v["phoneNumber"], "5001");
+        assert_eq!(
+            v["call"]["uri"],
+            format!("http://127.0.0.1:8090/api/v2/me/calls/{id}")
+        );
+        assert_eq!(id.len(), 32);
+    }
+}
