@@ -316,7 +316,7 @@ async fn gws_status_codes_become_typed_errors_naming_the_call() {
     );
 
     let id = server.sim.ring_inbound("5115", "5001");
-    server.sim.release(&id).unwrap();
+    server.sim.hangup(&id).unwrap();
     server.sim.complete(&id).unwrap();
     let err = bounded(session.attach_user_data(&id, &pairs(&["A=1"])))
         .await

@@ -1,9 +1,10 @@
 //! The GWS simulator server over real HTTP on 127.0.0.1: login, the authenticated CometD
 //! endpoint, per-user calls and notifications, scenarios, expiry, shutdown, and `serve`.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use gws_cometd::sim::gws::{GwsSimConfig, CALLS_CHANNEL, CSRF_HEADER};
+use gws_cometd::sim::gws::{GwsSim, GwsSimConfig, CALLS_CHANNEL, CSRF_HEADER};
 use gws_cometd::sim::{GwsServerConfig, GwsSimServer};
 use serde_json::{json, Value};
 
@@ -187,8 +188,10 @@ async fn the_notification_endpoint_needs_the_http_session_and_its_csrf_token() {
 }
 
 #[tokio::test]
-async fn each_user_gets_the_default_scenario_once_and_sees_only_their_own_call() {
-    let server = GwsSimServer::start(config(None)).await.unwrap();
+async fn each_user_gets_the_scenario_once_and_sees_only_their_own_call() {
+    let server = GwsSimServer::start(config(Some(GwsSim::one_call_scenario())))
+        .await
+        .unwrap();
     bounded(15, async {
         let mut a = Agent::login(&server, USER, PASSWORD).await;
         let mut b = Agent::login(&server, OTHER, OTHER_PASSWORD).await;
@@ -243,6 +246,62 @@ async fn each_user_gets_the_default_scenario_once_and_sees_only_their_own_call()
         assert_eq!(server.gws().call_ids().len(), 2);
     })
     .await;
+}
+
+#[tokio::test]
+async fn the_living_contact_center_runs_per_user_and_a_client_that_comes_later_sees_new_calls() {
+    let server = GwsSimServer::start(GwsServerConfig {
+        seed: Some(11),
+        ..config(None)
+    })
+    .await
+    .unwrap();
+    assert_eq!(server.seed(), Some(11));
+    bounded(20, async {
+        let mut a = Agent::login(&server, USER, PASSWORD).await;
+        let mut b = Agent::login(&server, OTHER, OTHER_PASSWORD).await;
+        a.handshake().await;
+        b.handshake().await;
+        a.subscribe(CALLS_CHANNEL).await;
+        b.subscribe(CALLS_CHANNEL).await;
+        let (na, nb) = tokio::join!(a.notifications(3), b.notifications(3));
+        let ids = |notes: &[Value], number: &str| -> BTreeSet<String> {
+            notes
+                .iter()
+                .map(|n| {
+                    assert_eq!(n["phoneNumber"], number, "{n}");
+                    n["call"]["id"].as_str().unwrap().to_owned()
+                })
+                .collect()
+        };
+        let (ia, ib) = (ids(&na, "5001"), ids(&nb, "5002"));
+        assert!(ia.is_disjoint(&ib));
+        assert_eq!(
+            na[0]["call"]["state"], "Ringing",
+            "the first call is inbound"
+        );
+
+        // A second client of the same user, long after the start, still sees calls arrive.
+        let mut later = Agent::login(&server, USER, PASSWORD).await;
+        later.handshake().await;
+        later.subscribe(CALLS_CHANNEL).await;
+        let known: BTreeSet<String> = server.gws().call_ids_for(USER).into_iter().collect();
+        loop {
+            let n = later.notifications(1).await.remove(0);
+            let id = n["call"]["id"].as_str().unwrap();
+            assert_eq!(n["phoneNumber"], "5001");
+            if !known.contains(id) && !ia.contains(id) {
+                assert!(matches!(
+                    n["call"]["state"].as_str(),
+                    Some("Ringing" | "Dialing")
+                ));
+                break;
+            }
+        }
+    })
+    .await;
+    let quiet = GwsSimServer::start(config(Some(vec![]))).await.unwrap();
+    assert_eq!(quiet.seed(), None, "no center, no seed");
 }
 
 #[tokio::test]

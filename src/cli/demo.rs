@@ -3,6 +3,7 @@
 //! `AccountNumber` attached), followed through the GWS flow like a real server.
 
 use gws_cometd::gws::api::Credentials;
+use gws_cometd::sim::gws::GwsSim;
 use gws_cometd::sim::{GwsServerConfig, GwsSimServer};
 use gws_cometd::Error;
 
@@ -13,7 +14,9 @@ const USER: &str = "agent";
 pub async fn start() -> Result<(GwsSimServer, Credentials), Error> {
     // A fresh password per run: the simulator is reachable by anything on this host.
     let password = format!("demo-{:016x}", rand_u64());
-    let sim = GwsSimServer::start(GwsServerConfig::new(USER, password.clone()))
+    let mut config = GwsServerConfig::new(USER, password.clone());
+    config.scenario = Some(GwsSim::one_call_scenario());
+    let sim = GwsSimServer::start(config)
         .await
         .map_err(|source| Error::Io {
             context: "starting the built-in GWS simulator".into(),

@@ -8,8 +8,8 @@
 //! | `/cometd...` | plain Bayeux, no authentication |
 //!
 //! Notifications of a call go only to its owner's Bayeux sessions. The first time one of a
-//! user's sessions subscribes to [`CALLS_CHANNEL`], the configured scenario starts for that
-//! user (once per user, for the server's life). Once an HTTP session is gone (expired or
+//! user's sessions subscribes to [`CALLS_CHANNEL`], the living contact center (or the
+//! configured scenario) starts for that user, once per user, for the server's life. Once an HTTP session is gone (expired or
 //! [`GwsSim::expire_http_sessions`]), CometD requests made with it get 401, so a client logs
 //! in again.
 
@@ -48,20 +48,33 @@ pub struct GwsServerConfig {
     pub sim: SimConfig,
     /// Users, CSRF and HTTP session lifetime. `public_url` is replaced by the bound address.
     pub gws: GwsSimConfig,
-    /// What happens for each user once they subscribe to [`CALLS_CHANNEL`]: `None` runs
-    /// [`GwsSim::default_scenario`], `Some(vec![])` nothing.
+    /// What happens for each user once they subscribe to [`CALLS_CHANNEL`]: `None` (the
+    /// default) runs the living contact center ([`GwsSim::run_living_center_for`]),
+    /// `Some(steps)` runs this scenario instead, and `Some(vec![])` nothing.
     pub scenario: Option<Vec<ScenarioStep>>,
+    /// The living contact center's seed: the same seed gives every user the same sequence
+    /// of calls and operations. `None` picks one at random (logged, and shown by
+    /// [`GwsSimServer::seed`]).
+    pub seed: Option<u64>,
 }
 
 impl GwsServerConfig {
-    /// One user, `127.0.0.1:0`, CSRF on, the default scenario.
+    /// One user, `127.0.0.1:0`, CSRF on, the living contact center with a random seed.
     pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
         GwsServerConfig {
             sim: SimConfig::default(),
             gws: GwsSimConfig::new(user, password),
             scenario: None,
+            seed: None,
         }
     }
+}
+
+/// What runs for each user from their first subscription.
+#[derive(Clone)]
+enum Activity {
+    Scenario(Vec<ScenarioStep>),
+    LivingCenter { seed: u64 },
 }
 
 /// A running GWS simulator. Dropping it stops the server and every scenario;
@@ -69,6 +82,7 @@ impl GwsServerConfig {
 pub struct GwsSimServer {
     bayeux: SimServer,
     gws: GwsSim,
+    seed: Option<u64>,
 }
 
 impl std::fmt::Debug for GwsSimServer {
@@ -87,8 +101,14 @@ impl GwsSimServer {
             sim,
             gws: mut gws_config,
             scenario,
+            seed,
         } = config;
-        let steps = scenario.unwrap_or_else(GwsSim::default_scenario);
+        let activity = match scenario {
+            Some(steps) => Activity::Scenario(steps),
+            None => Activity::LivingCenter {
+                seed: seed.unwrap_or_else(|| fastrand::u64(..)),
+            },
+        };
         let mut made = None;
         let mut bayeux =
             SimServer::start_with(sim, |ext| {
@@ -117,11 +137,22 @@ impl GwsSimServer {
             .await?;
         let (gws, engine, shutdown) =
             made.ok_or_else(|| std::io::Error::other("simulator routes were not built"))?;
-        if !steps.is_empty() {
-            bayeux.spawn(start_scenarios(gws.clone(), engine, steps, shutdown));
+        let seed = match &activity {
+            Activity::LivingCenter { seed } => Some(*seed),
+            Activity::Scenario(_) => None,
+        };
+        if !matches!(&activity, Activity::Scenario(steps) if steps.is_empty()) {
+            bayeux.spawn(start_per_user(gws.clone(), engine, activity, shutdown));
         }
-        tracing::debug!(addr = %bayeux.addr(), "GWS simulator listening");
-        Ok(GwsSimServer { bayeux, gws })
+        tracing::debug!(addr = %bayeux.addr(), ?seed, "GWS simulator listening");
+        Ok(GwsSimServer { bayeux, gws, seed })
+    }
+
+    /// The living contact center's seed (the configured one or the one picked at random);
+    /// `None` when a scenario runs instead. Starting again with this seed repeats every
+    /// user's calls.
+    pub fn seed(&self) -> Option<u64> {
+        self.seed
     }
 
     /// The GWS base URL, `http://127.0.0.1:PORT`: REST at `{base}/api/v2/me`, Bayeux at
@@ -151,12 +182,12 @@ impl GwsSimServer {
     }
 }
 
-/// Starts the scenario for every user the first time one of their sessions subscribes to
-/// the calls channel. Scenario tasks live in a [`JoinSet`], so they end with this task.
-async fn start_scenarios(
+/// Starts the activity for every user the first time one of their sessions subscribes to
+/// the calls channel. Its tasks live in a [`JoinSet`], so they end with this task.
+async fn start_per_user(
     gws: GwsSim,
     engine: Arc<Engine>,
-    steps: Vec<ScenarioStep>,
+    activity: Activity,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut started: BTreeSet<String> = BTreeSet::new();
@@ -176,8 +207,16 @@ async fn start_scenarios(
         }
         for user in engine.owners_receiving(CALLS_CHANNEL) {
             if started.insert(user.clone()) {
-                tracing::info!(%user, "starting the scenario");
-                running.spawn(gws.scenario(user, steps.clone()));
+                match &activity {
+                    Activity::Scenario(steps) => {
+                        tracing::info!(%user, "starting the scenario");
+                        running.spawn(gws.scenario(user, steps.clone()));
+                    }
+                    Activity::LivingCenter { seed } => {
+                        tracing::info!(%user, seed, "starting the living contact center");
+                        running.spawn(gws.living_center(user, *seed));
+                    }
+                }
             }
         }
     }

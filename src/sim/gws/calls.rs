@@ -2,7 +2,7 @@
 //! calls' JSON as notifications and REST replies show it.
 
 use std::fmt::{self, Write as _};
-use std::time::Instant;
+use tokio::time::Instant;
 
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -18,6 +18,8 @@ const COMPLETED_CALLS_KEPT: usize = 100;
 /// The state of a simulated call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SimCallState {
+    /// An outbound call the far end has not answered yet.
+    Dialing,
     /// Alerting the agent.
     Ringing,
     /// Answered.
@@ -34,6 +36,7 @@ impl SimCallState {
     /// The state as GWS spells it.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Dialing => "Dialing",
             Self::Ringing => "Ringing",
             Self::Established => "Established",
             Self::Held => "Held",
@@ -42,26 +45,115 @@ impl SimCallState {
         }
     }
 
+    /// The operations GWS lists for the state, in the order its documented samples show
+    /// them (Dialing, Established, Held, Released). No documented sample shows a ringing
+    /// call; its list is the operations the simulator accepts there.
     fn capabilities(self) -> &'static str {
         match self {
+            Self::Dialing => {
+                r#"["SendDtmf","DeleteUserData","AttachUserData","DeleteUserDataPair","Hangup","UpdateUserData"]"#
+            }
             Self::Ringing => {
-                r#"["Answer","Release","AttachUserData","DeleteUserData","UpdateUserData"]"#
+                r#"["Answer","Hangup","AttachUserData","DeleteUserData","DeleteUserDataPair","UpdateUserData"]"#
             }
             Self::Established => {
-                r#"["Hold","Release","AttachUserData","DeleteUserData","UpdateUserData","SendDtmf","InitiateTransfer","InitiateConference","SingleStepTransfer"]"#
+                r#"["SingleStepTransfer","InitiateConference","Hold","SingleStepConference","InitiateTransfer","SendDtmf","DeleteUserData","AttachUserData","DeleteUserDataPair","Hangup","UpdateUserData"]"#
             }
             Self::Held => {
-                r#"["Retrieve","Release","AttachUserData","DeleteUserData","UpdateUserData"]"#
+                r#"["SingleStepTransfer","InitiateConference","Retrieve","SingleStepConference","InitiateTransfer","DeleteUserData","AttachUserData","DeleteUserDataPair","Hangup","UpdateUserData"]"#
             }
-            Self::Released => r#"["Complete","AttachUserData","DeleteUserData","UpdateUserData"]"#,
-            Self::Completed => "[]",
+            Self::Released | Self::Completed => "[]",
         }
+    }
+
+    /// Whether user-data operations are allowed: while the call is up, as its capabilities
+    /// say.
+    fn takes_user_data(self) -> bool {
+        matches!(
+            self,
+            Self::Dialing | Self::Ringing | Self::Established | Self::Held
+        )
     }
 }
 
 impl fmt::Display for SimCallState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Who called whom, as GWS's `callType` says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimCallType {
+    /// From outside to the agent; starts `Ringing`.
+    Inbound,
+    /// From the agent to outside; starts `Dialing`.
+    Outbound,
+    /// Between two internal numbers; starts `Ringing` at the agent.
+    Internal,
+}
+
+impl SimCallType {
+    /// The type as GWS spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inbound => "Inbound",
+            Self::Outbound => "Outbound",
+            Self::Internal => "Internal",
+        }
+    }
+}
+
+/// A call to start with [`GwsSim::start_call`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NewCall {
+    /// Inbound, outbound or internal.
+    pub call_type: SimCallType,
+    /// The calling number (`ani`): the caller, or the agent's number for an outbound call.
+    pub from: String,
+    /// The called number (`dnis`): the agent's number, or the dialled one for an outbound call.
+    pub to: String,
+}
+
+impl NewCall {
+    /// A call from outside (`from`) to the agent's number `to`.
+    pub fn inbound(from: impl Into<String>, to: impl Into<String>) -> Self {
+        Self::new(SimCallType::Inbound, from, to)
+    }
+
+    /// A call from a colleague's number `from` to the agent's number `to`.
+    pub fn internal(from: impl Into<String>, to: impl Into<String>) -> Self {
+        Self::new(SimCallType::Internal, from, to)
+    }
+
+    /// A call the agent (number `from`) dials to `to`.
+    pub fn outbound(from: impl Into<String>, to: impl Into<String>) -> Self {
+        Self::new(SimCallType::Outbound, from, to)
+    }
+
+    fn new(call_type: SimCallType, from: impl Into<String>, to: impl Into<String>) -> Self {
+        NewCall {
+            call_type,
+            from: from.into(),
+            to: to.into(),
+        }
+    }
+
+    /// The agent's own number in this call.
+    fn agent_number(&self) -> &str {
+        match self.call_type {
+            SimCallType::Outbound => &self.from,
+            SimCallType::Inbound | SimCallType::Internal => &self.to,
+        }
+    }
+
+    /// The other party's number.
+    fn other_party(&self) -> &str {
+        match self.call_type {
+            SimCallType::Outbound => &self.to,
+            SimCallType::Inbound | SimCallType::Internal => &self.from,
+        }
     }
 }
 
@@ -136,8 +228,7 @@ struct SimCall {
     owner: String,
     conn_id: String,
     state: SimCallState,
-    ani: String,
-    dnis: String,
+    call: NewCall,
     user_data: RawPairs,
     started: Instant,
 }
@@ -190,19 +281,25 @@ impl GwsSim {
     /// user; returns its id.
     pub fn ring_inbound(&self, from: &str, to: &str) -> String {
         let user = self.inner.config.default_user().to_owned();
-        self.ring(&user, from, to)
+        self.start(&user, NewCall::inbound(from, to))
     }
 
     /// Like [`ring_inbound`](Self::ring_inbound) for `user`'s calls; `None` (and no call)
     /// when `user` is not configured.
     pub fn ring_inbound_for(&self, user: &str, from: &str, to: &str) -> Option<String> {
+        self.start_call(user, NewCall::inbound(from, to))
+    }
+
+    /// Starts `call` for `user`: inbound and internal calls ring, outbound ones dial.
+    /// Returns its id; `None` (and no call) when `user` is not configured.
+    pub fn start_call(&self, user: &str, call: NewCall) -> Option<String> {
         self.inner
             .config
             .knows(user)
-            .then(|| self.ring(user, from, to))
+            .then(|| self.start(user, call))
     }
 
-    fn ring(&self, user: &str, from: &str, to: &str) -> String {
+    fn start(&self, user: &str, call: NewCall) -> String {
         self.change(|state, public_url| {
             state.calls.rung += 1;
             let n = state.calls.rung;
@@ -210,9 +307,11 @@ impl GwsSim {
                 id: format!("01GWSSIM{n:024}"),
                 owner: user.to_owned(),
                 conn_id: format!("{:016x}", 0x0071_025b_d3c3_b000_u64.wrapping_add(n)),
-                state: SimCallState::Ringing,
-                ani: from.to_owned(),
-                dnis: to.to_owned(),
+                state: match call.call_type {
+                    SimCallType::Outbound => SimCallState::Dialing,
+                    SimCallType::Inbound | SimCallType::Internal => SimCallState::Ringing,
+                },
+                call,
                 user_data: Vec::new(),
                 started: Instant::now(),
             };
@@ -225,6 +324,16 @@ impl GwsSim {
             Ok((id, vec![note]))
         })
         .unwrap_or_default()
+    }
+
+    /// Dialing → Established: the far end of an outbound call answered.
+    pub fn remote_answer(&self, id: &str) -> Result<(), SimCallError> {
+        self.transition(
+            id,
+            "RemoteAnswer",
+            &[SimCallState::Dialing],
+            SimCallState::Established,
+        )
     }
 
     /// Ringing → Established.
@@ -252,13 +361,19 @@ impl GwsSim {
         )
     }
 
-    /// Ringing, Established or Held → Released.
-    pub fn release(&self, id: &str) -> Result<(), SimCallError> {
+    /// `Hangup`: Dialing, Ringing, Established or Held → Released.
+    pub fn hangup(&self, id: &str) -> Result<(), SimCallError> {
         use SimCallState::*;
-        self.transition(id, "Release", &[Ringing, Established, Held], Released)
+        self.transition(
+            id,
+            "Hangup",
+            &[Dialing, Ringing, Established, Held],
+            Released,
+        )
     }
 
-    /// Released → Completed; the call is no longer listed.
+    /// Released → Completed: the wrap-up is over and the call is no longer listed. GWS
+    /// documents no such operation; see the [module docs](super) for the assumption.
     pub fn complete(&self, id: &str) -> Result<(), SimCallError> {
         self.transition(
             id,
@@ -395,7 +510,7 @@ impl GwsSim {
     ) -> Result<(), SimCallError> {
         self.change(|state, public_url| {
             let call = state.calls.find(id)?;
-            if call.state == SimCallState::Completed {
+            if !call.state.takes_user_data() {
                 return Err(SimCallError::InvalidState {
                     id: id.to_owned(),
                     state: call.state,
@@ -429,14 +544,16 @@ impl GwsSim {
 impl SimCall {
     fn json(&self, public_url: &str) -> String {
         let id = quote(&self.id);
-        let party = quote(&self.ani);
+        let party = quote(self.call.other_party());
         let mut o = String::with_capacity(1024);
         let _ = write!(
             o,
-            r#"{{"id":{id},"callUuid":{id},"connId":{},"state":"{}","callType":"Inbound","ani":{party},"dnis":{},"participants":[{{"e164Number":{party},"formattedPhoneNumber":{party},"phoneNumber":{party},"digits":{party}}}],"capabilities":{}"#,
+            r#"{{"id":{id},"callUuid":{id},"connId":{},"state":"{}","callType":"{}","ani":{},"dnis":{},"participants":[{{"e164Number":{party},"formattedPhoneNumber":{party},"phoneNumber":{party},"digits":{party}}}],"capabilities":{}"#,
             quote(&self.conn_id),
             self.state.as_str(),
-            quote(&self.dnis),
+            self.call.call_type.as_str(),
+            quote(&self.call.from),
+            quote(&self.call.to),
             self.state.capabilities(),
         );
         if !self.user_data.is_empty() {
@@ -457,7 +574,7 @@ impl SimCall {
             self.started.elapsed().as_secs(),
             quote(&format!(
                 "{public_url}/api/v2/devices/{:08x}",
-                fnv1a(&self.dnis)
+                fnv1a(self.call.agent_number())
             )),
             quote(&format!("{public_url}/api/v2/me/calls/{}", self.id)),
             quote(&format!("/calls/{}", self.id)),
@@ -469,7 +586,7 @@ impl SimCall {
         format!(
             r#"{{"messageType":"CallStateChangeMessage","notificationType":{},"phoneNumber":{},"call":{}}}"#,
             quote(notification_type),
-            quote(&self.dnis),
+            quote(self.call.agent_number()),
             self.json(public_url)
         )
     }
@@ -556,7 +673,15 @@ mod tests {
         sim.answer(&id).unwrap();
         sim.hold(&id).unwrap();
         sim.retrieve(&id).unwrap();
-        sim.release(&id).unwrap();
+        sim.hangup(&id).unwrap();
+        assert!(matches!(
+            sim.attach_user_data(&id, Vec::new()),
+            Err(SimCallError::InvalidState {
+                state: SimCallState::Released,
+                operation: "AttachUserData",
+                ..
+            })
+        ));
         assert!(matches!(
             sim.answer(&id),
             Err(SimCallError::InvalidState {
@@ -598,7 +723,7 @@ mod tests {
 
     #[test]
     fn notifications_have_the_shape_of_real_gws_ones() {
-        let seed = r#"{"messageType":"CallStateChangeMessage","notificationType":"AttachedDataChanged","phoneNumber":"5001","call":{"id":"01RCC3N118B1V0SL8O7GK2LAES00000R","callUuid":"01RCC3N118B1V0SL8O7GK2LAES00000R","connId":"0071025bd3c3b001","state":"Established","callType":"Inbound","ani":"5115","dnis":"5001","participants":[{"e164Number":"5115","formattedPhoneNumber":"5115","phoneNumber":"5115","digits":"5115"}],"capabilities":["Hold","Release","AttachUserData","DeleteUserData","UpdateUserData","SendDtmf","InitiateTransfer","InitiateConference","SingleStepTransfer"],"userData":{"AccountNumber":"12345"},"duration":"42","mute":"Off","supervisorListeningIn":false,"monitoredUserMuted":false,"recordingState":"Stopped","deviceUri":"http://127.0.0.1:8090/api/v2/devices/0b1e9f27","uri":"http://127.0.0.1:8090/api/v2/me/calls/01RCC3N118B1V0SL8O7GK2LAES00000R","path":"/calls/01RCC3N118B1V0SL8O7GK2LAES00000R"}}"#;
+        let seed = r#"{"messageType":"CallStateChangeMessage","notificationType":"AttachedDataChanged","phoneNumber":"5001","call":{"id":"01RCC3N118B1V0SL8O7GK2LAES00000R","callUuid":"01RCC3N118B1V0SL8O7GK2LAES00000R","connId":"0071025bd3c3b001","state":"Established","callType":"Inbound","ani":"5115","dnis":"5001","participants":[{"e164Number":"5115","formattedPhoneNumber":"5115","phoneNumber":"5115","digits":"5115"}],"capabilities":["SingleStepTransfer","InitiateConference","Hold","SingleStepConference","InitiateTransfer","SendDtmf","DeleteUserData","AttachUserData","DeleteUserDataPair","Hangup","UpdateUserData"],"userData":{"AccountNumber":"12345"},"duration":"42","mute":"Off","supervisorListeningIn":false,"monitoredUserMuted":false,"recordingState":"Stopped","deviceUri":"http://127.0.0.1:8090/api/v2/devices/0b1e9f27","uri":"http://127.0.0.1:8090/api/v2/me/calls/01RCC3N118B1V0SL8O7GK2LAES00000R","path":"/calls/01RCC3N118B1V0SL8O7GK2LAES00000R"}}"#;
         let (sim, published) = sim();
         let id = sim.ring_inbound("5115", "5001");
         sim.answer(&id).unwrap();
@@ -636,5 +761,70 @@ mod tests {
             format!("http://127.0.0.1:8090/api/v2/me/calls/{id}")
         );
         assert_eq!(id.len(), 32);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn outbound_calls_dial_until_the_far_end_answers_and_internal_ones_ring() {
+        let (sim, published) = sim();
+        let out = sim
+            .start_call("agent", NewCall::outbound("5001", "+14155550123"))
+            .unwrap();
+        let internal = sim
+            .start_call("agent", NewCall::internal("5002", "5001"))
+            .unwrap();
+        assert_eq!(sim.start_call("nobody", NewCall::internal("1", "2")), None);
+        assert!(
+            sim.answer(&out).is_err(),
+            "an outbound call is not answered"
+        );
+        assert!(sim.remote_answer(&internal).is_err());
+        sim.attach_user_data(
+            &out,
+            vec![("K".into(), RawValue::from_string("1".into()).unwrap())],
+        )
+        .unwrap();
+        sim.remote_answer(&out).unwrap();
+        tokio::time::advance(std::time::Duration::from_secs(7)).await;
+        sim.hangup(&out).unwrap();
+        let notes: Vec<serde_json::Value> = lock(&published)
+            .iter()
+            .map(|(_, d)| serde_json::from_str(d).unwrap())
+            .collect();
+        let of = |id: &str| -> Vec<&serde_json::Value> {
+            notes.iter().filter(|n| n["call"]["id"] == id).collect()
+        };
+        let states: Vec<&str> = of(&out)
+            .iter()
+            .map(|n| n["call"]["state"].as_str().unwrap())
+            .collect();
+        assert_eq!(states, ["Dialing", "Dialing", "Established", "Released"]);
+        let dialing = of(&out)[0];
+        assert_eq!(dialing["phoneNumber"], "5001", "the agent's own number");
+        assert_eq!(dialing["call"]["callType"], "Outbound");
+        assert_eq!(dialing["call"]["ani"], "5001");
+        assert_eq!(dialing["call"]["dnis"], "+14155550123");
+        assert_eq!(
+            dialing["call"]["participants"][0]["phoneNumber"],
+            "+14155550123"
+        );
+        assert_eq!(
+            dialing["call"]["capabilities"],
+            serde_json::json!([
+                "SendDtmf",
+                "DeleteUserData",
+                "AttachUserData",
+                "DeleteUserDataPair",
+                "Hangup",
+                "UpdateUserData"
+            ])
+        );
+        let released = of(&out)[3];
+        assert_eq!(released["call"]["capabilities"], serde_json::json!([]));
+        assert_eq!(released["call"]["duration"], "7", "paused time counts");
+        let ringing = of(&internal)[0];
+        assert_eq!(ringing["call"]["state"], "Ringing");
+        assert_eq!(ringing["call"]["callType"], "Internal");
+        assert_eq!(ringing["phoneNumber"], "5001");
+        assert_eq!(ringing["call"]["participants"][0]["phoneNumber"], "5002");
     }
 }

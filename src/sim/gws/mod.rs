@@ -15,6 +15,7 @@
 //! |---|---|
 //! | `auth` | HTTP sessions, Basic credentials, the `JSESSIONID` cookie, CSRF tokens |
 //! | `calls` | the call model: states, capabilities, user-data operations, JSON rendering |
+//! | `center` | the living contact center: seeded, never-ending call traffic per user |
 //! | `rest` | the REST routes and their operations |
 //! | `scenario` | timed scenario steps: parsing and running |
 //!
@@ -46,8 +47,29 @@
 //!
 //! # Calls
 //!
-//! `Ringing` → `Established` ⇄ `Held` → `Released` → `Completed`; `Hangup` is allowed from
-//! `Ringing`, `Established` and `Held`. Every transition publishes `StatusChange`.
+//! Inbound and internal calls start `Ringing` and are answered (`Answer`); outbound calls
+//! start `Dialing` and are established when the far end answers
+//! ([`GwsSim::remote_answer`]). `Established` ⇄ `Held` (`Hold`, `Retrieve`); `Hangup` from
+//! `Dialing`, `Ringing`, `Established` or `Held` → `Released` → `Completed`. Every transition
+//! publishes `StatusChange`. `capabilities` lists what GWS's documented samples list for the
+//! state (no sample shows a ringing call: there it is `Answer`, `Hangup` and the user-data
+//! operations); user-data operations are accepted while the call is up, as those lists say.
+//!
+//! **How a call completes.** GWS's documentation is silent on how a released call leaves the
+//! calls list. The simulator's assumption: a released call stays listed, with empty
+//! `capabilities`, during its wrap-up; when the wrap-up ends it publishes one last
+//! `StatusChange` with state `Completed` and is no longer listed. The wrap-up ends with
+//! [`GwsSim::complete`] (the simulator's own `operationName` `Complete`, or a scenario's
+//! `complete` step); the living contact center completes its calls 1–2 s after the hangup.
+//!
+//! # The living contact center
+//!
+//! [`GwsSim::run_living_center_for`] keeps calls coming for one user until the simulator is
+//! dropped: every few seconds a call arrives (mostly inbound, some internal and outbound),
+//! rings or dials, is established, gets data attached by an "IVR" and then by the agent
+//! (attach, update, delete-pair, a key sometimes twice), is sometimes held and retrieved, is
+//! hung up and completes after a short wrap-up. A seed makes it repeatable per user.
+//! [`GwsSimConfig::number_of`] gives each user's own number.
 //!
 //! # Scenarios
 //!
@@ -56,6 +78,7 @@
 
 mod auth;
 mod calls;
+mod center;
 mod rest;
 mod scenario;
 
@@ -63,7 +86,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-pub use calls::{RawPairs, SimCallError, SimCallState};
+pub use calls::{NewCall, RawPairs, SimCallError, SimCallState, SimCallType};
 pub use scenario::{
     load_scenario, parse_scenario, CallRef, ScenarioAction, ScenarioError, ScenarioStep,
 };
@@ -118,6 +141,13 @@ impl GwsSimConfig {
     /// The default (first) user's name; empty when no user is configured.
     pub fn default_user(&self) -> &str {
         self.users.first().map_or("", |(u, _)| u.as_str())
+    }
+
+    /// The agent's phone number (DN) of a configured user: `5001` for the first, `5002` for
+    /// the second, ... The living contact center and `dial` scenario steps use it.
+    pub fn number_of(&self, user: &str) -> Option<String> {
+        let i = self.users.iter().position(|(u, _)| u == user)?;
+        Some((5001 + i).to_string())
     }
 
     fn knows(&self, user: &str) -> bool {

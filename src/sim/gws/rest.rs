@@ -157,7 +157,7 @@ impl GwsSim {
             "Answer" => self.answer(id),
             "Hold" => self.hold(id),
             "Retrieve" => self.retrieve(id),
-            "Release" => self.release(id),
+            "Hangup" => self.hangup(id),
             "Complete" => self.complete(id),
             other => return bad_request(1, &format!("Unsupported operationName {}", quote(other))),
         };

@@ -2,6 +2,7 @@
 //!
 //! The file format is documented on [`parse_scenario`].
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
@@ -10,7 +11,7 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 
 use super::calls::Pairs;
-use super::{GwsSim, Inner, RawPairs};
+use super::{GwsSim, Inner, NewCall, RawPairs};
 
 /// One timed step of a scenario.
 #[derive(Clone, Debug)]
@@ -32,14 +33,28 @@ pub enum ScenarioAction {
         /// The agent's number (`dnis`).
         to: String,
     },
+    /// An internal call (from a colleague's number) rings.
+    RingInternal {
+        /// The colleague's number (`ani`).
+        from: String,
+        /// The agent's number (`dnis`).
+        to: String,
+    },
+    /// The agent dials out: an outbound call from the agent's number starts `Dialing`.
+    Dial {
+        /// The dialled number (`dnis`).
+        to: String,
+    },
+    /// Dialing → Established: the far end answered.
+    RemoteAnswer(CallRef),
     /// Ringing → Established.
     Answer(CallRef),
     /// Established → Held.
     Hold(CallRef),
     /// Held → Established.
     Retrieve(CallRef),
-    /// → Released.
-    Release(CallRef),
+    /// `Hangup`: → Released.
+    Hangup(CallRef),
     /// Released → Completed.
     Complete(CallRef),
     /// `AttachUserData`.
@@ -145,13 +160,19 @@ impl fmt::Display for Where<'_> {
 /// {"at_ms":4000,"hold":0}
 /// {"at_ms":5000,"retrieve":0}
 /// {"at_ms":6000,"delete_all":0}
-/// {"at_ms":7000,"release":0}
-/// {"at_ms":8000,"complete":"01GWSSIM000000000000000000000001"}
+/// {"at_ms":7000,"hangup":0}
+/// {"at_ms":8000,"complete":0}
+/// {"at_ms":9000,"ring_internal":{"from":"5002","to":"5001"}}
+/// {"at_ms":9500,"dial":{"to":"+14155550123"}}
+/// {"at_ms":11000,"remote_answer":2}
 /// ```
 ///
-/// A call is named by its index among the calls this scenario rang (`0` is the first) or by
-/// its id as a string. `ring` gives the caller (`from`, the call's `ani`) and the agent's
-/// number (`to`, the `dnis` and the notification's `phoneNumber`).
+/// A call is named by its index among the calls this scenario started (`0` is the first) or
+/// by its id as a string. `ring` (an inbound call) and `ring_internal` give the caller
+/// (`from`, the call's `ani`) and the agent's number (`to`, the `dnis` and the
+/// notification's `phoneNumber`); `dial` starts an outbound call from the user's number
+/// ([`GwsSimConfig::number_of`](super::GwsSimConfig::number_of)) to `to`, which
+/// `remote_answer` establishes.
 pub fn parse_scenario(text: &str) -> Result<Vec<ScenarioStep>, ScenarioError> {
     if text.trim_start().starts_with('[') {
         let steps: Vec<Box<RawValue>> = serde_json::from_str(text)
@@ -208,7 +229,7 @@ fn parse_step(text: &str) -> Result<ScenarioStep, String> {
     Ok(ScenarioStep {
         at: at.ok_or("at_ms is missing")?,
         action: action.ok_or(
-            "no action (ring, answer, hold, retrieve, release, complete, attach, update, delete_pair, delete_all)",
+            "no action (ring, ring_internal, dial, remote_answer, answer, hold, retrieve, hangup, complete, attach, update, delete_pair, delete_all)",
         )?,
     })
 }
@@ -241,17 +262,27 @@ fn parse_action(key: &str, value: &str) -> Result<ScenarioAction, String> {
         serde_json::from_str(&text).map_err(|_| format!("{key}: {name} must be a string"))
     };
     Ok(match key {
-        "ring" => {
+        "ring" | "ring_internal" => {
             let o = object(value)?;
-            ScenarioAction::Ring {
-                from: string(field(&o, "from")?, "from")?,
+            let from = string(field(&o, "from")?, "from")?;
+            let to = string(field(&o, "to")?, "to")?;
+            if key == "ring" {
+                ScenarioAction::Ring { from, to }
+            } else {
+                ScenarioAction::RingInternal { from, to }
+            }
+        }
+        "dial" => {
+            let o = object(value)?;
+            ScenarioAction::Dial {
                 to: string(field(&o, "to")?, "to")?,
             }
         }
+        "remote_answer" => ScenarioAction::RemoteAnswer(call_ref(value)?),
         "answer" => ScenarioAction::Answer(call_ref(value)?),
         "hold" => ScenarioAction::Hold(call_ref(value)?),
         "retrieve" => ScenarioAction::Retrieve(call_ref(value)?),
-        "release" => ScenarioAction::Release(call_ref(value)?),
+        "hangup" => ScenarioAction::Hangup(call_ref(value)?),
         "complete" => ScenarioAction::Complete(call_ref(value)?),
         "delete_all" => ScenarioAction::DeleteAll(call_ref(value)?),
         "attach" | "update" => {
@@ -273,6 +304,46 @@ fn parse_action(key: &str, value: &str) -> Result<ScenarioAction, String> {
         }
         other => return Err(format!("unknown field {other:?}")),
     })
+}
+
+/// The calls a scenario started, by index.
+#[derive(Default)]
+pub(super) struct CallBook {
+    ids: HashMap<usize, String>,
+    started: usize,
+}
+
+impl CallBook {
+    /// Records the next started call; returns its index.
+    pub(super) fn started(&mut self, id: String) -> usize {
+        let n = self.started;
+        self.ids.insert(n, id);
+        self.started += 1;
+        n
+    }
+
+    /// The index of the call started last.
+    pub(super) fn last_started(&self) -> Option<usize> {
+        self.started.checked_sub(1)
+    }
+
+    /// The id `call` names.
+    pub(super) fn resolve<'b>(&'b self, call: &'b CallRef) -> Result<&'b str, String> {
+        match call {
+            CallRef::Id(id) => Ok(id),
+            CallRef::Index(i) => self.ids.get(i).map(String::as_str).ok_or_else(|| {
+                format!(
+                    "call #{i} has not started (only {} have) or is forgotten",
+                    self.started
+                )
+            }),
+        }
+    }
+
+    /// Forgets call `index` (a long-running scenario keeps only calls still going).
+    pub(super) fn forget(&mut self, index: usize) {
+        self.ids.remove(&index);
+    }
 }
 
 impl GwsSim {
@@ -303,7 +374,7 @@ impl GwsSim {
         let mut alive = self.inner.alive.subscribe();
         let start = tokio::time::Instant::now();
         async move {
-            let mut rung: Vec<String> = Vec::new();
+            let mut book = CallBook::default();
             for (n, step) in steps.into_iter().enumerate() {
                 tokio::select! {
                     _ = tokio::time::sleep_until(start + step.at) => {}
@@ -311,16 +382,16 @@ impl GwsSim {
                 }
                 let Some(inner) = weak.upgrade() else { return };
                 let sim = GwsSim { inner };
-                if let Err(e) = sim.run_step(&user, step.action, &mut rung) {
+                if let Err(e) = sim.apply(&user, &step.action, &mut book) {
                     tracing::warn!(step = n + 1, %user, "scenario step failed: {e}");
                 }
             }
         }
     }
 
-    /// The built-in scenario: an inbound call from 5115 to 5001 rings after 0.5 s, is
-    /// answered 1 s later, gets `AccountNumber` attached, and stays established.
-    pub fn default_scenario() -> Vec<ScenarioStep> {
+    /// A one-call scenario: an inbound call from 5115 to 5001 rings after 0.5 s, is answered
+    /// 1 s later, gets `AccountNumber` attached, and stays established.
+    pub fn one_call_scenario() -> Vec<ScenarioStep> {
         let account = RawValue::from_string(r#""12345""#.into()).ok();
         let mut steps = vec![
             ScenarioStep {
@@ -347,42 +418,48 @@ impl GwsSim {
         steps
     }
 
-    fn run_step(
+    /// Runs one action for `user`; calls are named through `book`.
+    pub(super) fn apply(
         &self,
         user: &str,
-        action: ScenarioAction,
-        rung: &mut Vec<String>,
+        action: &ScenarioAction,
+        book: &mut CallBook,
     ) -> Result<(), String> {
-        let resolve = |call: &CallRef| match call {
-            CallRef::Id(id) => Ok(id.clone()),
-            CallRef::Index(i) => rung
-                .get(*i)
-                .cloned()
-                .ok_or_else(|| format!("call #{i} has not rung (only {} have)", rung.len())),
-        };
-        let done = match action {
-            ScenarioAction::Ring { from, to } => {
-                let id = self
-                    .ring_inbound_for(user, &from, &to)
-                    .ok_or_else(|| format!("unknown user {user:?}"))?;
-                rung.push(id);
-                Ok(())
+        let unknown = || format!("unknown user {user:?}");
+        let new_call = match action {
+            ScenarioAction::Ring { from, to } => Some(NewCall::inbound(from, to)),
+            ScenarioAction::RingInternal { from, to } => Some(NewCall::internal(from, to)),
+            ScenarioAction::Dial { to } => {
+                let from = self.inner.config.number_of(user).ok_or_else(unknown)?;
+                Some(NewCall::outbound(from, to))
             }
-            ScenarioAction::Answer(c) => self.answer(&resolve(&c)?),
-            ScenarioAction::Hold(c) => self.hold(&resolve(&c)?),
-            ScenarioAction::Retrieve(c) => self.retrieve(&resolve(&c)?),
-            ScenarioAction::Release(c) => self.release(&resolve(&c)?),
-            ScenarioAction::Complete(c) => self.complete(&resolve(&c)?),
+            _ => None,
+        };
+        if let Some(call) = new_call {
+            let id = self.start_call(user, call).ok_or_else(unknown)?;
+            book.started(id);
+            return Ok(());
+        }
+        let done = match action {
+            ScenarioAction::Ring { .. }
+            | ScenarioAction::RingInternal { .. }
+            | ScenarioAction::Dial { .. } => Ok(()),
+            ScenarioAction::RemoteAnswer(c) => self.remote_answer(book.resolve(c)?),
+            ScenarioAction::Answer(c) => self.answer(book.resolve(c)?),
+            ScenarioAction::Hold(c) => self.hold(book.resolve(c)?),
+            ScenarioAction::Retrieve(c) => self.retrieve(book.resolve(c)?),
+            ScenarioAction::Hangup(c) => self.hangup(book.resolve(c)?),
+            ScenarioAction::Complete(c) => self.complete(book.resolve(c)?),
             ScenarioAction::Attach { call, user_data } => {
-                self.attach_user_data(&resolve(&call)?, user_data)
+                self.attach_user_data(book.resolve(call)?, user_data.clone())
             }
             ScenarioAction::Update { call, user_data } => {
-                self.update_user_data(&resolve(&call)?, user_data)
+                self.update_user_data(book.resolve(call)?, user_data.clone())
             }
             ScenarioAction::DeletePair { call, key } => {
-                self.delete_user_data_pair(&resolve(&call)?, &key)
+                self.delete_user_data_pair(book.resolve(call)?, key)
             }
-            ScenarioAction::DeleteAll(c) => self.delete_user_data(&resolve(&c)?),
+            ScenarioAction::DeleteAll(c) => self.delete_user_data(book.resolve(c)?),
         };
         done.map_err(|e| e.to_string())
     }
@@ -434,9 +511,9 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_default_scenario_rings_answers_and_stays_established() {
+    async fn the_one_call_scenario_rings_answers_and_stays_established() {
         let (sim, published) = sim();
-        let task = sim.run_scenario(GwsSim::default_scenario());
+        let task = sim.run_scenario(GwsSim::one_call_scenario());
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert!(sim.call_ids().is_empty());
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -512,5 +589,43 @@ mod tests {
             .and_then(|s| s.downcast_ref::<std::io::Error>())
             .expect("the io::Error is the source");
         assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scenarios_dial_ring_internal_and_hang_up_with_gws_names() {
+        let steps = parse_scenario(
+            "{\"at_ms\":0,\"dial\":{\"to\":\"+14155550123\"}}\n\
+             {\"at_ms\":10,\"ring_internal\":{\"from\":\"5002\",\"to\":\"5001\"}}\n\
+             {\"at_ms\":20,\"remote_answer\":0}\n\
+             {\"at_ms\":30,\"answer\":1}\n\
+             {\"at_ms\":40,\"hangup\":0}\n\
+             {\"at_ms\":50,\"complete\":0}\n",
+        )
+        .unwrap();
+        assert_eq!(steps.len(), 6);
+        let err = parse_scenario(r#"{"at_ms":1,"release":0}"#).unwrap_err();
+        assert_eq!(err.to_string(), r#"line 1: unknown field "release""#);
+
+        let (sim, published) = sim();
+        sim.run_scenario(steps).await.unwrap();
+        let seen: Vec<(String, String, String)> = lock(&published)
+            .iter()
+            .map(|(_, d)| {
+                let v: serde_json::Value = serde_json::from_str(d).unwrap();
+                let f = |k: &str| v["call"][k].as_str().unwrap().to_owned();
+                (f("callType"), f("state"), f("ani"))
+            })
+            .collect();
+        let expected = [
+            ("Outbound", "Dialing", "5001"),
+            ("Internal", "Ringing", "5002"),
+            ("Outbound", "Established", "5001"),
+            ("Internal", "Established", "5002"),
+            ("Outbound", "Released", "5001"),
+            ("Outbound", "Completed", "5001"),
+        ]
+        .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()));
+        assert_eq!(seen, expected);
+        assert_eq!(sim.call_ids().len(), 1, "the internal call goes on");
     }
 }
