@@ -14,6 +14,7 @@
 //! | `bayeux_route` | the Bayeux endpoint: request batches in, reply batches out, cookies |
 //! | `server` | the hyper server, the router of routes, the faults that act on HTTP |
 //! | `fault` | the fault set |
+//! | `ack` | the server side of CometD's acknowledged-messages extension |
 //! | [`gws`] | the GWS REST model: HTTP sessions, calls, user data, scenarios |
 //! | `gws_server` | [`GwsSimServer`]: the GWS model and an authenticated, per-user notification endpoint on one server |
 //!
@@ -32,6 +33,7 @@
 //! # Ok(()) }
 //! ```
 
+mod ack;
 mod bayeux_route;
 mod engine;
 mod fault;
@@ -76,6 +78,12 @@ pub struct SimConfig {
     /// Messages queued per session at most; beyond it the oldest is dropped with a
     /// warning. Default 100 000.
     pub max_queue: usize,
+    /// Whether clients that handshake with `ext:{ack:true}` get CometD's
+    /// acknowledged-messages extension (default `true`): every connect reply then carries
+    /// `ext:{ack:<batch>}`, and messages are delivered again on every connect until a
+    /// connect acknowledges their batch, so a reply lost on the way is not lost. Clients
+    /// that do not ask are served as without it.
+    pub ack_extension: bool,
 }
 
 impl Default for SimConfig {
@@ -86,6 +94,7 @@ impl Default for SimConfig {
             interval: Duration::ZERO,
             max_interval: Duration::from_secs(10),
             max_queue: 100_000,
+            ack_extension: true,
         }
     }
 }
@@ -116,8 +125,11 @@ pub struct SimStats {
     pub published: u64,
     /// Publishes received from clients.
     pub client_publishes: u64,
-    /// Data messages written into connect replies.
+    /// Data messages written into connect replies (redeliveries included).
     pub delivered: u64,
+    /// Data messages written again because their batch was not acknowledged
+    /// (acknowledged-messages extension).
+    pub redelivered: u64,
     /// Data messages dropped because a session's queue was full.
     pub dropped: u64,
 }
@@ -161,6 +173,7 @@ impl SimServer {
                 interval: config.interval,
                 max_interval: config.max_interval,
                 max_queue: config.max_queue,
+                ack_extension: config.ack_extension,
             },
             shutdown_rx.clone(),
         ));
