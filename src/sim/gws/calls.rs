@@ -8,7 +8,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use super::{fnv1a, GwsSim, State, CALLS_CHANNEL};
+use super::{fnv1a, CallIdForm, GwsSim, GwsSimConfig, ParticipantsForm, State, CALLS_CHANNEL};
 use crate::json::quote;
 
 /// How many completed calls are remembered (so late operations on them answer
@@ -224,6 +224,7 @@ impl UserDataOp {
 
 struct SimCall {
     id: String,
+    call_uuid: String,
     /// The user whose calls list shows it and who gets its notifications.
     owner: String,
     conn_id: String,
@@ -300,13 +301,21 @@ impl GwsSim {
     }
 
     fn start(&self, user: &str, call: NewCall) -> String {
-        self.change(|state, public_url| {
+        let form = self.inner.config.call_ids;
+        self.change(|state, config| {
             state.calls.rung += 1;
             let n = state.calls.rung;
+            // The 15th call gets exactly the ids of a real capture.
+            let conn_id = format!("{:016x}", 0x0071_0255_63e9_f000_u64.wrapping_add(n));
+            let call_uuid = format!("00QEAG4KU4A5P78IG2DAHG5AES{}", base32hex(n, 6));
             let call = SimCall {
-                id: format!("01GWSSIM{n:024}"),
+                id: match form {
+                    CallIdForm::ConnId => conn_id.clone(),
+                    CallIdForm::CallUuid => call_uuid.clone(),
+                },
+                call_uuid,
                 owner: user.to_owned(),
-                conn_id: format!("{:016x}", 0x0071_025b_d3c3_b000_u64.wrapping_add(n)),
+                conn_id,
                 state: match call.call_type {
                     SimCallType::Outbound => SimCallState::Dialing,
                     SimCallType::Inbound | SimCallType::Internal => SimCallState::Ringing,
@@ -317,7 +326,7 @@ impl GwsSim {
             };
             let note = (
                 call.owner.clone(),
-                call.notification("StatusChange", public_url),
+                call.notification("StatusChange", config),
             );
             let id = call.id.clone();
             state.calls.list.push(call);
@@ -407,7 +416,7 @@ impl GwsSim {
     pub fn call_json(&self, id: &str) -> Option<String> {
         let state = self.state();
         let call = state.calls.list.iter().find(|c| c.id == id)?;
-        Some(call.json(&self.inner.config.public_url))
+        Some(call.json(&self.inner.config))
     }
 
     /// Every call not `Completed`, of every user, as `GET /api/v2/me/calls` shows them.
@@ -427,7 +436,7 @@ impl GwsSim {
             if i > 0 {
                 out.push(',');
             }
-            out.push_str(&call.json(&self.inner.config.public_url));
+            out.push_str(&call.json(&self.inner.config));
         }
         out.push_str("]}");
         out
@@ -460,12 +469,12 @@ impl GwsSim {
     /// Runs a change under the state lock, then publishes its notifications in order.
     fn change<T>(
         &self,
-        f: impl FnOnce(&mut State, &str) -> Result<(T, Vec<Note>), SimCallError>,
+        f: impl FnOnce(&mut State, &GwsSimConfig) -> Result<(T, Vec<Note>), SimCallError>,
     ) -> Result<T, SimCallError> {
         let _order = super::lock(&self.inner.publish_order);
         let (value, notes) = {
             let mut state = self.state();
-            f(&mut state, &self.inner.config.public_url)?
+            f(&mut state, &self.inner.config)?
         };
         for (user, note) in notes {
             (self.inner.publish)(&user, CALLS_CHANNEL, note);
@@ -480,7 +489,7 @@ impl GwsSim {
         from: &[SimCallState],
         to: SimCallState,
     ) -> Result<(), SimCallError> {
-        self.change(|state, public_url| {
+        self.change(|state, config| {
             let call = state.calls.find(id)?;
             if !from.contains(&call.state) {
                 return Err(SimCallError::InvalidState {
@@ -492,7 +501,7 @@ impl GwsSim {
             call.state = to;
             let note = (
                 call.owner.clone(),
-                call.notification("StatusChange", public_url),
+                call.notification("StatusChange", config),
             );
             if to == SimCallState::Completed {
                 state.calls.prune_completed();
@@ -508,7 +517,7 @@ impl GwsSim {
         pairs: RawPairs,
         key: &str,
     ) -> Result<(), SimCallError> {
-        self.change(|state, public_url| {
+        self.change(|state, config| {
             let call = state.calls.find(id)?;
             if !call.state.takes_user_data() {
                 return Err(SimCallError::InvalidState {
@@ -535,20 +544,41 @@ impl GwsSim {
                 UserDataOp::DeletePair => data.retain(|(k, _)| k != key),
                 UserDataOp::DeleteAll => data.clear(),
             }
-            let note = call.notification("AttachedDataChanged", public_url);
+            let note = call.notification("AttachedDataChanged", config);
             Ok(((), vec![(call.owner.clone(), note)]))
         })
     }
 }
 
+/// `n` in base-32 "hex" digits (0-9, A-V), zero-padded to `width`, as GWS call UUIDs end.
+fn base32hex(mut n: u64, width: usize) -> String {
+    const DIGITS: &[u8; 32] = b"0123456789ABCDEFGHIJKLMNOPQRSTUV";
+    let mut out = vec![b'0'; width];
+    for slot in out.iter_mut().rev() {
+        *slot = DIGITS[(n % 32) as usize];
+        n /= 32;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 impl SimCall {
-    fn json(&self, public_url: &str) -> String {
-        let id = quote(&self.id);
+    fn json(&self, config: &GwsSimConfig) -> String {
+        let public_url = &config.public_url;
         let party = quote(self.call.other_party());
+        let participants = match config.participants {
+            ParticipantsForm::Objects => format!(
+                r#""participants":[{{"e164Number":{party},"formattedPhoneNumber":{party},"phoneNumber":{party},"digits":{party}}}]"#
+            ),
+            ParticipantsForm::StringsWithInfo => format!(
+                r#""participants":[{party}],"participantsInfo":[{{"digits":{party},"e164Number":{party},"formattedPhoneNumber":{party}}}]"#
+            ),
+        };
         let mut o = String::with_capacity(1024);
         let _ = write!(
             o,
-            r#"{{"id":{id},"callUuid":{id},"connId":{},"state":"{}","callType":"{}","ani":{},"dnis":{},"participants":[{{"e164Number":{party},"formattedPhoneNumber":{party},"phoneNumber":{party},"digits":{party}}}],"capabilities":{}"#,
+            r#"{{"id":{},"callUuid":{},"connId":{},"state":"{}","callType":"{}","ani":{},"dnis":{},{participants},"capabilities":{}"#,
+            quote(&self.id),
+            quote(&self.call_uuid),
             quote(&self.conn_id),
             self.state.as_str(),
             self.call.call_type.as_str(),
@@ -582,12 +612,12 @@ impl SimCall {
         o
     }
 
-    fn notification(&self, notification_type: &str, public_url: &str) -> String {
+    fn notification(&self, notification_type: &str, config: &GwsSimConfig) -> String {
         format!(
             r#"{{"messageType":"CallStateChangeMessage","notificationType":{},"phoneNumber":{},"call":{}}}"#,
             quote(notification_type),
             quote(self.call.agent_number()),
-            self.json(public_url)
+            self.json(config)
         )
     }
 }
@@ -760,7 +790,44 @@ mod tests {
             v["call"]["uri"],
             format!("http://127.0.0.1:8090/api/v2/me/calls/{id}")
         );
-        assert_eq!(id.len(), 32);
+        // As real captures: a connId-like id, a different callUuid.
+        assert_eq!(id.len(), 16);
+        assert_eq!(v["call"]["connId"], id.as_str());
+        assert_ne!(v["call"]["callUuid"], id.as_str());
+    }
+
+    #[test]
+    fn ids_and_participants_take_the_configured_form() {
+        let (sim, _) = sim();
+        let ids: Vec<String> = (0..15).map(|_| sim.ring_inbound("5115", "5001")).collect();
+        let call: serde_json::Value =
+            serde_json::from_str(&sim.call_json(&ids[14]).unwrap()).unwrap();
+        assert_eq!(call["id"], "0071025563e9f00f");
+        assert_eq!(call["callUuid"], "00QEAG4KU4A5P78IG2DAHG5AES00000F");
+        assert_eq!(
+            call["uri"],
+            "http://127.0.0.1:8090/api/v2/me/calls/0071025563e9f00f"
+        );
+        assert!(call.get("participantsInfo").is_none());
+
+        let (older, _) = sim_with(GwsSimConfig {
+            call_ids: CallIdForm::CallUuid,
+            participants: ParticipantsForm::StringsWithInfo,
+            ..GwsSimConfig::new("agent", "pw")
+        });
+        let id = older.ring_inbound("5115", "5001");
+        let call: serde_json::Value = serde_json::from_str(&older.call_json(&id).unwrap()).unwrap();
+        assert_eq!(
+            (id.len(), call["callUuid"].as_str()),
+            (32, Some(id.as_str()))
+        );
+        assert_ne!(call["connId"], id.as_str());
+        assert_eq!(call["participants"], serde_json::json!(["5115"]));
+        assert_eq!(
+            call["participantsInfo"],
+            serde_json::json!([{"digits":"5115","e164Number":"5115","formattedPhoneNumber":"5115"}])
+        );
+        assert_eq!(base32hex(32 * 32 + 31, 3), "10V");
     }
 
     #[tokio::test(start_paused = true)]

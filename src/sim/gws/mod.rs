@@ -116,6 +116,34 @@ pub struct GwsSimConfig {
     /// The URL the simulator is reached at, used in the calls' `uri` and `deviceUri`
     /// (default `http://127.0.0.1:8090`).
     pub public_url: String,
+    /// How a call's `id` looks (default [`CallIdForm::ConnId`], as real servers send).
+    pub call_ids: CallIdForm,
+    /// How `participants` is written (default [`ParticipantsForm::Objects`]).
+    pub participants: ParticipantsForm,
+}
+
+/// How the simulator writes a call's `id`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CallIdForm {
+    /// As real captures show it: `id` is the connection id, 16 hex digits like
+    /// `0071025563e9f00f` (also sent as `connId`), and `callUuid` differs
+    /// (`00QEAG4KU4A5P78IG2DAHG5AES00000F`).
+    #[default]
+    ConnId,
+    /// As most documented samples show it: `id` equals `callUuid`.
+    CallUuid,
+}
+
+/// How the simulator writes a call's `participants`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ParticipantsForm {
+    /// Current servers: objects with `e164Number`, `formattedPhoneNumber`, `phoneNumber` and
+    /// `digits`.
+    #[default]
+    Objects,
+    /// Older servers: plain number strings, with the details in `participantsInfo`
+    /// (`digits`, `e164Number`, `formattedPhoneNumber`).
+    StringsWithInfo,
 }
 
 impl GwsSimConfig {
@@ -126,6 +154,8 @@ impl GwsSimConfig {
             csrf: true,
             session_ttl: None,
             public_url: "http://127.0.0.1:8090".into(),
+            call_ids: CallIdForm::default(),
+            participants: ParticipantsForm::default(),
         }
     }
 
@@ -163,6 +193,8 @@ impl fmt::Debug for GwsSimConfig {
             .field("csrf", &self.csrf)
             .field("session_ttl", &self.session_ttl)
             .field("public_url", &self.public_url)
+            .field("call_ids", &self.call_ids)
+            .field("participants", &self.participants)
             .finish()
     }
 }
