@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use gws_cometd::sim::gws::{GwsSim, GwsSimConfig, CALLS_CHANNEL, CSRF_HEADER};
+use gws_cometd::sim::gws::{GwsSim, GwsSimConfig, CALLS_CHANNEL, CSRF_HEADER, DEVICES_CHANNEL};
 use gws_cometd::sim::{GwsServerConfig, GwsSimServer};
 use serde_json::{json, Value};
 
@@ -369,6 +369,93 @@ async fn notifications_and_operations_stay_with_the_calls_owner() {
         assert_eq!(nb[0]["notificationType"], "AttachedDataChanged");
         let reply: Vec<Value> = json_of(a.connect(300).await).await;
         assert_eq!(reply.len(), 1, "nothing for the other user: {reply:?}");
+    })
+    .await;
+}
+
+impl Agent {
+    async fn post_json(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header(CSRF_HEADER, self.csrf.clone().unwrap())
+            .header(reqwest::header::CONTENT_TYPE, JSON)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Connects until a data message arrives; returns its channel and data.
+    async fn next_message(&self) -> (String, Value) {
+        loop {
+            let reply: Vec<Value> = json_of(self.connect(1000).await).await;
+            if let Some(m) = reply.iter().find(|m| m["channel"] != "/meta/connect") {
+                return (m["channel"].as_str().unwrap().to_owned(), m["data"].clone());
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn agent_state_device_and_error_notifications_reach_the_user_over_cometd() {
+    let server = GwsSimServer::start(config(Some(vec![]))).await.unwrap();
+    bounded(10, async {
+        let mut a = Agent::login(&server, USER, PASSWORD).await;
+        a.handshake().await;
+        a.subscribe("/v2/me/*").await;
+        let devices: Value = json_of(
+            a.http
+                .get(format!("{}/api/v2/me/devices?fields=*", a.base))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(devices["devices"][0]["userState"]["state"], "NotReady");
+
+        let resp = a
+            .post_json(
+                "/api/v2/me/channels/voice",
+                json!({"operationName":"Ready"}),
+            )
+            .await;
+        assert_eq!(resp.status(), 200);
+        let (channel, data) = a.next_message().await;
+        assert_eq!(channel, DEVICES_CHANNEL);
+        assert_eq!(data["messageType"], "DeviceStateChangeMessage");
+        assert_eq!(data["devices"][0]["userState"]["state"], "Ready");
+        assert_eq!(data["devices"][0]["phoneNumber"], "5001");
+
+        assert!(server.gws().publish_error_message(USER, 71, "Invalid DN"));
+        let (channel, data) = a.next_message().await;
+        assert_eq!(channel, CALLS_CHANNEL);
+        assert_eq!(
+            data,
+            json!({"messageType":"ErrorMessage","errorCode":71,"errorMessage":"Invalid DN"})
+        );
+
+        // A passive client never sent these; this one now does.
+        let stats = server.gws().stats();
+        assert_eq!(stats.operation("StartContactCenterSession"), 0);
+        assert_eq!(stats.operation("EndContactCenterSession"), 0);
+        let resp = a
+            .post_json(
+                "/api/v2/me",
+                json!({"operationName":"StartContactCenterSession","channels":["voice"]}),
+            )
+            .await;
+        assert_eq!(resp.text().await.unwrap(), r#"{"statusCode":0}"#);
+        assert!(server.gws().is_logged_in(USER));
+        let resp = a
+            .post_json(
+                "/api/v2/me",
+                json!({"operationName":"EndContactCenterSession"}),
+            )
+            .await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(server.gws().stats().operation("EndContactCenterSession"), 1);
+        // The HTTP session is over: CometD with it is refused.
+        assert_eq!(a.connect(0).await.status(), 401);
     })
     .await;
 }

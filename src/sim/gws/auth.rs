@@ -45,6 +45,11 @@ impl Sessions {
         session.last_used = Instant::now();
         Some(session)
     }
+
+    /// Ends session `id`, if there is one.
+    pub(super) fn end(&mut self, id: &str) {
+        self.by_id.remove(id);
+    }
 }
 
 /// An authenticated request: its session and, for a fresh login, the `Set-Cookie` value.
@@ -136,6 +141,7 @@ impl GwsSim {
             return None;
         }
         let id = random_token();
+        state.stats.logins += 1;
         state.auth.by_id.insert(
             id.clone(),
             HttpSession {

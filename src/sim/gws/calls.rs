@@ -8,7 +8,8 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use super::{fnv1a, CallIdForm, GwsSim, GwsSimConfig, ParticipantsForm, State, CALLS_CHANNEL};
+use super::agent::device_id;
+use super::{CallIdForm, GwsSim, GwsSimConfig, Note, ParticipantsForm};
 use crate::json::quote;
 
 /// How many completed calls are remembered (so late operations on them answer
@@ -274,9 +275,6 @@ impl Calls {
     }
 }
 
-/// A user's notification: the owner and the `data` JSON text.
-type Note = (String, String);
-
 impl GwsSim {
     /// An inbound call from `from` to the agent's number `to` starts ringing for the default
     /// user; returns its id.
@@ -324,15 +322,12 @@ impl GwsSim {
                 user_data: Vec::new(),
                 started: Instant::now(),
             };
-            let note = (
-                call.owner.clone(),
-                call.notification("StatusChange", config),
-            );
+            let note = Note::call(&call.owner, call.notification("StatusChange", config));
             let id = call.id.clone();
             state.calls.list.push(call);
-            Ok((id, vec![note]))
+            Ok::<_, std::convert::Infallible>((id, vec![note]))
         })
-        .unwrap_or_default()
+        .unwrap_or_else(|never| match never {})
     }
 
     /// Dialing → Established: the far end of an outbound call answered.
@@ -466,22 +461,6 @@ impl GwsSim {
             .any(|c| c.id == id && c.owner == user)
     }
 
-    /// Runs a change under the state lock, then publishes its notifications in order.
-    fn change<T>(
-        &self,
-        f: impl FnOnce(&mut State, &GwsSimConfig) -> Result<(T, Vec<Note>), SimCallError>,
-    ) -> Result<T, SimCallError> {
-        let _order = super::lock(&self.inner.publish_order);
-        let (value, notes) = {
-            let mut state = self.state();
-            f(&mut state, &self.inner.config)?
-        };
-        for (user, note) in notes {
-            (self.inner.publish)(&user, CALLS_CHANNEL, note);
-        }
-        Ok(value)
-    }
-
     fn transition(
         &self,
         id: &str,
@@ -499,10 +478,7 @@ impl GwsSim {
                 });
             }
             call.state = to;
-            let note = (
-                call.owner.clone(),
-                call.notification("StatusChange", config),
-            );
+            let note = Note::call(&call.owner, call.notification("StatusChange", config));
             if to == SimCallState::Completed {
                 state.calls.prune_completed();
             }
@@ -545,7 +521,7 @@ impl GwsSim {
                 UserDataOp::DeleteAll => data.clear(),
             }
             let note = call.notification("AttachedDataChanged", config);
-            Ok(((), vec![(call.owner.clone(), note)]))
+            Ok(((), vec![Note::call(&call.owner, note)]))
         })
     }
 }
@@ -603,8 +579,8 @@ impl SimCall {
             r#","duration":"{}","mute":"Off","supervisorListeningIn":false,"monitoredUserMuted":false,"recordingState":"Stopped","deviceUri":{},"uri":{},"path":{}}}"#,
             self.started.elapsed().as_secs(),
             quote(&format!(
-                "{public_url}/api/v2/devices/{:08x}",
-                fnv1a(self.call.agent_number())
+                "{public_url}/api/v2/devices/{}",
+                device_id(self.call.agent_number())
             )),
             quote(&format!("{public_url}/api/v2/me/calls/{}", self.id)),
             quote(&format!("/calls/{}", self.id)),

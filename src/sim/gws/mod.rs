@@ -14,6 +14,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | `auth` | HTTP sessions, Basic credentials, the `JSESSIONID` cookie, CSRF tokens |
+//! | `agent` | devices and agent state, contact-center sessions, `ErrorMessage`, counters |
 //! | `calls` | the call model: states, capabilities, user-data operations, JSON rendering |
 //! | `center` | the living contact center: seeded, never-ending call traffic per user |
 //! | `rest` | the REST routes and their operations |
@@ -27,6 +28,13 @@
 //! | `GET /api/v2/me/calls` (any query) | `{"statusCode":0,"calls":[...]}`, every call of the session's user not yet `Completed` |
 //! | `GET /api/v2/me/calls/{id}` | `{"statusCode":0,"call":{...}}` |
 //! | `POST /api/v2/me/calls/{id}` | `{"statusCode":0}` for `operationName` `AttachUserData`, `UpdateUserData`, `DeleteUserDataPair` (`key`), `DeleteUserData`, `Answer`, `Hold`, `Retrieve`, `Hangup`, `Complete` |
+//! | `GET /api/v2/me/devices` (any query) | `{"statusCode":0,"devices":[...]}`: the user's one device, numbered by [`GwsSimConfig::number_of`], its `userState` the agent state |
+//! | `POST /api/v2/me/channels/voice` | `{"statusCode":0}` for `operationName` `Ready`, `NotReady`, `AfterCallWork`; then a `DeviceStateChangeMessage` on [`DEVICES_CHANNEL`] |
+//! | `POST /api/v2/me` | `StartContactCenterSession` (`channels`, optional string `place`, `devicePath`, `loginCode`, `queue`): logs the agent in on voice, `{"statusCode":0}`; a channel other than `voice` makes it `statusCode` 7 with a result per channel under `channels` (the simulator's layout: GWS does not document it), and no `voice` at all 503 / 4. `EndContactCenterSession`: logs the agent out and ends the HTTP session |
+//!
+//! [`GwsSim::stats`] counts logins and every `operationName` received, so a test can tell
+//! that a passive client never sent `StartContactCenterSession` or `EndContactCenterSession`.
+//! [`GwsSim::publish_error_message`] sends a user an `ErrorMessage`.
 //!
 //! A request is authenticated by a valid `JSESSIONID` cookie or by HTTP Basic with a
 //! configured user (which opens a session); otherwise it gets 401 with
@@ -76,6 +84,7 @@
 //! A scenario is a list of timed steps (see [`parse_scenario`] for the file format), run for
 //! one user by [`GwsSim::run_scenario_for`].
 
+mod agent;
 mod auth;
 mod calls;
 mod center;
@@ -86,6 +95,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+pub use agent::{AgentState, GwsStats};
 pub use calls::{NewCall, RawPairs, SimCallError, SimCallState, SimCallType};
 pub use scenario::{
     load_scenario, parse_scenario, CallRef, ScenarioAction, ScenarioError, ScenarioStep,
@@ -93,6 +103,9 @@ pub use scenario::{
 
 /// The channel call notifications are published on.
 pub const CALLS_CHANNEL: &str = "/v2/me/calls";
+
+/// The channel device (agent state) notifications are published on.
+pub const DEVICES_CHANNEL: &str = "/v2/me/devices";
 
 /// The name of the CSRF header the simulator announces and expects.
 pub const CSRF_HEADER: &str = "X-CSRF-TOKEN";
@@ -204,6 +217,8 @@ impl fmt::Debug for GwsSimConfig {
 struct State {
     auth: auth::Sessions,
     calls: calls::Calls,
+    agents: agent::Agents,
+    stats: GwsStats,
 }
 
 struct Inner {
@@ -266,6 +281,40 @@ impl GwsSim {
 
     fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.inner.state)
+    }
+
+    /// Runs a change under the state lock, then publishes its notifications in order.
+    fn change<T, E>(
+        &self,
+        f: impl FnOnce(&mut State, &GwsSimConfig) -> Result<(T, Vec<Note>), E>,
+    ) -> Result<T, E> {
+        let _order = lock(&self.inner.publish_order);
+        let (value, notes) = {
+            let mut state = self.state();
+            f(&mut state, &self.inner.config)?
+        };
+        for note in notes {
+            (self.inner.publish)(&note.user, note.channel, note.data);
+        }
+        Ok(value)
+    }
+}
+
+/// A notification for one user: the channel and the `data` JSON text.
+struct Note {
+    user: String,
+    channel: &'static str,
+    data: String,
+}
+
+impl Note {
+    /// On [`CALLS_CHANNEL`].
+    fn call(user: &str, data: String) -> Self {
+        Note {
+            user: user.to_owned(),
+            channel: CALLS_CHANNEL,
+            data,
+        }
     }
 }
 

@@ -5,8 +5,10 @@ use hyper::header::{HeaderName, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use percent_encoding::percent_decode_str;
 
+use super::agent::StartRefused;
+use super::auth::Login;
 use super::calls::Pairs;
-use super::{fnv1a, GwsSim, SimCallError, CSRF_HEADER};
+use super::{fnv1a, AgentState, GwsSim, RawPairs, SimCallError, CSRF_HEADER};
 use crate::json::quote;
 use crate::sim::server::{add_header, json_reply};
 
@@ -34,6 +36,32 @@ fn bad_request(code: i64, message: &str) -> Response<Bytes> {
     status(StatusCode::BAD_REQUEST, code, message)
 }
 
+/// An operation POST's body.
+struct Operation {
+    name: String,
+    fields: RawPairs,
+}
+
+impl Operation {
+    /// The raw JSON text of field `name`.
+    fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.get())
+    }
+
+    /// Field `name` if it is a string.
+    fn string(&self, name: &str) -> Option<String> {
+        self.field(name)
+            .and_then(|v| serde_json::from_str::<String>(v).ok())
+    }
+}
+
+fn unavailable(channel: &str) -> String {
+    format!("Channel {channel} is not available in the simulator")
+}
+
 impl GwsSim {
     /// Answers a GWS REST request, or `None` when the path is not under `/api/v2/me`.
     pub fn handle(&self, req: &Request<Bytes>) -> Option<Response<Bytes>> {
@@ -58,7 +86,7 @@ impl GwsSim {
         let mut resp = if !reads && !self.csrf_matches(&login.session_id, headers) {
             status(StatusCode::FORBIDDEN, 3, "Missing or invalid Csrf token")
         } else {
-            self.route(&login.user, req.method(), rest, req.body())
+            self.route(&login, req.method(), rest, req.body())
         };
         if let Some(cookie) = &login.set_cookie {
             add_header(&mut resp, hyper::header::SET_COOKIE, cookie);
@@ -78,13 +106,21 @@ impl GwsSim {
         Some(resp)
     }
 
-    /// Answers an authenticated request of `user`: only their calls are visible.
-    fn route(&self, user: &str, method: &Method, rest: &str, body: &[u8]) -> Response<Bytes> {
+    /// Answers an authenticated request: only the session user's calls are visible.
+    fn route(&self, login: &Login, method: &Method, rest: &str, body: &[u8]) -> Response<Bytes> {
+        let user = login.user.as_str();
         let reads = matches!(*method, Method::GET | Method::HEAD);
-        match (reads, rest) {
-            (true, "") => json_reply(StatusCode::OK, self.me_json(user)),
-            (true, "/calls") => json_reply(StatusCode::OK, self.calls_json_for(user)),
-            (false, "" | "/calls") => {
+        let posts = *method == Method::POST;
+        match (reads, posts, rest) {
+            (true, _, "") => json_reply(StatusCode::OK, self.me_json(user)),
+            (true, _, "/calls") => json_reply(StatusCode::OK, self.calls_json_for(user)),
+            (true, _, "/devices") => match self.devices_json_for(user) {
+                Some(devices) => json_reply(StatusCode::OK, devices),
+                None => not_found("Not found"),
+            },
+            (_, true, "") => self.me_operation(login, body),
+            (_, true, "/channels/voice") => self.voice_operation(user, body),
+            (_, _, "" | "/calls" | "/devices" | "/channels/voice") => {
                 status(StatusCode::METHOD_NOT_ALLOWED, 1, "Method not allowed")
             }
             _ => {
@@ -105,12 +141,98 @@ impl GwsSim {
                         None => not_found("Call not found"),
                     };
                 }
-                if *method == Method::POST {
+                if posts {
                     self.call_operation(&id, body)
                 } else {
                     status(StatusCode::METHOD_NOT_ALLOWED, 1, "Method not allowed")
                 }
             }
+        }
+    }
+
+    /// The body of an operation POST: its `operationName` (counted) and every field; or
+    /// why it is a bad request (`statusCode` 1).
+    fn operation(&self, body: &[u8]) -> Result<Operation, String> {
+        let fields = match serde_json::from_slice::<Pairs>(body) {
+            Ok(Pairs(fields)) => fields,
+            Err(e) => return Err(format!("Invalid JSON body: {e}")),
+        };
+        let op = Operation {
+            name: String::new(),
+            fields,
+        };
+        let Some(name) = op.string("operationName") else {
+            return Err("operationName is missing".into());
+        };
+        self.count_operation(&name);
+        Ok(Operation { name, ..op })
+    }
+
+    /// `POST /api/v2/me`: `StartContactCenterSession`, `EndContactCenterSession`.
+    fn me_operation(&self, login: &Login, body: &[u8]) -> Response<Bytes> {
+        let op = match self.operation(body) {
+            Ok(op) => op,
+            Err(why) => return bad_request(1, &why),
+        };
+        match op.name.as_str() {
+            "StartContactCenterSession" => {
+                let Some(channels) = op
+                    .field("channels")
+                    .and_then(|v| serde_json::from_str::<Vec<String>>(v).ok())
+                else {
+                    return bad_request(1, "channels is missing or not an array of channel names");
+                };
+                for name in ["place", "devicePath", "loginCode", "queue"] {
+                    if op.field(name).is_some() && op.string(name).is_none() {
+                        return bad_request(1, &format!("{name} must be a string"));
+                    }
+                }
+                match self.start_contact_center_session(&login.user, &channels) {
+                    Ok(failed) if failed.is_empty() => ok(),
+                    Ok(failed) => {
+                        // GWS documents partial success (7) with a result per channel but
+                        // not its layout; this is the simulator's.
+                        let mut parts = String::from(r#""voice":{"statusCode":0}"#);
+                        for channel in &failed {
+                            parts.push_str(&format!(
+                                r#",{}:{{"statusCode":4,"statusMessage":{}}}"#,
+                                quote(channel),
+                                quote(&unavailable(channel))
+                            ));
+                        }
+                        json_reply(
+                            StatusCode::OK,
+                            format!(
+                                r#"{{"statusCode":7,"statusMessage":"Partial success","channels":{{{parts}}}}}"#
+                            ),
+                        )
+                    }
+                    Err(StartRefused::NoChannels) => bad_request(1, "channels is empty"),
+                    Err(StartRefused::Unavailable(channel)) => {
+                        status(StatusCode::SERVICE_UNAVAILABLE, 4, &unavailable(&channel))
+                    }
+                }
+            }
+            "EndContactCenterSession" => {
+                self.end_contact_center_session(&login.user, &login.session_id);
+                ok()
+            }
+            other => bad_request(1, &format!("Unsupported operationName {}", quote(other))),
+        }
+    }
+
+    /// `POST /api/v2/me/channels/voice`: `Ready`, `NotReady`, `AfterCallWork`.
+    fn voice_operation(&self, user: &str, body: &[u8]) -> Response<Bytes> {
+        let op = match self.operation(body) {
+            Ok(op) => op,
+            Err(why) => return bad_request(1, &why),
+        };
+        match AgentState::from_operation(&op.name) {
+            Some(state) => {
+                self.set_agent_state(user, state);
+                ok()
+            }
+            None => bad_request(1, &format!("Unsupported operationName {}", quote(&op.name))),
         }
     }
 
@@ -129,17 +251,16 @@ impl GwsSim {
         if self.call_json(id).is_none() {
             return not_found("Call not found");
         }
-        let fields = match serde_json::from_slice::<Pairs>(body) {
-            Ok(Pairs(fields)) => fields,
-            Err(e) => return bad_request(1, &format!("Invalid JSON body: {e}")),
+        let op = match self.operation(body) {
+            Ok(op) => op,
+            Err(why) => return bad_request(1, &why),
         };
-        let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.get());
-        let string = |name: &str| field(name).and_then(|v| serde_json::from_str::<String>(v).ok());
-        let Some(operation) = string("operationName") else {
-            return bad_request(1, "operationName is missing");
+        let user_data = || {
+            op.field("userData")
+                .and_then(|v| serde_json::from_str::<Pairs>(v).ok())
         };
-        let user_data = || field("userData").and_then(|v| serde_json::from_str::<Pairs>(v).ok());
         let missing = |what| bad_request(1, what);
+        let operation = &op.name;
         let result = match operation.as_str() {
             "AttachUserData" => match user_data() {
                 Some(Pairs(pairs)) => self.attach_user_data(id, pairs),
@@ -149,7 +270,7 @@ impl GwsSim {
                 Some(Pairs(pairs)) => self.update_user_data(id, pairs),
                 None => return missing("userData is missing or not an object"),
             },
-            "DeleteUserDataPair" => match string("key") {
+            "DeleteUserDataPair" => match op.string("key") {
                 Some(key) => self.delete_user_data_pair(id, &key),
                 None => return missing("key is missing"),
             },

@@ -8,7 +8,7 @@ use bytes::Bytes;
 pub(super) use hyper::header::{HeaderValue, AUTHORIZATION, COOKIE};
 pub(super) use hyper::{HeaderMap, Method, Request, Response};
 
-pub(super) use super::{lock, GwsSim, GwsSimConfig, CSRF_HEADER};
+pub(super) use super::{lock, GwsSim, GwsSimConfig, CALLS_CHANNEL, CSRF_HEADER};
 
 pub(super) type Published = Arc<Mutex<Vec<(String, String)>>>;
 
