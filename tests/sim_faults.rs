@@ -316,3 +316,46 @@ async fn without_acks_a_cut_connect_reply_is_lost_as_before() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_held_route_is_accepted_and_never_answered_while_others_are_served() {
+    use gws_cometd::sim::{GwsServerConfig, GwsSimServer};
+    bounded(10, async {
+        let mut config = GwsServerConfig::new("agent", "pw");
+        config.scenario = Some(Vec::new());
+        let server = GwsSimServer::start(config).await.unwrap();
+        server.bayeux().set_fault(Fault::HoldRequests {
+            method: "GET".into(),
+            path: "/api/v2/me".into(),
+        });
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .timeout(Duration::from_millis(500))
+            .build()
+            .unwrap();
+        let me = format!("{}/api/v2/me", server.base_url());
+        let started = Instant::now();
+        let err = client
+            .get(&me)
+            .basic_auth("agent", Some("pw"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        assert!(started.elapsed() >= Duration::from_millis(500));
+        // Other routes, and other methods on the same path, are answered.
+        let calls = client
+            .get(format!("{me}/calls"))
+            .basic_auth("agent", Some("pw"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(calls.status(), 200);
+        let post = client.post(&me).body("{}").send().await.unwrap();
+        assert_eq!(post.status(), 403, "no CSRF token: refused, but answered");
+        server.bayeux().clear_faults();
+        let me = client.get(&me).send().await.unwrap();
+        assert_eq!(me.status(), 200);
+    })
+    .await;
+}

@@ -198,7 +198,7 @@ async fn handle(
         let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return whole(text_reply(status, format!("simulated HTTP {code}")));
     }
-    if faults.hold {
+    if faults.holds(req.method().as_str(), req.uri().path()) {
         let mut shutdown = shared.shutdown.clone();
         let _ = tokio::time::timeout(MAX_HOLD, shutdown.wait_for(|stop| *stop)).await;
         return whole(text_reply(
