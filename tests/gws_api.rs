@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gws_cometd::gws::rest::{Credentials, GwsSession, GwsStatus, RestError, UserValue};
-use gws_cometd::sim::gws::{GwsSim, GwsSimConfig, SimRequest, SimResponse, CALLS_CHANNEL};
+use gws_cometd::sim::gws::{GwsSim, GwsSimConfig, CALLS_CHANNEL};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -101,30 +101,18 @@ async fn serve(
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await?.to_bytes();
-    let sim_req = SimRequest {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query(),
-        headers: &parts.headers,
-        body: &body,
-    };
-    let resp = sim.handle(&sim_req).unwrap_or(SimResponse {
-        status: 404,
-        headers: Vec::new(),
-        body: Vec::new(),
+    let req = Request::from_parts(parts, body);
+    let resp = sim.handle(&req).unwrap_or_else(|| {
+        let mut not_found = Response::new(Bytes::new());
+        *not_found.status_mut() = hyper::StatusCode::NOT_FOUND;
+        not_found
     });
     log.lock().unwrap().push((
-        parts.method.to_string(),
-        parts.uri.path().to_owned(),
-        resp.status,
+        req.method().to_string(),
+        req.uri().path().to_owned(),
+        resp.status().as_u16(),
     ));
-    let mut builder = Response::builder().status(resp.status);
-    for (name, value) in resp.headers {
-        builder = builder.header(name, value);
-    }
-    Ok(builder
-        .body(Full::new(Bytes::from(resp.body)))
-        .expect("valid response"))
+    Ok(resp.map(Full::new))
 }
 
 /// Bounds every test so a broken server or client cannot hang the suite.
@@ -334,7 +322,7 @@ async fn gws_status_codes_become_typed_errors_naming_the_call() {
     );
 
     let id = server.sim.ring_inbound("5115", "5001");
-    server.sim.release(&id).unwrap();
+    server.sim.hangup(&id).unwrap();
     server.sim.complete(&id).unwrap();
     let err = bounded(session.attach_user_data(&id, &pairs(&["A=1"])))
         .await

@@ -200,7 +200,7 @@ async fn recovery_after_the_server_forgets_every_session() {
     // the other call ends. Nobody is subscribed, so these notifications are lost.
     sim.bayeux().forget_sessions();
     attach_behind_the_feed(&sim, &kept, "AccountNumber", "\"12345\"");
-    sim.gws().release(&ending).unwrap();
+    sim.gws().hangup(&ending).unwrap();
     sim.gws().complete(&ending).unwrap();
 
     let ev = until(&mut feed, "recovery", |e| {

@@ -1,9 +1,10 @@
 //! The GWS simulator server over real HTTP on 127.0.0.1: login, the authenticated CometD
 //! endpoint, per-user calls and notifications, scenarios, expiry, shutdown, and `serve`.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use gws_cometd::sim::gws::{GwsSimConfig, CALLS_CHANNEL, CSRF_HEADER};
+use gws_cometd::sim::gws::{GwsSim, GwsSimConfig, CALLS_CHANNEL, CSRF_HEADER, DEVICES_CHANNEL};
 use gws_cometd::sim::{GwsServerConfig, GwsSimServer};
 use serde_json::{json, Value};
 
@@ -187,8 +188,10 @@ async fn the_notification_endpoint_needs_the_http_session_and_its_csrf_token() {
 }
 
 #[tokio::test]
-async fn each_user_gets_the_default_scenario_once_and_sees_only_their_own_call() {
-    let server = GwsSimServer::start(config(None)).await.unwrap();
+async fn each_user_gets_the_scenario_once_and_sees_only_their_own_call() {
+    let server = GwsSimServer::start(config(Some(GwsSim::one_call_scenario())))
+        .await
+        .unwrap();
     bounded(15, async {
         let mut a = Agent::login(&server, USER, PASSWORD).await;
         let mut b = Agent::login(&server, OTHER, OTHER_PASSWORD).await;
@@ -243,6 +246,62 @@ async fn each_user_gets_the_default_scenario_once_and_sees_only_their_own_call()
         assert_eq!(server.gws().call_ids().len(), 2);
     })
     .await;
+}
+
+#[tokio::test]
+async fn the_living_contact_center_runs_per_user_and_a_client_that_comes_later_sees_new_calls() {
+    let server = GwsSimServer::start(GwsServerConfig {
+        seed: Some(11),
+        ..config(None)
+    })
+    .await
+    .unwrap();
+    assert_eq!(server.seed(), Some(11));
+    bounded(20, async {
+        let mut a = Agent::login(&server, USER, PASSWORD).await;
+        let mut b = Agent::login(&server, OTHER, OTHER_PASSWORD).await;
+        a.handshake().await;
+        b.handshake().await;
+        a.subscribe(CALLS_CHANNEL).await;
+        b.subscribe(CALLS_CHANNEL).await;
+        let (na, nb) = tokio::join!(a.notifications(3), b.notifications(3));
+        let ids = |notes: &[Value], number: &str| -> BTreeSet<String> {
+            notes
+                .iter()
+                .map(|n| {
+                    assert_eq!(n["phoneNumber"], number, "{n}");
+                    n["call"]["id"].as_str().unwrap().to_owned()
+                })
+                .collect()
+        };
+        let (ia, ib) = (ids(&na, "5001"), ids(&nb, "5002"));
+        assert!(ia.is_disjoint(&ib));
+        assert_eq!(
+            na[0]["call"]["state"], "Ringing",
+            "the first call is inbound"
+        );
+
+        // A second client of the same user, long after the start, still sees calls arrive.
+        let mut later = Agent::login(&server, USER, PASSWORD).await;
+        later.handshake().await;
+        later.subscribe(CALLS_CHANNEL).await;
+        let known: BTreeSet<String> = server.gws().call_ids_for(USER).into_iter().collect();
+        loop {
+            let n = later.notifications(1).await.remove(0);
+            let id = n["call"]["id"].as_str().unwrap();
+            assert_eq!(n["phoneNumber"], "5001");
+            if !known.contains(id) && !ia.contains(id) {
+                assert!(matches!(
+                    n["call"]["state"].as_str(),
+                    Some("Ringing" | "Dialing")
+                ));
+                break;
+            }
+        }
+    })
+    .await;
+    let quiet = GwsSimServer::start(config(Some(vec![]))).await.unwrap();
+    assert_eq!(quiet.seed(), None, "no center, no seed");
 }
 
 #[tokio::test]
@@ -310,6 +369,93 @@ async fn notifications_and_operations_stay_with_the_calls_owner() {
         assert_eq!(nb[0]["notificationType"], "AttachedDataChanged");
         let reply: Vec<Value> = json_of(a.connect(300).await).await;
         assert_eq!(reply.len(), 1, "nothing for the other user: {reply:?}");
+    })
+    .await;
+}
+
+impl Agent {
+    async fn post_json(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header(CSRF_HEADER, self.csrf.clone().unwrap())
+            .header(reqwest::header::CONTENT_TYPE, JSON)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Connects until a data message arrives; returns its channel and data.
+    async fn next_message(&self) -> (String, Value) {
+        loop {
+            let reply: Vec<Value> = json_of(self.connect(1000).await).await;
+            if let Some(m) = reply.iter().find(|m| m["channel"] != "/meta/connect") {
+                return (m["channel"].as_str().unwrap().to_owned(), m["data"].clone());
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn agent_state_device_and_error_notifications_reach_the_user_over_cometd() {
+    let server = GwsSimServer::start(config(Some(vec![]))).await.unwrap();
+    bounded(10, async {
+        let mut a = Agent::login(&server, USER, PASSWORD).await;
+        a.handshake().await;
+        a.subscribe("/v2/me/*").await;
+        let devices: Value = json_of(
+            a.http
+                .get(format!("{}/api/v2/me/devices?fields=*", a.base))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(devices["devices"][0]["userState"]["state"], "NotReady");
+
+        let resp = a
+            .post_json(
+                "/api/v2/me/channels/voice",
+                json!({"operationName":"Ready"}),
+            )
+            .await;
+        assert_eq!(resp.status(), 200);
+        let (channel, data) = a.next_message().await;
+        assert_eq!(channel, DEVICES_CHANNEL);
+        assert_eq!(data["messageType"], "DeviceStateChangeMessage");
+        assert_eq!(data["devices"][0]["userState"]["state"], "Ready");
+        assert_eq!(data["devices"][0]["phoneNumber"], "5001");
+
+        assert!(server.gws().publish_error_message(USER, 71, "Invalid DN"));
+        let (channel, data) = a.next_message().await;
+        assert_eq!(channel, CALLS_CHANNEL);
+        assert_eq!(
+            data,
+            json!({"messageType":"ErrorMessage","errorCode":71,"errorMessage":"Invalid DN"})
+        );
+
+        // A passive client never sent these; this one now does.
+        let stats = server.gws().stats();
+        assert_eq!(stats.operation("StartContactCenterSession"), 0);
+        assert_eq!(stats.operation("EndContactCenterSession"), 0);
+        let resp = a
+            .post_json(
+                "/api/v2/me",
+                json!({"operationName":"StartContactCenterSession","channels":["voice"]}),
+            )
+            .await;
+        assert_eq!(resp.text().await.unwrap(), r#"{"statusCode":0}"#);
+        assert!(server.gws().is_logged_in(USER));
+        let resp = a
+            .post_json(
+                "/api/v2/me",
+                json!({"operationName":"EndContactCenterSession"}),
+            )
+            .await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(server.gws().stats().operation("EndContactCenterSession"), 1);
+        // The HTTP session is over: CometD with it is refused.
+        assert_eq!(a.connect(0).await.status(), 401);
     })
     .await;
 }
@@ -385,8 +531,12 @@ fn serve_refuses_a_bad_scenario_file_naming_file_and_line() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains(&path.display().to_string()), "{stderr}");
-    assert!(stderr.contains("line 2"), "{stderr}");
+    // `FILE:LINE: message`, as compilers say it.
+    assert!(
+        stderr.contains(&format!("{}:2: ", path.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("dance"), "{stderr}");
 }
 
 #[tokio::test]

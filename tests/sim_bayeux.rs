@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use gws_cometd::bayeux::Reconnect;
 use gws_cometd::sim::{SimConfig, SimServer};
 use serde_json::json;
-use sim_support::{bounded, http, post, post_text, sim, Session};
+use sim_support::{acked_delivery, bounded, http, post, post_text, sim, Session};
 
 #[tokio::test]
 async fn handshake_subscribe_publish_and_connect_receives_the_data_exactly() {
@@ -363,6 +363,72 @@ async fn graceful_shutdown_answers_held_connects() {
         let (got, ()) = tokio::join!(held, stop);
         assert!(got.is_empty());
         assert!(start.elapsed() < Duration::from_secs(5));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_ack_extension_numbers_batches_per_session_and_forgets_acknowledged_ones() {
+    bounded(10, async {
+        let sim = sim().await;
+        let (s, hs) = Session::handshake_with(&sim.url(), Some(json!({"ack": true}))).await;
+        assert_eq!(hs.ext.as_ref().map(|e| e.get()), Some(r#"{"ack":true}"#));
+        assert!(s.subscribe("/a").await.is_successful());
+        let (none, b1) = acked_delivery(&s.try_connect_ack(0, 0).await.unwrap());
+        assert_eq!((none.len(), b1), (0, Some(1)));
+        sim.publish_str("/a", "1");
+        sim.publish_str("/a", "2");
+        let (data, b2) = acked_delivery(&s.try_connect_ack(1, 5000).await.unwrap());
+        assert_eq!((data, b2), (vec!["1".to_owned(), "2".to_owned()], Some(2)));
+        // Batch 2 acknowledged: the connect is held (nothing to send) until a publish.
+        let held = s.try_connect_ack(2, 5000);
+        let publish = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            sim.publish_str("/a", "3");
+        };
+        let (r, ()) = tokio::join!(held, publish);
+        let (data, b3) = acked_delivery(&r.unwrap());
+        assert_eq!((data, b3), (vec!["3".to_owned()], Some(3)));
+        assert_eq!(sim.stats().redelivered, 0);
+
+        // Unacknowledged when the session ends: a new session starts fresh.
+        sim.publish_str("/a", "4");
+        let (fresh, _) = Session::handshake_with(&sim.url(), Some(json!({"ack": true}))).await;
+        assert!(fresh.subscribe("/a").await.is_successful());
+        let (data, batch) = acked_delivery(&fresh.try_connect_ack(0, 300).await.unwrap());
+        assert_eq!((data.len(), batch), (0, Some(1)), "{data:?}");
+        // The old session still has its own unacknowledged message.
+        let (data, _) = acked_delivery(&s.try_connect_ack(3, 300).await.unwrap());
+        assert_eq!(data, ["4"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn clients_that_do_not_ask_or_a_server_without_the_extension_get_no_acks() {
+    bounded(10, async {
+        let sim = sim().await;
+        for ext in [
+            None,
+            Some(json!({"ack": false})),
+            Some(json!({"ack": "true"})),
+        ] {
+            let (s, hs) = Session::handshake_with(&sim.url(), ext.clone()).await;
+            assert!(hs.ext.is_none(), "{ext:?}: {hs:?}");
+            let (_, batch) = acked_delivery(&s.connect(Some(0)).await);
+            assert_eq!(batch, None, "{ext:?}");
+        }
+        let off = SimServer::start(SimConfig {
+            ack_extension: false,
+            long_poll_timeout: Duration::from_secs(2),
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let (s, hs) = Session::handshake_with(&off.url(), Some(json!({"ack": true}))).await;
+        assert!(hs.ext.is_none(), "{hs:?}");
+        let (_, batch) = acked_delivery(&s.try_connect_ack(0, 0).await.unwrap());
+        assert_eq!(batch, None);
     })
     .await;
 }

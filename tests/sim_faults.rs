@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use gws_cometd::bayeux::{Message, Reconnect};
 use gws_cometd::sim::Fault;
 use serde_json::json;
-use sim_support::{bounded, http, post, sim, Session};
+use sim_support::{acked_delivery, bounded, http, post, sim, Session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn handshake_body() -> serde_json::Value {
@@ -233,6 +233,129 @@ async fn denied_subscriptions_fail_with_403_and_subscribe_nothing() {
         let subs = sim.stats().subscriptions;
         assert!(!subs.contains_key("/secret"));
         assert_eq!(subs["/open"], 1);
+    })
+    .await;
+}
+
+/// A session of the acknowledged-messages extension subscribed to `/a`, past its first
+/// connect; returns it and the batch that connect closed.
+async fn acked_session(sim: &gws_cometd::sim::SimServer) -> (Session, u64) {
+    let (s, hs) = Session::handshake_with(&sim.url(), Some(json!({"ack": true}))).await;
+    assert_eq!(hs.ext.as_ref().map(|e| e.get()), Some(r#"{"ack":true}"#));
+    assert!(s.subscribe("/a").await.is_successful());
+    let (data, batch) = acked_delivery(&s.try_connect_ack(0, 0).await.unwrap());
+    assert!(data.is_empty());
+    (s, batch.expect("connect replies carry the batch"))
+}
+
+/// Cuts the next connect reply with `fault` and checks that the following connect, which
+/// acknowledges only what arrived before, brings every message of the cut reply again.
+async fn a_cut_reply_is_redelivered_in_full(fault: Fault) {
+    let sim = sim().await;
+    let (s, first) = acked_session(&sim).await;
+    for n in 1..=3 {
+        assert_eq!(sim.publish_str("/a", &format!(r#"{{"n":{n}}}"#)), 1);
+    }
+    sim.set_fault(fault.clone());
+    let cut = s.try_connect_ack(first, 0).await;
+    let lost = match cut {
+        Err(_) => true,
+        Ok(r) => gws_cometd::bayeux::Message::parse_batch(&r.body).is_err(),
+    };
+    assert!(lost, "{fault:?} breaks the reply");
+    sim.clear_faults();
+    assert_eq!(sim.publish_str("/a", r#"{"n":4}"#), 1);
+
+    // Prompt redelivery: answered at once, not after the long-poll timeout.
+    let started = Instant::now();
+    let (data, batch) = acked_delivery(&s.try_connect_ack(first, 10_000).await.unwrap());
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(
+        data,
+        [r#"{"n":1}"#, r#"{"n":2}"#, r#"{"n":3}"#, r#"{"n":4}"#]
+    );
+    let batch = batch.unwrap();
+    assert!(
+        batch > first + 1,
+        "the cut reply closed a batch of its own: {batch}"
+    );
+    assert_eq!(sim.stats().redelivered, 3);
+
+    // Acknowledged: not delivered again.
+    let (data, _) = acked_delivery(&s.try_connect_ack(batch, 300).await.unwrap());
+    assert!(data.is_empty(), "{data:?}");
+}
+
+#[tokio::test]
+async fn with_acks_a_connect_reply_reset_mid_body_is_redelivered_in_full() {
+    bounded(10, a_cut_reply_is_redelivered_in_full(Fault::ResetMidBody)).await;
+}
+
+#[tokio::test]
+async fn with_acks_a_truncated_connect_reply_is_redelivered_in_full() {
+    bounded(10, a_cut_reply_is_redelivered_in_full(Fault::Truncated)).await;
+}
+
+#[tokio::test]
+async fn without_acks_a_cut_connect_reply_is_lost_as_before() {
+    bounded(10, async {
+        let sim = sim().await;
+        let s = Session::handshake(&sim.url()).await;
+        assert!(s.subscribe("/a").await.is_successful());
+        s.receive(Some(0)).await;
+        sim.publish_str("/a", r#"{"n":1}"#);
+        sim.set_fault(Fault::Truncated);
+        let r = s.connect(Some(0)).await;
+        assert!(gws_cometd::bayeux::Message::parse_batch(&r.body).is_err());
+        sim.clear_faults();
+        assert!(
+            s.receive(Some(300)).await.is_empty(),
+            "gone with the cut reply"
+        );
+        assert_eq!(sim.stats().redelivered, 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_held_route_is_accepted_and_never_answered_while_others_are_served() {
+    use gws_cometd::sim::{GwsServerConfig, GwsSimServer};
+    bounded(10, async {
+        let mut config = GwsServerConfig::new("agent", "pw");
+        config.scenario = Some(Vec::new());
+        let server = GwsSimServer::start(config).await.unwrap();
+        server.bayeux().set_fault(Fault::HoldRequests {
+            method: "GET".into(),
+            path: "/api/v2/me".into(),
+        });
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .timeout(Duration::from_millis(500))
+            .build()
+            .unwrap();
+        let me = format!("{}/api/v2/me", server.base_url());
+        let started = Instant::now();
+        let err = client
+            .get(&me)
+            .basic_auth("agent", Some("pw"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        assert!(started.elapsed() >= Duration::from_millis(500));
+        // Other routes, and other methods on the same path, are answered.
+        let calls = client
+            .get(format!("{me}/calls"))
+            .basic_auth("agent", Some("pw"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(calls.status(), 200);
+        let post = client.post(&me).body("{}").send().await.unwrap();
+        assert_eq!(post.status(), 403, "no CSRF token: refused, but answered");
+        server.bayeux().clear_faults();
+        let me = client.get(&me).send().await.unwrap();
+        assert_eq!(me.status(), 200);
     })
     .await;
 }

@@ -3,6 +3,7 @@
 //! `AccountNumber` attached), followed through the GWS flow like a real server.
 
 use gws_cometd::gws::rest::Credentials;
+use gws_cometd::sim::gws::GwsSim;
 use gws_cometd::sim::{GwsServerConfig, GwsSimServer};
 
 /// The demo agent.
@@ -12,7 +13,9 @@ const USER: &str = "agent";
 pub async fn start() -> Result<(GwsSimServer, Credentials), String> {
     // A fresh password per run: the simulator is reachable by anything on this host.
     let password = format!("demo-{:016x}", rand_u64());
-    let sim = GwsSimServer::start(GwsServerConfig::new(USER, password.clone()))
+    let mut config = GwsServerConfig::new(USER, password.clone());
+    config.scenario = Some(GwsSim::one_call_scenario());
+    let sim = GwsSimServer::start(config)
         .await
         .map_err(|e| format!("cannot start the built-in GWS simulator: {e}"))?;
     tracing::info!(base = %sim.base_url(), user = USER, "built-in GWS simulator started");

@@ -3,13 +3,15 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use hyper::header::SET_COOKIE;
-use hyper::{Method, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 
 use super::engine::{Engine, Policy};
-use super::server::{Route, SimRequest, SimResponse};
+use super::fault::ActiveFaults;
+use super::server::{add_header, cookie, json_reply, text_reply, Route};
 use crate::bayeux::Message;
 
 /// The cookie the official CometD server binds sessions to.
@@ -31,33 +33,39 @@ impl BayeuxRoute {
     }
 
     /// Answers a Bayeux POST on behalf of `owner` (the authenticated user, if any).
-    pub(crate) async fn answer(&self, req: &SimRequest, owner: Option<&str>) -> SimResponse {
-        if req.method != Method::POST {
-            return SimResponse::text(
+    pub(crate) async fn answer(
+        &self,
+        req: &Request<Bytes>,
+        faults: &ActiveFaults,
+        owner: Option<&str>,
+    ) -> Response<Bytes> {
+        if req.method() != Method::POST {
+            return text_reply(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "Bayeux long-polling takes POST",
             );
         }
-        let batch = match Message::parse_batch(&req.body) {
+        let batch = match Message::parse_batch(req.body()) {
             Ok(b) => b,
             Err(e) => {
-                return SimResponse::text(
+                return text_reply(
                     StatusCode::BAD_REQUEST,
                     format!("invalid Bayeux message batch: {e}"),
                 )
             }
         };
         let policy = Policy {
-            advice_none: req.faults.advice_none,
-            deny: req.faults.deny.clone(),
+            advice_none: faults.advice_none,
+            deny: faults.deny.clone(),
         };
         let reply = self
             .engine
-            .handle_batch(batch, req.cookie(BROWSER_COOKIE), owner, &policy)
+            .handle_batch(batch, cookie(req.headers(), BROWSER_COOKIE), owner, &policy)
             .await;
-        let mut r = SimResponse::json(StatusCode::OK, Message::encode_batch(&reply.messages));
+        let mut r = json_reply(StatusCode::OK, Message::encode_batch(&reply.messages));
         if let Some(b) = reply.set_browser {
-            r = r.with_header(
+            add_header(
+                &mut r,
                 SET_COOKIE,
                 &format!("{BROWSER_COOKIE}={b}; Path=/; HttpOnly"),
             );
@@ -67,10 +75,14 @@ impl BayeuxRoute {
 }
 
 impl Route for BayeuxRoute {
-    fn handle<'a>(&'a self, req: &'a SimRequest) -> BoxFuture<'a, Option<SimResponse>> {
-        if !self.serves(&req.path) {
+    fn handle<'a>(
+        &'a self,
+        req: &'a Request<Bytes>,
+        faults: &'a ActiveFaults,
+    ) -> BoxFuture<'a, Option<Response<Bytes>>> {
+        if !self.serves(req.uri().path()) {
             return futures::future::ready(None).boxed();
         }
-        async move { Some(self.answer(req, None).await) }.boxed()
+        async move { Some(self.answer(req, faults, None).await) }.boxed()
     }
 }

@@ -15,6 +15,8 @@ use serde_json::value::RawValue;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
+use super::ack::{ack_ext, acknowledged, asks_for_acks, AckQueue};
+use super::SimStats;
 use crate::bayeux::{channel_matches, Advice, ChannelName, Message, Reconnect};
 
 /// The error every real server sends for a session it does not know.
@@ -27,6 +29,8 @@ pub(crate) struct EngineConfig {
     pub interval: Duration,
     pub max_interval: Duration,
     pub max_queue: usize,
+    /// Whether sessions that ask get the acknowledged-messages extension.
+    pub ack_extension: bool,
 }
 
 /// Per-request switches set by fault injection.
@@ -47,22 +51,6 @@ pub(crate) struct BatchReply {
     pub set_browser: Option<String>,
 }
 
-/// Counters and a snapshot of the engine's state.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct EngineStats {
-    pub sessions: usize,
-    pub handshakes: u64,
-    pub connects: u64,
-    pub disconnects: u64,
-    pub expired: u64,
-    pub subscriptions: BTreeMap<String, usize>,
-    pub subscribe_requests: BTreeMap<String, u64>,
-    pub published: u64,
-    pub client_publishes: u64,
-    pub delivered: u64,
-    pub dropped: u64,
-}
-
 struct Session {
     /// The `BAYEUX_BROWSER` cookie this session is bound to.
     browser: String,
@@ -70,7 +58,10 @@ struct Session {
     /// handshake); `None` on the plain, unauthenticated endpoint.
     owner: Option<String>,
     subscriptions: BTreeSet<String>,
+    /// Messages not yet in a connect reply.
     queue: VecDeque<Message>,
+    /// With the acknowledged-messages extension: what was sent and not yet acknowledged.
+    acks: Option<AckQueue>,
     wake: Arc<Notify>,
     /// Incremented by every connect; a held connect with an older number is superseded.
     connect_gen: u64,
@@ -84,7 +75,7 @@ struct Session {
 #[derive(Default)]
 struct State {
     sessions: HashMap<String, Session>,
-    stats: EngineStats,
+    stats: SimStats,
     client_log: VecDeque<(String, String)>,
     ids: u64,
 }
@@ -269,6 +260,7 @@ impl Engine {
             .or_else(|| new_browser.clone())
             .unwrap_or_default();
         let id = self.random_hex(&mut st);
+        let with_acks = self.cfg.ack_extension && asks_for_acks(req.ext.as_deref());
         st.sessions.insert(
             id.clone(),
             Session {
@@ -276,6 +268,7 @@ impl Engine {
                 owner: owner.map(str::to_owned),
                 subscriptions: BTreeSet::new(),
                 queue: VecDeque::new(),
+                acks: with_acks.then(AckQueue::new),
                 wake: Arc::new(Notify::new()),
                 connect_gen: 0,
                 held: 0,
@@ -292,6 +285,9 @@ impl Engine {
         m.version = Some("1.0".into());
         m.supported_connection_types = Some(vec!["long-polling".into()]);
         m.advice = Some(self.advice(Reconnect::Retry));
+        if with_acks {
+            m.ext = ack_ext(true);
+        }
         (m, new_browser)
     }
 
@@ -438,7 +434,7 @@ impl Engine {
         policy: &Policy,
     ) -> Vec<Message> {
         let client_id = req.client_id.clone().unwrap_or_default();
-        let (wake, my_gen) = {
+        let (wake, my_gen, prompt) = {
             let mut st = self.lock();
             st.stats.connects += 1;
             if !Self::session_ok(&st, req, browser, owner) {
@@ -459,9 +455,18 @@ impl Engine {
             s.connect_gen += 1;
             s.held += 1;
             s.last_active = Instant::now();
+            // A connect that acknowledges a batch while older messages are still
+            // unacknowledged gets them again at once (a reply went missing).
+            let mut prompt = false;
+            if let Some(acks) = s.acks.as_mut() {
+                if let Some(n) = acknowledged(req.ext.as_deref()) {
+                    acks.acknowledge(n);
+                    prompt = acks.has_unacked();
+                }
+            }
             // Release any connect this session already has held.
             s.wake.notify_waiters();
-            (s.wake.clone(), s.connect_gen)
+            (s.wake.clone(), s.connect_gen, prompt)
         };
         let mut guard = HeldGuard {
             engine: self,
@@ -490,20 +495,27 @@ impl Engine {
                     return vec![Self::unknown_client(req, true)];
                 };
                 let superseded = s.connect_gen != my_gen;
-                if superseded || !s.queue.is_empty() || now >= deadline || stopping {
+                if superseded || prompt || !s.queue.is_empty() || now >= deadline || stopping {
                     guard.armed = false;
                     s.held = s.held.saturating_sub(1);
                     s.last_active = now;
-                    let mut out: Vec<Message> = if superseded {
-                        Vec::new()
-                    } else {
-                        s.queue.drain(..).collect()
-                    };
-                    st.stats.delivered += out.len() as u64;
-                    drop(st);
                     let mut m = reply_to(req);
                     m.successful = Some(true);
                     m.advice = Some(self.advice(Reconnect::Retry));
+                    // A superseded connect closes no batch and takes nothing with it.
+                    let (mut out, redelivered, dropped) = match s.acks.as_mut() {
+                        _ if superseded => (Vec::new(), 0, 0),
+                        None => (s.queue.drain(..).collect(), 0, 0),
+                        Some(acks) => {
+                            let batch = acks.close_batch(s.queue.drain(..), self.cfg.max_queue);
+                            m.ext = ack_ext(batch.number);
+                            (batch.messages, batch.redelivered, batch.dropped)
+                        }
+                    };
+                    st.stats.delivered += out.len() as u64;
+                    st.stats.redelivered += redelivered as u64;
+                    st.stats.dropped += dropped as u64;
+                    drop(st);
                     out.push(m);
                     return out;
                 }
@@ -602,7 +614,9 @@ impl Engine {
         }
     }
 
-    pub(crate) fn stats(&self) -> EngineStats {
+    /// Counters and a snapshot of sessions and subscriptions; `requests` (an HTTP count) is
+    /// left for the server to fill in.
+    pub(crate) fn stats(&self) -> SimStats {
         let st = self.lock();
         let mut stats = st.stats.clone();
         stats.sessions = st.sessions.len();
@@ -700,6 +714,7 @@ mod tests {
             interval: Duration::ZERO,
             max_interval: Duration::from_secs(10),
             max_queue,
+            ack_extension: true,
         };
         (Engine::new(cfg, rx), tx)
     }

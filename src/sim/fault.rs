@@ -9,7 +9,7 @@ use std::time::Duration;
 /// [`SimServer::clear_faults`](super::SimServer::clear_faults), unless noted.
 ///
 /// Faults that replace the reply ([`Fault::HttpStatus`], [`Fault::Malformed`],
-/// [`Fault::Hold`]) stop the request before it reaches the Bayeux engine, so no session state
+/// [`Fault::Hold`], [`Fault::HoldRequests`]) stop the request before it reaches the Bayeux engine, so no session state
 /// changes and no queued message is consumed. Faults that damage a reply
 /// ([`Fault::Truncated`], [`Fault::ResetMidBody`]) process the request first: data in a
 /// damaged connect reply is lost, as it would be behind a broken proxy.
@@ -26,6 +26,15 @@ pub enum Fault {
     Truncated,
     /// Never answer: hold the request open until the server stops (at most ten minutes).
     Hold,
+    /// Like [`Fault::Hold`], for requests with this method to exactly this path only (e.g.
+    /// `GET` `/api/v2/me`, to test a login deadline); the request is accepted and never
+    /// answered. Several may be set at once.
+    HoldRequests {
+        /// `GET`, `POST`, ...
+        method: String,
+        /// The path, without query.
+        path: String,
+    },
     /// Close the TCP connection right after each reply, without a `Connection: close`
     /// header.
     CloseAfterReply,
@@ -47,6 +56,8 @@ pub(crate) struct ActiveFaults {
     pub malformed: bool,
     pub truncated: bool,
     pub hold: bool,
+    /// `(method, path)` of requests to hold.
+    pub hold_requests: Vec<(String, String)>,
     pub close_after_reply: bool,
     pub slow_body: Option<Duration>,
     pub reset_mid_body: bool,
@@ -66,17 +77,29 @@ pub(crate) struct FaultSet {
     inner: Mutex<Faults>,
 }
 
+impl ActiveFaults {
+    /// Whether a request with `method` to `path` is to be held unanswered.
+    pub(crate) fn holds(&self, method: &str, path: &str) -> bool {
+        self.hold
+            || self
+                .hold_requests
+                .iter()
+                .any(|(m, p)| m.eq_ignore_ascii_case(method) && p == path)
+    }
+}
+
 impl FaultSet {
     fn lock(&self) -> std::sync::MutexGuard<'_, Faults> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds `fault`, replacing a standing fault of the same kind (denials accumulate).
+    /// Adds `fault`, replacing a standing fault of the same kind (denials and held routes
+    /// accumulate).
     pub(crate) fn set(&self, fault: Fault) {
         let mut f = self.lock();
         match fault {
             Fault::HttpStatusOnce(code) => f.once.push_back(code),
-            Fault::DenySubscribe(_) => {
+            Fault::DenySubscribe(_) | Fault::HoldRequests { .. } => {
                 if !f.standing.contains(&fault) {
                     f.standing.push(fault);
                 }
@@ -111,6 +134,9 @@ impl FaultSet {
                 Fault::Malformed => a.malformed = true,
                 Fault::Truncated => a.truncated = true,
                 Fault::Hold => a.hold = true,
+                Fault::HoldRequests { method, path } => {
+                    a.hold_requests.push((method.clone(), path.clone()))
+                }
                 Fault::CloseAfterReply => a.close_after_reply = true,
                 Fault::SlowBody(d) => a.slow_body = Some(*d),
                 Fault::ResetMidBody => a.reset_mid_body = true,
@@ -147,5 +173,27 @@ mod tests {
         let a = f.take();
         assert_eq!(a.slow_body, Some(Duration::from_millis(2)));
         assert_eq!(a.deny, ["/a", "/b"]);
+    }
+
+    #[test]
+    fn held_routes_add_up_and_match_the_method_and_exact_path() {
+        let f = FaultSet::default();
+        let hold = |method: &str, path: &str| Fault::HoldRequests {
+            method: method.into(),
+            path: path.into(),
+        };
+        f.set(hold("GET", "/api/v2/me"));
+        f.set(hold("GET", "/api/v2/me"));
+        f.set(hold("POST", "/cometd"));
+        let a = f.take();
+        assert_eq!(a.hold_requests.len(), 2);
+        assert!(a.holds("GET", "/api/v2/me"));
+        assert!(a.holds("get", "/api/v2/me"));
+        assert!(a.holds("POST", "/cometd"));
+        assert!(!a.holds("POST", "/api/v2/me"));
+        assert!(!a.holds("GET", "/api/v2/me/calls"));
+        assert!(!a.holds("GET", "/api/v2/me/"));
+        f.clear();
+        assert!(!f.take().holds("GET", "/api/v2/me"));
     }
 }

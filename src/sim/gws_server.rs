@@ -8,8 +8,8 @@
 //! | `/cometd...` | plain Bayeux, no authentication |
 //!
 //! Notifications of a call go only to its owner's Bayeux sessions. The first time one of a
-//! user's sessions subscribes to [`CALLS_CHANNEL`], the configured scenario starts for that
-//! user (once per user, for the server's life). Once an HTTP session is gone (expired or
+//! user's sessions subscribes to [`CALLS_CHANNEL`], the living contact center (or the
+//! configured scenario) starts for that user, once per user, for the server's life. Once an HTTP session is gone (expired or
 //! [`GwsSim::expire_http_sessions`]), CometD requests made with it get 401, so a client logs
 //! in again.
 
@@ -18,18 +18,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, WWW_AUTHENTICATE};
-use hyper::StatusCode;
+use hyper::header::WWW_AUTHENTICATE;
+use hyper::{Request, Response, StatusCode};
 use serde_json::value::RawValue;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::bayeux_route::BayeuxRoute;
 use super::engine::Engine;
-use super::gws::{self, GwsSim, GwsSimConfig, Publish, ScenarioStep, CALLS_CHANNEL};
-use super::server::{Route, SimRequest, SimResponse};
+use super::fault::ActiveFaults;
+use super::gws::{GwsSim, GwsSimConfig, Publish, ScenarioStep, CALLS_CHANNEL};
+use super::server::{add_header, json_reply, Route};
 use super::{SimConfig, SimServer};
 
 /// The authenticated Bayeux endpoint.
@@ -46,20 +48,33 @@ pub struct GwsServerConfig {
     pub sim: SimConfig,
     /// Users, CSRF and HTTP session lifetime. `public_url` is replaced by the bound address.
     pub gws: GwsSimConfig,
-    /// What happens for each user once they subscribe to [`CALLS_CHANNEL`]: `None` runs
-    /// [`GwsSim::default_scenario`], `Some(vec![])` nothing.
+    /// What happens for each user once they subscribe to [`CALLS_CHANNEL`]: `None` (the
+    /// default) runs the living contact center ([`GwsSim::run_living_center_for`]),
+    /// `Some(steps)` runs this scenario instead, and `Some(vec![])` nothing.
     pub scenario: Option<Vec<ScenarioStep>>,
+    /// The living contact center's seed: the same seed gives every user the same sequence
+    /// of calls and operations. `None` picks one at random (logged, and shown by
+    /// [`GwsSimServer::seed`]).
+    pub seed: Option<u64>,
 }
 
 impl GwsServerConfig {
-    /// One user, `127.0.0.1:0`, CSRF on, the default scenario.
+    /// One user, `127.0.0.1:0`, CSRF on, the living contact center with a random seed.
     pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
         GwsServerConfig {
             sim: SimConfig::default(),
             gws: GwsSimConfig::new(user, password),
             scenario: None,
+            seed: None,
         }
     }
+}
+
+/// What runs for each user from their first subscription.
+#[derive(Clone)]
+enum Activity {
+    Scenario(Vec<ScenarioStep>),
+    LivingCenter { seed: u64 },
 }
 
 /// A running GWS simulator. Dropping it stops the server and every scenario;
@@ -67,6 +82,7 @@ impl GwsServerConfig {
 pub struct GwsSimServer {
     bayeux: SimServer,
     gws: GwsSim,
+    seed: Option<u64>,
 }
 
 impl std::fmt::Debug for GwsSimServer {
@@ -85,8 +101,14 @@ impl GwsSimServer {
             sim,
             gws: mut gws_config,
             scenario,
+            seed,
         } = config;
-        let steps = scenario.unwrap_or_else(GwsSim::default_scenario);
+        let activity = match scenario {
+            Some(steps) => Activity::Scenario(steps),
+            None => Activity::LivingCenter {
+                seed: seed.unwrap_or_else(|| fastrand::u64(..)),
+            },
+        };
         let mut made = None;
         let mut bayeux =
             SimServer::start_with(sim, |ext| {
@@ -115,11 +137,22 @@ impl GwsSimServer {
             .await?;
         let (gws, engine, shutdown) =
             made.ok_or_else(|| std::io::Error::other("simulator routes were not built"))?;
-        if !steps.is_empty() {
-            bayeux.spawn(start_scenarios(gws.clone(), engine, steps, shutdown));
+        let seed = match &activity {
+            Activity::LivingCenter { seed } => Some(*seed),
+            Activity::Scenario(_) => None,
+        };
+        if !matches!(&activity, Activity::Scenario(steps) if steps.is_empty()) {
+            bayeux.spawn(start_per_user(gws.clone(), engine, activity, shutdown));
         }
-        tracing::debug!(addr = %bayeux.addr(), "GWS simulator listening");
-        Ok(GwsSimServer { bayeux, gws })
+        tracing::debug!(addr = %bayeux.addr(), ?seed, "GWS simulator listening");
+        Ok(GwsSimServer { bayeux, gws, seed })
+    }
+
+    /// The living contact center's seed (the configured one or the one picked at random);
+    /// `None` when a scenario runs instead. Starting again with this seed repeats every
+    /// user's calls.
+    pub fn seed(&self) -> Option<u64> {
+        self.seed
     }
 
     /// The GWS base URL, `http://127.0.0.1:PORT`: REST at `{base}/api/v2/me`, Bayeux at
@@ -149,12 +182,12 @@ impl GwsSimServer {
     }
 }
 
-/// Starts the scenario for every user the first time one of their sessions subscribes to
-/// the calls channel. Scenario tasks live in a [`JoinSet`], so they end with this task.
-async fn start_scenarios(
+/// Starts the activity for every user the first time one of their sessions subscribes to
+/// the calls channel. Its tasks live in a [`JoinSet`], so they end with this task.
+async fn start_per_user(
     gws: GwsSim,
     engine: Arc<Engine>,
-    steps: Vec<ScenarioStep>,
+    activity: Activity,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut started: BTreeSet<String> = BTreeSet::new();
@@ -174,8 +207,16 @@ async fn start_scenarios(
         }
         for user in engine.owners_receiving(CALLS_CHANNEL) {
             if started.insert(user.clone()) {
-                tracing::info!(%user, "starting the scenario");
-                running.spawn(gws.scenario(user, steps.clone()));
+                match &activity {
+                    Activity::Scenario(steps) => {
+                        tracing::info!(%user, "starting the scenario");
+                        running.spawn(gws.scenario(user, steps.clone()));
+                    }
+                    Activity::LivingCenter { seed } => {
+                        tracing::info!(%user, seed, "starting the living contact center");
+                        running.spawn(gws.living_center(user, *seed));
+                    }
+                }
             }
         }
     }
@@ -187,36 +228,12 @@ struct RestRoute {
 }
 
 impl Route for RestRoute {
-    fn handle<'a>(&'a self, req: &'a SimRequest) -> BoxFuture<'a, Option<SimResponse>> {
-        let greq = gws::SimRequest {
-            method: req.method.as_str(),
-            path: &req.path,
-            query: req.query.as_deref(),
-            headers: &req.headers,
-            body: &req.body,
-        };
-        let reply = self.gws.handle(&greq).map(convert);
-        futures::future::ready(reply).boxed()
-    }
-}
-
-fn convert(r: gws::SimResponse) -> SimResponse {
-    let mut headers = HeaderMap::new();
-    for (name, value) in &r.headers {
-        match (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            (Ok(n), Ok(v)) => {
-                headers.append(n, v);
-            }
-            _ => tracing::warn!(header = %name, "skipping an invalid header"),
-        }
-    }
-    SimResponse {
-        status: StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        headers,
-        body: r.body.into(),
+    fn handle<'a>(
+        &'a self,
+        req: &'a Request<Bytes>,
+        _faults: &'a ActiveFaults,
+    ) -> BoxFuture<'a, Option<Response<Bytes>>> {
+        futures::future::ready(self.gws.handle(req)).boxed()
     }
 }
 
@@ -227,27 +244,30 @@ struct NotificationsRoute {
 }
 
 impl Route for NotificationsRoute {
-    fn handle<'a>(&'a self, req: &'a SimRequest) -> BoxFuture<'a, Option<SimResponse>> {
-        if !self.bayeux.serves(&req.path) {
+    fn handle<'a>(
+        &'a self,
+        req: &'a Request<Bytes>,
+        faults: &'a ActiveFaults,
+    ) -> BoxFuture<'a, Option<Response<Bytes>>> {
+        if !self.bayeux.serves(req.uri().path()) {
             return futures::future::ready(None).boxed();
         }
         async move {
-            let Some(user) = self.gws.session_of(&req.headers) else {
-                return Some(
-                    SimResponse::json(
-                        StatusCode::UNAUTHORIZED,
-                        r#"{"statusCode":20,"statusMessage":"Authentication required"}"#,
-                    )
-                    .with_header(WWW_AUTHENTICATE, r#"Basic realm="gws""#),
+            let Some(user) = self.gws.session_of(req.headers()) else {
+                let mut r = json_reply(
+                    StatusCode::UNAUTHORIZED,
+                    r#"{"statusCode":20,"statusMessage":"Authentication required"}"#,
                 );
+                add_header(&mut r, WWW_AUTHENTICATE, r#"Basic realm="gws""#);
+                return Some(r);
             };
-            if !self.gws.csrf_ok(&req.headers) {
-                return Some(SimResponse::json(
+            if !self.gws.csrf_ok(req.headers()) {
+                return Some(json_reply(
                     StatusCode::FORBIDDEN,
                     r#"{"statusCode":3,"statusMessage":"Missing or invalid Csrf token"}"#,
                 ));
             }
-            Some(self.bayeux.answer(req, Some(&user)).await)
+            Some(self.bayeux.answer(req, faults, Some(&user)).await)
         }
         .boxed()
     }

@@ -8,12 +8,19 @@
 //! client publishing, and sessions expire without connects. [`Fault`]s make it misbehave on
 //! purpose. Dropping the [`SimServer`] stops every task and closes the listener.
 //!
-//! Module map: `engine` holds the protocol state (sessions, subscriptions, queues);
-//! `bayeux_route` adapts it to HTTP; `server` is the hyper server, router and the
-//! HTTP-level faults; `fault` is the fault set. Extensions such as GWS REST endpoints plug
-//! in through `SimServer::start_with`: their routes are tried before the Bayeux endpoint
-//! and get the engine to publish with. [`GwsSimServer`] is such an extension: the [`gws`]
-//! REST model plus an authenticated, per-user notification endpoint.
+//! | module | what it holds |
+//! |---|---|
+//! | `engine` | the Bayeux protocol state: sessions, subscriptions, queues, held connects |
+//! | `bayeux_route` | the Bayeux endpoint: request batches in, reply batches out, cookies |
+//! | `server` | the hyper server, the router of routes, the faults that act on HTTP |
+//! | `fault` | the fault set |
+//! | `ack` | the server side of CometD's acknowledged-messages extension |
+//! | [`gws`] | the GWS REST model: HTTP sessions, calls, user data, scenarios |
+//! | `gws_server` | [`GwsSimServer`]: the GWS model and an authenticated, per-user notification endpoint on one server |
+//!
+//! Routes see the standard `http` types (`Request<Bytes>` in, `Response<Bytes>` out).
+//! Extensions such as the GWS REST endpoints plug in through `SimServer::start_with`: their
+//! routes are tried before the Bayeux endpoint and get the engine to publish with.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -26,12 +33,13 @@
 //! # Ok(()) }
 //! ```
 
+mod ack;
 mod bayeux_route;
-pub(crate) mod engine;
+mod engine;
 mod fault;
 pub mod gws;
 mod gws_server;
-pub(crate) mod server;
+mod server;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -53,7 +61,7 @@ use fault::FaultSet;
 use server::{Route, Shared};
 
 /// The Bayeux base paths the simulator serves.
-pub const BAYEUX_PATHS: [&str; 2] = ["/cometd", "/api/v2/notifications"];
+const BAYEUX_PATHS: [&str; 2] = ["/cometd", "/api/v2/notifications"];
 
 /// How the simulator listens and times sessions.
 #[derive(Clone, Debug)]
@@ -70,6 +78,12 @@ pub struct SimConfig {
     /// Messages queued per session at most; beyond it the oldest is dropped with a
     /// warning. Default 100 000.
     pub max_queue: usize,
+    /// Whether clients that handshake with `ext:{ack:true}` get CometD's
+    /// acknowledged-messages extension (default `true`): every connect reply then carries
+    /// `ext:{ack:<batch>}`, and messages are delivered again on every connect until a
+    /// connect acknowledges their batch, so a reply lost on the way is not lost. Clients
+    /// that do not ask are served as without it.
+    pub ack_extension: bool,
 }
 
 impl Default for SimConfig {
@@ -80,6 +94,7 @@ impl Default for SimConfig {
             interval: Duration::ZERO,
             max_interval: Duration::from_secs(10),
             max_queue: 100_000,
+            ack_extension: true,
         }
     }
 }
@@ -110,8 +125,11 @@ pub struct SimStats {
     pub published: u64,
     /// Publishes received from clients.
     pub client_publishes: u64,
-    /// Data messages written into connect replies.
+    /// Data messages written into connect replies (redeliveries included).
     pub delivered: u64,
+    /// Data messages written again because their batch was not acknowledged
+    /// (acknowledged-messages extension).
+    pub redelivered: u64,
     /// Data messages dropped because a session's queue was full.
     pub dropped: u64,
 }
@@ -155,6 +173,7 @@ impl SimServer {
                 interval: config.interval,
                 max_interval: config.max_interval,
                 max_queue: config.max_queue,
+                ack_extension: config.ack_extension,
             },
             shutdown_rx.clone(),
         ));
@@ -186,7 +205,6 @@ impl SimServer {
     }
 
     /// Runs `task` until the server stops; it is aborted when the server is dropped.
-    #[allow(dead_code)] // for simulator extensions (scenarios)
     pub(crate) fn spawn<F>(&mut self, task: F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
@@ -246,20 +264,9 @@ impl SimServer {
 
     /// Counters and a snapshot of sessions and subscriptions.
     pub fn stats(&self) -> SimStats {
-        let e = self.engine.stats();
         SimStats {
-            sessions: e.sessions,
-            handshakes: e.handshakes,
-            connects: e.connects,
-            disconnects: e.disconnects,
-            expired: e.expired,
             requests: self.shared.requests.load(Ordering::Relaxed),
-            subscriptions: e.subscriptions,
-            subscribe_requests: e.subscribe_requests,
-            published: e.published,
-            client_publishes: e.client_publishes,
-            delivered: e.delivered,
-            dropped: e.dropped,
+            ..self.engine.stats()
         }
     }
 
@@ -314,7 +321,6 @@ impl Drop for SimServer {
 }
 
 /// What a simulator extension (extra routes, scenarios) gets to work with.
-#[allow(dead_code)] // for simulator extensions
 pub(crate) struct Extension {
     /// The bound address.
     pub addr: SocketAddr,

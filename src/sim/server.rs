@@ -1,7 +1,9 @@
 //! The simulator's HTTP/1.1 server on hyper: accept loop, per-connection tasks, a small
 //! router of [`Route`]s, and the faults that act on the HTTP exchange itself.
 //!
-//! Routes are tried in order; the first that answers wins. A route may also guard others by
+//! Routes see the standard `http` request with its body read (`Request<Bytes>`) and answer a
+//! whole `Response<Bytes>`; faults then shape how it is sent. Routes are tried in order; the
+//! first that answers wins. A route may also guard others by
 //! answering only when it refuses a request (e.g. a missing session cookie) and passing the
 //! rest on.
 
@@ -17,7 +19,7 @@ use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, COOKIE};
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
@@ -40,79 +42,60 @@ pub(crate) const JSON_UTF8: &str = "application/json;charset=UTF-8";
 /// The reply body type: whole, streamed slowly, or broken off.
 pub(crate) type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
-/// One request as routes see it: the body is already read.
-#[derive(Debug)]
-pub(crate) struct SimRequest {
-    pub method: Method,
-    pub path: String,
-    #[allow(dead_code)] // for REST routes with query strings
-    pub query: Option<String>,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-    pub faults: ActiveFaults,
+/// The value of cookie `name`, from any `Cookie` header.
+pub(crate) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
 }
 
-impl SimRequest {
-    /// The value of cookie `name`, from any `Cookie` header.
-    pub(crate) fn cookie(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v)
-    }
+/// A reply with this status, content type and body.
+pub(crate) fn reply(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Bytes> {
+    let mut r = Response::new(body.into());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
 }
 
-/// One reply, before faults shape how it is sent.
-#[derive(Debug)]
-pub(crate) struct SimResponse {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
+/// A JSON reply.
+pub(crate) fn json_reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Bytes> {
+    reply(status, JSON_UTF8, body)
 }
 
-impl SimResponse {
-    pub(crate) fn new(
-        status: StatusCode,
-        content_type: &'static str,
-        body: impl Into<Bytes>,
-    ) -> Self {
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-        SimResponse {
-            status,
-            headers,
-            body: body.into(),
+/// A plain-text reply.
+pub(crate) fn text_reply(status: StatusCode, body: impl Into<String>) -> Response<Bytes> {
+    reply(status, "text/plain;charset=UTF-8", body.into())
+}
+
+/// Adds a header; a value that is not a valid header is skipped with a warning.
+pub(crate) fn add_header(r: &mut Response<Bytes>, name: HeaderName, value: &str) {
+    match HeaderValue::from_str(value) {
+        Ok(v) => {
+            r.headers_mut().append(name, v);
         }
-    }
-
-    pub(crate) fn json(status: StatusCode, body: impl Into<Bytes>) -> Self {
-        Self::new(status, JSON_UTF8, body)
-    }
-
-    pub(crate) fn text(status: StatusCode, body: impl Into<String>) -> Self {
-        Self::new(status, "text/plain;charset=UTF-8", body.into())
-    }
-
-    /// Adds a header; a value that is not a valid header is skipped with a warning.
-    pub(crate) fn with_header(mut self, name: HeaderName, value: &str) -> Self {
-        match HeaderValue::from_str(value) {
-            Ok(v) => {
-                self.headers.append(name, v);
-            }
-            Err(_) => tracing::warn!(header = %name, "skipping an invalid header value"),
-        }
-        self
+        Err(_) => tracing::warn!(header = %name, "skipping an invalid header value"),
     }
 }
 
 /// A handler for some of the simulator's paths.
 pub(crate) trait Route: Send + Sync + 'static {
-    /// Answers `req`, or returns `None` to let the next route try.
-    fn handle<'a>(&'a self, req: &'a SimRequest) -> BoxFuture<'a, Option<SimResponse>>;
+    /// Answers `req` (under the request's `faults`), or returns `None` to let the next
+    /// route try.
+    fn handle<'a>(
+        &'a self,
+        req: &'a Request<Bytes>,
+        faults: &'a ActiveFaults,
+    ) -> BoxFuture<'a, Option<Response<Bytes>>>;
 }
 
 /// What every connection task shares.
@@ -196,11 +179,9 @@ fn full(body: Bytes) -> Body {
         .boxed_unsync()
 }
 
-fn into_response(r: SimResponse, body: Body) -> Response<Body> {
-    let mut resp = Response::new(body);
-    *resp.status_mut() = r.status;
-    *resp.headers_mut() = r.headers;
-    resp
+/// Sends `r` whole.
+fn whole(r: Response<Bytes>) -> Response<Body> {
+    r.map(full)
 }
 
 async fn handle(
@@ -215,63 +196,54 @@ async fn handle(
     }
     if let Some(code) = faults.status {
         let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let r = SimResponse::text(status, format!("simulated HTTP {code}"));
-        let body = full(r.body.clone());
-        return into_response(r, body);
+        return whole(text_reply(status, format!("simulated HTTP {code}")));
     }
-    if faults.hold {
+    if faults.holds(req.method().as_str(), req.uri().path()) {
         let mut shutdown = shared.shutdown.clone();
         let _ = tokio::time::timeout(MAX_HOLD, shutdown.wait_for(|stop| *stop)).await;
-        let r = SimResponse::text(StatusCode::SERVICE_UNAVAILABLE, "held request released");
-        let body = full(r.body.clone());
-        return into_response(r, body);
+        return whole(text_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "held request released",
+        ));
     }
     if faults.malformed {
-        let r = SimResponse::json(StatusCode::OK, &b"[{\"channel\":"[..]);
-        let body = full(r.body.clone());
-        return into_response(r, body);
+        return whole(json_reply(StatusCode::OK, &b"[{\"channel\":"[..]));
     }
 
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
-            let r = SimResponse::text(
+            return whole(text_reply(
                 StatusCode::BAD_REQUEST,
                 format!("could not read the request body: {e}"),
-            );
-            let body = full(r.body.clone());
-            return into_response(r, body);
+            ))
         }
     };
-    let sreq = SimRequest {
-        method: parts.method,
-        path: parts.uri.path().to_owned(),
-        query: parts.uri.query().map(str::to_owned),
-        headers: parts.headers,
-        body,
-        faults,
-    };
-    let mut reply = None;
+    let req = Request::from_parts(parts, body);
+    let mut answer = None;
     for route in &shared.routes {
-        if let Some(r) = route.handle(&sreq).await {
-            reply = Some(r);
+        if let Some(r) = route.handle(&req, &faults).await {
+            answer = Some(r);
             break;
         }
     }
-    let reply = reply.unwrap_or_else(|| {
-        SimResponse::text(StatusCode::NOT_FOUND, format!("no route for {}", sreq.path))
+    let answer = answer.unwrap_or_else(|| {
+        text_reply(
+            StatusCode::NOT_FOUND,
+            format!("no route for {}", req.uri().path()),
+        )
     });
-    shape(reply, &sreq.faults, shared.shutdown.clone())
+    shape(answer, &faults, shared.shutdown.clone())
 }
 
 /// Applies the faults that damage how a reply is sent.
 fn shape(
-    mut r: SimResponse,
+    r: Response<Bytes>,
     faults: &ActiveFaults,
     shutdown: watch::Receiver<bool>,
 ) -> Response<Body> {
-    let mut bytes = std::mem::take(&mut r.body);
+    let (mut parts, mut bytes) = r.into_parts();
     if faults.truncated {
         bytes.truncate(bytes.len() / 2);
     }
@@ -286,8 +258,8 @@ fn shape(
             )),
         ];
         let body = StreamBody::new(futures::stream::iter(items)).boxed_unsync();
-        let r = r.with_header(hyper::header::CONTENT_LENGTH, &len);
-        return into_response(r, body);
+        set_length(&mut parts.headers, &len);
+        return Response::from_parts(parts, body);
     }
     if let Some(delay) = faults.slow_body {
         let piece = bytes.len().div_ceil(SLOW_PIECES).max(1);
@@ -307,9 +279,14 @@ fn shape(
         );
         let body = StreamBody::new(stream).boxed_unsync();
         // A declared length keeps the framing identical to a normal reply.
-        let r = r.with_header(hyper::header::CONTENT_LENGTH, &len);
-        return into_response(r, body);
+        set_length(&mut parts.headers, &len);
+        return Response::from_parts(parts, body);
     }
-    let body = full(bytes);
-    into_response(r, body)
+    Response::from_parts(parts, full(bytes))
+}
+
+fn set_length(headers: &mut HeaderMap, len: &str) {
+    if let Ok(v) = HeaderValue::from_str(len) {
+        headers.insert(hyper::header::CONTENT_LENGTH, v);
+    }
 }

@@ -67,21 +67,31 @@ pub async fn post(http: &reqwest::Client, url: &str, body: Value) -> Reply {
 
 /// Posts `body` as given (serde_json's `json!` would reorder keys).
 pub async fn post_text(http: &reqwest::Client, url: &str, body: String) -> Reply {
+    try_post_text(http, url, body)
+        .await
+        .expect("request sent and body read")
+}
+
+/// Like [`post_text`], but a broken exchange is an error to look at.
+pub async fn try_post_text(
+    http: &reqwest::Client,
+    url: &str,
+    body: String,
+) -> Result<Reply, reqwest::Error> {
     let resp = http
         .post(url)
         .header("content-type", "application/json;charset=UTF-8")
         .body(body)
         .send()
-        .await
-        .expect("request sent");
+        .await?;
     let status = resp.status();
     let headers = resp.headers().clone();
-    let body = resp.bytes().await.expect("body read").to_vec();
-    Reply {
+    let body = resp.bytes().await?.to_vec();
+    Ok(Reply {
         status,
         headers,
         body,
-    }
+    })
 }
 
 /// One Bayeux session with its own cookie jar.
@@ -93,20 +103,36 @@ pub struct Session {
 
 impl Session {
     pub async fn handshake(url: &str) -> Session {
+        Self::handshake_with(url, None).await.0
+    }
+
+    /// A handshake carrying `ext` (if any); returns the session and the handshake reply.
+    pub async fn handshake_with(url: &str, ext: Option<Value>) -> (Session, Message) {
         let http = http();
-        let r = post(
-            &http,
-            url,
-            json!([{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"],"id":"1"}]),
-        )
-        .await;
+        let mut hs = json!({"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"],"id":"1"});
+        if let Some(ext) = ext {
+            hs["ext"] = ext;
+        }
+        let r = post(&http, url, json!([hs])).await;
         let hs = r.on("/meta/handshake");
         assert!(hs.is_successful(), "handshake failed: {hs:?}");
-        Session {
+        let session = Session {
             http,
             url: url.to_owned(),
-            id: hs.client_id.expect("clientId"),
-        }
+            id: hs.client_id.clone().expect("clientId"),
+        };
+        (session, hs)
+    }
+
+    /// A connect acknowledging batch `ack`, held at most `timeout_ms`; a broken reply is an
+    /// error.
+    pub async fn try_connect_ack(
+        &self,
+        ack: u64,
+        timeout_ms: u64,
+    ) -> Result<Reply, reqwest::Error> {
+        let m = json!([{"channel":"/meta/connect","connectionType":"long-polling","clientId":self.id,"id":"3","advice":{"timeout":timeout_ms},"ext":{"ack":ack}}]);
+        try_post_text(&self.http, &self.url, m.to_string()).await
     }
 
     pub async fn send(&self, mut msg: Value) -> Reply {
@@ -150,4 +176,26 @@ impl Session {
             })
             .collect()
     }
+}
+
+/// The data texts before the `/meta/connect` reply, and the batch its `ext.ack` names.
+pub fn acked_delivery(r: &Reply) -> (Vec<String>, Option<u64>) {
+    let msgs = r.messages();
+    let (connect, data) = msgs.split_last().expect("a non-empty connect reply");
+    assert_eq!(connect.channel, "/meta/connect", "connect reply comes last");
+    assert!(connect.is_successful(), "connect failed: {connect:?}");
+    let batch = connect.ext.as_ref().map(|e| {
+        let v: Value = serde_json::from_str(e.get()).expect("ext is JSON");
+        v["ack"].as_u64().expect("ext.ack is a batch number")
+    });
+    let data = data
+        .iter()
+        .map(|m| {
+            m.data
+                .as_ref()
+                .map(|d| d.get().to_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    (data, batch)
 }
