@@ -78,6 +78,8 @@ fn the_seed_notification_decodes_into_typed_fields() {
     assert_eq!(caps.len(), 9);
     assert_eq!(caps[0], Capability::Hold);
     assert_eq!(caps[8], Capability::SingleStepTransfer);
+    // The seed was recorded with `Release`, which GWS does not name: kept as received.
+    assert_eq!(caps[1], Capability::Other("Release".into()));
     let parts = c.participants.as_ref().unwrap();
     assert_eq!(parts[0].phone_number(), Some("5115"));
     assert_eq!(

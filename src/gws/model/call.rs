@@ -61,24 +61,25 @@ open_enum! {
 }
 
 open_enum! {
-    /// One of a call's `capabilities`: an operation allowed now. The set is open.
+    /// One of a call's `capabilities`: an operation allowed now, named as its
+    /// `operationName`. The set is open; values not listed here are kept in `Other`.
     pub enum Capability {
         /// Answer a ringing call.
         Answer = "Answer",
+        /// Hang up.
+        Hangup = "Hangup",
         /// Put on hold.
         Hold = "Hold",
         /// Take off hold.
         Retrieve = "Retrieve",
-        /// Hang up.
-        Release = "Release",
-        /// Clear the call after wrap-up.
-        Clear = "Clear",
         /// Append user-data pairs.
         AttachUserData = "AttachUserData",
-        /// Delete all user data (or one pair).
-        DeleteUserData = "DeleteUserData",
         /// Add or replace user-data pairs.
         UpdateUserData = "UpdateUserData",
+        /// Delete one user-data key (every occurrence).
+        DeleteUserDataPair = "DeleteUserDataPair",
+        /// Delete all user data.
+        DeleteUserData = "DeleteUserData",
         /// Send DTMF digits.
         SendDtmf = "SendDtmf",
         /// Start a two-step transfer.
@@ -94,19 +95,15 @@ open_enum! {
         /// Conference in one step.
         SingleStepConference = "SingleStepConference",
         /// Swap between a held and an active call.
-        Alternate = "Alternate",
-        /// Release the consult call and retrieve the original.
-        Reconnect = "Reconnect",
-        /// Send the ringing call elsewhere.
-        Redirect = "Redirect",
+        SwapCalls = "SwapCalls",
         /// Start recording.
-        StartRecording = "StartRecording",
+        StartCallRecording = "StartCallRecording",
         /// Stop recording.
-        StopRecording = "StopRecording",
+        StopCallRecording = "StopCallRecording",
         /// Pause recording.
-        PauseRecording = "PauseRecording",
+        PauseCallRecording = "PauseCallRecording",
         /// Resume recording.
-        ResumeRecording = "ResumeRecording",
+        ResumeCallRecording = "ResumeCallRecording",
     }
 }
 
