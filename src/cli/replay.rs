@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use gws_cometd::fixture::{self, Reader};
+use gws_cometd::fixture::{self, Item, Reader};
 use gws_cometd::gws::CallStore;
 
 /// Arguments of `replay`.
@@ -50,15 +50,27 @@ fn replay(args: &ReplayArgs) -> fixture::Result<Vec<u8>> {
     let mut out = Vec::new();
     // A replay has no clock of its own: every call is applied at the same instant.
     let now = Instant::now();
-    while let Some(line) = reader.next_calls() {
-        // Read in one pass, borrowing the line; the store copies only each call's text.
-        let (_, calls) = line?;
-        for call in &calls {
-            let applied = store.apply(call, now);
-            if !args.snapshot {
-                // The snapshot needs no diffs: only the changes are worked out.
-                if let Some(applied) = applied {
-                    write_json_line(&mut out, &applied.change());
+    while let Some(line) = reader.next_item() {
+        match line?.1 {
+            // Read in one pass, borrowing the line; the store copies only each call's text.
+            Item::Calls(calls) => {
+                for call in &calls {
+                    let applied = store.apply(call, now);
+                    if !args.snapshot {
+                        // The snapshot needs no diffs: only the changes are worked out.
+                        if let Some(applied) = applied {
+                            write_json_line(&mut out, &applied.change());
+                        }
+                    }
+                }
+            }
+            // What a recording feed read of the server's calls: its catch-up and heals.
+            Item::Snapshot(s) => {
+                let keep = |id: &str| s.kept.iter().any(|k| k == id);
+                for r in store.reconcile(&s.calls, now, s.origin, keep) {
+                    if !args.snapshot {
+                        write_json_line(&mut out, &r.change);
+                    }
                 }
             }
         }

@@ -16,7 +16,7 @@ use gws_cometd::bayeux::{Message, SessionError};
 use gws_cometd::client::{EventStream, Subscriber};
 use gws_cometd::fixture::Recorder;
 use gws_cometd::gws::rest::Credentials;
-use gws_cometd::gws::{CallFeed, FeedEvent, CALLS_CHANNEL, DEVICES_CHANNEL};
+use gws_cometd::gws::{CallFeed, Delivery, FeedEvent, CALLS_CHANNEL, DEVICES_CHANNEL};
 use gws_cometd::{Client, ClientEvent, Error};
 
 use super::gws_args::password;
@@ -139,20 +139,7 @@ impl Source {
                     FeedEvent::Session(ClientEvent::Terminated { error }) => {
                         return Next::Terminated(error)
                     }
-                    FeedEvent::Recovered { changes } => {
-                        tracing::info!(changed = changes.len(), "recovered after a re-handshake");
-                    }
-                    FeedEvent::LoggedInAgain { changes } => {
-                        tracing::info!(changed = changes.len(), "logged in again and recovered");
-                    }
-                    FeedEvent::RecoveryFailed(e) => {
-                        tracing::warn!("recovery failed; calls may be stale: {e}");
-                    }
-                    FeedEvent::Session(_) => {}
-                    FeedEvent::Call { raw, .. }
-                    | FeedEvent::Device { raw, .. }
-                    | FeedEvent::GwsError { raw, .. }
-                    | FeedEvent::Other { raw, .. } => return Next::Line(raw),
+                    FeedEvent::Message(raw) => return Next::Line(raw),
                     _ => {}
                 }
             },
@@ -223,7 +210,9 @@ async fn open_gws(
             }
         }
     }
+    // tail prints every message as received: no coalescing.
     let mut builder = CallFeed::builder(base, credentials)
+        .delivery(Delivery::Messages)
         .devices(devices)
         .max_network_delay(max_delay);
     if let Some(mut recorder) = recorder(args)? {
