@@ -111,7 +111,7 @@ fn bench(c: &mut Criterion) {
             let mut store = CallStore::new();
             for l in &lines {
                 for m in &calls_in_batch(l).unwrap() {
-                    black_box(store.apply(m, now).map(|a| a.change()));
+                    black_box(store.apply(m, now).map(|mut a| a.change()));
                 }
             }
             assert_eq!(store.len(), CALLS / 2);
@@ -126,7 +126,7 @@ fn bench(c: &mut Criterion) {
                 for l in &lines {
                     for msg in Message::parse_batch(l).unwrap() {
                         if let Notification::Call(m) = wire::decode(&msg).unwrap() {
-                            black_box(store.apply(&m, now).map(|a| a.change()));
+                            black_box(store.apply(&m, now).map(|mut a| a.change()));
                         }
                     }
                 }
@@ -170,7 +170,7 @@ fn bench(c: &mut Criterion) {
                         continue;
                     };
                     for m in &calls {
-                        if let Some(applied) = store.apply(m, now) {
+                        if let Some(mut applied) = store.apply(m, now) {
                             serde_json::to_writer(&mut out, &applied.change()).unwrap();
                             out.push(b'\n');
                         }

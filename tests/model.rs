@@ -48,7 +48,7 @@ fn apply_at(
 ) -> Option<CallChange> {
     let text = msg.call_text();
     let call = CallNotification::from_call_text(&text, msg.notification_type.clone()).unwrap();
-    store.apply(&call, now).map(|applied| applied.change())
+    store.apply(&call, now).map(|mut applied| applied.change())
 }
 
 fn apply(store: &mut CallStore, msg: &CallStateChangeMessage) -> Option<CallChange> {

@@ -49,7 +49,7 @@ async fn replayed_and_live_stores_are_identical() {
             .expect("every message arrives")
             .expect("the stream goes on");
         if let Notification::Call(call) = wire::decode(&m).expect("decodes") {
-            live_changes.extend(live.apply(&call, Instant::now()).map(|a| a.change()));
+            live_changes.extend(live.apply(&call, Instant::now()).map(|mut a| a.change()));
         }
     }
     client.disconnect().await;

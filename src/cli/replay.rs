@@ -58,7 +58,7 @@ fn replay(args: &ReplayArgs) -> fixture::Result<Vec<u8>> {
                     let applied = store.apply(call, now);
                     if !args.snapshot {
                         // The snapshot needs no diffs: only the changes are worked out.
-                        if let Some(applied) = applied {
+                        if let Some(mut applied) = applied {
                             write_json_line(&mut out, &applied.change());
                         }
                     }

@@ -170,7 +170,7 @@ impl Feed {
                 self.touched.insert(call.call_id().to_owned());
             }
             let mut store = lock(&self.store);
-            if let Some(applied) = store.apply(call, std::time::Instant::now()) {
+            if let Some(mut applied) = store.apply(call, std::time::Instant::now()) {
                 if self.opening.delivery == Delivery::Changes {
                     let change = applied.change();
                     lock(&self.shared.queue).push_change(

@@ -79,6 +79,34 @@ impl UserDataDiff {
         if old.is_empty() && new.is_empty() {
             return diff;
         }
+        // The other usual case, values updated in place: the same keys in the same order,
+        // none twice, so each key has one value on each side and alignment is pairing.
+        let key = |p: &(K, V)| p.0.as_ref().to_owned();
+        let in_place = old.len() == new.len()
+            && old
+                .iter()
+                .zip(new)
+                .all(|(a, b)| a.0.as_ref() == b.0.as_ref())
+            && old
+                .iter()
+                .enumerate()
+                .all(|(i, a)| old[..i].iter().all(|b| a.0.as_ref() != b.0.as_ref()));
+        if in_place {
+            for (a, b) in old.iter().zip(new).filter(|(a, b)| !a.1.same(&b.1)) {
+                diff.changed.push(ChangedPair {
+                    key: key(a),
+                    old: a.1.to_value(),
+                    new: b.1.to_value(),
+                });
+            }
+            return diff;
+        }
+        UserDataDiff::aligned(old, new)
+    }
+
+    /// The diff with every key's values aligned: the general case.
+    fn aligned<K: AsRef<str>, V: DiffValue>(old: &[(K, V)], new: &[(K, V)]) -> UserDataDiff {
+        let mut diff = UserDataDiff::default();
         // Keys in order of first appearance, old first; lists are short, so linear search.
         let mut keys: Vec<&str> = Vec::new();
         for (k, _) in old.iter().chain(new) {
@@ -222,6 +250,30 @@ mod tests {
 
     fn json(d: &UserDataDiff) -> String {
         serde_json::to_string(d).unwrap()
+    }
+
+    proptest::proptest! {
+        /// Skipping the common ends, and pairing values updated in place, give what
+        /// aligning the rest gives.
+        #[test]
+        fn the_shortcuts_give_the_aligned_diff(
+            old in proptest::collection::vec((0u8..3, 0i64..3), 0..7),
+            new in proptest::collection::vec((0u8..3, 0i64..3), 0..7),
+        ) {
+            let pairs = |v: &[(u8, i64)]| -> Vec<(String, Value)> {
+                v.iter().map(|(k, n)| (format!("K{k}"), Value::from(*n))).collect()
+            };
+            let (old, new) = (pairs(&old), pairs(&new));
+            let same = |a: &(String, Value), b: &(String, Value)| a == b;
+            let prefix = old.iter().zip(&new).take_while(|(a, b)| same(a, b)).count();
+            let (o, n) = (&old[prefix..], &new[prefix..]);
+            let suffix = o.iter().rev().zip(n.iter().rev()).take_while(|(a, b)| same(a, b)).count();
+            let (o, n) = (&o[..o.len() - suffix], &n[..n.len() - suffix]);
+            proptest::prop_assert_eq!(
+                UserDataDiff::between_pairs(&old, &new),
+                UserDataDiff::aligned(o, n)
+            );
+        }
     }
 
     #[test]

@@ -87,7 +87,7 @@ where
             };
             match wire::decode(&msg) {
                 Ok(Notification::Call(call)) => {
-                    if let Some(applied) = this.store.apply(&call, Instant::now()) {
+                    if let Some(mut applied) = this.store.apply(&call, Instant::now()) {
                         return Poll::Ready(Some(Ok(applied.change())));
                     }
                 }

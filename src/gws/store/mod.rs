@@ -7,6 +7,7 @@
 //! | `changes` | [`Changes`]: a stream of Bayeux messages turned into a stream of changes |
 
 mod changes;
+mod members;
 mod ordered;
 
 use std::borrow::Cow;
@@ -20,6 +21,7 @@ use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
 pub use self::changes::{Changes, MessageItem};
+use self::members::Members;
 use self::ordered::OrderedMap;
 use super::model::diff::{JsonText, UserDataDiff};
 use super::model::{Call, CallState, NotificationType};
@@ -100,6 +102,10 @@ pub struct Applied<'a> {
     removed: bool,
     old_user_data: Option<&'a str>,
     new_user_data: Option<&'a str>,
+    /// Where the old `userData`'s members are, when the store knew.
+    old_members: Option<Members>,
+    /// Where the call's entry keeps its members, to fill for the next diff.
+    cache: Option<&'a mut Option<Members>>,
 }
 
 impl Applied<'_> {
@@ -141,14 +147,22 @@ impl Applied<'_> {
     }
 
     /// The whole change, user-data diff included.
-    pub fn change(&self) -> CallChange {
+    pub fn change(&mut self) -> CallChange {
+        let old = self.old_user_data.map(|t| (t, self.old_members.as_deref()));
+        let (user_data, members) = match (old, self.new_user_data) {
+            (Some((a, _)), Some(b)) if a == b => (UserDataDiff::default(), self.old_members.take()),
+            (old, new) => members::diff(old, new),
+        };
+        if let Some(cache) = self.cache.as_deref_mut() {
+            *cache = members;
+        }
         CallChange {
             call_id: self.call_id.to_owned(),
             origin: self.origin,
             notification_type: self.notification_type.cloned(),
             new: self.new,
             state: self.state.clone(),
-            user_data: user_data_diff(self.old_user_data, self.new_user_data),
+            user_data,
             removed: self.removed,
         }
     }
@@ -211,6 +225,8 @@ struct Entry {
     released_at: Option<Instant>,
     /// Boxed: most stores (replay, say) never ask for it, and a `Call` is large.
     typed: OnceLock<Box<Call>>,
+    /// Where the members of `userData` are, once a diff has read them.
+    members: Option<Members>,
 }
 
 impl Entry {
@@ -323,7 +339,7 @@ impl CallStore {
         let completed = state == Some(&CallState::Completed);
         let released = state == Some(&CallState::Released);
         let id = msg.call_id();
-        let Some(entry) = self.calls.get_mut(id) else {
+        let Some(at) = self.calls.find(id) else {
             // A call first seen as `Completed` never enters the store.
             if completed {
                 return None;
@@ -337,9 +353,13 @@ impl CallStore {
                     last: msg.notification_type().cloned(),
                     released_at: released.then_some(now),
                     typed: OnceLock::new(),
+                    members: None,
                 },
             );
+            let cache = self.calls.get_mut(id).map(|e| &mut e.members);
             return Some(Applied {
+                old_members: None,
+                cache,
                 call_id: id,
                 origin: ChangeOrigin::Notification,
                 old_text: None,
@@ -355,6 +375,7 @@ impl CallStore {
                 new_user_data: msg.user_data_text(),
             });
         };
+        let entry = self.calls.at_mut(at)?;
         if entry.last.as_ref() == msg.notification_type() && entry.text == msg.call_text() {
             return None;
         }
@@ -363,11 +384,14 @@ impl CallStore {
             to: state.cloned(),
         });
         let old_user_data = entry.user_data.clone();
+        let old_members = entry.members.take();
+        let mut cache = None;
         if completed {
-            if let Some(gone) = self.calls.remove(id) {
+            if let Some(gone) = self.calls.remove_at(at) {
                 self.previous = gone.text;
             }
         } else {
+            let entry = self.calls.at_mut(at)?;
             // The old text moves to `previous`, for the diff; its buffer takes the new one.
             std::mem::swap(&mut entry.text, &mut self.previous);
             entry.text.clear();
@@ -385,8 +409,11 @@ impl CallStore {
                 entry.last = msg.notification_type().cloned();
             }
             entry.typed = OnceLock::new();
+            cache = Some(&mut entry.members);
         }
         Some(Applied {
+            old_members,
+            cache,
             call_id: id,
             origin: ChangeOrigin::Notification,
             old_text: Some(self.previous.as_str()),
@@ -437,7 +464,7 @@ impl CallStore {
                 continue;
             }
             if let Some(applied) = self.apply(&msg, now) {
-                let applied = applied.with_origin(origin);
+                let mut applied = applied.with_origin(origin);
                 out.push(Reconciled {
                     change: applied.change(),
                     previous: applied.previous_text().map(str::to_owned),
@@ -486,6 +513,7 @@ impl CallStore {
                     last: None,
                     released_at: None,
                     typed: std::mem::take(&mut e.typed),
+                    members: None,
                 };
                 gone.push(entry.into_call());
                 false

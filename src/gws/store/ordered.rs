@@ -42,6 +42,23 @@ impl<V> OrderedMap<V> {
         self.slots.get_mut(i)?.as_mut().map(|(_, v)| v)
     }
 
+    /// Where the entry under `key` is, for [`at_mut`](Self::at_mut) and
+    /// [`remove_at`](Self::remove_at) (valid until the map is next changed).
+    pub(crate) fn find(&self, key: &str) -> Option<usize> {
+        self.index.get(key).copied()
+    }
+
+    /// The entry [`find`](Self::find) returned `i` for.
+    pub(crate) fn at_mut(&mut self, i: usize) -> Option<&mut V> {
+        self.slots.get_mut(i)?.as_mut().map(|(_, v)| v)
+    }
+
+    /// Removes the entry [`find`](Self::find) returned `i` for.
+    pub(crate) fn remove_at(&mut self, i: usize) -> Option<V> {
+        let key = self.slots.get(i)?.as_ref()?.0.clone();
+        self.remove(&key)
+    }
+
     /// Inserts `value` under `key`: in place when the key is present, else last.
     pub(crate) fn insert(&mut self, key: String, value: V) {
         if let Some(slot) = self.get_mut(&key) {

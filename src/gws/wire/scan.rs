@@ -639,6 +639,61 @@ pub(crate) fn for_each_member<'a>(
     s.end().ok()
 }
 
+/// One member of an object text, by position: its key token (quotes included) and its value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub(crate) key: Range<usize>,
+    pub(crate) escaped: bool,
+    pub(crate) value: Range<usize>,
+}
+
+/// The members of the object `obj` (the whole text) by position, in order, duplicates kept;
+/// `None` when `obj` is not one JSON object.
+pub(crate) fn spans(obj: &str) -> Option<Vec<Span>> {
+    let mut s = Scanner::new(obj);
+    if s.peek() != Some(b'{') {
+        return None;
+    }
+    s.bump();
+    let mut out = Vec::with_capacity(16);
+    let mut first = true;
+    while let Some(key) = s.next_key(&mut first).ok()? {
+        let value = s.skip_value().ok()?;
+        out.push(Span {
+            key: key.start..key.end,
+            escaped: key.escaped,
+            value,
+        });
+    }
+    s.end().ok()?;
+    Some(out)
+}
+
+/// The members of the object `obj` whose keys start before `to`, scanned from `from`: just
+/// after the `{` (`first`) or the end of a member's value. `None` when the text there is
+/// not members of an object.
+pub(crate) fn spans_in(obj: &str, from: usize, to: usize, first: bool) -> Option<Vec<Span>> {
+    let mut s = Scanner {
+        text: obj,
+        pos: from,
+        error: None,
+    };
+    let mut out = Vec::new();
+    let mut first = first;
+    while let Some(key) = s.next_key(&mut first).ok()? {
+        if key.start >= to {
+            break;
+        }
+        let value = s.skip_value().ok()?;
+        out.push(Span {
+            key: key.start..key.end,
+            escaped: key.escaped,
+            value,
+        });
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
