@@ -164,12 +164,13 @@ pub struct Row {
     pub server: String,
     /// [`Fault::name`].
     pub fault: String,
-    /// Messages (or notifications) published during the phase and never received.
-    pub lost: u64,
+    /// Messages published during the phase and never received (`None` for a feed: it
+    /// hands out call changes, not messages).
+    pub lost: Option<u64>,
     /// Received more than once.
-    pub duplicated: u64,
+    pub duplicated: Option<u64>,
     /// Received after a later one.
-    pub reordered: u64,
+    pub reordered: Option<u64>,
     /// Gap events reported while the phase lasted (and until the next one).
     pub gaps: u64,
     /// Connection-lost events in the phase.
@@ -181,6 +182,11 @@ pub struct Row {
     pub recovery: Option<Duration>,
 }
 
+/// A count, or `-` when it does not apply.
+fn count(n: Option<u64>) -> String {
+    n.map_or("-".to_owned(), |n| n.to_string())
+}
+
 impl Row {
     /// Prints the row as one `FAULT-SUITE` line.
     pub fn print(&self) {
@@ -189,9 +195,9 @@ impl Row {
             "FAULT-SUITE | {:<12} | {:<16} | lost {:>4} | dup {:>3} | reord {:>3} | gaps {:>3} | heals {:>3} | outages {:>3} | recovery_ms {:>5} |",
             self.server,
             self.fault,
-            self.lost,
-            self.duplicated,
-            self.reordered,
+            count(self.lost),
+            count(self.duplicated),
+            count(self.reordered),
             self.gaps,
             self.heals,
             self.outages,
