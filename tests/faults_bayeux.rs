@@ -339,8 +339,8 @@ enum Peer {
 }
 
 impl Peer {
-    async fn start(self_is_node: bool, ack: bool) -> Peer {
-        if self_is_node {
+    async fn start(on_node: bool, ack: bool) -> Peer {
+        if on_node {
             return Peer::Node(node(ack, HOLD_MS).await);
         }
         #[cfg(feature = "sim")]
@@ -840,16 +840,17 @@ async fn after_a_15_s_outage_messages_flow_again_within_3_s() {
 // (no successful connect reply) for longer than `timeout + interval + maxInterval`, on the
 // grounds that the server has expired the session by then. But a server restarts its
 // maxInterval clock whenever it *writes* a connect reply (cometd-nodejs-server:
-// `_scheduleExpiration` in `finish`; CometD Java likewise), and a reply that is cut on the way
+// `_scheduleExpiration`, called when a reply is finished), and a reply that is cut on the way
 // was written: the client saw its HTTP head. So while every reply is cut (a flaky proxy), the
 // server keeps the session and, with the acknowledged-messages extension, every message
 // unacknowledged, yet the client walks away from it after `timeout + maxInterval` and
 // everything the old session held is lost (reported as a `Rehandshake` gap, so not silent,
 // but a loss the extension was there to prevent).
 //
-// Fix proposed: count "unconnected" from the last time a connect reply *started* (its head
-// arrived: the server wrote it and restarted its clock), not from the last successful one;
-// e.g. the driver tells the session when a long-poll reply's head arrives
+// Fix proposed: count "unconnected" from the last time a connect reply *started* (its 2xx
+// head arrived: the server wrote it and restarted its clock; a proxy's error status proves
+// nothing), not from the last successful one; e.g. the driver tells the session when a
+// long-poll reply's 2xx head arrives
 // (`Session::reply_started(id, now)` setting `last_heard`), and `connect_failed` uses
 // `max(last_success, last_heard)`. Failures with no head (refused, timed out before the
 // head) keep today's rule, and a server that did expire the session answers `402`, which

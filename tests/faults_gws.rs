@@ -195,7 +195,7 @@ impl Driver {
         let ops = Arc::new(AtomicU64::new(0));
         let (g, o) = (gate.clone(), ops.clone());
         let task = tokio::spawn(async move {
-            let mut rng = fastrand_seed(seed);
+            let mut rng = seeded(seed);
             loop {
                 {
                     let _running = g.lock().await;
@@ -224,11 +224,13 @@ impl Drop for Driver {
     }
 }
 
-/// A small xorshift generator: the driver needs no more, and the test crate has no RNG.
-fn fastrand_seed(seed: u64) -> u64 {
+/// The state of a small xorshift generator (never 0): the driver needs no more, and tests
+/// have no RNG crate of their own.
+fn seeded(seed: u64) -> u64 {
     seed | 1
 }
 
+/// A number in `0..n` from the xorshift generator `rng`.
 fn roll(rng: &mut u64, n: u64) -> u64 {
     *rng ^= *rng << 13;
     *rng ^= *rng >> 7;
