@@ -240,6 +240,7 @@ async fn server_options_are_passed_to_the_node_server() -> TestResult {
             timeout_ms: Some(1500),
             interval_ms: Some(7),
             max_interval_ms: Some(4000),
+            ack: false,
         };
         let node = CometdNode::start_with(options).await?;
         let mut peer = RawBayeux::new(node.url())?;

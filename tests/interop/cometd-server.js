@@ -3,18 +3,25 @@
 // 127.0.0.1, for the interop tests and the `tail` benchmark.
 //
 // Usage: node tests/interop/cometd-server.js [--port N] [--timeout MS] [--interval MS]
-//                                            [--max-interval MS] [--log-level info|debug]
-//                                            [--no-stdin-exit]
+//                                            [--max-interval MS] [--ack]
+//                                            [--log-level info|debug] [--no-stdin-exit]
 // Port 0 (the default, or env COMETD_PORT) picks a free port. When ready, prints exactly one
 // line `LISTENING <port>` on stdout; everything else goes to stderr.
 //
+// `--ack` registers the package's AcknowledgedMessagesExtension
+// (`cometd-nodejs-server/ack-extension`): clients that handshake with `ext:{ack:true}` get
+// `ext:{ack:true}` back, every /meta/connect reply carries `ext:{ack:<batch>}`, and messages
+// are delivered (again) on connect replies only until a connect acknowledges their batch.
+// Without it the server ignores `ext.ack` and a lost reply is lost.
+//
 // Bayeux is served at /cometd (and /cometd/<anything>, for clients that append /handshake,
 // /connect, ...). A control API on the same server drives the tests:
-//   POST /control/publish?channel=/x&count=N&size=300
-//        publishes N server-side messages {"seq":i,"pad":"..."} in order, each data object
-//        serialized to `size` bytes (or just larger when `size` is too small). With a JSON
-//        request body, publishes that body as the data instead, N times (default 1).
-//        Replies {"published":N}.
+//   POST /control/publish?channel=/x&count=N&size=300[&start=K][&big=I&bigSize=B]
+//        publishes N server-side messages {"seq":i,"pad":"..."} in order, i = K..K+N (K
+//        defaults to 0), each data object serialized to `size` bytes (or just larger when
+//        `size` is too small); the message with seq I, if any, is `bigSize` bytes instead.
+//        With a JSON request body, publishes that body as the data instead, N times
+//        (default 1). Replies {"published":N}.
 //   POST /control/forget
 //        removes every session as an expiry would, and wakes a held /meta/connect so its
 //        client comes back at once and gets `402::session_unknown`. Replies {"forgotten":N}.
@@ -25,7 +32,7 @@
 //   GET  /control/received?channel=/x
 //        data of the messages clients published on /x, in arrival order (at most 100 000).
 //   GET  /control/options
-//        the effective timeout, interval and maxInterval.
+//        the effective timeout, interval and maxInterval, and whether `ack` is on.
 // Exits on SIGTERM/SIGINT and when stdin closes, so a crashed test never leaves it running.
 'use strict';
 
@@ -42,6 +49,7 @@ const { values: args } = parseArgs({
         timeout: { type: 'string' },
         interval: { type: 'string' },
         'max-interval': { type: 'string' },
+        ack: { type: 'boolean', default: false },
         'log-level': { type: 'string', default: 'info' },
         'no-stdin-exit': { type: 'boolean', default: false },
     },
@@ -63,6 +71,11 @@ if (args.interval !== undefined) options.interval = intArg('interval', args.inte
 if (args['max-interval'] !== undefined) options.maxInterval = intArg('max-interval', args['max-interval']);
 
 const server = cometd.createCometDServer(options);
+if (args.ack) {
+    // A sub-path of the package (it has no `exports` map), as its own tests load it.
+    const { AcknowledgedMessagesExtension } = require('cometd-nodejs-server/ack-extension');
+    server.addExtension(new AcknowledgedMessagesExtension());
+}
 
 // The server keeps its sessions private; track them through its public events.
 const sessions = new Map();
@@ -123,14 +136,19 @@ function publish(url, body, response) {
             return reply(response, 400, { error: 'body is not JSON: ' + e.message });
         }
     }
-    const count = Number(url.searchParams.get('count') ?? '1');
-    const size = Number(url.searchParams.get('size') ?? '300');
-    if (!Number.isInteger(count) || count < 0 || !Number.isInteger(size) || size < 0) {
-        return reply(response, 400, { error: 'count and size must be non-negative integers' });
+    const number = (name, fallback) => Number(url.searchParams.get(name) ?? fallback);
+    const count = number('count', '1');
+    const size = number('size', '300');
+    const start = number('start', '0');
+    const big = number('big', '-1');
+    const bigSize = number('bigSize', '0');
+    const natural = n => Number.isInteger(n) && n >= 0;
+    if (![count, size, start, bigSize].every(natural) || !Number.isInteger(big)) {
+        return reply(response, 400, { error: 'count, size, start, big and bigSize must be non-negative integers' });
     }
     const ch = server.createServerChannel(channel);
-    for (let i = 0; i < count; ++i) {
-        ch.publish(null, data === null ? paddedData(i, size) : data);
+    for (let seq = start; seq < start + count; ++seq) {
+        ch.publish(null, data === null ? paddedData(seq, seq === big ? bigSize : size) : data);
     }
     reply(response, 200, { published: count });
 }
@@ -177,6 +195,7 @@ function control(request, response, url) {
                     timeout: o.timeout ?? 30000,
                     interval: o.interval ?? 0,
                     maxInterval: o.maxInterval ?? 10000,
+                    ack: args.ack,
                 });
             }
             default: return reply(response, 404, { error: 'no such control route: ' + route });

@@ -49,7 +49,7 @@ fn err(msg: impl Into<String>) -> HarnessError {
 }
 
 /// Server settings; `None` keeps the server's default (timeout 30 000 ms, interval 0 ms,
-/// maxInterval 10 000 ms).
+/// maxInterval 10 000 ms); `ack` is off by default.
 #[derive(Debug, Clone, Default)]
 pub struct NodeOptions {
     /// How long the server holds a `/meta/connect`, in ms.
@@ -58,6 +58,22 @@ pub struct NodeOptions {
     pub interval_ms: Option<u64>,
     /// How long a session lives without a `/meta/connect`, in ms.
     pub max_interval_ms: Option<u64>,
+    /// Register the package's `AcknowledgedMessagesExtension` (`--ack`): clients that ask
+    /// for it get lost or cut connect replies redelivered.
+    pub ack: bool,
+}
+
+/// A numbered run of server-side messages for [`CometdNode::publish_seq`].
+#[derive(Debug, Clone, Copy)]
+pub struct Numbered {
+    /// The first `seq`.
+    pub start: u64,
+    /// How many messages (`seq` = `start`..`start + count`).
+    pub count: usize,
+    /// Bytes of each data object's JSON.
+    pub size: usize,
+    /// One message, by `seq`, of another size: `(seq, bytes)`.
+    pub big: Option<(u64, usize)>,
 }
 
 /// What `GET /control/sessions` reports.
@@ -149,6 +165,31 @@ impl CometdNode {
         let req = self.http.post(url).query(&query);
         let reply: serde_json::Value = self.send(req, "publish").await?;
         expect_count(&reply, "published", count)
+    }
+
+    /// Publishes the messages `{"seq":i,"pad":"..."}` that `run` describes on `channel`,
+    /// server-side, in order, in one control request (the server publishes them without
+    /// doing I/O in between).
+    pub async fn publish_seq(&self, channel: &str, run: Numbered) -> Result<()> {
+        let mut query = vec![
+            ("channel", channel.to_string()),
+            ("count", run.count.to_string()),
+            ("size", run.size.to_string()),
+            ("start", run.start.to_string()),
+        ];
+        if let Some((seq, bytes)) = run.big {
+            query.push(("big", seq.to_string()));
+            query.push(("bigSize", bytes.to_string()));
+        }
+        let req = self.http.post(self.control("publish")).query(&query);
+        let reply: serde_json::Value = self.send(req, "publish").await?;
+        expect_count(&reply, "published", run.count)
+    }
+
+    /// The server's effective settings, as `GET /control/options` reports them.
+    pub async fn options(&self) -> Result<serde_json::Value> {
+        let req = self.http.get(self.control("options"));
+        self.send(req, "options").await
     }
 
     /// Publishes `data` once on `channel`, server-side.
@@ -369,6 +410,9 @@ async fn spawn(port: u16, options: &NodeOptions) -> Result<(Child, ChildStdin, u
         if let Some(v) = value {
             cmd.arg(flag).arg(v.to_string());
         }
+    }
+    if options.ack {
+        cmd.arg("--ack");
     }
     // Closing stdin (on drop, or if this process dies) stops the server too.
     cmd.current_dir(&root)
