@@ -22,12 +22,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use gws_cometd::bayeux::SessionEvent;
 use gws_cometd::gws::rest::Credentials;
-use gws_cometd::gws::{CallFeed, FeedEvent};
+use gws_cometd::gws::{CallFeed, Delivery, FeedEvent, CALLS_CHANNEL};
 use gws_cometd::sim::gws::GwsSimConfig;
 use gws_cometd::sim::{GwsServerConfig, GwsSimServer, SimConfig};
-use gws_cometd::ClientEvent;
 use serde_json::value::RawValue;
 
 /// Heap bytes live, allocated by threads of the feeds' runtime.
@@ -284,23 +282,13 @@ fn run(config: &Config) -> Result<(), String> {
 }
 
 async fn connect(base: String, user: String) -> Result<CallFeed, String> {
-    let mut feed = CallFeed::builder(base, Credentials::new(user.clone(), PASSWORD))
+    // Every notification counted as it came: no coalescing. `connect` returns once the
+    // feed is subscribed and caught up.
+    CallFeed::builder(base, Credentials::new(user.clone(), PASSWORD))
+        .delivery(Delivery::Messages)
         .connect()
         .await
-        .map_err(|e| format!("{user}: {e}"))?;
-    let subscribed = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(ev) = feed.next().await {
-            if let FeedEvent::Session(ClientEvent::Session(SessionEvent::Subscribed { .. })) = ev {
-                return true;
-            }
-        }
-        false
-    })
-    .await;
-    match subscribed {
-        Ok(true) => Ok(feed),
-        _ => Err(format!("{user}: not subscribed")),
-    }
+        .map_err(|e| format!("{user}: {e}"))
 }
 
 async fn follow(
@@ -314,7 +302,7 @@ async fn follow(
     let mut seen = 0;
     while seen < expected {
         match feed.next().await {
-            Some(FeedEvent::Call { raw, .. }) => {
+            Some(FeedEvent::Message(raw)) if raw.channel == CALLS_CHANNEL => {
                 let mine = raw.data.as_deref().is_some_and(|d| d.get().contains(&dnis));
                 if !mine {
                     foreign.fetch_add(1, Ordering::Relaxed);

@@ -1,6 +1,6 @@
 //! Decode + apply over a generated 200 000-message fixture (~1 KB per message, 2 000 calls),
 //! against the floor of validating the same bytes with serde_json into `IgnoredAny`, in the
-//! same run. Both `replay` modes read each line with `Reader::next_calls` (the one wire
+//! same run. Both `replay` modes read each line with `Reader::next_item` (the one wire
 //! decoder) and reduce with `CallStore::apply`; `replay --snapshot` never asks for the
 //! changes, plain `replay` works out each one (its user-data diff) and writes it.
 //!
@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gws_cometd::bayeux::Message;
-use gws_cometd::fixture::Reader;
+use gws_cometd::fixture::{Item, Reader};
 use gws_cometd::gws::wire::{self, calls_in_batch, calls_in_text, Notification};
 use gws_cometd::gws::CallStore;
 
@@ -147,9 +147,11 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut r = Reader::open(&path).unwrap();
             let mut store = CallStore::new();
-            while let Some(line) = r.next_calls() {
-                for m in &line.unwrap().1 {
-                    black_box(store.apply(m, now).is_some());
+            while let Some(line) = r.next_item() {
+                if let (_, Item::Calls(calls)) = line.unwrap() {
+                    for m in &calls {
+                        black_box(store.apply(m, now).is_some());
+                    }
                 }
             }
             let out = serde_json::to_vec(&store.snapshot()).unwrap();
@@ -163,8 +165,11 @@ fn bench(c: &mut Criterion) {
                 let mut r = Reader::open(&path).unwrap();
                 let mut store = CallStore::new();
                 let mut out = Vec::new();
-                while let Some(line) = r.next_calls() {
-                    for m in &line.unwrap().1 {
+                while let Some(line) = r.next_item() {
+                    let (_, Item::Calls(calls)) = line.unwrap() else {
+                        continue;
+                    };
+                    for m in &calls {
                         if let Some(applied) = store.apply(m, now) {
                             serde_json::to_writer(&mut out, &applied.change()).unwrap();
                             out.push(b'\n');

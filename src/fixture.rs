@@ -30,6 +30,9 @@ use std::path::{Path, PathBuf};
 use futures::Stream;
 
 use crate::bayeux::Message;
+use serde_json::value::RawValue;
+
+use crate::gws::store::ChangeOrigin;
 use crate::gws::wire::{self, CallNotification};
 use crate::gws::DecodeError;
 
@@ -207,17 +210,22 @@ impl<R: BufRead> Reader<R> {
         )
     }
 
-    /// The call notifications of the next non-blank line, read in one pass and borrowed
-    /// from it, with the line's number; `None` at the end of the file. A line that is not a
-    /// Bayeux reply body, or a call notification that does not fit the model, is an error
-    /// naming the file, the line and the column.
-    pub fn next_calls(&mut self) -> Option<Result<(usize, Vec<CallNotification<'_>>)>> {
+    /// What the next non-blank line holds for a call store, with the line's number: its
+    /// call notifications (read in one pass and borrowed from it), or a snapshot of the
+    /// server's calls; `None` at the end of the file. A line that is not a Bayeux reply body,
+    /// or a call notification that does not fit the model, is an error naming the file, the
+    /// line and the column.
+    pub fn next_item(&mut self) -> Option<Result<(usize, Item<'_>)>> {
         if let Err(e) = self.advance()? {
             return Some(Err(e));
         }
+        let item = if self.buf.starts_with(SNAPSHOT_PREFIX) {
+            read_snapshot(&self.buf).map(Item::Snapshot)
+        } else {
+            wire::calls_in_text(&self.buf).map(Item::Calls)
+        };
         Some(
-            wire::calls_in_text(&self.buf)
-                .map(|calls| (self.line, calls))
+            item.map(|item| (self.line, item))
                 .map_err(|e| FixtureError::parse(&self.path, self.line, &e)),
         )
     }
@@ -226,6 +234,76 @@ impl<R: BufRead> Reader<R> {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// What one fixture line holds for a [`CallStore`](crate::gws::CallStore).
+#[derive(Debug)]
+pub enum Item<'a> {
+    /// The call notifications of a reply body, borrowed from the line (possibly none).
+    Calls(Vec<CallNotification<'a>>),
+    /// What a feed read of the server's calls.
+    Snapshot(Snapshot),
+}
+
+/// A read of the server's calls, as a [`CallFeed`](crate::gws::CallFeed) records it: apply
+/// it with [`CallStore::reconcile`](crate::gws::CallStore::reconcile), leaving `kept`
+/// alone, to get the changes the feed reported.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Catch-up or heal.
+    pub origin: ChangeOrigin,
+    /// Each call's text as the server listed it.
+    pub calls: Vec<Box<RawValue>>,
+    /// Calls a notification touched while the list was read: the feed left them as they
+    /// were.
+    pub kept: Vec<String>,
+}
+
+/// The channels of the snapshot lines: not Bayeux channels any server uses.
+const CATCH_UP_CHANNEL: &str = "/gws-cometd/catch-up";
+const HEAL_CHANNEL: &str = "/gws-cometd/heal";
+/// How every snapshot line starts (the feed writes it so).
+const SNAPSHOT_PREFIX: &str = r#"{"channel":"/gws-cometd/"#;
+
+/// The fixture line recording a read of the server's calls: a Bayeux message on
+/// `/gws-cometd/catch-up` or `/gws-cometd/heal` whose data is
+/// `{"calls":[...],"kept":[...]}`, the calls exactly as the server listed them.
+pub fn snapshot_line(origin: ChangeOrigin, calls: &[Box<RawValue>], kept: &[String]) -> String {
+    let channel = match origin {
+        ChangeOrigin::CatchUp => CATCH_UP_CHANNEL,
+        _ => HEAL_CHANNEL,
+    };
+    let calls: Vec<&str> = calls.iter().map(|c| c.get()).collect();
+    let kept: Vec<String> = kept.iter().map(|k| crate::json::quote(k)).collect();
+    format!(
+        r#"{{"channel":"{channel}","data":{{"calls":[{}],"kept":[{}]}}}}"#,
+        calls.join(","),
+        kept.join(",")
+    )
+}
+
+fn read_snapshot(line: &str) -> std::result::Result<Snapshot, DecodeError> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        channel: String,
+        data: Data,
+    }
+    #[derive(serde::Deserialize)]
+    struct Data {
+        calls: Vec<Box<RawValue>>,
+        #[serde(default)]
+        kept: Vec<String>,
+    }
+    let parsed: Line = serde_json::from_str(line).map_err(|e| DecodeError::from(&e))?;
+    let origin = match parsed.channel.as_str() {
+        CATCH_UP_CHANNEL => ChangeOrigin::CatchUp,
+        _ => ChangeOrigin::Heal,
+    };
+    Ok(Snapshot {
+        origin,
+        calls: parsed.data.calls,
+        kept: parsed.data.kept,
+    })
 }
 
 /// Yields the messages of every line in order, flattened; stops after the first error.

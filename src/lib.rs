@@ -80,25 +80,27 @@
 //! # #[cfg(feature = "sim")]
 //! # {
 //! use gws_cometd::gws::rest::Credentials;
-//! use gws_cometd::gws::{CallFeed, FeedEvent};
+//! use gws_cometd::gws::{CallEvent, CallFeed, FeedEvent};
 //! use gws_cometd::sim::{GwsServerConfig, GwsSimServer};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // The default scenario: a call rings, is answered, gets AccountNumber attached.
+//! // The default simulator: a living contact center, calls arriving every few seconds.
 //! let sim = GwsSimServer::start(GwsServerConfig::new("agent", "secret")).await?;
+//! // Connected, subscribed, and caught up with the calls already in progress.
 //! let mut feed = CallFeed::builder(sim.base_url(), Credentials::new("agent", "secret"))
 //!     .connect()
 //!     .await?;
 //! while let Some(event) = feed.next().await {
 //!     match event {
-//!         FeedEvent::Call { change: Some(change), .. } if !change.user_data.is_empty() => {
+//!         FeedEvent::Call(CallEvent { change, .. }) if !change.user_data.is_empty() => {
 //!             let store = feed.store();
 //!             let call = store.get(&change.call_id).expect("in the store");
 //!             assert!(call.user_data().get("AccountNumber").is_some());
 //!             break;
 //!         }
-//!         FeedEvent::Recovered { changes } => println!("recovered: {} changes", changes.len()),
+//!         FeedEvent::Gap { cause } => println!("may have missed messages: {cause}"),
+//!         FeedEvent::Healed { changes } => println!("healed: {changes} calls differed"),
 //!         _ => {}
 //!     }
 //! }

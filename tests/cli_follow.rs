@@ -12,22 +12,25 @@ use gws_cometd::sim::{SimConfig, SimServer};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout};
 
+/// Reads the next stdout line of a running child, exactly as written.
+async fn read_text_line(stdout: &mut BufReader<ChildStdout>) -> String {
+    let mut line = String::new();
+    let got = tokio::time::timeout(WAIT, stdout.read_line(&mut line))
+        .await
+        .expect("a line arrives")
+        .unwrap();
+    assert!(got > 0, "stdout ended");
+    line
+}
+
 /// Reads stdout lines of a running child until `n` were read.
 async fn read_lines(stdout: &mut BufReader<ChildStdout>, n: usize) -> Vec<serde_json::Value> {
-    let read = async {
-        let mut lines = Vec::new();
-        let mut line = String::new();
-        while lines.len() < n {
-            line.clear();
-            let got = stdout.read_line(&mut line).await.unwrap();
-            assert!(got > 0, "stdout ended after {lines:?}");
-            lines.push(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}")));
-        }
-        lines
-    };
-    tokio::time::timeout(WAIT, read)
-        .await
-        .expect("lines arrive")
+    let mut lines = Vec::new();
+    while lines.len() < n {
+        let line = read_text_line(stdout).await;
+        lines.push(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}")));
+    }
+    lines
 }
 
 /// A `watch` that has printed its catch-up: what the test does from now on is live.
@@ -39,7 +42,7 @@ struct Watching {
 async fn watch_caught_up(sim: &gws_cometd::sim::GwsSimServer, args: &[&str]) -> Watching {
     let mut child = gws_cmd(sim, "watch", args).spawn().unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let head = read_until(&mut stderr, "calls in progress").await;
+    let head = read_until(&mut stderr, "caught up with the server's calls").await;
     // Drained to the end, so the child never blocks on a full pipe.
     let stderr = tokio::spawn(async move {
         let mut rest = String::new();
@@ -59,15 +62,6 @@ impl Watching {
             .unwrap();
         (out, err)
     }
-}
-
-async fn wait_subscribed(sim: &gws_cometd::sim::GwsSimServer) {
-    assert!(
-        sim.bayeux()
-            .wait_for_subscribers("/v2/me/calls", 1, WAIT)
-            .await,
-        "the command subscribed"
-    );
 }
 
 /// Sends SIGTERM once the child's session is up; it must disconnect and exit 0.
@@ -98,21 +92,28 @@ async fn watch_prints_the_calls_in_progress_then_live_changes() {
     let sim = gws_sim().await;
     let id = sim.gws().ring_inbound("5115", "5001");
     sim.gws().answer(&id).unwrap();
-    let watching = watch_caught_up(&sim, &["--count", "2"]).await;
-    // Live: once the catch-up is printed, data is attached.
+    let mut watching = watch_caught_up(&sim, &["--count", "2"]).await;
+    let mut stdout = BufReader::new(watching.child.stdout.take().unwrap());
+    // Live: once the catch-up is printed (not before: a change of the same call not yet
+    // read would be merged into it), data is attached.
+    let mut lines = read_lines(&mut stdout, 1).await;
     let pairs = vec![(
         "AccountNumber".to_owned(),
         serde_json::value::RawValue::from_string(r#""12345""#.into()).unwrap(),
     )];
     sim.gws().attach_user_data(&id, pairs).unwrap();
+    lines.extend(read_lines(&mut stdout, 1).await);
     let (out, err) = watching.finish().await;
     assert!(out.status.success(), "{err}");
-    let lines = json_lines(&out);
-    assert_eq!(lines.len(), 2, "{}", text(&out.stdout));
     // The catch-up: the call as it already was.
     assert_eq!(lines[0]["callId"], id.as_str());
+    assert_eq!(lines[0]["origin"], "catchUp");
     assert_eq!(lines[0]["new"], true);
     assert_eq!(lines[0]["state"]["to"], "Established");
+    assert!(
+        lines[1].get("origin").is_none(),
+        "a live change has no origin"
+    );
     // Then the live change, in replay's format.
     assert_eq!(lines[1]["callId"], id.as_str());
     assert_eq!(lines[1]["notificationType"], "AttachedDataChanged");
@@ -120,7 +121,11 @@ async fn watch_prints_the_calls_in_progress_then_live_changes() {
         lines[1]["userData"],
         serde_json::json!({"added":[{"key":"AccountNumber","value":"12345"}]})
     );
-    assert!(err.contains("following 1 calls in progress"), "{err}");
+    let caught_up = err
+        .lines()
+        .find(|l| l.contains("caught up with the server's calls"))
+        .unwrap();
+    assert!(caught_up.contains("calls=1"), "{caught_up}");
 }
 
 #[tokio::test]
@@ -136,9 +141,9 @@ async fn watch_shows_gws_error_messages_on_stderr_only() {
     assert_eq!(lines[0]["callId"], id.as_str());
     let warn = err
         .lines()
-        .find(|l| l.contains("GWS ErrorMessage"))
+        .find(|l| l.contains("Hold failed"))
         .unwrap_or_else(|| panic!("{err}"));
-    assert!(warn.contains("WARN") && warn.contains("Hold failed") && warn.contains("42"));
+    assert!(warn.contains("WARN") && warn.contains("42"), "{warn}");
 }
 
 #[tokio::test]
@@ -146,46 +151,76 @@ async fn watch_record_then_replay_gives_the_same_lines() {
     let sim = gws_sim().await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("watch.jsonl");
-    let watching =
+    let mut watching =
         watch_caught_up(&sim, &["--count", "4", "--record", file.to_str().unwrap()]).await;
+    let mut stdout = BufReader::new(watching.child.stdout.take().unwrap());
+    // One step at a time, each seen before the next: changes of one call that arrive
+    // together are merged into one by watch (it never falls behind the session), while
+    // replay prints every notification's change.
     let id = sim.gws().ring_inbound("5115", "5001");
+    let mut watched = read_text_line(&mut stdout).await;
     sim.gws().answer(&id).unwrap();
+    watched += &read_text_line(&mut stdout).await;
     sim.gws().hold(&id).unwrap();
+    watched += &read_text_line(&mut stdout).await;
     sim.gws().hangup(&id).unwrap();
-    let (watched, err) = watching.finish().await;
-    assert!(watched.status.success(), "{err}");
-    assert_eq!(text(&watched.stdout).lines().count(), 4);
+    watched += &read_text_line(&mut stdout).await;
+    let (out, err) = watching.finish().await;
+    assert!(out.status.success(), "{err}");
+    let states: Vec<String> = watched
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["state"]["to"].to_string())
+        .collect();
+    assert_eq!(
+        states,
+        [
+            r#""Ringing""#,
+            r#""Established""#,
+            r#""Held""#,
+            r#""Released""#
+        ]
+    );
     let replayed = run(&mut cmd(&["replay", file.to_str().unwrap()])).await;
     assert!(replayed.status.success(), "{}", text(&replayed.stderr));
-    assert_eq!(text(&replayed.stdout), text(&watched.stdout));
+    assert_eq!(text(&replayed.stdout), watched);
 }
 
-/// The catch-up is in the recording too, so a replay starts with the same lines. Needs the
-/// feed of issue 10 (the catch-up snapshot recorded, and understood by `replay`).
+/// The catch-up is in the recording too, so a replay starts with the same lines.
 #[tokio::test]
-#[ignore = "needs the feed of issue 10: catch-up snapshots recorded and replayed"]
 async fn watch_record_then_replay_gives_the_same_lines_with_calls_in_progress() {
     let sim = gws_sim().await;
     let id = sim.gws().ring_inbound("5115", "5001");
     sim.gws().answer(&id).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("watch.jsonl");
-    let watching =
+    let mut watching =
         watch_caught_up(&sim, &["--count", "2", "--record", file.to_str().unwrap()]).await;
+    let mut stdout = BufReader::new(watching.child.stdout.take().unwrap());
+    let mut watched = read_text_line(&mut stdout).await;
+    assert!(watched.contains(r#""origin":"catchUp""#), "{watched}");
     sim.gws().hold(&id).unwrap();
-    let (watched, err) = watching.finish().await;
-    assert!(watched.status.success(), "{err}");
+    watched += &read_text_line(&mut stdout).await;
+    let (out, err) = watching.finish().await;
+    assert!(out.status.success(), "{err}");
     let replayed = run(&mut cmd(&["replay", file.to_str().unwrap()])).await;
     assert!(replayed.status.success(), "{}", text(&replayed.stderr));
-    assert_eq!(text(&replayed.stdout), text(&watched.stdout));
+    assert_eq!(text(&replayed.stdout), watched);
 }
 
 #[tokio::test]
 async fn sigterm_disconnects_and_exits_0_for_watch_and_tail() {
     let sim = gws_sim().await;
-    let watch = gws_cmd(&sim, "watch", &[]).spawn().unwrap();
-    wait_subscribed(&sim).await;
-    assert_sigterm_disconnects(watch, sim.bayeux(), "watch").await;
+    let watching = watch_caught_up(&sim, &[]).await;
+    let before = sim.bayeux().stats().disconnects;
+    sigterm(&watching.child);
+    let (out, err) = watching.finish().await;
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(
+        sim.bayeux().stats().disconnects,
+        before + 1,
+        "watch sent /meta/disconnect"
+    );
+    assert!(err.contains("SIGTERM"), "{err}");
 
     let tail = gws_cmd(&sim, "tail", &[]).spawn().unwrap();
     assert!(

@@ -4,10 +4,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use gws_cometd::bayeux::SessionEvent;
 use gws_cometd::gws::rest::{Credentials, RestError, UserValue};
 use gws_cometd::gws::Value;
-use gws_cometd::gws::{CallChange, CallFeed, FeedEvent};
+use gws_cometd::gws::{CallChange, CallEvent, CallFeed, ChangeOrigin, FeedEvent};
 use gws_cometd::sim::{GwsServerConfig, GwsSimServer, SimConfig};
 use gws_cometd::ClientEvent;
 
@@ -49,14 +48,14 @@ async fn until(
     .await
 }
 
-/// A connected feed whose `/v2/me/calls` subscription is confirmed.
+/// A connected feed: subscribed and caught up.
 async fn feed(sim: &GwsSimServer) -> CallFeed {
     let mut feed = CallFeed::builder(sim.base_url(), Credentials::new(USER, PASSWORD))
         .connect()
         .await
         .expect("feed connects");
-    until(&mut feed, "subscription", |e| {
-        matches!(e, FeedEvent::Session(ClientEvent::Session(SessionEvent::Subscribed { channel })) if channel.as_str() == "/v2/me/calls")
+    until(&mut feed, "the catch-up", |e| {
+        matches!(e, FeedEvent::Ready { .. })
     })
     .await;
     feed
@@ -67,15 +66,38 @@ async fn change_of(feed: &mut CallFeed, id: &str) -> CallChange {
     match until(
         feed,
         "a call change",
-        |e| matches!(e, FeedEvent::Call { change: Some(c), .. } if c.call_id == id),
+        |e| matches!(e, FeedEvent::Call(CallEvent { change, .. }) if change.call_id == id),
     )
     .await
     {
-        FeedEvent::Call {
-            change: Some(c), ..
-        } => c,
+        FeedEvent::Call(CallEvent { change, .. }) => change,
         _ => unreachable!(),
     }
+}
+
+/// The changes of the next heal, each marked as such, checked against its `Healed` count.
+async fn healed(feed: &mut CallFeed) -> Vec<CallChange> {
+    bounded("a heal", async {
+        let mut changes = Vec::new();
+        loop {
+            match feed.next().await.expect("the feed goes on") {
+                FeedEvent::Call(CallEvent { change, .. })
+                    if change.origin == ChangeOrigin::Heal =>
+                {
+                    changes.push(change)
+                }
+                FeedEvent::Healed { changes: n } => {
+                    assert_eq!(n, changes.len());
+                    return changes;
+                }
+                FeedEvent::Session(ClientEvent::Terminated { error }) => {
+                    panic!("the feed ended: {error}")
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
 }
 
 fn strings(feed: &CallFeed, id: &str, key: &str) -> Vec<String> {
@@ -203,13 +225,7 @@ async fn recovery_after_the_server_forgets_every_session() {
     sim.gws().hangup(&ending).unwrap();
     sim.gws().complete(&ending).unwrap();
 
-    let ev = until(&mut feed, "recovery", |e| {
-        matches!(e, FeedEvent::Recovered { .. })
-    })
-    .await;
-    let FeedEvent::Recovered { changes } = ev else {
-        unreachable!()
-    };
+    let changes = healed(&mut feed).await;
     let attach = changes
         .iter()
         .find(|c| c.call_id == kept)
@@ -252,13 +268,11 @@ async fn an_expired_http_session_logs_in_again() {
     sim.gws().expire_http_sessions();
     sim.bayeux().forget_sessions();
     attach_behind_the_feed(&sim, &id, "Lost", "1");
-    let ev = until(&mut feed, "re-login", |e| {
-        matches!(e, FeedEvent::LoggedInAgain { .. })
+    until(&mut feed, "re-login", |e| {
+        matches!(e, FeedEvent::LoggedInAgain)
     })
     .await;
-    let FeedEvent::LoggedInAgain { changes } = ev else {
-        unreachable!()
-    };
+    let changes = healed(&mut feed).await;
     assert_eq!(changes.len(), 1, "{changes:?}");
     assert_eq!(changes[0].call_id, id);
     assert!(feed.store().get_text(&id).unwrap().contains("\"Lost\":1"));
@@ -285,11 +299,8 @@ async fn rotated_csrf_tokens_are_refreshed() {
         .expect("a 403 for a stale CSRF token is refreshed and retried once");
     // The long poll still carried the old token: it is refused with 403, and the feed logs
     // in again. Either way the change reaches the store, live or by reconciliation.
-    until(&mut feed, "the change, live or reconciled", |e| match e {
-        FeedEvent::Call {
-            change: Some(c), ..
-        } => c.call_id == id,
-        FeedEvent::LoggedInAgain { changes } => changes.iter().any(|c| c.call_id == id),
+    until(&mut feed, "the change, live or healed", |e| match e {
+        FeedEvent::Call(CallEvent { change, .. }) => change.call_id == id,
         _ => false,
     })
     .await;
@@ -364,13 +375,15 @@ async fn logging_in_again_rides_out_refused_logins() {
     let ev = until(&mut feed, "re-login after refused logins", |e| {
         matches!(
             e,
-            FeedEvent::LoggedInAgain { .. } | FeedEvent::Session(ClientEvent::Terminated { .. })
+            FeedEvent::LoggedInAgain | FeedEvent::Session(ClientEvent::Terminated { .. })
         )
     })
     .await;
-    let FeedEvent::LoggedInAgain { changes } = ev else {
-        panic!("the feed ended instead of retrying the login: {ev:?}")
-    };
+    assert!(
+        matches!(ev, FeedEvent::LoggedInAgain),
+        "the feed ended instead of retrying the login: {ev:?}"
+    );
+    let changes = healed(&mut feed).await;
     assert_eq!(changes.len(), 1, "{changes:?}");
     assert_eq!(strings(&feed, &id, "During"), ["outage"]);
     feed.disconnect().await;

@@ -14,7 +14,8 @@ use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 pub struct BackoffConfig {
     /// The first delay (default 500 ms).
     pub initial: Duration,
-    /// The largest delay, jitter included (default 30 s).
+    /// The largest delay, jitter included (default 2 s: however long an outage lasted, the
+    /// next attempt after the network comes back is at most this far away).
     pub max: Duration,
     /// Each delay is the previous one times this (default 2; values below 1 count as 1).
     pub factor: f32,
@@ -27,7 +28,7 @@ impl Default for BackoffConfig {
     fn default() -> Self {
         BackoffConfig {
             initial: Duration::from_millis(500),
-            max: Duration::from_secs(30),
+            max: Duration::from_secs(2),
             factor: 2.0,
             jitter: true,
         }

@@ -24,6 +24,7 @@
 //! Server advice (`reconnect`, `interval`, `timeout`, `maxInterval`, milliseconds) is merged
 //! field by field from every reply and persists until replaced.
 
+mod ack;
 mod other_slot;
 mod subscriptions;
 mod types;
@@ -36,13 +37,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 
+use self::ack::{Ack, Verdict};
 use self::subscriptions::Subscriptions;
 use super::backoff::Backoff;
 use super::channel::ChannelName;
 use super::message::{Advice, Message, Reconnect, Subscription};
 
 pub use types::{
-    Cause, Event, Failure, FailureKind, Request, RequestId, SessionConfig, SessionError,
+    Cause, Event, Failure, FailureKind, GapCause, Request, RequestId, SessionConfig, SessionError,
     SessionEvent, Slot, State, Termination,
 };
 
@@ -72,6 +74,9 @@ struct LongPollFlight {
     id: RequestId,
     kind: LongPoll,
     msg_id: String,
+    /// Elements of its reply seen so far (`/meta/connect` answers aside), for the
+    /// acknowledged-messages extension.
+    elements: usize,
 }
 
 /// One message of the request in flight on the other slot.
@@ -109,6 +114,8 @@ pub struct Session {
     advice: Advice,
     /// Set while the session is believed valid on the server.
     client_id: Option<String>,
+    /// The acknowledged-messages extension, when the server granted it to this `clientId`.
+    ack: Option<Ack>,
     /// Bumped whenever the current `clientId` is given up.
     generation: u64,
     ever_handshaken: bool,
@@ -144,6 +151,7 @@ impl Session {
             state: State::Unconnected,
             advice: Advice::default(),
             client_id: None,
+            ack: None,
             generation: 0,
             ever_handshaken: false,
             handshake_failures: 0,
@@ -273,6 +281,46 @@ impl Session {
         self.state != State::Terminated
     }
 
+    /// Says whether one element of the reply to request `id` (as it arrives, before the
+    /// whole reply reaches [`handle_reply`](Self::handle_reply)) is to be delivered, given
+    /// its `channel` and a hash of its text: false for a message redelivered by the
+    /// acknowledged-messages extension after it was already delivered from a cut reply.
+    /// Call it for every element of a reply, in order, meta messages included; elements it
+    /// refuses are dropped, not passed to `handle_reply`.
+    pub fn accept_element(&mut self, id: RequestId, channel: &str, hash: u64) -> bool {
+        let Some(flight) = self
+            .long_poll
+            .as_mut()
+            .filter(|f| f.id == id && f.kind == LongPoll::Connect)
+        else {
+            return true;
+        };
+        let Some(ack) = self.ack.as_mut() else {
+            return true;
+        };
+        if channel == CONNECT {
+            return true;
+        }
+        let position = flight.elements;
+        flight.elements += 1;
+        match ack.element(position, hash) {
+            Verdict::Deliver => true,
+            Verdict::Duplicate => false,
+            Verdict::Mismatch => {
+                self.emit(SessionEvent::Gap {
+                    cause: GapCause::RedeliveryMismatch,
+                });
+                true
+            }
+        }
+    }
+
+    /// Whether elements are to go through [`accept_element`](Self::accept_element): only
+    /// while the acknowledged-messages extension is on (saves hashing otherwise).
+    pub fn dedupes(&self) -> bool {
+        self.ack.is_some()
+    }
+
     /// Request `id` did not yield a reply batch.
     pub fn handle_failure(&mut self, id: RequestId, failure: Failure, now: Instant) {
         if self.state == State::Terminated {
@@ -356,12 +404,17 @@ impl Session {
         m.id = Some(msg_id.clone());
         m.version = Some("1.0".into());
         m.supported_connection_types = Some(vec![LONG_POLLING.into()]);
-        m.ext = self.config.handshake_ext.clone();
+        m.ext = if self.config.ack {
+            Some(ack::handshake_ext(self.config.handshake_ext.as_deref()))
+        } else {
+            self.config.handshake_ext.clone()
+        };
         self.scheduled = None;
         self.long_poll = Some(LongPollFlight {
             id,
             kind: LongPoll::Handshake,
             msg_id,
+            elements: 0,
         });
         self.set_state(State::Handshaking);
         Request {
@@ -379,6 +432,7 @@ impl Session {
         m.id = Some(msg_id.clone());
         m.client_id = self.client_id.clone();
         m.connection_type = Some(LONG_POLLING.into());
+        m.ext = self.ack.as_ref().map(Ack::connect_ext);
         // Until a connect succeeds, ask the server to answer at once so the session learns
         // quickly that it is connected (the first connect after a handshake or an outage).
         let hold_ms = if self.connected {
@@ -395,6 +449,7 @@ impl Session {
             id,
             kind: LongPoll::Connect,
             msg_id,
+            elements: 0,
         });
         self.set_state(if self.connected {
             State::Connected
@@ -472,6 +527,9 @@ impl Session {
             return;
         }
         let unknown_client = failure.kind() == FailureKind::UnknownClient;
+        if flight.kind == LongPoll::Connect {
+            self.reply_lost(&failure);
+        }
         let cause = Cause::Failed(failure);
         match flight.kind {
             LongPoll::Handshake => self.handshake_failed(cause, now),
@@ -483,11 +541,31 @@ impl Session {
         }
     }
 
+    /// A reply that may have carried messages was lost: a gap, unless the server redelivers
+    /// (the acknowledged-messages extension) or the failure says nothing was delivered
+    /// (never sent; a session gone, which the new handshake reports; refused credentials).
+    fn reply_lost(&mut self, failure: &Failure) {
+        let lossy = !matches!(
+            failure.kind(),
+            FailureKind::NotSent | FailureKind::UnknownClient | FailureKind::Unauthorized
+        );
+        if lossy && self.ack.is_none() {
+            self.emit(SessionEvent::Gap {
+                cause: GapCause::ReplyLost(failure.clone()),
+            });
+        }
+    }
+
     fn handshake_reply(&mut self, m: Message, now: Instant) {
         let client_id = m.client_id.filter(|c| !c.is_empty());
         match client_id {
             Some(client_id) if m.successful == Some(true) => {
                 self.client_id = Some(client_id.clone());
+                self.ack = if self.config.ack {
+                    Ack::granted(m.ext.as_deref())
+                } else {
+                    None
+                };
                 self.handshake_failures = 0;
                 self.backoff.reset();
                 self.last_success = now;
@@ -497,11 +575,20 @@ impl Session {
                     self.advice.reconnect = None;
                 }
                 self.subs.reset(&mut self.events);
-                self.emit(if self.ever_handshaken {
+                let again = self.ever_handshaken;
+                self.emit(if again {
                     SessionEvent::Rehandshaken { client_id }
                 } else {
                     SessionEvent::Handshaken { client_id }
                 });
+                if self.ack.is_some() {
+                    self.emit(SessionEvent::AcknowledgedMessages);
+                }
+                if again {
+                    self.emit(SessionEvent::Gap {
+                        cause: GapCause::Rehandshake,
+                    });
+                }
                 self.ever_handshaken = true;
                 self.scheduled = Some((LongPoll::Connect, now));
                 self.set_state(State::Connecting);
@@ -566,6 +653,9 @@ impl Session {
 
     fn connect_reply(&mut self, m: Message, now: Instant) {
         if m.successful == Some(true) {
+            if let Some(ack) = self.ack.as_mut() {
+                ack.reply_received(m.ext.as_deref());
+            }
             self.backoff.reset();
             self.last_success = now;
             self.outage = false;
@@ -604,7 +694,16 @@ impl Session {
                 self.connection_lost(cause);
                 self.rehandshake(now, now, "unknown client");
             }
-            _ => self.connect_failed(cause, now),
+            _ => {
+                if self.ack.is_none() {
+                    self.emit(SessionEvent::Gap {
+                        cause: GapCause::ConnectRefused {
+                            error: m.error.clone(),
+                        },
+                    });
+                }
+                self.connect_failed(cause, now)
+            }
         }
     }
 
@@ -648,6 +747,7 @@ impl Session {
         }
         tracing::debug!(why, "bayeux re-handshake");
         self.client_id = None;
+        self.ack = None;
         self.generation += 1;
         self.connected = false;
         // An outstanding connect belongs to the old clientId; its reply, if it comes, only
@@ -684,6 +784,7 @@ impl Session {
         self.long_poll = None;
         self.scheduled = None;
         self.client_id = None;
+        self.ack = None;
         if let Some(flight) = self.other.take() {
             for (_, entry) in flight.entries {
                 if let Entry::Publish(id) = entry {

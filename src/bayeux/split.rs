@@ -8,6 +8,10 @@
 //! It checks the framing only (brackets, strings, commas); each element is validated when it
 //! is parsed. Errors name the byte offset in the whole body.
 //!
+//! An element longer than the limit set with [`ArraySplitter::max_element`] is scanned to its
+//! end without being kept and comes out as [`Element::TooLarge`]; the elements after it are
+//! split as usual, so memory is bounded per element, not per body.
+//!
 //! ```
 //! use bytes::Bytes;
 //! use gws_cometd::bayeux::ArraySplitter;
@@ -17,7 +21,7 @@
 //! for chunk in [&br#"[{"a":"x]"#[..], br#""},2 ,[3]]"#] {
 //!     s.feed(Bytes::copy_from_slice(chunk));
 //!     while let Some(element) = s.next_element().unwrap() {
-//!         out.push(element);
+//!         out.push(element.into_bytes().unwrap());
 //!     }
 //! }
 //! s.finish().unwrap();
@@ -65,6 +69,28 @@ impl fmt::Display for SplitError {
 
 impl std::error::Error for SplitError {}
 
+/// One top-level element of the array.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Element {
+    /// The element's bytes.
+    Complete(Bytes),
+    /// An element over the size limit, passed over.
+    TooLarge {
+        /// Its length in bytes.
+        size: u64,
+    },
+}
+
+impl Element {
+    /// The bytes of a complete element.
+    pub fn into_bytes(self) -> Option<Bytes> {
+        match self {
+            Element::Complete(b) => Some(b),
+            Element::TooLarge { .. } => None,
+        }
+    }
+}
+
 /// Where the scan stands between bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -104,6 +130,12 @@ pub struct ArraySplitter {
     escaped: bool,
     /// The element is a scalar (number, literal), ended by a delimiter.
     scalar: bool,
+    /// Elements longer than this are passed over.
+    max_element: usize,
+    /// Bytes of the current element in earlier chunks (kept in `partial` unless oversized).
+    taken: u64,
+    /// The current element is over the limit: its bytes are no longer kept.
+    oversized: bool,
 }
 
 impl Default for ArraySplitter {
@@ -132,7 +164,17 @@ impl ArraySplitter {
             in_string: false,
             escaped: false,
             scalar: false,
+            max_element: usize::MAX,
+            taken: 0,
+            oversized: false,
         }
+    }
+
+    /// Passes over elements longer than `bytes`, yielding [`Element::TooLarge`] for them
+    /// (default: no limit).
+    pub fn max_element(mut self, bytes: usize) -> Self {
+        self.max_element = bytes;
+        self
     }
 
     /// Also accepts a body that is a single JSON object, yielded as the only element (Bayeux
@@ -165,7 +207,7 @@ impl ArraySplitter {
     }
 
     /// The next complete element, `Ok(None)` when the chunks fed so far hold no more.
-    pub fn next_element(&mut self) -> Result<Option<Bytes>, SplitError> {
+    pub fn next_element(&mut self) -> Result<Option<Element>, SplitError> {
         // Taken out for the scan so that it can be read while `self` changes (cheaper than
         // a reference-counted clone); always put back.
         let chunk = std::mem::take(&mut self.chunk);
@@ -174,7 +216,7 @@ impl ArraySplitter {
         result
     }
 
-    fn scan(&mut self, chunk: &Bytes) -> Result<Option<Bytes>, SplitError> {
+    fn scan(&mut self, chunk: &Bytes) -> Result<Option<Element>, SplitError> {
         let begin = self.pos;
         let data = &chunk[..];
         while self.pos < data.len() {
@@ -235,7 +277,16 @@ impl ArraySplitter {
             // Keep the unfinished element's bytes from this chunk (those before `begin` are
             // kept already when it started in an earlier chunk).
             let from = self.start.take().unwrap_or(begin);
-            self.partial.extend_from_slice(&data[from..]);
+            let n = data.len() - from;
+            self.taken += n as u64;
+            if !self.oversized && self.partial.len() + n > self.max_element {
+                // Past the limit: stop keeping it (and let its memory go).
+                self.oversized = true;
+                self.partial = BytesMut::new();
+            }
+            if !self.oversized {
+                self.partial.extend_from_slice(&data[from..]);
+            }
         }
         Ok(None)
     }
@@ -271,6 +322,8 @@ impl ArraySplitter {
         self.state = State::InElement;
         self.start = Some(i);
         self.partial.clear();
+        self.taken = 0;
+        self.oversized = false;
         self.stack.clear();
         self.in_string = false;
         self.escaped = false;
@@ -284,7 +337,7 @@ impl ArraySplitter {
     }
 
     /// Scans the current element from `pos`; returns it once complete.
-    fn scan_element(&mut self, chunk: &Bytes) -> Result<Option<Bytes>, SplitError> {
+    fn scan_element(&mut self, chunk: &Bytes) -> Result<Option<Element>, SplitError> {
         let data = &chunk[..];
         let mut i = self.pos;
         while i < data.len() {
@@ -351,20 +404,26 @@ impl ArraySplitter {
     }
 
     /// The element ending at `chunk[..end]`: a slice of the chunk when it started in it.
-    fn complete(&mut self, chunk: &Bytes, end: usize) -> Bytes {
+    fn complete(&mut self, chunk: &Bytes, end: usize) -> Element {
         self.state = if self.single {
             State::Done
         } else {
             State::AfterElement
         };
-        match self.start.take() {
+        let start = self.start.take();
+        let size = self.taken + (end - start.unwrap_or(0)) as u64;
+        if self.oversized || size > self.max_element as u64 {
+            self.partial = BytesMut::new();
+            return Element::TooLarge { size };
+        }
+        Element::Complete(match start {
             Some(start) => chunk.slice(start..end),
             None => {
                 self.partial.extend_from_slice(&chunk[..end]);
                 // Hand the buffer over; the next element starts a fresh one.
                 std::mem::take(&mut self.partial).freeze()
             }
-        }
+        })
     }
 }
 
@@ -381,7 +440,7 @@ mod tests {
             s.feed(Bytes::copy_from_slice(&body[from..cut]));
             from = cut;
             while let Some(e) = s.next_element()? {
-                out.push(e);
+                out.push(e.into_bytes().unwrap());
             }
             // Asking again before the next chunk changes nothing.
             assert_eq!(s.next_element(), Ok(None));
@@ -485,7 +544,7 @@ mod tests {
         let chunk = Bytes::from_static(br#"[{"a":1},{"b":2}]"#);
         let mut s = ArraySplitter::new();
         s.feed(chunk.clone());
-        let e = s.next_element().unwrap().unwrap();
+        let e = s.next_element().unwrap().unwrap().into_bytes().unwrap();
         assert_eq!(&e[..], br#"{"a":1}"#);
         // Same memory: no copy was made.
         assert_eq!(e.as_ptr(), chunk[1..].as_ptr());
@@ -495,9 +554,14 @@ mod tests {
     fn feeding_before_draining_keeps_the_rest() {
         let mut s = ArraySplitter::new();
         s.feed(Bytes::from_static(b"[1,2,"));
-        assert_eq!(&s.next_element().unwrap().unwrap()[..], b"1");
+        assert_eq!(
+            &s.next_element().unwrap().unwrap().into_bytes().unwrap()[..],
+            b"1"
+        );
         s.feed(Bytes::from_static(b"3]"));
-        let rest: Vec<Bytes> = std::iter::from_fn(|| s.next_element().unwrap()).collect();
+        let rest: Vec<Bytes> = std::iter::from_fn(|| s.next_element().unwrap())
+            .filter_map(Element::into_bytes)
+            .collect();
         assert_eq!(rest, [&b"2"[..], b"3"]);
         s.finish().unwrap();
     }

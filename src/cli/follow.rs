@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use gws_cometd::fixture::Recorder;
 use gws_cometd::gws::rest::Credentials;
-use gws_cometd::gws::CallFeed;
+use gws_cometd::gws::{CallFeed, Delivery};
 
 use super::demo::{self, Activity, Demo};
 use super::gws_args::password;
@@ -27,6 +27,12 @@ pub struct GwsTarget {
     /// A file whose first line is the GWS password (instead of GWS_PASSWORD).
     #[arg(long, value_name = "FILE", requires = "base_url")]
     pub password_file: Option<PathBuf>,
+    /// Send StartContactCenterSession on this channel (e.g. voice) after logging in, as an
+    /// agent desktop does: it assigns devices and logs the agent in. Repeat for several.
+    /// Default: none; a passive observer must not (and nothing here ever logs the agent
+    /// out).
+    #[arg(long, value_name = "CHANNEL")]
+    pub start_session: Vec<String>,
     #[command(flatten)]
     pub http: HttpArgs,
 }
@@ -77,10 +83,12 @@ fn seconds(what: &str, secs: f64) -> Result<Duration, String> {
 pub async fn open_feed(
     target: &GwsTarget,
     activity: Activity,
+    delivery: Delivery,
     devices: bool,
     limits: &Limits,
 ) -> Result<(CallFeed, Option<Demo>), String> {
     let max_delay = limits.max_network_delay()?;
+    let options = target.http.options()?;
     let recorder = limits.recorder()?;
     let (base, credentials, demo) = match &target.base_url {
         Some(base) => {
@@ -93,19 +101,12 @@ pub async fn open_feed(
             (demo.sim.base_url(), demo.credentials.clone(), Some(demo))
         }
     };
-    if !target.http.is_default() {
-        // The feed builder takes no HTTP options yet (the lead adds
-        // `CallFeedBuilder::http_options`); refusing beats ignoring them.
-        target.http.options()?;
-        return Err(
-            "--proxy and --cacert are not supported with the GWS feed yet; use HTTPS_PROXY \
-             for a proxy"
-                .to_owned(),
-        );
-    }
     let mut builder = CallFeed::builder(base, credentials)
+        .delivery(delivery)
         .devices(devices)
-        .max_network_delay(max_delay);
+        .max_network_delay(max_delay)
+        .start_session(target.start_session.clone())
+        .http_options(options);
     if let Some(mut recorder) = recorder {
         builder =
             builder.on_reply(move |body| recorder.record(body).map_err(std::io::Error::other));

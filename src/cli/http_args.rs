@@ -20,11 +20,6 @@ pub struct HttpArgs {
 }
 
 impl HttpArgs {
-    /// True when neither option is given.
-    pub fn is_default(&self) -> bool {
-        self.proxy.is_none() && self.cacert.is_none()
-    }
-
     /// The options, checked: a proxy URL carrying a password is refused (it would show in
     /// `ps` and the shell history), an unreadable or empty CA file is named.
     pub fn options(&self) -> Result<HttpOptions, String> {

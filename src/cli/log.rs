@@ -1,15 +1,18 @@
 //! Where the CLI's words go: logs on stderr (text or JSON Lines), the one line a command ends
 //! with when it fails, and the plain lines that tell a person what to run next.
 //!
-//! Without `RUST_LOG`, the library's own logging of Bayeux session events is left out: the
-//! commands that follow a session present those events themselves ([`session_event`]), so
-//! that retries before the first connection are information, and a fatal end is one line
-//! saying what failed and what to check rather than that line after a few WARN/ERROR lines
-//! saying the same. `RUST_LOG` (e.g. `RUST_LOG=debug`) replaces this filter entirely.
+//! Without `RUST_LOG`, three kinds of library records are left out, because the commands
+//! report the same things themselves: the Bayeux session events (presented by
+//! [`session_event`], so that retries before the first connection are information), and the
+//! ERROR records of a client or feed that stopped for good (the command's last line says
+//! it, with what to check). A fatal end is then one line, not that line after a few
+//! WARN/ERROR lines saying the same. `RUST_LOG` (e.g. `RUST_LOG=debug`) replaces this filter
+//! entirely.
 
 use std::sync::OnceLock;
 
 use gws_cometd::bayeux::SessionEvent;
+use gws_cometd::gws::FeedEvent;
 use gws_cometd::ClientEvent;
 
 /// The log format, `--log-format`.
@@ -27,25 +30,39 @@ pub enum LogFormat {
 const DEFAULT_FILTER: &str =
     "info,gws_cometd::bayeux::session::types=off,gws_cometd::client::driver=off";
 
+/// Where the feed logs its end at ERROR (without `RUST_LOG`, left to the command's last
+/// line).
+const FEED_TASK_TARGET: &str = "gws_cometd::gws::feed::task";
+
 static FORMAT: OnceLock<LogFormat> = OnceLock::new();
 
 /// Sends logs to stderr in `format`, filtered by `RUST_LOG` or [`DEFAULT_FILTER`].
 pub fn init(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::{filter_fn, EnvFilter};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let _ = FORMAT.set(format);
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(directives) if !directives.is_empty() => EnvFilter::new(directives),
-        _ => EnvFilter::new(DEFAULT_FILTER),
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder
+    let user_filter = std::env::var("RUST_LOG").ok().filter(|d| !d.is_empty());
+    let defaults = user_filter.is_none();
+    let filter = EnvFilter::new(user_filter.as_deref().unwrap_or(DEFAULT_FILTER));
+    let reported_by_the_command = filter_fn(move |meta| {
+        !(defaults && *meta.level() == tracing::Level::ERROR && meta.target() == FEED_TASK_TARGET)
+    });
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let layer = match format {
+        LogFormat::Text => layer
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
+            .boxed(),
+        LogFormat::Json => layer.json().flatten_event(true).boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(
+            layer
+                .with_filter(filter)
+                .with_filter(reported_by_the_command),
+        )
+        .init();
 }
 
 fn format() -> LogFormat {
@@ -102,6 +119,29 @@ pub fn session_event(event: &ClientEvent, connected_once: &mut bool) {
         SessionEvent::SubscriptionDenied { channel, error } => {
             tracing::warn!(%channel, "subscription denied: {error}")
         }
+        SessionEvent::Gap { cause } => tracing::warn!("messages may have been lost: {cause}"),
         _ => tracing::debug!(?event, "session event"),
+    }
+}
+
+/// Logs a feed event that is neither a call change, a message nor a session event. The
+/// feed itself logs catch-up, heals, failed reads, re-logins and GWS `ErrorMessage`s; what
+/// it does not log is said here.
+pub fn feed_event(event: &FeedEvent) {
+    match event {
+        FeedEvent::Gap { cause } => {
+            tracing::warn!("messages may have been lost ({cause}); healing from the server's calls")
+        }
+        FeedEvent::Lagged { missed } => {
+            tracing::warn!(missed, "fell behind: {missed} feed events were dropped")
+        }
+        FeedEvent::SessionStarted(started) => {
+            if started.partial {
+                tracing::warn!("StartContactCenterSession: partial success");
+            } else {
+                tracing::info!("StartContactCenterSession: started");
+            }
+        }
+        other => tracing::debug!(?other, "feed event"),
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use gws_cometd::fixture::{FixtureError, Reader};
+use gws_cometd::fixture::{FixtureError, Item, Reader};
 use gws_cometd::gws::CallStore;
 
 use super::log::fatal;
@@ -84,15 +84,27 @@ fn replay(name: &Path, mut input: impl BufRead, snapshot: bool) -> Result<Vec<u8
     let mut out = Vec::new();
     // A replay has no clock of its own: every call is applied at the same instant.
     let now = Instant::now();
-    while let Some(line) = reader.next_calls() {
-        // Read in one pass, borrowing the line; the store copies only each call's text.
-        let (_, calls) = line.map_err(|e| describe(&e))?;
-        for call in &calls {
-            let applied = store.apply(call, now);
-            if !snapshot {
-                // The snapshot needs no diffs: only the changes are worked out.
-                if let Some(applied) = applied {
-                    write_json_line(&mut out, &applied.change());
+    while let Some(line) = reader.next_item() {
+        match line.map_err(|e| describe(&e))?.1 {
+            // Read in one pass, borrowing the line; the store copies only each call's text.
+            Item::Calls(calls) => {
+                for call in &calls {
+                    let applied = store.apply(call, now);
+                    if !snapshot {
+                        // The snapshot needs no diffs: only the changes are worked out.
+                        if let Some(applied) = applied {
+                            write_json_line(&mut out, &applied.change());
+                        }
+                    }
+                }
+            }
+            // What a recording feed read of the server's calls: its catch-up and heals.
+            Item::Snapshot(s) => {
+                let keep = |id: &str| s.kept.iter().any(|k| k == id);
+                for r in store.reconcile(&s.calls, now, s.origin, keep) {
+                    if !snapshot {
+                        write_json_line(&mut out, &r.change);
+                    }
                 }
             }
         }

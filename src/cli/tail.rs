@@ -12,16 +12,20 @@ use std::time::Duration;
 use futures::StreamExt;
 use gws_cometd::bayeux::Message;
 use gws_cometd::client::{EventStream, Subscriber};
-use gws_cometd::gws::{CallFeed, FeedEvent, CALLS_CHANNEL, DEVICES_CHANNEL};
+use gws_cometd::gws::{CallFeed, Delivery, FeedEvent, CALLS_CHANNEL, DEVICES_CHANNEL};
 use gws_cometd::transport::HttpTransport;
 use gws_cometd::{Client, ClientBuilder, ClientEvent, Error};
 
 use super::demo::{Activity, Demo};
 use super::follow::{open_feed, GwsTarget, Limits};
 use super::hint::describe;
-use super::log::{fatal, session_event};
+use super::log::{fatal, feed_event, session_event};
 use super::signal::Stop;
 use super::{EXIT_FATAL, EXIT_REFUSED};
+
+/// How long a stop waits for a connection being made, and then for `/meta/disconnect`: a
+/// server that is gone must not keep the command from exiting.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// Messages buffered between the client and stdout.
 const TAIL_BUFFER: usize = 128;
@@ -32,7 +36,7 @@ pub struct TailArgs {
     /// A plain Bayeux endpoint, e.g. http://127.0.0.1:8089/cometd (no login). Without --url
     /// or --gws, the built-in GWS simulator is started on loopback and followed as with
     /// --gws.
-    #[arg(long, conflicts_with = "base_url")]
+    #[arg(long, conflicts_with_all = ["base_url", "start_session"])]
     pub url: Option<String>,
     #[command(flatten)]
     pub target: GwsTarget,
@@ -136,19 +140,7 @@ impl Source {
                         return Next::Terminated(error)
                     }
                     FeedEvent::Session(ev) => session_event(&ev, connected_once),
-                    FeedEvent::Recovered { changes } => {
-                        tracing::info!(changed = changes.len(), "recovered after a re-handshake");
-                    }
-                    FeedEvent::LoggedInAgain { changes } => {
-                        tracing::info!(changed = changes.len(), "logged in again and recovered");
-                    }
-                    FeedEvent::RecoveryFailed(e) => {
-                        tracing::warn!("recovery failed; calls may be stale: {e}");
-                    }
-                    FeedEvent::Call { raw, .. }
-                    | FeedEvent::Device { raw, .. }
-                    | FeedEvent::GwsError { raw, .. }
-                    | FeedEvent::Other { raw, .. } => {
+                    FeedEvent::Message(raw) => {
                         // The feed always follows the calls channel; only the chosen
                         // channels are printed.
                         let wanted = match raw.channel.as_str() {
@@ -160,7 +152,7 @@ impl Source {
                             return Next::Line(raw);
                         }
                     }
-                    _ => {}
+                    other => feed_event(&other),
                 }
             },
         }
@@ -227,7 +219,15 @@ async fn open_gws(args: &TailArgs) -> Result<(Source, Option<Demo>), String> {
             }
         }
     }
-    let (feed, demo) = open_feed(&args.target, Activity::OneCall, devices, &args.limits).await?;
+    // tail prints every message as received: no coalescing.
+    let (feed, demo) = open_feed(
+        &args.target,
+        Activity::OneCall,
+        Delivery::Messages,
+        devices,
+        &args.limits,
+    )
+    .await?;
     let source = Source::Gws {
         feed: Box::new(feed),
         calls,
@@ -247,11 +247,16 @@ async fn tail(args: TailArgs) -> Result<ExitCode, String> {
             None => open_gws(&args).await,
         }
     };
+    tokio::pin!(open);
     // The simulator, if any, is kept alive until tail returns.
     let (mut source, _demo) = tokio::select! {
-        opened = open => opened?,
+        opened = &mut open => opened?,
         signal = stop.requested() => {
-            tracing::info!("{signal}: stopping before the connection was made");
+            // A session half made is finished (briefly) so it can be ended properly.
+            if let Ok(Ok((source, _demo))) = tokio::time::timeout(STOP_GRACE, open).await {
+                let _ = tokio::time::timeout(STOP_GRACE, source.disconnect()).await;
+            }
+            tracing::info!("{signal}: disconnected");
             return Ok(ExitCode::SUCCESS);
         }
     };
@@ -307,7 +312,7 @@ async fn tail(args: TailArgs) -> Result<ExitCode, String> {
     drop(out);
 
     // Best effort: a server that is gone must not keep tail from exiting.
-    let _ = tokio::time::timeout(Duration::from_secs(2), source.disconnect()).await;
+    let _ = tokio::time::timeout(STOP_GRACE, source.disconnect()).await;
     Ok(outcome.exit("tail", "messages", written, args.limits.count))
 }
 
@@ -318,8 +323,6 @@ pub enum Outcome {
     TimeUp,
     Stdout(std::io::Error),
     Terminated(Arc<Error>),
-    /// A failure the command itself found, described.
-    Failed(String),
     Stopped,
 }
 
@@ -354,10 +357,6 @@ impl Outcome {
                     fatal(command, &describe(&error));
                     ExitCode::from(EXIT_FATAL)
                 }
-            }
-            Outcome::Failed(e) => {
-                fatal(command, &e);
-                ExitCode::from(EXIT_FATAL)
             }
             Outcome::Stopped => {
                 fatal(command, "the client stopped");

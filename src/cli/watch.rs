@@ -1,33 +1,34 @@
 //! `gws-cometd watch`: follow one agent's calls and print one JSON line per change.
 //!
 //! stdout carries only [`CallChange`]s, one compact JSON object per line, in exactly the
-//! format `replay` prints (so a service can be tested against `replay` of a recording and
-//! run against `watch`). It starts with the calls already in progress (the catch-up), then
-//! follows live notifications. Everything else goes to stderr as log lines (JSON ones with
-//! `--log-format json`):
+//! format `replay` prints, so that `watch --record f` then `replay f` give the same lines
+//! and a service can be tested against a replay and run against `watch`. It starts with the
+//! calls already in progress (`"origin":"catchUp"`), then follows live changes; after a gap
+//! the calls that differed come with `"origin":"heal"`. While the consumer is behind, a
+//! call's changes are merged into one (the feed never lets a slow reader cost the session).
+//!
+//! Everything else goes to stderr as log lines (JSON ones with `--log-format json`):
 //!
 //! | what | stderr |
 //! |---|---|
-//! | the catch-up is done | INFO `following N calls in progress` |
-//! | data may have been lost (re-handshake, HTTP session expired) | WARN, then INFO when healed, with how many changes the heal printed |
-//! | reading the server's calls failed | WARN (retried) |
-//! | a GWS `ErrorMessage` (a voice operation failed) | WARN with `error_code` and `error_message` |
+//! | the catch-up is done | INFO `caught up with the server's calls` (`calls`) |
+//! | messages may have been lost (re-handshake, a reply lost, a message too large) | WARN, then INFO `healed from the server's calls` (`changes`) |
+//! | reading the server's calls failed | WARN (retried with backoff) |
+//! | the HTTP session expired | WARN, then INFO `logged in again` |
+//! | a GWS `ErrorMessage` (a voice operation failed) | WARN `GWS reports an error: ...` (`code`) |
 //! | a notification that does not fit the model | WARN (the store is unchanged) |
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
-use gws_cometd::bayeux::SessionEvent;
-use gws_cometd::gws::model::ErrorMessage;
-use gws_cometd::gws::{CallChange, CallFeed, FeedEvent, CALLS_CHANNEL};
+use gws_cometd::gws::{CallChange, CallFeed, Delivery, FeedEvent};
 use gws_cometd::{ClientEvent, Error};
 
 use super::demo::Activity;
 use super::follow::{open_feed, GwsTarget, Limits};
-use super::log::{fatal, session_event};
+use super::log::{fatal, feed_event, session_event};
 use super::signal::Stop;
-use super::tail::Outcome;
+use super::tail::{Outcome, STOP_GRACE};
 use super::EXIT_FATAL;
 
 /// Arguments of `watch`.
@@ -59,126 +60,53 @@ pub fn run(args: WatchArgs) -> ExitCode {
 
 /// What the feed produced next, for stdout.
 enum Next {
-    /// Changes to print, in order.
-    Changes(Vec<CallChange>),
+    Change(CallChange),
     Terminated(std::sync::Arc<Error>),
-    /// The catch-up failed.
-    Failed(String),
     Ended,
 }
 
-/// Follows the feed, presenting what is not a change on stderr.
-struct Follower {
-    feed: CallFeed,
-    connected_once: bool,
-    /// Whether the calls in progress were read; done once `/v2/me/calls` is subscribed, so
-    /// that nothing that happens after the read is missed.
-    caught_up: bool,
-}
-
-impl Follower {
-    /// The calls in progress now, as changes (every call is new to the empty store).
-    async fn catch_up(&mut self) -> Result<Vec<CallChange>, String> {
-        let calls = self
-            .feed
-            .session()
-            .calls()
-            .await
-            .map_err(|e| format!("cannot read the calls in progress: {e}"))?;
-        let changes = self.feed.store().reconcile(&calls, Instant::now());
-        tracing::info!("following {} calls in progress", changes.len());
-        Ok(changes)
-    }
-
-    async fn next(&mut self) -> Next {
-        loop {
-            let Some(ev) = self.feed.next().await else {
-                return Next::Ended;
-            };
-            match ev {
-                FeedEvent::Call {
-                    change: Some(change),
-                    ..
-                } => return Next::Changes(vec![change]),
-                FeedEvent::Recovered { changes } => {
-                    tracing::warn!(
-                        changes = changes.len(),
-                        "a gap (re-handshake): notifications may have been lost; healed from \
-                         the server's calls with {} changes",
-                        changes.len()
-                    );
-                    return Next::Changes(changes);
-                }
-                FeedEvent::LoggedInAgain { changes } => {
-                    tracing::info!(
-                        changes = changes.len(),
-                        "the HTTP session had expired; logged in again and healed: {} changes",
-                        changes.len()
-                    );
-                    return Next::Changes(changes);
-                }
-                FeedEvent::RecoveryFailed(e) => {
-                    tracing::warn!("could not read the server's calls to heal a gap: {e}");
-                }
-                FeedEvent::GwsError { message, .. } => gws_error(&message),
-                FeedEvent::Other {
-                    error: Some(error), ..
-                } => tracing::warn!("skipped a notification: {error}"),
-                FeedEvent::Session(ClientEvent::Terminated { error }) => {
-                    return Next::Terminated(error)
-                }
-                FeedEvent::Session(ev) => {
-                    session_event(&ev, &mut self.connected_once);
-                    let calls_subscribed = matches!(
-                        &ev,
-                        ClientEvent::Session(SessionEvent::Subscribed { channel })
-                            if channel.as_str() == CALLS_CHANNEL
-                    );
-                    if calls_subscribed && !self.caught_up {
-                        self.caught_up = true;
-                        return match self.catch_up().await {
-                            Ok(changes) => Next::Changes(changes),
-                            Err(e) => Next::Failed(e),
-                        };
-                    }
-                }
-                _ => {}
+/// The next change, presenting everything else on stderr.
+async fn next(feed: &mut CallFeed, connected_once: &mut bool) -> Next {
+    loop {
+        let Some(ev) = feed.next().await else {
+            return Next::Ended;
+        };
+        match ev {
+            FeedEvent::Call(event) => return Next::Change(event.change),
+            FeedEvent::Session(ClientEvent::Terminated { error }) => {
+                return Next::Terminated(error)
             }
+            FeedEvent::Session(ev) => session_event(&ev, connected_once),
+            other => feed_event(&other),
         }
     }
-}
-
-/// A GWS `ErrorMessage`, as a service author needs it: code and text.
-fn gws_error(message: &ErrorMessage) {
-    let code = message.error_code.as_ref().map(|c| c.get().to_owned());
-    tracing::warn!(
-        error_code = code.as_deref().unwrap_or("none"),
-        error_message = message.error_message.as_deref().unwrap_or(""),
-        "GWS ErrorMessage: {}",
-        message
-            .error_message
-            .as_deref()
-            .unwrap_or("(no errorMessage)")
-    );
 }
 
 async fn watch(args: WatchArgs) -> Result<ExitCode, String> {
     let duration = args.limits.duration()?;
     let mut stop = Stop::new();
-    let open = open_feed(&args.target, Activity::LivingCenter, false, &args.limits);
+    let open = open_feed(
+        &args.target,
+        Activity::LivingCenter,
+        Delivery::Changes,
+        false,
+        &args.limits,
+    );
+    tokio::pin!(open);
     // The simulator, if any, is kept alive until watch returns.
-    let (feed, _demo) = tokio::select! {
-        opened = open => opened?,
+    let (mut feed, _demo) = tokio::select! {
+        opened = &mut open => opened?,
         signal = stop.requested() => {
-            tracing::info!("{signal}: stopping before the connection was made");
+            // A session half made is finished (briefly) so it can be ended properly.
+            if let Ok(Ok((mut feed, _demo))) = tokio::time::timeout(STOP_GRACE, open).await {
+                let _ = tokio::time::timeout(STOP_GRACE, feed.disconnect()).await;
+            }
+            tracing::info!("{signal}: disconnected");
             return Ok(ExitCode::SUCCESS);
         }
     };
-    let mut follower = Follower {
-        feed,
-        connected_once: false,
-        caught_up: false,
-    };
+    // connect() returned once the session was up and the calls were read.
+    let mut connected_once = true;
 
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
@@ -192,47 +120,35 @@ async fn watch(args: WatchArgs) -> Result<ExitCode, String> {
     tokio::pin!(deadline);
 
     let outcome = loop {
-        let changes = tokio::select! {
+        let change = tokio::select! {
             biased;
-            next = follower.next() => match next {
-                Next::Changes(changes) => changes,
+            next = next(&mut feed, &mut connected_once) => match next {
+                Next::Change(change) => change,
                 Next::Terminated(error) => break Outcome::Terminated(error),
-                Next::Failed(e) => break Outcome::Failed(e),
                 Next::Ended => break Outcome::Stopped,
             },
             signal = stop.requested() => break Outcome::Interrupted(signal),
             _ = &mut deadline => break Outcome::TimeUp,
         };
-        match write_changes(&mut out, &changes, &mut written, args.limits.count) {
-            Ok(true) => break Outcome::CountReached,
-            Ok(false) => {}
+        match write_change(&mut out, &change) {
+            Ok(()) => written += 1,
             Err(e) => break Outcome::Stdout(e),
+        }
+        if args.limits.count == Some(written) {
+            break Outcome::CountReached;
         }
     };
     let _ = out.flush();
     drop(out);
 
     // Best effort: a server that is gone must not keep watch from exiting.
-    let _ = tokio::time::timeout(Duration::from_secs(2), follower.feed.disconnect()).await;
+    let _ = tokio::time::timeout(STOP_GRACE, feed.disconnect()).await;
     Ok(outcome.exit("watch", "changes", written, args.limits.count))
 }
 
-/// Writes the changes, one line each, and flushes; true once `count` lines are written.
-fn write_changes(
-    out: &mut impl Write,
-    changes: &[CallChange],
-    written: &mut u64,
-    count: Option<u64>,
-) -> std::io::Result<bool> {
-    for change in changes {
-        serde_json::to_writer(&mut *out, change)?;
-        out.write_all(b"\n")?;
-        *written += 1;
-        if count == Some(*written) {
-            out.flush()?;
-            return Ok(true);
-        }
-    }
-    out.flush()?;
-    Ok(false)
+/// Writes one change as a line and flushes it: a reader sees each change as it happens.
+fn write_change(out: &mut impl Write, change: &CallChange) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, change)?;
+    out.write_all(b"\n")?;
+    out.flush()
 }

@@ -8,8 +8,8 @@ use serde_json::value::RawValue;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
-use super::driver::Driver;
-use super::{Client, ReplyTap, Shared, COMMAND_BUFFER, DEFAULT_BUFFER};
+use super::driver::{Driver, Limits};
+use super::{Client, ReplyTap, Shared, COMMAND_BUFFER, DEFAULT_BUFFER, DEFAULT_MAX_MESSAGE_BYTES};
 use crate::bayeux::session::{Session, SessionConfig};
 use crate::bayeux::BackoffConfig;
 use crate::error::Result;
@@ -21,6 +21,7 @@ pub struct ClientBuilder {
     transport: std::result::Result<Arc<dyn Transport>, TransportError>,
     session: SessionConfig,
     buffer: usize,
+    max_message_bytes: usize,
     tap: Option<ReplyTap>,
 }
 
@@ -31,6 +32,7 @@ impl fmt::Debug for ClientBuilder {
             .field("endpoint", &endpoint.ok())
             .field("session", &self.session)
             .field("buffer", &self.buffer)
+            .field("max_message_bytes", &self.max_message_bytes)
             .field("records", &self.tap.is_some())
             .finish()
     }
@@ -56,12 +58,15 @@ impl ClientBuilder {
             transport,
             session: SessionConfig::default(),
             buffer: DEFAULT_BUFFER,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             tap: None,
         }
     }
 
-    /// The longest the network may add to a request: deadline = `advice.timeout` (connects)
-    /// + this. Default 10 s.
+    /// The longest the network may add to a request: a reply must start by `advice.timeout`
+    /// (connects) + this, and while it arrives the server may be silent at most this long
+    /// between two chunks (a large reply on a slow link is read however long it takes).
+    /// Default 10 s.
     pub fn max_network_delay(mut self, delay: Duration) -> Self {
         self.session.max_network_delay = delay;
         self
@@ -93,19 +98,36 @@ impl ClientBuilder {
         self
     }
 
+    /// Ask the server for the acknowledged-messages extension (default true): when it
+    /// agrees, a lost or cut connect reply is redelivered instead of being a gap, and each
+    /// message is still handed out once.
+    pub fn acknowledged_messages(mut self, ask: bool) -> Self {
+        self.session.ack = ask;
+        self
+    }
+
+    /// The largest message taken, in bytes (default [`DEFAULT_MAX_MESSAGE_BYTES`]). A larger
+    /// one is passed over without being held in memory and reported as a
+    /// [`GapCause::MessageTooLarge`](crate::bayeux::GapCause::MessageTooLarge); the rest of its
+    /// reply is read. Replies themselves have no size limit.
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes.max(1);
+        self
+    }
+
     /// Capacity of each subscriber's buffer, in messages (default 1024, at least 1).
     pub fn buffer_size(mut self, messages: usize) -> Self {
         self.buffer = messages.max(1);
         self
     }
 
-    /// Sees every reply body that parsed as Bayeux, verbatim, before its messages are
-    /// delivered: the hook for recording fixtures. If it fails, the client stops with
+    /// Sees every reply body once it has arrived, verbatim: the hook for recording fixtures.
+    /// A reply that broke off is handed over as the array of the messages that did arrive
+    /// (they were delivered). If the tap fails, the client stops with
     /// [`Error::Record`](crate::Error::Record) rather than lose what it could not record.
     ///
-    /// With a tap set, each reply body is collected whole before it is handled (so that it
-    /// can be recorded verbatim); without one, replies are handled message by message as
-    /// they arrive, and a large reply is never held in memory at once.
+    /// With a tap set, each reply body is kept until it has arrived, for the tap; without
+    /// one, a large reply is never held in memory at once.
     pub fn on_reply(
         mut self,
         tap: impl FnMut(&[u8]) -> std::io::Result<()> + Send + 'static,
@@ -123,8 +145,19 @@ impl ClientBuilder {
         let (commands_tx, commands) = mpsc::channel(COMMAND_BUFFER);
         let (events, first_events) = broadcast::channel(64);
         let endpoint: Arc<str> = transport.endpoint().into();
+        let limits = Limits {
+            silence: self.session.max_network_delay,
+            max_message_bytes: self.max_message_bytes,
+        };
         let session = Session::new(self.session, Instant::now().into_std());
-        let driver = Driver::new(session, transport, commands, events.clone(), self.tap);
+        let driver = Driver::new(
+            session,
+            transport,
+            commands,
+            events.clone(),
+            self.tap,
+            limits,
+        );
         tokio::spawn(driver.run());
         Ok(Client {
             inner: Arc::new(Shared {

@@ -2,15 +2,19 @@
 //! and hands data messages to local subscribers.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::reply::{Progress, ReplyReader};
 use super::{ClientEvent, Command, ReplyTap};
-use crate::bayeux::session::{Event, Failure, Request, RequestId, Session, Termination};
+use crate::bayeux::session::{
+    Event, Failure, GapCause, Request, RequestId, Session, SessionEvent, Termination,
+};
 use crate::bayeux::{ChannelName, Message};
 use crate::error::{Error, Result};
 use crate::transport::{Transport, TransportError};
@@ -35,6 +39,14 @@ struct Flight {
     elements: usize,
 }
 
+/// How the driver reads replies.
+pub(super) struct Limits {
+    /// The longest the server may be silent while a reply body arrives.
+    pub(super) silence: Duration,
+    /// Messages larger than this are passed over (and reported as a gap).
+    pub(super) max_message_bytes: usize,
+}
+
 pub(super) struct Driver {
     session: Session,
     transport: Arc<dyn Transport>,
@@ -51,6 +63,9 @@ pub(super) struct Driver {
     tap: Option<ReplyTap>,
     /// An error of the client's own (not the session's) that ends it.
     pending_error: Option<Error>,
+    limits: Limits,
+    /// Hashes redelivered messages, so the same text always gives the same hash.
+    hasher: std::collections::hash_map::RandomState,
 }
 
 /// Polls every flight; the first with progress wins, starting after the last winner.
@@ -82,8 +97,11 @@ impl Driver {
         commands: mpsc::Receiver<Command>,
         events: broadcast::Sender<ClientEvent>,
         tap: Option<ReplyTap>,
+        limits: Limits,
     ) -> Self {
         Driver {
+            limits,
+            hasher: Default::default(),
             session,
             endpoint: transport.endpoint().into(),
             transport,
@@ -141,9 +159,17 @@ impl Driver {
         tracing::trace!(request = ?req.id, slot = ?req.slot, messages = req.messages.len(), "sending");
         let send = self.transport.send(body);
         let deadline = Instant::from_std(req.deadline);
+        let reader = ReplyReader::new(
+            send,
+            deadline,
+            self.limits.silence,
+            self.limits.max_message_bytes,
+            self.tap.is_some(),
+            self.endpoint.clone(),
+        );
         self.in_flight.push(Flight {
             id: req.id,
-            reader: ReplyReader::new(send, deadline, self.tap.is_some(), self.endpoint.clone()),
+            reader,
             metas: Vec::new(),
             elements: 0,
         });
@@ -185,63 +211,96 @@ impl Driver {
             Progress::Element(bytes) => {
                 let flight = &mut self.in_flight[k];
                 flight.elements += 1;
-                match serde_json::from_slice::<Message>(&bytes) {
-                    Ok(m) if is_plain_data(&m) => {
-                        if self.session.delivers_data() {
-                            self.dispatch(m).await;
-                        }
-                    }
-                    Ok(m) => flight.metas.push(m),
+                let m = match serde_json::from_slice::<Message>(&bytes) {
+                    Ok(m) => m,
                     Err(e) => {
                         let n = flight.elements;
-                        let flight = self.in_flight.remove(k);
+                        let mut flight = self.in_flight.remove(k);
                         let excerpt: String =
                             String::from_utf8_lossy(&bytes[..bytes.len().min(80)]).into();
                         let failure = self.malformed(format!(
                             "message {n} of the reply: {e} (it starts {excerpt:?})"
                         ));
+                        self.record(&mut flight, false);
                         self.fail(flight.id, failure, now);
                         return false;
                     }
+                };
+                let id = flight.id;
+                if self.session.dedupes()
+                    && !self
+                        .session
+                        .accept_element(id, &m.channel, self.hash(&bytes))
+                {
+                    tracing::debug!(channel = %m.channel, "dropping a message redelivered after a cut");
+                    return true;
+                }
+                if is_plain_data(&m) {
+                    if self.session.delivers_data() {
+                        self.dispatch(m).await;
+                    }
+                } else {
+                    self.in_flight[k].metas.push(m);
                 }
                 true
             }
-            Progress::End => {
-                let flight = self.in_flight.remove(k);
-                self.session.handle_reply(flight.id, flight.metas, now);
-                false
+            Progress::TooLarge { size } => {
+                let id = self.in_flight[k].id;
+                // Its place in the reply counts, redelivered or not; its size stands for it.
+                if self.session.dedupes() && !self.session.accept_element(id, "", size) {
+                    return true;
+                }
+                let cause = GapCause::MessageTooLarge {
+                    size: usize::try_from(size).unwrap_or(usize::MAX),
+                    limit: self.limits.max_message_bytes,
+                };
+                self.emit(SessionEvent::Gap { cause });
+                true
             }
-            Progress::Whole(body) => {
-                let flight = self.in_flight.remove(k);
-                self.complete_whole(flight.id, body, now);
+            Progress::End => {
+                let mut flight = self.in_flight.remove(k);
+                if self.record(&mut flight, true) {
+                    self.session.handle_reply(flight.id, flight.metas, now);
+                }
                 false
             }
             Progress::Failed(error) => {
-                let flight = self.in_flight.remove(k);
+                let mut flight = self.in_flight.remove(k);
+                self.record(&mut flight, false);
                 self.fail(flight.id, Failure::from(error), now);
                 false
             }
         }
     }
 
-    /// A whole reply body (recording mode): parsed, recorded, then handled.
-    fn complete_whole(&mut self, id: RequestId, body: bytes::Bytes, now: std::time::Instant) {
-        match Message::parse_batch(&body) {
-            Ok(messages) => {
-                if let Some(tap) = &mut self.tap {
-                    if let Err(source) = tap(&body) {
-                        self.fail_tap(source);
-                        return;
-                    }
-                }
-                self.session.handle_reply(id, messages, now);
-            }
-            Err(e) => {
-                let excerpt: String = String::from_utf8_lossy(&body[..body.len().min(80)]).into();
-                let failure = self.malformed(format!("{e} (reply starts {excerpt:?})"));
-                self.fail(id, failure, now);
+    /// Hands what a reply brought to the recorder, if there is one; false when recording
+    /// failed (the client is then stopping).
+    fn record(&mut self, flight: &mut Flight, complete: bool) -> bool {
+        let Some(tap) = &mut self.tap else {
+            return true;
+        };
+        let Some(body) = flight.reader.take_recorded(complete) else {
+            return true;
+        };
+        match tap(&body) {
+            Ok(()) => true,
+            Err(source) => {
+                self.fail_tap(source);
+                false
             }
         }
+    }
+
+    fn hash(&self, bytes: &[u8]) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write(bytes);
+        h.finish()
+    }
+
+    /// An event of the driver's own (not the session's), logged and handed out.
+    fn emit(&self, event: SessionEvent) {
+        event.log();
+        let _ = self.events.send(ClientEvent::Session(event));
     }
 
     /// A reply that could not be recorded stops the client: recording is asked for

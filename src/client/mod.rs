@@ -12,8 +12,19 @@
 //! Replies are handled as they arrive: each message of a reply batch is parsed as soon as
 //! its bytes are complete and data messages go to subscribers at once, so even a reply of
 //! megabytes is never held whole (unless replies are recorded, see
-//! [`ClientBuilder::on_reply`]). Time spent waiting for a full subscriber does not count
-//! against the request's deadline.
+//! [`ClientBuilder::on_reply`]); memory is bounded per message
+//! ([`ClientBuilder::max_message_bytes`]). Time spent waiting for a full subscriber does not
+//! count against the request's deadline. A subscriber that stops reading stops the long
+//! poll: once that lasts longer than the server's `maxInterval` (10 s on a default CometD
+//! server), the server drops the session, and what it published meanwhile is lost (a
+//! re-handshake and a gap follow). [`CallFeed`](crate::gws::CallFeed) avoids that by
+//! coalescing per call instead.
+//!
+//! Each moment messages may have been lost is a
+//! [`SessionEvent::Gap`]: a re-handshake, a reply lost or
+//! cut after its request was sent (unless the server redelivers it: the acknowledged-messages
+//! extension, asked for by default), an error reply to a connect, a message over the size
+//! limit. What a subscriber already got is never handed to it again.
 //!
 //! | module | what it is |
 //! |---|---|
@@ -48,6 +59,9 @@ pub type ReplyTap = Box<dyn FnMut(&[u8]) -> std::io::Result<()> + Send>;
 
 /// Default capacity of a subscriber's buffer, in messages.
 pub const DEFAULT_BUFFER: usize = 1024;
+
+/// Default limit on one message: 16 MiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Commands queued for the driver at most; senders wait for room beyond it.
 const COMMAND_BUFFER: usize = 64;

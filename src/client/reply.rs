@@ -1,20 +1,28 @@
 //! One request in flight, read as it arrives: the reply head, then each top-level element of
-//! the body as soon as it is complete (or the whole body, when replies are recorded).
+//! the body as soon as it is complete.
 //!
-//! The deadline covers the server's part only: the time between handing an element out and
-//! being asked for the next one is the client's own (a full subscriber) and extends it.
+//! Deadlines bound the server's silence, never the size of a reply: the reply must *start*
+//! (its status and head) by the request's deadline, and after that at most `silence` may
+//! pass between two chunks of the body. A large reply that keeps arriving on a slow link is
+//! read to its end. The time between handing an element out and being asked for the next one
+//! is the client's own (a full subscriber) and does not count.
+//!
+//! An element over the size limit is passed over without being kept
+//! ([`Progress::TooLarge`]); the reply goes on. When replies are recorded, the reader also
+//! keeps the body for the recorder: the whole body when it ended well, else the elements
+//! that did arrive, as an array.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, StreamExt};
 use tokio::time::{Instant, Sleep};
 
+use crate::bayeux::split::Element;
 use crate::bayeux::ArraySplitter;
 use crate::transport::{ReplyBody, SendFuture, TransportError};
 
@@ -23,8 +31,11 @@ use crate::transport::{ReplyBody, SendFuture, TransportError};
 pub(super) enum Progress {
     /// The next element of the reply array.
     Element(Bytes),
-    /// The whole body (recording mode).
-    Whole(Bytes),
+    /// The next element was over the size limit and was passed over.
+    TooLarge {
+        /// Its length in bytes.
+        size: u64,
+    },
     /// The body ended after a complete array.
     End,
     /// No (further) reply: the request failed, timed out, or the body broke off.
@@ -37,37 +48,52 @@ enum Phase {
     Done,
 }
 
-/// Reads one reply; poll it with [`ReplyReader::poll_progress`] until `End`, `Whole` or
-/// `Failed`.
+/// What a recorded reply keeps.
+#[derive(Default)]
+struct Recording {
+    chunks: Vec<Bytes>,
+    elements: Vec<Bytes>,
+}
+
+/// Reads one reply; poll it with [`ReplyReader::poll_progress`] until `End` or `Failed`.
 pub(super) struct ReplyReader {
     phase: Phase,
     splitter: ArraySplitter,
-    /// Set when the body is collected whole instead of split.
-    whole: Option<BytesMut>,
+    recording: Option<Recording>,
+    /// When the server must have sent something (more) by.
     deadline: Instant,
+    /// How long the server may be silent between chunks of the body.
+    silence: Duration,
     sleep: Pin<Box<Sleep>>,
     /// When the last element was handed out, if that was the last thing this did.
     handed_out: Option<Instant>,
     /// The endpoint, for errors.
     endpoint: Arc<str>,
-    /// The time the server was given, for errors.
+    /// What the current deadline gave the server, for errors.
     budget: Duration,
 }
 
 impl ReplyReader {
+    /// A reader for the reply `send` brings; the reply must start by `deadline`, then its
+    /// chunks come at most `silence` apart; elements over `max_element` bytes are passed over.
     pub(super) fn new(
         send: SendFuture,
         deadline: Instant,
-        whole: bool,
+        silence: Duration,
+        max_element: usize,
+        record: bool,
         endpoint: Arc<str>,
     ) -> Self {
         ReplyReader {
             endpoint,
             budget: deadline.saturating_duration_since(Instant::now()),
             phase: Phase::Head(send),
-            splitter: ArraySplitter::new().allow_single_object(true),
-            whole: whole.then(BytesMut::new),
+            splitter: ArraySplitter::new()
+                .allow_single_object(true)
+                .max_element(max_element),
+            recording: record.then(Recording::default),
             deadline,
+            silence,
             sleep: Box::pin(tokio::time::sleep_until(deadline)),
             handed_out: None,
         }
@@ -85,6 +111,35 @@ impl ReplyReader {
         }
     }
 
+    /// The server sent something: it has `silence` again for the next part.
+    fn heard(&mut self) {
+        self.deadline = Instant::now() + self.silence;
+        self.budget = self.silence;
+    }
+
+    /// For the recorder, once the reply is over: the body as received when it ended well,
+    /// else the elements that arrived, as an array (`None` when none did).
+    pub(super) fn take_recorded(&mut self, complete: bool) -> Option<Bytes> {
+        let rec = self.recording.take()?;
+        if complete {
+            let mut body = BytesMut::with_capacity(rec.chunks.iter().map(Bytes::len).sum());
+            rec.chunks.iter().for_each(|c| body.extend_from_slice(c));
+            return Some(body.freeze());
+        }
+        if rec.elements.is_empty() {
+            return None;
+        }
+        let mut body = BytesMut::from(&b"["[..]);
+        for (i, e) in rec.elements.iter().enumerate() {
+            if i > 0 {
+                body.extend_from_slice(b",");
+            }
+            body.extend_from_slice(e);
+        }
+        body.extend_from_slice(b"]");
+        Some(body.freeze())
+    }
+
     pub(super) fn poll_progress(&mut self, cx: &mut Context<'_>) -> Poll<Progress> {
         if let Some(at) = self.handed_out.take() {
             self.deadline += at.elapsed();
@@ -93,37 +148,46 @@ impl ReplyReader {
             match &mut self.phase {
                 Phase::Done => return Poll::Ready(Progress::End),
                 Phase::Head(send) => match send.poll_unpin(cx) {
-                    Poll::Ready(Ok(body)) => self.phase = Phase::Body(body),
+                    Poll::Ready(Ok(body)) => {
+                        self.phase = Phase::Body(body);
+                        self.heard();
+                    }
                     Poll::Ready(Err(f)) => return self.done(Progress::Failed(f)),
                     Poll::Pending => break,
                 },
                 Phase::Body(body) => {
-                    if self.whole.is_none() {
-                        match self.splitter.next_element() {
-                            Ok(Some(element)) => {
-                                self.handed_out = Some(Instant::now());
-                                return Poll::Ready(Progress::Element(element));
-                            }
-                            Ok(None) => {}
-                            Err(e) => {
-                                let error = self.malformed(e.to_string());
-                                return self.done(Progress::Failed(error));
-                            }
+                    match self.splitter.next_element() {
+                        Ok(Some(element)) => {
+                            self.handed_out = Some(Instant::now());
+                            return Poll::Ready(match element {
+                                Element::Complete(bytes) => {
+                                    if let Some(rec) = &mut self.recording {
+                                        rec.elements.push(bytes.clone());
+                                    }
+                                    Progress::Element(bytes)
+                                }
+                                Element::TooLarge { size } => Progress::TooLarge { size },
+                            });
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            let error = self.malformed(e.to_string());
+                            return self.done(Progress::Failed(error));
                         }
                     }
                     match body.poll_next_unpin(cx) {
-                        Poll::Ready(Some(Ok(chunk))) => match &mut self.whole {
-                            Some(buf) => buf.extend_from_slice(&chunk),
-                            None => self.splitter.feed(chunk),
-                        },
+                        Poll::Ready(Some(Ok(chunk))) => {
+                            if let Some(rec) = &mut self.recording {
+                                rec.chunks.push(chunk.clone());
+                            }
+                            self.splitter.feed(chunk);
+                            self.heard();
+                        }
                         Poll::Ready(Some(Err(f))) => return self.done(Progress::Failed(f)),
                         Poll::Ready(None) => {
-                            let end = match self.whole.take() {
-                                Some(buf) => Progress::Whole(buf.freeze()),
-                                None => match self.splitter.finish() {
-                                    Ok(()) => Progress::End,
-                                    Err(e) => Progress::Failed(self.malformed(e.to_string())),
-                                },
+                            let end = match self.splitter.finish() {
+                                Ok(()) => Progress::End,
+                                Err(e) => Progress::Failed(self.malformed(e.to_string())),
                             };
                             return self.done(end);
                         }
@@ -149,10 +213,11 @@ impl ReplyReader {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::transport::body_from_bytes;
+
+    const SILENCE: Duration = Duration::from_secs(1);
+    const NO_LIMIT: usize = usize::MAX;
 
     fn endpoint() -> Arc<str> {
         Arc::from("http://h/cometd")
@@ -180,6 +245,11 @@ mod tests {
         Box::pin(std::future::ready(Ok(body)))
     }
 
+    fn reader(send: SendFuture, record: bool) -> ReplyReader {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        ReplyReader::new(send, deadline, SILENCE, NO_LIMIT, record, endpoint())
+    }
+
     async fn next(r: &mut ReplyReader) -> Progress {
         std::future::poll_fn(|cx| r.poll_progress(cx)).await
     }
@@ -194,30 +264,51 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn elements_arrive_one_by_one_then_the_end() {
         let send = reply(vec![Ok(b"[{\"a\":1},"), Ok(b"{\"b\":2}]")], false);
-        let mut r = ReplyReader::new(
-            send,
-            Instant::now() + Duration::from_secs(1),
-            false,
-            endpoint(),
-        );
+        let mut r = reader(send, false);
         assert_eq!(element(next(&mut r).await), r#"{"a":1}"#);
         assert_eq!(element(next(&mut r).await), r#"{"b":2}"#);
         assert!(matches!(next(&mut r).await, Progress::End));
+        assert_eq!(r.take_recorded(true), None, "not recording");
     }
 
     #[tokio::test(start_paused = true)]
-    async fn recording_mode_yields_the_whole_body() {
+    async fn recording_keeps_the_whole_body_or_what_arrived_of_a_cut_one() {
         let send = reply(vec![Ok(b"[{\"a\":1},"), Ok(b"{\"b\":2}]")], false);
-        let mut r = ReplyReader::new(
-            send,
-            Instant::now() + Duration::from_secs(1),
-            true,
-            endpoint(),
+        let mut r = reader(send, true);
+        element(next(&mut r).await);
+        element(next(&mut r).await);
+        assert!(matches!(next(&mut r).await, Progress::End));
+        assert_eq!(
+            r.take_recorded(true).as_deref(),
+            Some(&br#"[{"a":1},{"b":2}]"#[..])
         );
-        match next(&mut r).await {
-            Progress::Whole(b) => assert_eq!(&b[..], br#"[{"a":1},{"b":2}]"#),
-            other => panic!("{other:?}"),
-        }
+
+        let send = reply(vec![Ok(b"[{\"a\":1}, {\"b\""), Err(reset())], false);
+        let mut r = reader(send, true);
+        element(next(&mut r).await);
+        assert!(matches!(next(&mut r).await, Progress::Failed(_)));
+        assert_eq!(
+            r.take_recorded(false).as_deref(),
+            Some(&br#"[{"a":1}]"#[..])
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_element_over_the_limit_is_passed_over_and_the_reply_goes_on() {
+        let send = reply(
+            vec![Ok(b"[1,\"abcdefghij"), Ok(b"klmnop\",2,"), Ok(b"\"x\"]")],
+            false,
+        );
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut r = ReplyReader::new(send, deadline, SILENCE, 8, false, endpoint());
+        assert_eq!(element(next(&mut r).await), "1");
+        assert!(matches!(
+            next(&mut r).await,
+            Progress::TooLarge { size: 18 }
+        ));
+        assert_eq!(element(next(&mut r).await), "2");
+        assert_eq!(element(next(&mut r).await), r#""x""#);
+        assert!(matches!(next(&mut r).await, Progress::End));
     }
 
     #[tokio::test(start_paused = true)]
@@ -226,7 +317,7 @@ mod tests {
         let body: ReplyBody = Box::pin(rx);
         let send: SendFuture = Box::pin(std::future::ready(Ok(body)));
         let start = Instant::now();
-        let mut r = ReplyReader::new(send, start + Duration::from_secs(1), false, endpoint());
+        let mut r = reader(send, false);
         tx.unbounded_send(Ok(Bytes::from_static(b"[1,"))).unwrap();
         assert_eq!(element(next(&mut r).await), "1");
         // A full subscriber holds the client far beyond the deadline...
@@ -243,17 +334,47 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_stalled_body_hits_the_deadline() {
+    async fn a_reply_that_keeps_arriving_is_read_however_long_it_takes() {
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes, TransportError>>();
+        let body: ReplyBody = Box::pin(rx);
+        let send: SendFuture = Box::pin(std::future::ready(Ok(body)));
+        let start = Instant::now();
+        let mut r = reader(send, false);
+        // Sixty chunks 900 ms apart: a minute of body, each gap within the silence limit.
+        let feeder = tokio::spawn(async move {
+            tx.unbounded_send(Ok(Bytes::from_static(b"["))).unwrap();
+            for i in 0..60 {
+                tokio::time::sleep(Duration::from_millis(900)).await;
+                let piece: &'static [u8] = if i == 0 { b"0" } else { b",0" };
+                tx.unbounded_send(Ok(Bytes::from_static(piece))).unwrap();
+            }
+            tx.unbounded_send(Ok(Bytes::from_static(b"]"))).unwrap();
+        });
+        let mut n = 0;
+        loop {
+            match next(&mut r).await {
+                Progress::Element(_) => n += 1,
+                Progress::End => break,
+                other => panic!("{other:?} after {n} elements"),
+            }
+        }
+        assert_eq!(n, 60);
+        assert!(start.elapsed() >= Duration::from_secs(54));
+        feeder.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_falls_silent_hits_the_silence_limit() {
         let start = Instant::now();
         let send = reply(vec![Ok(b"[1,")], true);
-        let mut r = ReplyReader::new(send, start + Duration::from_secs(1), false, endpoint());
+        let mut r = reader(send, false);
         assert_eq!(element(next(&mut r).await), "1");
         tokio::time::sleep(Duration::from_secs(3)).await;
-        assert!(matches!(
-            next(&mut r).await,
-            Progress::Failed(TransportError::Timeout { .. })
-        ));
-        // One second of server time after the 3 s the client spent on its own.
+        match next(&mut r).await {
+            Progress::Failed(TransportError::Timeout { after, .. }) => assert_eq!(after, SILENCE),
+            other => panic!("{other:?}"),
+        }
+        // One second of silence after the 3 s the client spent on its own.
         assert_eq!(start.elapsed(), Duration::from_secs(4));
     }
 
@@ -263,6 +384,8 @@ mod tests {
         let mut r = ReplyReader::new(
             Box::pin(std::future::pending()),
             start + Duration::from_secs(2),
+            SILENCE,
+            NO_LIMIT,
             false,
             endpoint(),
         );
@@ -276,12 +399,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn broken_bodies_fail_after_what_was_complete() {
         let send = reply(vec![Ok(b"[1,"), Err(reset())], false);
-        let mut r = ReplyReader::new(
-            send,
-            Instant::now() + Duration::from_secs(1),
-            false,
-            endpoint(),
-        );
+        let mut r = reader(send, false);
         assert_eq!(element(next(&mut r).await), "1");
         assert!(matches!(
             next(&mut r).await,
@@ -289,12 +407,7 @@ mod tests {
         ));
 
         let send = reply(vec![Ok(b"[1,{\"a\"")], false);
-        let mut r = ReplyReader::new(
-            send,
-            Instant::now() + Duration::from_secs(1),
-            false,
-            endpoint(),
-        );
+        let mut r = reader(send, false);
         assert_eq!(element(next(&mut r).await), "1");
         match next(&mut r).await {
             Progress::Failed(TransportError::Malformed { message, .. }) => {
@@ -306,12 +419,7 @@ mod tests {
         let send: SendFuture = Box::pin(std::future::ready(Ok(body_from_bytes(
             Bytes::from_static(b"<html>"),
         ))));
-        let mut r = ReplyReader::new(
-            send,
-            Instant::now() + Duration::from_secs(1),
-            false,
-            endpoint(),
-        );
+        let mut r = reader(send, false);
         match next(&mut r).await {
             Progress::Failed(TransportError::Malformed { message, .. }) => {
                 assert_eq!(message, "not a JSON array at byte 0")

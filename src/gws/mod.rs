@@ -41,10 +41,10 @@ pub mod rest;
 pub mod store;
 pub mod wire;
 
-pub use feed::{CallFeed, CallFeedBuilder, FeedEvent};
+pub use feed::{CallEvent, CallFeed, CallFeedBuilder, Delivery, FeedEvent};
 pub use model::{
     Call, CallState, CallStateChangeMessage, CallType, DeviceStateChangeMessage, ErrorMessage,
     GwsNotification, NotificationType, RawJson, UserData, UserDataDiff, Value,
 };
-pub use store::{Applied, CallChange, CallStore, StateTransition};
+pub use store::{Applied, CallChange, CallStore, ChangeOrigin, StateTransition};
 pub use wire::{CallNotification, DecodeError, Notification, CALLS_CHANNEL, DEVICES_CHANNEL};

@@ -1,5 +1,6 @@
 //! Long polling over HTTP/1.1 with `reqwest`: a cookie jar per session, optional Basic auth,
-//! fixed and shared (refreshable) extra headers, and a limit on the reply size.
+//! fixed and shared (refreshable) extra headers. Replies stream through as they arrive; the
+//! client bounds each message, not the reply.
 //!
 //! ```
 //! use gws_cometd::transport::HttpTransport;
@@ -33,9 +34,6 @@ use super::{ReplyBody, SendFuture, Transport, TransportError};
 /// Headers that another component may replace while the client runs, such as the GWS CSRF
 /// header. Values should be marked sensitive ([`HeaderValue::set_sensitive`]).
 pub type SharedHeaders = Arc<RwLock<HeaderMap>>;
-
-/// Default limit on one reply body: 32 MiB.
-pub const DEFAULT_MAX_REPLY_BYTES: usize = 32 * 1024 * 1024;
 
 /// Longest server message kept from a non-2xx reply.
 const ERROR_BODY_LIMIT: usize = 2048;
@@ -172,7 +170,6 @@ struct Inner {
     endpoint: String,
     headers: HeaderMap,
     shared_headers: Option<SharedHeaders>,
-    max_reply_bytes: usize,
 }
 
 impl fmt::Debug for HttpTransport {
@@ -191,7 +188,6 @@ pub struct HttpTransportBuilder {
     shared_headers: Option<SharedHeaders>,
     cookies: Option<Cookies>,
     http_client: Option<reqwest::Client>,
-    max_reply_bytes: usize,
 }
 
 /// Shows the endpoint without credentials, the user name and the header names only.
@@ -204,7 +200,6 @@ impl fmt::Debug for HttpTransportBuilder {
                 "headers",
                 &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
             )
-            .field("max_reply_bytes", &self.max_reply_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -246,13 +241,6 @@ impl HttpTransportBuilder {
         self
     }
 
-    /// Limit on one reply body (default [`DEFAULT_MAX_REPLY_BYTES`]). A larger reply is an
-    /// error, retried with backoff.
-    pub fn max_reply_bytes(mut self, bytes: usize) -> Self {
-        self.max_reply_bytes = bytes;
-        self
-    }
-
     /// Builds the transport. Fails on an unusable URL or header, or when the TLS stack
     /// cannot start.
     pub fn build(self) -> Result<HttpTransport, TransportError> {
@@ -291,7 +279,6 @@ impl HttpTransportBuilder {
                 url,
                 headers,
                 shared_headers: self.shared_headers,
-                max_reply_bytes: self.max_reply_bytes,
             }),
         })
     }
@@ -308,7 +295,6 @@ impl HttpTransport {
             shared_headers: None,
             cookies: None,
             http_client: None,
-            max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
         }
     }
 }
@@ -345,43 +331,23 @@ impl Inner {
                 body,
             });
         }
-        let too_large = || TransportError::TooLarge {
-            url: self.endpoint.clone(),
-            limit: self.max_reply_bytes,
-            option: "HttpTransportBuilder::max_reply_bytes",
-        };
-        if resp
-            .content_length()
-            .is_some_and(|len| len > self.max_reply_bytes as u64)
-        {
-            return Err(too_large());
-        }
-        Ok(limited_body(resp, self.max_reply_bytes, too_large()))
+        Ok(streamed(resp))
     }
 }
 
-/// The body as a stream of chunks, failing with `too_large` once the total passes `limit`.
-fn limited_body(resp: reqwest::Response, limit: usize, too_large: TransportError) -> ReplyBody {
-    Box::pin(futures::stream::unfold(
-        Some((resp, 0usize, too_large)),
-        move |state| async move {
-            let (mut resp, total, too_large) = state?;
-            match resp.chunk().await {
-                Ok(Some(chunk)) => {
-                    let total = total.saturating_add(chunk.len());
-                    if total > limit {
-                        return Some((Err(too_large), None));
-                    }
-                    Some((Ok(chunk), Some((resp, total, too_large))))
-                }
-                Ok(None) => None,
-                Err(e) => {
-                    let url = redact_url(resp.url());
-                    Some((Err(request_error(&url, e, Duration::ZERO)), None))
-                }
+/// The body as a stream of chunks, as they arrive.
+fn streamed(resp: reqwest::Response) -> ReplyBody {
+    Box::pin(futures::stream::unfold(Some(resp), |state| async move {
+        let mut resp = state?;
+        match resp.chunk().await {
+            Ok(Some(chunk)) => Some((Ok(chunk), Some(resp))),
+            Ok(None) => None,
+            Err(e) => {
+                let url = redact_url(resp.url());
+                Some((Err(request_error(&url, e, Duration::ZERO)), None))
             }
-        },
-    ))
+        }
+    }))
 }
 
 /// Reads at most `limit` bytes of an error reply's body.

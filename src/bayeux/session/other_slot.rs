@@ -173,6 +173,10 @@ impl Session {
         let reason = failure.to_string();
         let entries = flight.entries.into_iter().map(|e| e.1);
         self.other_entries_failed(entries, current, &reason);
+        // Without the extension, data can ride any reply of a subscribed session.
+        if current && self.subs.any_subscribed() {
+            self.reply_lost(&failure);
+        }
         match failure.kind() {
             FailureKind::Unauthorized => {
                 self.terminate(Termination::Failed(SessionError::Unauthorized { failure }))

@@ -76,6 +76,13 @@ impl Subscriptions {
         }
     }
 
+    /// Whether the server has (or is being asked for) any subscription.
+    pub(super) fn any_subscribed(&self) -> bool {
+        self.entries
+            .values()
+            .any(|e| matches!(e.status, Status::Subscribed | Status::Pending))
+    }
+
     /// The channels the application wants, in the order first asked for.
     pub(super) fn desired(&self) -> impl Iterator<Item = &ChannelName> {
         self.entries

@@ -98,6 +98,25 @@ fn events(s: &mut Session) -> Vec<Event> {
     std::iter::from_fn(|| s.poll_event()).collect()
 }
 
+fn is_gap(e: &Event) -> bool {
+    matches!(e, Event::Session(SessionEvent::Gap { .. }))
+}
+
+/// The gap causes among `evs`.
+fn gaps(evs: &[Event]) -> Vec<GapCause> {
+    evs.iter()
+        .filter_map(|e| match e {
+            Event::Session(SessionEvent::Gap { cause }) => Some(cause.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The events other than gaps.
+fn without_gaps(evs: Vec<Event>) -> Vec<Event> {
+    evs.into_iter().filter(|e| !is_gap(e)).collect()
+}
+
 fn requests(s: &mut Session, now: Instant) -> Vec<Request> {
     std::iter::from_fn(|| s.poll_request(now)).collect()
 }
@@ -181,10 +200,11 @@ fn the_handshake_carries_the_configured_ext_and_debug_output_hides_it() {
     let t0 = Instant::now();
     let config = SessionConfig {
         handshake_ext: Some(raw(r#"{"token":"s3cret"}"#)),
+        ack: false,
         ..cfg()
     };
     assert!(!format!("{config:?}").contains("s3cret"));
-    let mut s = Session::new(config, t0);
+    let mut s = Session::new(config.clone(), t0);
     let req = s.poll_request(t0).unwrap();
     assert_eq!(
         req.messages[0].ext.as_ref().map(|e| e.get()),
@@ -192,6 +212,19 @@ fn the_handshake_carries_the_configured_ext_and_debug_output_hides_it() {
     );
     assert!(!format!("{req:?}").contains("s3cret"));
     assert!(!format!("{s:?}").contains("s3cret"));
+    // Asking for the acknowledged-messages extension adds to the application's ext.
+    let mut s = Session::new(
+        SessionConfig {
+            ack: true,
+            ..config
+        },
+        t0,
+    );
+    let req = s.poll_request(t0).unwrap();
+    assert_eq!(
+        req.messages[0].ext.as_ref().map(|e| e.get()),
+        Some(r#"{"ack":true,"token":"s3cret"}"#)
+    );
 }
 
 #[test]
@@ -651,8 +684,11 @@ fn connection_lost_is_emitted_once_per_outage() {
         s.handle_failure(c.id, reset(), now);
         now += ms(10_000);
     }
+    let evs = events(&mut s);
+    // Each lost reply may have carried messages; the outage is reported once.
+    assert_eq!(gaps(&evs).len(), 3);
     assert_eq!(
-        events(&mut s),
+        without_gaps(evs),
         [Event::Session(SessionEvent::ConnectionLost {
             cause: Cause::Failed(reset())
         })]
@@ -663,7 +699,7 @@ fn connection_lost_is_emitted_once_per_outage() {
     let c = s.poll_request(now).unwrap();
     s.handle_failure(c.id, timeout(), now);
     assert!(matches!(
-        events(&mut s).as_slice(),
+        without_gaps(events(&mut s)).as_slice(),
         [Event::Session(SessionEvent::ConnectionLost { .. })]
     ));
 }
@@ -1347,4 +1383,240 @@ fn a_late_reply_meant_for_the_old_client_id_neither_rehandshakes_nor_counts() {
     assert_eq!(subscriptions(&sub), ["/a"]);
     assert_eq!(sub.messages[0].client_id.as_deref(), Some("c2"));
     assert!(s.poll_request(t0).is_none());
+}
+
+// ---- gaps and the acknowledged-messages extension ----
+
+/// A handshake reply granting the acknowledged-messages extension.
+fn handshake_ack(req: &Request, client_id: &str) -> Vec<Message> {
+    let mut reply = handshake_ok(req, client_id);
+    reply[0].ext = Some(raw(r#"{"ack":true}"#));
+    reply
+}
+
+fn with_ext(mut m: Message, ext: &str) -> Message {
+    m.ext = Some(raw(ext));
+    m
+}
+
+/// Connected as `c1` with `/a` subscribed, the server granting the extension.
+fn acked(t: Instant) -> Session {
+    let mut s = Session::new(cfg(), t);
+    s.subscribe(ch("/a"));
+    let hs = s.poll_request(t).unwrap();
+    s.handle_reply(hs.id, handshake_ack(&hs, "c1"), t);
+    let c = s.poll_request(t).unwrap();
+    assert_eq!(
+        c.messages[0].ext.as_ref().map(|e| e.get()),
+        Some(r#"{"ack":0}"#)
+    );
+    let sub = s.poll_request(t).unwrap();
+    s.handle_reply(c.id, vec![with_ext(ok(&c, 0), r#"{"ack":1}"#)], t);
+    s.handle_reply(sub.id, vec![ok(&sub, 0)], t);
+    let evs = events(&mut s);
+    assert!(evs.contains(&Event::Session(SessionEvent::AcknowledgedMessages)));
+    s
+}
+
+#[test]
+fn a_lost_connect_reply_is_a_gap_unless_nothing_was_sent() {
+    let t0 = Instant::now();
+    let mut s = subscribed(t0, &["/a"]);
+    let c = s.poll_request(t0).unwrap();
+    s.handle_failure(c.id, reset(), t0);
+    assert_eq!(gaps(&events(&mut s)), [GapCause::ReplyLost(reset())]);
+    let c = s.poll_request(t0 + ms(500)).unwrap();
+    s.handle_failure(c.id, timeout(), t0 + ms(500));
+    assert_eq!(gaps(&events(&mut s)), [GapCause::ReplyLost(timeout())]);
+    // A connection that was refused carried nothing.
+    let c = s.poll_request(t0 + ms(2_000)).unwrap();
+    s.handle_failure(c.id, refused(), t0 + ms(2_000));
+    assert!(gaps(&events(&mut s)).is_empty());
+}
+
+#[test]
+fn an_unsuccessful_connect_is_a_gap_and_a_rehandshake_is_one_gap() {
+    let t0 = Instant::now();
+    let mut s = subscribed(t0, &["/a"]);
+    let c = s.poll_request(t0).unwrap();
+    s.handle_reply(c.id, vec![err(&c, 0, "500::overloaded")], t0);
+    assert_eq!(
+        gaps(&events(&mut s)),
+        [GapCause::ConnectRefused {
+            error: Some("500::overloaded".into())
+        }]
+    );
+    // The session is gone: the new handshake is the gap, reported after Rehandshaken.
+    let c = s.poll_request(t0 + ms(500)).unwrap();
+    s.handle_reply(c.id, vec![err(&c, 0, "402::Unknown client")], t0 + ms(500));
+    assert!(gaps(&events(&mut s)).is_empty());
+    let hs = s.poll_request(t0 + ms(500)).unwrap();
+    s.handle_reply(hs.id, handshake_ok(&hs, "c2"), t0 + ms(500));
+    let evs = events(&mut s);
+    let at = |e: &Event| evs.iter().position(|x| x == e).unwrap();
+    let gap = Event::Session(SessionEvent::Gap {
+        cause: GapCause::Rehandshake,
+    });
+    let again = Event::Session(SessionEvent::Rehandshaken {
+        client_id: "c2".into(),
+    });
+    assert!(at(&again) < at(&gap));
+    assert_eq!(gaps(&evs), [GapCause::Rehandshake]);
+}
+
+#[test]
+fn a_lost_reply_on_the_other_slot_is_a_gap_only_for_a_subscribed_session() {
+    let t0 = Instant::now();
+    let mut s = connected(t0);
+    s.publish(ch("/x"), raw("1"));
+    let p = requests(&mut s, t0)
+        .into_iter()
+        .find(|r| r.slot == Slot::Other)
+        .unwrap();
+    s.handle_failure(p.id, reset(), t0);
+    assert!(gaps(&events(&mut s)).is_empty(), "nothing subscribed");
+    let mut s = subscribed(t0, &["/a"]);
+    s.publish(ch("/x"), raw("1"));
+    let _connect = s.poll_request(t0).unwrap();
+    let p = s.poll_request(t0).unwrap();
+    assert_eq!(channels(&p), ["/x"]);
+    s.handle_failure(p.id, reset(), t0);
+    assert_eq!(gaps(&events(&mut s)), [GapCause::ReplyLost(reset())]);
+}
+
+#[test]
+fn with_acknowledged_messages_connects_send_the_last_whole_batch_and_cuts_are_no_gaps() {
+    let t0 = Instant::now();
+    let mut s = acked(t0);
+    let c = s.poll_request(t0).unwrap();
+    assert_eq!(
+        c.messages[0].ext.as_ref().map(|e| e.get()),
+        Some(r#"{"ack":1}"#)
+    );
+    // Cut: the batch is not acknowledged, and the server will redeliver.
+    s.handle_failure(c.id, reset(), t0);
+    assert!(gaps(&events(&mut s)).is_empty());
+    let c = s.poll_request(t0 + ms(500)).unwrap();
+    assert_eq!(
+        c.messages[0].ext.as_ref().map(|e| e.get()),
+        Some(r#"{"ack":1}"#)
+    );
+    s.handle_reply(
+        c.id,
+        vec![with_ext(ok(&c, 0), r#"{"ack":3}"#)],
+        t0 + ms(500),
+    );
+    let c = s.poll_request(t0 + ms(500)).unwrap();
+    assert_eq!(
+        c.messages[0].ext.as_ref().map(|e| e.get()),
+        Some(r#"{"ack":3}"#)
+    );
+    // An unsuccessful reply does not move it.
+    s.handle_reply(
+        c.id,
+        vec![with_ext(err(&c, 0, "500::x"), r#"{"ack":4}"#)],
+        t0 + ms(500),
+    );
+    assert!(
+        gaps(&events(&mut s)).is_empty(),
+        "the server keeps what it sent"
+    );
+    let c = s.poll_request(t0 + ms(2_000)).unwrap();
+    assert_eq!(
+        c.messages[0].ext.as_ref().map(|e| e.get()),
+        Some(r#"{"ack":3}"#)
+    );
+}
+
+#[test]
+fn messages_delivered_before_a_cut_are_refused_when_redelivered() {
+    let t0 = Instant::now();
+    let mut s = acked(t0);
+    let c = s.poll_request(t0).unwrap();
+    assert!(s.dedupes());
+    // Two messages arrive, then the reply is cut.
+    assert!(s.accept_element(c.id, "/a", 1));
+    assert!(s.accept_element(c.id, "/a", 2));
+    s.handle_failure(c.id, reset(), t0);
+    // The redelivery starts with them, then a third, then the connect answer.
+    let c = s.poll_request(t0 + ms(500)).unwrap();
+    assert!(!s.accept_element(c.id, "/a", 1));
+    assert!(!s.accept_element(c.id, "/a", 2));
+    assert!(s.accept_element(c.id, "/a", 3));
+    assert!(s.accept_element(c.id, "/meta/connect", 99));
+    s.handle_reply(
+        c.id,
+        vec![with_ext(ok(&c, 0), r#"{"ack":2}"#)],
+        t0 + ms(500),
+    );
+    assert!(gaps(&events(&mut s)).is_empty());
+    // Acknowledged: the next reply's elements are all new.
+    let c = s.poll_request(t0 + ms(500)).unwrap();
+    assert!(s.accept_element(c.id, "/a", 1));
+    // Elements of other requests are never refused.
+    s.publish(ch("/x"), raw("1"));
+    let p = s.poll_request(t0 + ms(500)).unwrap();
+    assert!(s.accept_element(p.id, "/a", 1));
+}
+
+#[test]
+fn a_redelivery_that_differs_from_what_was_delivered_is_a_gap() {
+    let t0 = Instant::now();
+    let mut s = acked(t0);
+    let c = s.poll_request(t0).unwrap();
+    s.accept_element(c.id, "/a", 1);
+    s.accept_element(c.id, "/a", 2);
+    s.handle_failure(c.id, reset(), t0);
+    let c = s.poll_request(t0 + ms(500)).unwrap();
+    assert!(!s.accept_element(c.id, "/a", 1));
+    assert!(s.accept_element(c.id, "/a", 7));
+    assert_eq!(gaps(&events(&mut s)), [GapCause::RedeliveryMismatch]);
+}
+
+#[test]
+fn the_extension_is_per_session_and_can_be_turned_off() {
+    let t0 = Instant::now();
+    let mut s = acked(t0);
+    let c = s.poll_request(t0).unwrap();
+    s.handle_reply(c.id, vec![err(&c, 0, "402::Unknown client")], t0);
+    let hs = s.poll_request(t0).unwrap();
+    // The new server session does not grant it: cuts are gaps again.
+    s.handle_reply(hs.id, handshake_ok(&hs, "c2"), t0);
+    assert!(!s.dedupes());
+    let c = s.poll_request(t0).unwrap();
+    assert!(c.messages[0].ext.is_none());
+
+    let mut s = Session::new(
+        SessionConfig {
+            ack: false,
+            ..cfg()
+        },
+        t0,
+    );
+    let hs = s.poll_request(t0).unwrap();
+    assert!(hs.messages[0].ext.is_none());
+    s.handle_reply(hs.id, handshake_ack(&hs, "c1"), t0);
+    assert!(!s.dedupes(), "not asked for, not used");
+}
+
+#[test]
+fn after_a_long_outage_the_next_attempt_is_never_more_than_the_default_cap_away() {
+    // The default backoff (jittered), not the tests' exact one.
+    let t0 = Instant::now();
+    let mut s = Session::new(SessionConfig::default(), t0);
+    let hs = s.poll_request(t0).unwrap();
+    s.handle_reply(hs.id, handshake_ok(&hs, "c1"), t0);
+    let c = s.poll_request(t0).unwrap();
+    s.handle_reply(c.id, vec![ok(&c, 0)], t0);
+    // Fifteen seconds of refused connections, retried as scheduled.
+    let mut now = t0;
+    while now < t0 + ms(15_000) {
+        let Some(req) = s.poll_request(now) else {
+            now = s.poll_timeout().expect("a retry is scheduled");
+            continue;
+        };
+        s.handle_failure(req.id, refused(), now);
+        let wait = s.poll_timeout().unwrap().saturating_duration_since(now);
+        assert!(wait <= ms(2_000), "retry {wait:?} after the failure");
+    }
 }

@@ -24,6 +24,10 @@ pub struct SessionConfig {
     pub initial_handshake_attempts: Option<u32>,
     /// The `ext` object sent with every handshake (for example authentication data).
     pub handshake_ext: Option<Box<RawValue>>,
+    /// Ask for the acknowledged-messages extension (default true): when the server agrees,
+    /// it redelivers what a lost or cut connect reply carried, and the session hands each
+    /// message out once.
+    pub ack: bool,
 }
 
 impl Default for SessionConfig {
@@ -33,6 +37,7 @@ impl Default for SessionConfig {
             backoff: BackoffConfig::default(),
             initial_handshake_attempts: None,
             handshake_ext: None,
+            ack: true,
         }
     }
 }
@@ -51,6 +56,7 @@ impl fmt::Debug for SessionConfig {
                 "handshake_ext",
                 &self.handshake_ext.as_ref().map(|_| "<redacted>"),
             )
+            .field("ack", &self.ack)
             .finish()
     }
 }
@@ -247,6 +253,52 @@ impl std::error::Error for Cause {
     }
 }
 
+/// Why messages may have been lost: what a [`SessionEvent::Gap`] says.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum GapCause {
+    /// A new handshake: whatever was published to the old session meanwhile is gone.
+    Rehandshake,
+    /// A reply that may have carried messages was lost or cut after its request was sent
+    /// (and the server does not redeliver: no acknowledged-messages extension).
+    ReplyLost(Failure),
+    /// The server answered a connect unsuccessfully, with its error string if any.
+    ConnectRefused {
+        /// The server's `error` field.
+        error: Option<String>,
+    },
+    /// A message was over the size limit and was skipped (the rest of its reply was read).
+    MessageTooLarge {
+        /// Its size so far, in bytes (at least `limit + 1`).
+        size: usize,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// A redelivered reply did not start with the messages delivered before the cut: the
+    /// server's queue changed, so what was skipped as already delivered cannot be trusted.
+    RedeliveryMismatch,
+}
+
+impl fmt::Display for GapCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GapCause::Rehandshake => f.write_str("a new session replaced the old one"),
+            GapCause::ReplyLost(failure) => write!(f, "a reply was lost: {failure}"),
+            GapCause::ConnectRefused { error: Some(e) } => {
+                write!(f, "the server refused a connect: {e}")
+            }
+            GapCause::ConnectRefused { error: None } => f.write_str("the server refused a connect"),
+            GapCause::MessageTooLarge { size, limit } => write!(
+                f,
+                "a message of {size}+ bytes was over the {limit}-byte limit and was skipped"
+            ),
+            GapCause::RedeliveryMismatch => {
+                f.write_str("a redelivered reply did not match what was delivered before")
+            }
+        }
+    }
+}
+
 /// Why a session stopped for good, other than a requested disconnect. Each says what to
 /// check: retrying the same thing fails the same way.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -342,6 +394,16 @@ pub enum SessionEvent {
         /// The channel or pattern.
         channel: ChannelName,
     },
+    /// **Messages may have been lost here**: a service that keeps state should read it anew
+    /// from the server. Emitted once per such moment; what subscribers already got is never
+    /// handed to them again.
+    Gap {
+        /// Why.
+        cause: GapCause,
+    },
+    /// The server agreed to the acknowledged-messages extension on this session: lost or
+    /// cut connect replies are redelivered, so they are no longer gaps.
+    AcknowledgedMessages,
 }
 
 impl SessionEvent {
@@ -365,6 +427,10 @@ impl SessionEvent {
                 tracing::warn!(%channel, "subscription denied: {error}")
             }
             SessionEvent::Unsubscribed { channel } => tracing::debug!(%channel, "unsubscribed"),
+            SessionEvent::Gap { cause } => tracing::warn!("messages may have been lost: {cause}"),
+            SessionEvent::AcknowledgedMessages => {
+                tracing::debug!("the server acknowledges messages: cut replies are redelivered")
+            }
         }
     }
 }

@@ -27,6 +27,7 @@
 //! Neither [`GwsSession`]'s `Debug` nor any error or log line contains the password, a cookie
 //! or a CSRF token.
 
+mod contact_center;
 mod credentials;
 mod error;
 mod operations;
@@ -42,6 +43,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use url::Url;
 
+pub use self::contact_center::{ChannelStatus, ContactCenterSession};
 pub use self::credentials::{Credentials, Me, Password};
 pub use self::error::{GwsStatus, RestError};
 pub use self::operations::UserValue;
@@ -125,7 +127,7 @@ impl GwsSessionBuilder {
     }
 
     /// Sends with this client, shared with other sessions (see
-    /// [`new_client`](crate::transport::http::new_client)); [`HttpOptions`] are then the
+    /// [`new_client`]); [`HttpOptions`] are then the
     /// client's.
     pub fn http_client(mut self, http: reqwest::Client) -> Self {
         self.http = Some(http);
@@ -282,6 +284,12 @@ impl GwsSession {
         operation: &str,
         call_id: Option<&str>,
     ) -> Result<Vec<u8>> {
+        let reply = self.exchange(method, url, body).await?;
+        judge(url, reply, operation, call_id)
+    }
+
+    /// [`request`](Self::request) without judging the reply.
+    async fn exchange(&self, method: Method, url: &Url, body: Option<String>) -> Result<Reply> {
         if self.inner.logins.load(Ordering::Acquire) == 0 {
             self.relogin(0).await?;
         }
@@ -308,7 +316,7 @@ impl GwsSession {
                     hint: "refused again right after logging in: check the user's roles".into(),
                 });
             }
-            return judge(url, reply, operation, call_id);
+            return Ok(reply);
         }
     }
 

@@ -34,12 +34,39 @@ pub struct StateTransition {
     pub to: Option<CallState>,
 }
 
-/// What one notification changed in the store.
+/// Where a [`CallChange`] comes from: what a service needs to tell "it was already so" from
+/// "it just happened".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ChangeOrigin {
+    /// A notification said so: it just happened. (Not written out: a change without
+    /// `origin` is a notification's.)
+    #[default]
+    Notification,
+    /// The feed started (or logged in again) and read the server's current calls: the call
+    /// was already so when the feed arrived. Written `"origin":"catchUp"`.
+    CatchUp,
+    /// Messages may have been lost (a re-handshake, a lost reply): the server's current
+    /// calls said so. It happened at some point while the feed was blind. Written
+    /// `"origin":"heal"`.
+    Heal,
+}
+
+impl ChangeOrigin {
+    fn is_notification(&self) -> bool {
+        *self == ChangeOrigin::Notification
+    }
+}
+
+/// What one notification (or one reading of the server's calls) changed in the store.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallChange {
     /// The call's id.
     pub call_id: String,
+    /// Where the change comes from.
+    #[serde(skip_serializing_if = "ChangeOrigin::is_notification")]
+    pub origin: ChangeOrigin,
     /// The notification's `notificationType`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notification_type: Option<NotificationType>,
@@ -62,6 +89,11 @@ pub struct CallChange {
 #[derive(Debug)]
 pub struct Applied<'a> {
     call_id: &'a str,
+    origin: ChangeOrigin,
+    /// The call's text before, when it was in the store.
+    old_text: Option<&'a str>,
+    /// Its text now (the notification's).
+    new_text: &'a str,
     notification_type: Option<&'a NotificationType>,
     new: bool,
     state: Option<StateTransition>,
@@ -91,16 +123,79 @@ impl Applied<'_> {
         self.state.as_ref()
     }
 
+    /// The call's text before the change; `None` for a call new to the store.
+    pub fn previous_text(&self) -> Option<&str> {
+        self.old_text
+    }
+
+    /// The call's text the change leaves (the last one seen, for a call that left the
+    /// store).
+    pub fn text(&self) -> &str {
+        self.new_text
+    }
+
+    /// Marks where the change comes from (a notification unless said otherwise).
+    pub fn with_origin(mut self, origin: ChangeOrigin) -> Self {
+        self.origin = origin;
+        self
+    }
+
     /// The whole change, user-data diff included.
     pub fn change(&self) -> CallChange {
         CallChange {
             call_id: self.call_id.to_owned(),
+            origin: self.origin,
             notification_type: self.notification_type.cloned(),
             new: self.new,
             state: self.state.clone(),
             user_data: user_data_diff(self.old_user_data, self.new_user_data),
             removed: self.removed,
         }
+    }
+}
+
+/// One change a [`CallStore::reconcile`] made, with the call's text before (`None` for a
+/// call new to the store) and after (`None` for a call that left it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reconciled {
+    /// The change.
+    pub change: CallChange,
+    /// The call's text before.
+    pub previous: Option<String>,
+    /// The call's text after.
+    pub call: Option<String>,
+}
+
+/// The change between two snapshots of one call's text (`None`: not there), as the store
+/// would report it; for consumers that merge several changes into one.
+pub fn change_between(
+    call_id: &str,
+    before: Option<&str>,
+    after: Option<&str>,
+    origin: ChangeOrigin,
+    notification_type: Option<NotificationType>,
+) -> CallChange {
+    fn read(text: Option<&str>) -> Option<CallNotification<'_>> {
+        CallNotification::from_call_text(text?, None).ok()
+    }
+    let (old, new) = (read(before), read(after));
+    let old_state = old.as_ref().and_then(|c| c.state().cloned());
+    let new_state = new.as_ref().and_then(|c| c.state().cloned());
+    let removed = after.is_none() || new_state == Some(CallState::Completed);
+    CallChange {
+        call_id: call_id.to_owned(),
+        origin,
+        notification_type,
+        new: before.is_none(),
+        state: (before.is_none() || old_state != new_state).then_some(StateTransition {
+            from: old_state,
+            to: new_state,
+        }),
+        user_data: user_data_diff(
+            old.as_ref().and_then(|c| c.user_data_text()),
+            new.as_ref().and_then(|c| c.user_data_text()),
+        ),
+        removed,
     }
 }
 
@@ -246,6 +341,9 @@ impl CallStore {
             );
             return Some(Applied {
                 call_id: id,
+                origin: ChangeOrigin::Notification,
+                old_text: None,
+                new_text: msg.call_text(),
                 notification_type: msg.notification_type(),
                 new: true,
                 state: Some(StateTransition {
@@ -290,6 +388,9 @@ impl CallStore {
         }
         Some(Applied {
             call_id: id,
+            origin: ChangeOrigin::Notification,
+            old_text: Some(self.previous.as_str()),
+            new_text: msg.call_text(),
             notification_type: msg.notification_type(),
             new: false,
             state: transition,
@@ -300,12 +401,21 @@ impl CallStore {
     }
 
     /// Brings the store in line with the server's current calls (each the JSON text of one
-    /// call object, as `GET /api/v2/me/calls` returns them) after notifications may have been
-    /// missed. Returns a change for each call whose snapshot differs (with no
-    /// `notification_type`), and a `removed` change for each stored call the server no longer
+    /// call object, as `GET /api/v2/me/calls` returns them), read at `now` after
+    /// notifications may have been missed. Calls for which `keep` says true are left as they
+    /// are (the feed's: a notification about them arrived while the list was being read, so
+    /// the store may already know better). Returns what changed, marked `origin`, with each
+    /// call's text before and after: a change for each call whose snapshot differs (with no
+    /// `notification_type`), and a `removed` one for each stored call the server no longer
     /// has. Call objects without an `id` cannot be matched; they are skipped with a warning.
-    pub fn reconcile(&mut self, current: &[Box<RawValue>], now: Instant) -> Vec<CallChange> {
-        let mut changes = Vec::new();
+    pub fn reconcile(
+        &mut self,
+        current: &[Box<RawValue>],
+        now: Instant,
+        origin: ChangeOrigin,
+        keep: impl Fn(&str) -> bool,
+    ) -> Vec<Reconciled> {
+        let mut out = Vec::new();
         let mut present = HashSet::with_capacity(current.len());
         for text in current {
             let msg = match CallNotification::from_call_text(text.get(), None) {
@@ -316,32 +426,48 @@ impl CallStore {
                 }
             };
             present.insert(msg.call_id().to_owned());
+            if keep(msg.call_id()) {
+                continue;
+            }
             let unchanged = self
                 .calls
                 .get(msg.call_id())
                 .is_some_and(|e| e.text == msg.call_text());
-            if !unchanged {
-                changes.extend(self.apply(&msg, now).map(|a| a.change()));
+            if unchanged {
+                continue;
+            }
+            if let Some(applied) = self.apply(&msg, now) {
+                let applied = applied.with_origin(origin);
+                out.push(Reconciled {
+                    change: applied.change(),
+                    previous: applied.previous_text().map(str::to_owned),
+                    call: Some(applied.text().to_owned()),
+                });
             }
         }
         self.calls.retain(|id, entry| {
-            if present.contains(id) {
+            if present.contains(id) || keep(id) {
                 return true;
             }
-            changes.push(CallChange {
-                call_id: id.to_owned(),
-                notification_type: None,
-                new: false,
-                state: entry.state.is_some().then(|| StateTransition {
-                    from: entry.state.clone(),
-                    to: None,
-                }),
-                user_data: user_data_diff(entry.user_data_text(), None),
-                removed: true,
+            out.push(Reconciled {
+                change: CallChange {
+                    call_id: id.to_owned(),
+                    origin,
+                    notification_type: None,
+                    new: false,
+                    state: entry.state.is_some().then(|| StateTransition {
+                        from: entry.state.clone(),
+                        to: None,
+                    }),
+                    user_data: user_data_diff(entry.user_data_text(), None),
+                    removed: true,
+                },
+                previous: Some(std::mem::take(&mut entry.text)),
+                call: None,
             });
             false
         });
-        changes
+        out
     }
 
     /// Removes the calls whose retention time after `Released` has passed at `now`, and

@@ -1,0 +1,428 @@
+//! The feed's task: reads the notification client, applies to the store, reads the server's
+//! calls when [`Healing`] says so, and queues what the consumer gets. It never waits for the
+//! consumer in [`Delivery::Changes`].
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::healing::Healing;
+use super::queue::MAX_EVENTS;
+use super::{lock, Control, Delivery, FeedEvent, Shared, SharedTap};
+use crate::bayeux::backoff::Backoff;
+use crate::bayeux::{BackoffConfig, Message, SessionEvent};
+use crate::client::{ClientBuilder, ClientEvent, EventStream, Subscriber};
+use crate::error::{Error, Result};
+use crate::fixture;
+use crate::gws::model::{Device, DeviceStateChangeMessage, ErrorMessage};
+use crate::gws::rest::GwsSession;
+use crate::gws::store::{CallStore, ChangeOrigin};
+use crate::gws::wire::{self, Notification, CALLS_CHANNEL, DEVICES_CHANNEL};
+use crate::transport::HttpTransport;
+use crate::Client;
+
+/// Catch-up reads that may fail in a row before [`connect`](super::CallFeedBuilder::connect)
+/// gives up.
+const CATCH_UP_ATTEMPTS: u32 = 3;
+
+/// How the feed opens notification clients.
+pub(super) struct Opening {
+    pub(super) devices: bool,
+    pub(super) max_network_delay: Duration,
+    pub(super) max_message_bytes: usize,
+    pub(super) initial_handshake_attempts: Option<u32>,
+    pub(super) delivery: Delivery,
+    pub(super) tap: Option<SharedTap>,
+}
+
+struct Connection {
+    client: Client,
+    events: EventStream,
+    messages: Subscriber,
+    /// False once the message stream ended (the client stopped; its event says why).
+    messages_open: bool,
+}
+
+/// What one read of the server's state brought.
+struct Snapshot {
+    calls: Vec<Box<RawValue>>,
+    devices: Option<Vec<Box<RawValue>>>,
+}
+
+type Read = Pin<Box<dyn Future<Output = Result<Snapshot>> + Send>>;
+
+/// The task's state.
+pub(super) struct Feed {
+    session: GwsSession,
+    opening: Opening,
+    store: Arc<Mutex<CallStore>>,
+    shared: Arc<Shared>,
+    commands: mpsc::Receiver<Control>,
+    /// Tells `connect` the catch-up is done (or why it failed).
+    ready: Option<oneshot::Sender<Result<(), Arc<Error>>>>,
+    conn: Option<Connection>,
+    healing: Healing,
+    /// The read under way, and its kind.
+    read: Option<(ChangeOrigin, Read)>,
+    /// Calls a notification touched while the read is under way.
+    touched: HashSet<String>,
+}
+
+impl Feed {
+    /// Opens the first notification client.
+    pub(super) async fn start(
+        session: GwsSession,
+        opening: Opening,
+        store: Arc<Mutex<CallStore>>,
+        shared: Arc<Shared>,
+        commands: mpsc::Receiver<Control>,
+        ready: oneshot::Sender<Result<(), Arc<Error>>>,
+    ) -> Result<Feed> {
+        let mut feed = Feed {
+            session,
+            opening,
+            store,
+            shared,
+            commands,
+            ready: Some(ready),
+            conn: None,
+            healing: Healing::new(),
+            read: None,
+            touched: HashSet::new(),
+        };
+        let attempts = feed.opening.initial_handshake_attempts;
+        feed.conn = Some(open(&feed.session, &feed.opening, attempts).await?);
+        Ok(feed)
+    }
+
+    pub(super) async fn run(mut self) {
+        loop {
+            if self.read.is_none() {
+                if let Some(origin) = self.healing.due(Instant::now().into_std()) {
+                    self.start_read(origin);
+                }
+            }
+            // With Delivery::Messages the consumer sets the pace.
+            let room = self.opening.delivery == Delivery::Changes
+                || lock(&self.shared.queue).events() < MAX_EVENTS;
+            let wake = self.healing.wake_at().map(Instant::from_std);
+            let Some(conn) = self.conn.as_mut() else {
+                break;
+            };
+            let read = self.read.as_mut().map(|(_, r)| r);
+            let reading = read.is_some();
+            tokio::select! {
+                m = conn.messages.next(), if conn.messages_open && room => match m {
+                    Some(m) => self.on_message(m),
+                    None => conn.messages_open = false,
+                },
+                ev = conn.events.next() => {
+                    let go_on = match ev {
+                        Some(ev) => self.on_event(ev).await,
+                        None => false,
+                    };
+                    if !go_on {
+                        break;
+                    }
+                }
+                out = async { read.expect("guarded by `reading`").await }, if reading => {
+                    if !self.finish_read(out) {
+                        self.disconnect().await;
+                        break;
+                    }
+                }
+                _ = sleep_until_opt(wake) => {}
+                _ = self.shared.space.notified(), if !room => {}
+                cmd = self.commands.recv() => {
+                    self.disconnect().await;
+                    if let Some(Control::Disconnect(done)) = cmd {
+                        let _ = done.send(());
+                    }
+                    break;
+                }
+            }
+        }
+        self.conn = None;
+        self.shared.close();
+    }
+
+    async fn disconnect(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            conn.client.disconnect().await;
+        }
+    }
+
+    fn push(&self, event: FeedEvent) {
+        self.shared.push(event);
+    }
+
+    fn on_message(&mut self, raw: Message) {
+        let decoded = wire::decode(&raw);
+        if let Ok(Notification::Call(call)) = &decoded {
+            if self.read.is_some() {
+                self.touched.insert(call.call_id().to_owned());
+            }
+            let mut store = lock(&self.store);
+            if let Some(applied) = store.apply(call, std::time::Instant::now()) {
+                if self.opening.delivery == Delivery::Changes {
+                    let change = applied.change();
+                    lock(&self.shared.queue).push_change(
+                        change,
+                        applied.previous_text(),
+                        applied.text(),
+                    );
+                    self.shared.ready.notify_one();
+                }
+            }
+        }
+        if self.opening.delivery == Delivery::Messages {
+            self.push(FeedEvent::Message(raw));
+            return;
+        }
+        let event = match decoded {
+            Ok(Notification::Call(_)) => return,
+            Ok(Notification::Device(text)) => FeedEvent::Device {
+                message: Box::new(DeviceStateChangeMessage::read(text)),
+                raw,
+            },
+            Ok(Notification::Error(text)) => {
+                let message = Box::new(ErrorMessage::read(text));
+                tracing::warn!(
+                    code = ?message.error_code.as_ref().map(|c| c.get()),
+                    "GWS reports an error: {}",
+                    message.error_message.as_deref().unwrap_or("(no message)")
+                );
+                FeedEvent::GwsError { raw, message }
+            }
+            Ok(Notification::Other) => FeedEvent::Other { raw, error: None },
+            Err(source) => {
+                let error = Error::Notification {
+                    channel: raw.channel.clone(),
+                    source,
+                };
+                tracing::warn!("{error}");
+                FeedEvent::Other {
+                    raw,
+                    error: Some(Arc::new(error)),
+                }
+            }
+        };
+        self.push(event);
+    }
+
+    /// Returns whether the feed goes on.
+    async fn on_event(&mut self, ev: ClientEvent) -> bool {
+        match ev {
+            ClientEvent::Session(SessionEvent::Gap { cause }) => {
+                self.healing.gap();
+                self.push(FeedEvent::Gap { cause });
+                true
+            }
+            ClientEvent::Session(event) => {
+                match &event {
+                    SessionEvent::Subscribed { channel } if channel.as_str() == CALLS_CHANNEL => {
+                        self.healing.subscribed(true)
+                    }
+                    SessionEvent::Unsubscribed { channel } if channel.as_str() == CALLS_CHANNEL => {
+                        self.healing.subscribed(false)
+                    }
+                    SessionEvent::Rehandshaken { .. } => self.healing.subscribed(false),
+                    _ => {}
+                }
+                self.push(FeedEvent::Session(ClientEvent::Session(event)));
+                true
+            }
+            ClientEvent::Terminated { error } => self.on_terminated(error).await,
+            ev => {
+                self.push(FeedEvent::Session(ev));
+                true
+            }
+        }
+    }
+
+    /// The notification client stopped. A refusal (401/403: the HTTP session expired) means
+    /// log in again, reconnect and heal; anything else ends the feed.
+    async fn on_terminated(&mut self, error: Arc<Error>) -> bool {
+        if !error.is_auth() || self.ready.is_some() {
+            return self.end(error);
+        }
+        tracing::warn!(
+            "the HTTP session expired (notifications answer: {error}); logging in again"
+        );
+        if let Err(e) = login_again(&self.session).await {
+            return self.end(Arc::new(e));
+        }
+        // The server was there before: keep trying its handshake like any other outage.
+        match open(&self.session, &self.opening, None).await {
+            Ok(conn) => self.conn = Some(conn),
+            Err(e) => return self.end(Arc::new(e)),
+        }
+        tracing::info!("logged in again; reading the server's calls");
+        self.healing.subscribed(false);
+        self.healing.gap();
+        self.read = None;
+        self.push(FeedEvent::LoggedInAgain);
+        true
+    }
+
+    /// The feed ends with `error`.
+    fn end(&mut self, error: Arc<Error>) -> bool {
+        match self.ready.take() {
+            // `connect` is still waiting: it returns the error.
+            Some(ready) => {
+                let _ = ready.send(Err(error));
+            }
+            None => {
+                if !matches!(*error, Error::Closed) {
+                    tracing::error!("the feed stopped: {error}");
+                }
+                self.push(FeedEvent::Session(ClientEvent::Terminated { error }));
+            }
+        }
+        self.conn = None;
+        false
+    }
+
+    fn start_read(&mut self, origin: ChangeOrigin) {
+        self.healing.started();
+        self.touched.clear();
+        let session = self.session.clone();
+        let devices = self.opening.devices;
+        let read: Read = Box::pin(async move {
+            let calls = session.calls().await?;
+            let devices = match devices {
+                true => Some(session.devices().await?),
+                false => None,
+            };
+            Ok(Snapshot { calls, devices })
+        });
+        self.read = Some((origin, read));
+    }
+
+    /// The read under way answered. Returns whether the feed goes on.
+    fn finish_read(&mut self, out: Result<Snapshot>) -> bool {
+        let Some((origin, _)) = self.read.take() else {
+            return true;
+        };
+        let now = std::time::Instant::now();
+        let snapshot = match out {
+            Ok(s) => s,
+            Err(e) => {
+                let failures = self.healing.failed(now);
+                tracing::warn!(failures, "reading the server's calls failed: {e}");
+                if self.ready.is_some() && failures >= CATCH_UP_ATTEMPTS {
+                    return self.end(Arc::new(e));
+                }
+                self.push(FeedEvent::HealFailed(Arc::new(e)));
+                return true;
+            }
+        };
+        let kept: Vec<String> = self.touched.drain().collect();
+        let reconciled = {
+            let keep = |id: &str| kept.iter().any(|k| k == id);
+            lock(&self.store).reconcile(&snapshot.calls, now, origin, keep)
+        };
+        if let Some(tap) = self.opening.tap.clone() {
+            let line = fixture::snapshot_line(origin, &snapshot.calls, &kept);
+            let recorded = (*lock(&tap))(line.as_bytes());
+            if let Err(source) = recorded {
+                return self.end(Arc::new(Error::Record { source }));
+            }
+        }
+        let changes = reconciled.len();
+        if self.opening.delivery == Delivery::Changes {
+            let mut queue = lock(&self.shared.queue);
+            for r in reconciled {
+                let after = r.call.as_deref().or(r.previous.as_deref()).unwrap_or("{}");
+                queue.push_change(r.change, r.previous.as_deref(), after);
+            }
+        }
+        if let Some(devices) = snapshot.devices {
+            let devices = devices
+                .iter()
+                .filter_map(|d| serde_json::from_str::<Device>(d.get()).ok())
+                .collect();
+            self.push(FeedEvent::Devices { devices, origin });
+        }
+        self.healing.succeeded();
+        match self.ready.take() {
+            Some(ready) => {
+                let calls = lock(&self.store).len();
+                tracing::info!(calls, "caught up with the server's calls");
+                self.push(FeedEvent::Ready { calls });
+                let _ = ready.send(Ok(()));
+            }
+            None => {
+                tracing::info!(changes, "healed from the server's calls");
+                self.push(FeedEvent::Healed { changes });
+            }
+        }
+        true
+    }
+}
+
+/// A notification client for `session`; `handshake_attempts` bounds its first handshake.
+async fn open(
+    session: &GwsSession,
+    opening: &Opening,
+    handshake_attempts: Option<u32>,
+) -> Result<Connection> {
+    let transport = HttpTransport::builder(session.notifications_url())
+        .http_client(session.http_client())
+        .cookies(session.cookies())
+        .shared_headers(session.csrf_headers())
+        .build()?;
+    let mut builder = ClientBuilder::new(transport)
+        .max_network_delay(opening.max_network_delay)
+        .max_message_bytes(opening.max_message_bytes)
+        .initial_handshake_attempts(handshake_attempts);
+    if let Some(tap) = &opening.tap {
+        let tap = tap.clone();
+        builder = builder.on_reply(move |body| (*lock(&tap))(body));
+    }
+    let client = builder.build()?;
+    let events = client.events();
+    let mut channels = vec![CALLS_CHANNEL];
+    if opening.devices {
+        channels.push(DEVICES_CHANNEL);
+    }
+    let messages = client.subscribe_all(channels).await?;
+    Ok(Connection {
+        client,
+        events,
+        messages,
+        messages_open: true,
+    })
+}
+
+/// Logs in again after the HTTP session expired. A transient failure (network, 5xx,
+/// timeout) is retried with backoff for as long as it lasts; refused credentials end the
+/// feed.
+async fn login_again(session: &GwsSession) -> Result<()> {
+    let mut backoff = Backoff::new(&BackoffConfig::default());
+    loop {
+        match session.login().await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_retryable() => {
+                let delay = backoff.next_delay();
+                tracing::warn!(retry_in = ?delay, "logging in again failed: {e}");
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
