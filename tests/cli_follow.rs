@@ -558,3 +558,20 @@ async fn serve_and_tail_read_no_password_from_the_command_line() {
     );
     let _ = Stdio::null();
 }
+
+#[tokio::test]
+async fn watch_is_passive_unless_asked_to_start_the_contact_center_session() {
+    let sim = gws_sim().await;
+    let watching = watch_caught_up(&sim, &["--duration", "0.2"]).await;
+    let (out, err) = watching.finish().await;
+    assert!(out.status.success(), "{err}");
+    assert_eq!(sim.gws().stats().operation("StartContactCenterSession"), 0);
+    assert!(!sim.gws().is_logged_in(USER));
+
+    let watching = watch_caught_up(&sim, &["--start-session", "voice", "--duration", "0.2"]).await;
+    let (out, err) = watching.finish().await;
+    assert!(out.status.success(), "{err}");
+    assert_eq!(sim.gws().stats().operation("StartContactCenterSession"), 1);
+    assert!(sim.gws().is_logged_in(USER), "{err}");
+    assert_eq!(sim.gws().stats().operation("EndContactCenterSession"), 0);
+}

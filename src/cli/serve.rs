@@ -213,13 +213,16 @@ async fn serve(config: GwsServerConfig, help: LoginHelp, listen: SocketAddr) -> 
     };
     let base = server.base_url();
     let activity = match server.seed() {
-        Some(seed) => format!("the living contact center, seed {seed} (repeat with --seed {seed})"),
+        Some(seed) => format!("the living contact center, seed {seed}: repeat with --seed {seed}"),
         None => "the scenario".to_owned(),
     };
     say(&format!(
-        "GWS simulator at {base} ({users} user{}, {activity}): REST {base}/api/v2/me, CometD \
-         {base}/api/v2/notifications, unauthenticated CometD {base}/cometd",
+        "GWS simulator at {base} ({users} user{}, {activity})",
         if users == 1 { "" } else { "s" }
+    ));
+    say(&format!(
+        "  REST {base}/api/v2/me, CometD {base}/api/v2/notifications, unauthenticated CometD \
+         {base}/cometd"
     ));
     if let Some(note) = &help.note {
         say(&format!("log in as {} {note}", help.user));
