@@ -66,6 +66,9 @@ pub(super) struct Driver {
     limits: Limits,
     /// Hashes redelivered messages, so the same text always gives the same hash.
     hasher: std::collections::hash_map::RandomState,
+    /// The failures of the current outage already logged at the default level: each
+    /// distinct one is logged once, until the next successful connect.
+    outage_log: std::collections::HashSet<String>,
 }
 
 /// Polls every flight; the first with progress wins, starting after the last winner.
@@ -102,6 +105,7 @@ impl Driver {
         Driver {
             limits,
             hasher: Default::default(),
+            outage_log: Default::default(),
             session,
             endpoint: transport.endpoint().into(),
             transport,
@@ -200,8 +204,36 @@ impl Driver {
     }
 
     fn fail(&mut self, id: RequestId, failure: Failure, now: std::time::Instant) {
-        tracing::debug!(endpoint = %self.endpoint, %failure, "request failed");
+        let text = failure.to_string();
+        if self.outage_log.insert(text) {
+            tracing::warn!("request failed: {failure}");
+        } else {
+            tracing::debug!(%failure, "request failed again");
+        }
         self.session.handle_failure(id, failure, now);
+    }
+
+    /// Logs a session event; one that repeats a failure already logged in this outage is
+    /// logged quietly.
+    fn log(&mut self, event: &SessionEvent) {
+        let cause = match event {
+            SessionEvent::HandshakeFailed { cause, .. }
+            | SessionEvent::ConnectionLost { cause } => Some(cause.to_string()),
+            SessionEvent::Gap {
+                cause: GapCause::ReplyLost(failure),
+            } => Some(failure.to_string()),
+            SessionEvent::Connected => {
+                self.outage_log.clear();
+                None
+            }
+            _ => None,
+        };
+        let repeated = cause.is_some_and(|text| !self.outage_log.insert(text));
+        if repeated {
+            tracing::debug!(?event, "session event (its failure was logged above)");
+        } else {
+            event.log();
+        }
     }
 
     /// Returns whether flight `k` is still in flight.
@@ -298,8 +330,8 @@ impl Driver {
     }
 
     /// An event of the driver's own (not the session's), logged and handed out.
-    fn emit(&self, event: SessionEvent) {
-        event.log();
+    fn emit(&mut self, event: SessionEvent) {
+        self.log(&event);
         let _ = self.events.send(ClientEvent::Session(event));
     }
 
@@ -380,8 +412,7 @@ impl Driver {
                     }
                 }
                 Event::Session(event) => {
-                    event.log();
-                    let _ = self.events.send(ClientEvent::Session(event));
+                    self.emit(event);
                 }
                 Event::Terminated { reason } => {
                     let error = match reason {
@@ -442,10 +473,9 @@ impl Driver {
     }
 
     fn finish(mut self, error: Error) {
-        match &error {
-            Error::Closed => tracing::debug!("client stopped"),
-            e => tracing::error!("client stopped: {e}"),
-        }
+        // The end is the application's to report (its Terminated event says why): a feed
+        // that logs in again after a refusal is recovering, not failing.
+        tracing::debug!("client stopped: {error}");
         let error = Arc::new(error);
         for (_, (_, done)) in self.publishes.drain() {
             let _ = done.send(Err(Error::Closed));

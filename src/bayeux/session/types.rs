@@ -412,8 +412,9 @@ impl SessionEvent {
     pub fn log(&self) {
         match self {
             SessionEvent::Handshaken { .. } => tracing::info!("handshaken"),
+            // Its consequence is the Gap that follows.
             SessionEvent::Rehandshaken { .. } => {
-                tracing::warn!("re-handshaken: messages published meanwhile may have been missed")
+                tracing::info!("re-handshaken: restoring the subscriptions")
             }
             SessionEvent::HandshakeFailed {
                 attempt,
