@@ -575,3 +575,49 @@ async fn watch_is_passive_unless_asked_to_start_the_contact_center_session() {
     assert!(sim.gws().is_logged_in(USER), "{err}");
     assert_eq!(sim.gws().stats().operation("EndContactCenterSession"), 0);
 }
+
+#[tokio::test]
+async fn an_outage_says_each_failure_once_then_recovers() {
+    let bayeux = SimServer::start(SimConfig::default()).await.unwrap();
+    let mut child = cmd(&["tail", "--url", &bayeux.url(), "--count", "1"])
+        .spawn()
+        .unwrap();
+    assert!(bayeux.wait_for_subscribers("/v2/me/calls", 1, WAIT).await);
+    let requests = bayeux.stats().requests;
+    bayeux.set_fault(gws_cometd::sim::Fault::HttpStatus(503));
+    // Real time: the child retries on its own clock. Several retries fail alike.
+    let retried = async {
+        while bayeux.stats().requests < requests + 4 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, retried)
+        .await
+        .expect("the client retries");
+    bayeux.clear_faults();
+    // Published until the client is back and receives it.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let deliver = async {
+        let mut line = String::new();
+        loop {
+            bayeux.publish_str("/v2/me/calls", r#"{"back":true}"#);
+            tokio::select! {
+                n = stdout.read_line(&mut line) => {
+                    assert!(n.unwrap() > 0);
+                    return line;
+                }
+                _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+            }
+        }
+    };
+    let line = tokio::time::timeout(WAIT, deliver)
+        .await
+        .expect("recovered");
+    assert!(line.contains(r#""back":true"#), "{line}");
+    let out = finish(child).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains(" WARN ")).collect();
+    let about_503 = warnings.iter().filter(|l| l.contains("503")).count();
+    assert_eq!(about_503, 1, "the failure is said once:\n{err}");
+}

@@ -3,7 +3,7 @@
 //!
 //! Without `RUST_LOG`, three kinds of library records are left out, because the commands
 //! report the same things themselves: the Bayeux session events (presented by
-//! [`session_event`], so that retries before the first connection are information), and the
+//! [`SessionLog`], so that retries before the first connection are information), and the
 //! ERROR records of a client or feed that stopped for good (the command's last line says
 //! it, with what to check). A fatal end is then one line, not that line after a few
 //! WARN/ERROR lines saying the same. `RUST_LOG` (e.g. `RUST_LOG=debug`) replaces this filter
@@ -87,41 +87,93 @@ pub fn say(message: &str) {
     }
 }
 
-/// Logs a session event of a followed client. Until the first connection, a failed
-/// handshake is information (the command retries, and says so in its last line if it gives
-/// up); after it, losses and failures are warnings.
-pub fn session_event(event: &ClientEvent, connected_once: &mut bool) {
-    let ClientEvent::Session(event) = event else {
-        return;
-    };
-    match event {
-        SessionEvent::Handshaken { .. } => tracing::debug!("handshaken"),
-        SessionEvent::Rehandshaken { .. } => {
-            tracing::warn!("re-handshaken: messages published meanwhile may have been missed")
+/// Presents the session events of a followed client on stderr.
+///
+/// Until the first connection, a failed handshake is information: the command retries, and
+/// its last line says so if it gives up. After it, losses and failures are warnings. Either
+/// way each distinct failure is said once per outage (repeats are debug), until the next
+/// successful connect.
+#[derive(Debug, Default)]
+pub struct SessionLog {
+    connected_once: bool,
+    outage: std::collections::HashSet<String>,
+}
+
+impl SessionLog {
+    /// For a session already connected (a feed whose `connect` returned).
+    pub fn connected() -> Self {
+        SessionLog {
+            connected_once: true,
+            ..SessionLog::default()
         }
-        SessionEvent::HandshakeFailed {
-            attempt,
-            cause,
-            retry_in,
-        } => match (retry_in, *connected_once) {
-            (Some(delay), false) => {
-                tracing::info!(attempt, "handshake failed ({cause}); retrying in {delay:?}")
-            }
-            (None, false) => tracing::debug!(attempt, "handshake failed: {cause}"),
-            _ => tracing::warn!(attempt, ?retry_in, "handshake failed: {cause}"),
-        },
-        SessionEvent::Connected => {
-            tracing::info!("connected");
-            *connected_once = true;
-        }
-        SessionEvent::ConnectionLost { cause } => tracing::warn!("connection lost: {cause}"),
-        SessionEvent::Subscribed { channel } => tracing::info!(%channel, "subscribed"),
-        SessionEvent::SubscriptionDenied { channel, error } => {
-            tracing::warn!(%channel, "subscription denied: {error}")
-        }
-        SessionEvent::Gap { cause } => tracing::warn!("messages may have been lost: {cause}"),
-        _ => tracing::debug!(?event, "session event"),
     }
+
+    /// Logs one event.
+    pub fn event(&mut self, event: &ClientEvent) {
+        let event = match event {
+            ClientEvent::Session(event) => event,
+            ClientEvent::Lagged { missed } => {
+                tracing::debug!(missed, "session events were dropped");
+                return;
+            }
+            other => {
+                tracing::debug!(?other, "client event");
+                return;
+            }
+        };
+        match event {
+            SessionEvent::Handshaken { .. } => tracing::debug!("handshaken"),
+            SessionEvent::Rehandshaken { .. } => {
+                tracing::info!("re-handshaken: restoring the subscriptions")
+            }
+            SessionEvent::HandshakeFailed {
+                attempt,
+                cause,
+                retry_in,
+            } => {
+                if !self.first(cause.to_string()) {
+                    tracing::debug!(attempt, "handshake failed again: {cause}");
+                } else if !self.connected_once {
+                    match retry_in {
+                        Some(delay) => tracing::info!(
+                            attempt,
+                            "handshake failed ({cause}); retrying in {delay:?}"
+                        ),
+                        None => tracing::debug!(attempt, "handshake failed: {cause}"),
+                    }
+                } else {
+                    tracing::warn!(attempt, ?retry_in, "handshake failed: {cause}")
+                }
+            }
+            SessionEvent::Connected => {
+                self.outage.clear();
+                self.connected_once = true;
+                tracing::info!("connected");
+            }
+            SessionEvent::ConnectionLost { cause } => {
+                if self.first(cause.to_string()) {
+                    tracing::warn!("connection lost: {cause}")
+                } else {
+                    tracing::debug!("connection lost again: {cause}")
+                }
+            }
+            SessionEvent::Subscribed { channel } => tracing::info!(%channel, "subscribed"),
+            SessionEvent::SubscriptionDenied { channel, error } => {
+                tracing::warn!(%channel, "subscription denied: {error}")
+            }
+            SessionEvent::Gap { cause } => gap(&cause.to_string()),
+            _ => tracing::debug!(?event, "session event"),
+        }
+    }
+
+    /// Whether `failure` is new in this outage.
+    fn first(&mut self, failure: String) -> bool {
+        self.outage.insert(failure)
+    }
+}
+
+fn gap(cause: &str) {
+    tracing::warn!("messages may have been lost ({cause})")
 }
 
 /// Logs a feed event that is neither a call change, a message nor a session event. The

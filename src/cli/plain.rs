@@ -17,7 +17,6 @@ pub fn json_error(message: &str) -> String {
         "invalid escape" => "an invalid escape in a string",
         "invalid number" => "an invalid number",
         "trailing characters" => "more text after the value",
-        "invalid UTF-8" => return "not UTF-8 text".to_owned(),
         m if m.starts_with("control character") => {
             "a control character in a string (write it as an escape such as \\n)"
         }
@@ -71,6 +70,8 @@ mod tests {
             json_error("missing field `channel`"),
             "missing field `channel`"
         );
+        // Already plain words.
+        assert_eq!(json_error("invalid UTF-8"), "invalid UTF-8");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use gws_cometd::{Client, ClientBuilder, ClientEvent, Error};
 use super::demo::{Activity, Demo};
 use super::follow::{open_feed, GwsTarget, Limits};
 use super::hint::describe;
-use super::log::{fatal, feed_event, session_event};
+use super::log::{fatal, feed_event, SessionLog};
 use super::signal::Stop;
 use super::{EXIT_FATAL, EXIT_REFUSED};
 
@@ -76,14 +76,14 @@ enum Source {
         client: Client,
         events: EventStream,
         messages: Subscriber,
-        connected_once: bool,
+        log: SessionLog,
     },
     Gws {
         feed: Box<CallFeed>,
         /// Which of the feed's channels to print.
         calls: bool,
         devices: bool,
-        connected_once: bool,
+        log: SessionLog,
     },
 }
 
@@ -102,7 +102,7 @@ impl Source {
             Source::Bayeux {
                 events,
                 messages,
-                connected_once,
+                log,
                 ..
             } => loop {
                 tokio::select! {
@@ -121,7 +121,7 @@ impl Source {
                     },
                     ev = events.next() => match ev {
                         Some(ClientEvent::Terminated { error }) => return Next::Terminated(error),
-                        Some(ev) => session_event(&ev, connected_once),
+                        Some(ev) => log.event(&ev),
                         None => return Next::Ended,
                     },
                 }
@@ -130,7 +130,7 @@ impl Source {
                 feed,
                 calls,
                 devices,
-                connected_once,
+                log,
             } => loop {
                 let Some(ev) = feed.next().await else {
                     return Next::Ended;
@@ -139,7 +139,7 @@ impl Source {
                     FeedEvent::Session(ClientEvent::Terminated { error }) => {
                         return Next::Terminated(error)
                     }
-                    FeedEvent::Session(ev) => session_event(&ev, connected_once),
+                    FeedEvent::Session(ev) => log.event(&ev),
                     FeedEvent::Message(raw) => {
                         // The feed always follows the calls channel; only the chosen
                         // channels are printed.
@@ -201,7 +201,7 @@ async fn open_bayeux(url: &str, args: &TailArgs) -> Result<Source, String> {
         client,
         events,
         messages,
-        connected_once: false,
+        log: SessionLog::default(),
     })
 }
 
@@ -232,7 +232,7 @@ async fn open_gws(args: &TailArgs) -> Result<(Source, Option<Demo>), String> {
         feed: Box::new(feed),
         calls,
         devices,
-        connected_once: false,
+        log: SessionLog::default(),
     };
     Ok((source, demo))
 }

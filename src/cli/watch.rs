@@ -26,7 +26,7 @@ use gws_cometd::{ClientEvent, Error};
 
 use super::demo::Activity;
 use super::follow::{open_feed, GwsTarget, Limits};
-use super::log::{fatal, feed_event, session_event};
+use super::log::{fatal, feed_event, SessionLog};
 use super::signal::Stop;
 use super::tail::{Outcome, STOP_GRACE};
 use super::EXIT_FATAL;
@@ -66,7 +66,7 @@ enum Next {
 }
 
 /// The next change, presenting everything else on stderr.
-async fn next(feed: &mut CallFeed, connected_once: &mut bool) -> Next {
+async fn next(feed: &mut CallFeed, log: &mut SessionLog) -> Next {
     loop {
         let Some(ev) = feed.next().await else {
             return Next::Ended;
@@ -76,7 +76,7 @@ async fn next(feed: &mut CallFeed, connected_once: &mut bool) -> Next {
             FeedEvent::Session(ClientEvent::Terminated { error }) => {
                 return Next::Terminated(error)
             }
-            FeedEvent::Session(ev) => session_event(&ev, connected_once),
+            FeedEvent::Session(ev) => log.event(&ev),
             other => feed_event(&other),
         }
     }
@@ -106,7 +106,7 @@ async fn watch(args: WatchArgs) -> Result<ExitCode, String> {
         }
     };
     // connect() returned once the session was up and the calls were read.
-    let mut connected_once = true;
+    let mut log = SessionLog::connected();
 
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
@@ -122,7 +122,7 @@ async fn watch(args: WatchArgs) -> Result<ExitCode, String> {
     let outcome = loop {
         let change = tokio::select! {
             biased;
-            next = next(&mut feed, &mut connected_once) => match next {
+            next = next(&mut feed, &mut log) => match next {
                 Next::Change(change) => change,
                 Next::Terminated(error) => break Outcome::Terminated(error),
                 Next::Ended => break Outcome::Stopped,
