@@ -297,11 +297,8 @@ async fn user_data_commands_change_the_call() {
         }
     };
 
-    let out = run(&mut gws(
-        "attach",
-        &["Priority=2", "Code=\"007\"", "Name=Ann"],
-    ))
-    .await;
+    // KEY:=JSON is a JSON value, KEY=VALUE always a string (httpie's syntax).
+    let out = run(&mut gws("attach", &["Priority:=2", "Code=007", "Name=Ann"])).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         user_data(&sim),
@@ -309,14 +306,14 @@ async fn user_data_commands_change_the_call() {
     );
     let raw = sim.gws().call_json(&id).unwrap();
 
-    let out = run(&mut gws("attach", &["Priority=3"])).await;
+    let out = run(&mut gws("attach", &["Priority:=3"])).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let raw_after = sim.gws().call_json(&id).unwrap();
     assert_ne!(raw, raw_after);
     assert_eq!(raw_after.matches("\"Priority\"").count(), 2, "{raw_after}");
 
     // Update sets every occurrence of the key.
-    let out = run(&mut gws("update", &["Priority=9"])).await;
+    let out = run(&mut gws("update", &["Priority:=9"])).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         user_data(&sim),

@@ -1,8 +1,11 @@
-//! The options every GWS command shares: base URL, user, and where the password comes from.
+//! The options every GWS command shares: base URL, user, where the password comes from, and
+//! how to reach the server.
 
 use std::path::PathBuf;
 
-use gws_cometd::gws::rest::{Credentials, Password};
+use gws_cometd::gws::rest::{Credentials, GwsSession, Password};
+
+use super::http_args::HttpArgs;
 
 /// The environment variable the password is read from.
 pub const PASSWORD_ENV: &str = "GWS_PASSWORD";
@@ -21,12 +24,23 @@ pub struct GwsArgs {
     /// A file whose first line is the password (instead of the GWS_PASSWORD variable).
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub http: HttpArgs,
 }
 
 impl GwsArgs {
     /// The credentials: the password from `--password-file` if given, else `GWS_PASSWORD`.
     pub fn credentials(&self) -> Result<Credentials, String> {
         password(self.password_file.as_deref()).map(|pw| Credentials::new(&self.user, pw))
+    }
+
+    /// A REST session with these settings; nothing is sent yet.
+    pub fn session(&self) -> Result<GwsSession, String> {
+        let options = self.http.options()?;
+        GwsSession::builder(&self.base_url, self.credentials()?)
+            .http_options(options)
+            .build()
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -51,10 +65,66 @@ pub fn password(file: Option<&std::path::Path>) -> Result<Password, String> {
     }
 }
 
+/// Checks a call id before anything is sent: GWS ids are letters and digits (a connId like
+/// `0071025563e9f00f`, a callUuid like `01RCC3N118B1V0SL8O7GK2LAES00000R`), so an empty id,
+/// one with spaces, control characters or `/`, or a bare `.`/`..` is a mistake (a shell
+/// variable that was empty, a pasted URL), not a call.
+pub fn check_call_id(id: &str) -> Result<(), String> {
+    const MAX_CHARS: usize = 256;
+    let problem = if id.is_empty() {
+        Some("it is empty")
+    } else if id.chars().count() > MAX_CHARS {
+        Some("it is longer than 256 characters")
+    } else if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("it contains spaces or control characters")
+    } else if id.contains(['/', '?', '#', '\\']) {
+        Some("it contains '/', '?', '#' or '\\' (give the id, not a URL or path)")
+    } else if id.chars().all(|c| c == '.') {
+        Some("it is only dots")
+    } else {
+        None
+    };
+    match problem {
+        Some(why) => Err(format!(
+            "invalid call id {:?}: {why}",
+            id.chars().take(80).collect::<String>()
+        )),
+        None => Ok(()),
+    }
+}
+
 /// A single-threaded runtime for one command.
-pub fn runtime(command: &str) -> Result<tokio::runtime::Runtime, String> {
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("gws-cometd {command}: cannot start the runtime: {e}"))
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_ids_that_cannot_be_calls_are_refused() {
+        for ok in [
+            "0071025563e9f00f",
+            "01RCC3N118B1V0SL8O7GK2LAES00000R",
+            "a-b_c.d",
+        ] {
+            assert_eq!(check_call_id(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("", "empty"),
+            (" ", "spaces"),
+            ("a b", "spaces"),
+            ("a\u{7}", "control"),
+            ("http://h/api/v2/me/calls/1", "'/'"),
+            ("..", "dots"),
+        ] {
+            let err = check_call_id(bad).unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
+        assert!(check_call_id(&"x".repeat(257)).is_err());
+    }
 }

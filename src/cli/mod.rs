@@ -1,68 +1,180 @@
 //! Command-line parsing and dispatch. Each subcommand lives in its own module.
+//!
+//! | module | what it is |
+//! |---|---|
+//! | `tail`, `watch`, `replay`, `serve` | the commands of the same name |
+//! | `user_data`, `call_control`, `operation` | the REST commands and how they run |
+//! | `follow` | what `tail` and `watch` share: the target, limits, the feed |
+//! | `demo` | the built-in simulator and the login commands printed for it and `serve` |
+//! | `gws_args`, `http_args` | `--gws/--user/--password-file`, `--proxy/--cacert`, call ids |
+//! | `pairs`, `plain` | `KEY=VALUE`/`KEY:=JSON`; JSON errors in plain words |
+//! | `log`, `hint`, `signal` | stderr (text/JSON), last-line hints, Ctrl-C and SIGTERM |
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod call_control;
 mod demo;
+mod follow;
 mod gws_args;
+mod hint;
+mod http_args;
+mod log;
+mod operation;
 mod pairs;
+mod plain;
 mod replay;
 mod serve;
+mod signal;
 mod tail;
 mod user_data;
+mod watch;
+
+/// Exit code: GWS refused the request (a non-zero `statusCode`), or not everything asked
+/// for arrived (`--count` within `--duration`).
+pub const EXIT_REFUSED: u8 = 1;
+/// Exit code: bad usage or input, unreachable server, refused login, or any other fatal
+/// failure (clap's own usage errors exit 2 too).
+pub const EXIT_FATAL: u8 = 2;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  done (also after Ctrl-C or SIGTERM, which disconnect cleanly)
+  1  refused or incomplete: GWS answered a non-zero statusCode, or fewer than --count lines
+     arrived within --duration
+  2  usage error, bad input, unreachable server, login refused, or another fatal failure;
+     the last stderr line says what failed and what to check";
+
+const PAIRS_AFTER_HELP: &str = "\
+Values (as httpie writes them):
+  KEY=VALUE   VALUE is a string, always: AccountNumber=12345 sends \"12345\", Zip=007 \"007\"
+  KEY:=JSON   a JSON value, checked and sent exactly as written: Priority:=2,
+              Big:=123456789012345678901234567890, 'Journey:={\"IVR\":\"main\",\"Step\":3}',
+              'Tags:=[\"a\",\"b\"]' (quote for the shell)
+An argument without '=', with an empty key, or with invalid JSON after ':=' is refused before
+anything is sent.
+
+Exit codes:
+  0  GWS answered statusCode 0
+  1  GWS refused it (a non-zero statusCode, named in the error)
+  2  not sent: bad arguments or call id, no password, login refused, server unreachable";
+
+const OPERATION_AFTER_HELP: &str = "\
+Exit codes:
+  0  GWS answered statusCode 0
+  1  GWS refused it (a non-zero statusCode, named in the error)
+  2  not sent: bad arguments or call id, no password, login refused, server unreachable";
 
 /// Listen to Genesys Web Services call notifications over CometD, replay recorded fixtures,
-/// run a GWS simulator.
+/// act on calls, run a GWS simulator.
+///
+/// JSON Lines on stdout, logs on stderr. Passwords never on the command line: GWS_PASSWORD
+/// or --password-file.
 #[derive(Parser, Debug)]
-#[command(name = "gws-cometd", version, about)]
+#[command(name = "gws-cometd", version, about, after_help = EXIT_CODES)]
 struct Cli {
+    /// Log lines on stderr as text or as JSON (one object per line, for log shippers).
+    /// RUST_LOG sets the level (default info).
+    #[arg(long, global = true, value_enum, default_value_t = log::LogFormat::Text)]
+    log_format: log::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Follow a Bayeux endpoint (or the built-in simulator) and print every data message as
-    /// one JSON line on stdout.
+    /// Follow an agent's calls on GWS (or the built-in simulator) and print one JSON line
+    /// per call change, starting with the calls in progress.
+    #[command(after_help = EXIT_CODES)]
+    Watch(watch::WatchArgs),
+    /// Follow a Bayeux endpoint or GWS (or the built-in simulator) and print every data
+    /// message as one JSON line, exactly as received.
+    #[command(after_help = EXIT_CODES)]
     Tail(tail::TailArgs),
-    /// Replay a JSON Lines fixture through the call-state reducer.
+    /// Replay a JSON Lines fixture (a file, or - for stdin) through the call-state reducer
+    /// and print the changes, as watch does.
+    #[command(after_help = EXIT_CODES)]
     Replay(replay::ReplayArgs),
-    /// AttachUserData: append KEY=VALUE pairs to a call's attached data (an existing key
-    /// gets a second occurrence).
+    /// AttachUserData: append pairs to a call's attached data (an existing key gets a
+    /// second occurrence).
+    #[command(after_help = PAIRS_AFTER_HELP)]
     Attach(user_data::PairsArgs),
-    /// UpdateUserData: set KEY=VALUE pairs, replacing every occurrence of each key.
+    /// UpdateUserData: set pairs, replacing every occurrence of each key.
+    #[command(after_help = PAIRS_AFTER_HELP)]
     Update(user_data::PairsArgs),
     /// DeleteUserDataPair: remove every occurrence of KEY from a call's attached data.
+    #[command(after_help = OPERATION_AFTER_HELP)]
     DeletePair(user_data::DeletePairArgs),
     /// DeleteUserData: remove all of a call's attached data.
+    #[command(after_help = OPERATION_AFTER_HELP)]
     DeleteAll(user_data::DeleteAllArgs),
-    /// Run the GWS simulator until Ctrl-C.
+    /// Answer a ringing call.
+    #[command(after_help = OPERATION_AFTER_HELP)]
+    Answer(call_control::CallArgs),
+    /// Hold an established call.
+    #[command(after_help = OPERATION_AFTER_HELP)]
+    Hold(call_control::CallArgs),
+    /// Retrieve a held call.
+    #[command(after_help = OPERATION_AFTER_HELP)]
+    Retrieve(call_control::CallArgs),
+    /// Hang up a call.
+    #[command(after_help = OPERATION_AFTER_HELP)]
+    Hangup(call_control::CallArgs),
+    /// Run the GWS simulator until Ctrl-C or SIGTERM, printing how to log in.
+    #[command(after_help = EXIT_CODES)]
     Serve(serve::ServeArgs),
 }
 
 /// Parses the command line, runs the subcommand, and maps its outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    log::init(cli.log_format);
+    use call_control::Control;
+    use user_data::Operation;
     match cli.command {
+        Command::Watch(args) => watch::run(args),
         Command::Tail(args) => tail::run(args),
         Command::Replay(args) => replay::run(args),
-        Command::Attach(args) => user_data::run(user_data::Operation::Attach(args)),
-        Command::Update(args) => user_data::run(user_data::Operation::Update(args)),
-        Command::DeletePair(args) => user_data::run(user_data::Operation::DeletePair(args)),
-        Command::DeleteAll(args) => user_data::run(user_data::Operation::DeleteAll(args)),
+        Command::Attach(args) => user_data::run(Operation::Attach(args)),
+        Command::Update(args) => user_data::run(Operation::Update(args)),
+        Command::DeletePair(args) => user_data::run(Operation::DeletePair(args)),
+        Command::DeleteAll(args) => user_data::run(Operation::DeleteAll(args)),
+        Command::Answer(args) => call_control::run(Control::Answer, args),
+        Command::Hold(args) => call_control::run(Control::Hold, args),
+        Command::Retrieve(args) => call_control::run(Control::Retrieve, args),
+        Command::Hangup(args) => call_control::run(Control::Hangup, args),
         Command::Serve(args) => serve::run(args),
     }
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (default `info`).
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn repeated_channels_replace_the_default() {
+        let cli =
+            Cli::try_parse_from(["gws-cometd", "tail", "--channel", "/v2/me/devices"]).unwrap();
+        let Command::Tail(args) = cli.command else {
+            panic!("tail")
+        };
+        assert_eq!(args.channels, ["/v2/me/devices"]);
+    }
+
+    #[test]
+    fn no_command_takes_a_password_argument() {
+        use clap::CommandFactory;
+        for sub in Cli::command().get_subcommands() {
+            for arg in sub.get_arguments() {
+                assert_ne!(arg.get_long(), Some("password"), "{}", sub.get_name());
+            }
+        }
+    }
 }

@@ -1,44 +1,45 @@
-//! `KEY=VALUE` arguments of the user-data commands.
+//! `KEY=VALUE` and `KEY:=JSON` arguments of the user-data commands, as httpie reads them.
 
 use gws_cometd::gws::rest::UserValue;
 
-/// A `KEY=VALUE` argument that could not be read.
+use super::plain;
+
+/// A pair argument that could not be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid user-data pair {input:?}: {reason} (expected KEY=VALUE)")]
+#[error("invalid user-data pair {input:?}: {reason} (expected KEY=STRING or KEY:=JSON)")]
 pub struct InvalidPair {
     /// The argument as given (cut to 80 characters).
     pub input: String,
     /// What is wrong with it.
-    pub reason: &'static str,
+    pub reason: String,
 }
 
-/// Reads a `KEY=VALUE` argument into a user-data pair.
-///
-/// The key is everything before the first `=` and must not be empty. The value is typed by
-/// how it is written:
-///
-/// * a JSON integer literal (`-?(0|[1-9][0-9]*)`, any size) is an integer: `Priority=2`;
-/// * a value in double quotes is always a string, the quotes removed and JSON escapes such as
-///   `\"` decoded: `Code="123"` is the string `123`;
-/// * anything else is a string as written, including `007` (leading zeros), `1.5`, `true`
-///   and the empty value (`Note=`).
+/// Reads a `KEY=VALUE` (string) or `KEY:=JSON` (JSON value) argument into a user-data pair.
 pub fn parse_pair(arg: &str) -> Result<(String, UserValue), InvalidPair> {
-    let invalid = |reason| InvalidPair {
+    let invalid = |reason: String| InvalidPair {
         input: arg.chars().take(80).collect(),
         reason,
     };
-    let (key, value) = arg.split_once('=').ok_or_else(|| invalid("no '='"))?;
+    let (key, value) = arg
+        .split_once('=')
+        .ok_or_else(|| invalid("no '='".to_owned()))?;
+    let (key, json) = match key.strip_suffix(':') {
+        Some(key) => (key, true),
+        None => (key, false),
+    };
     if key.is_empty() {
-        return Err(invalid("the key is empty"));
+        return Err(invalid("the key is empty".to_owned()));
     }
-    let value = if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
-        // A quoted value is JSON string syntax when it parses as one; otherwise the quotes
-        // are simply stripped.
-        let text = serde_json::from_str::<String>(value)
-            .unwrap_or_else(|_| value[1..value.len() - 1].to_owned());
-        UserValue::String(text)
-    } else if let Some(integer) = UserValue::integer(value) {
-        integer
+    let value = if json {
+        UserValue::json(value).map_err(|e| {
+            let (message, column) = plain::serde_message(&e);
+            // The column within the argument, so the mistake can be found in it.
+            let column = column + key.len() + 2;
+            invalid(format!(
+                "after ':=' at column {column}: {}",
+                plain::json_error(&message)
+            ))
+        })?
     } else {
         UserValue::String(value.to_owned())
     };
@@ -49,37 +50,55 @@ pub fn parse_pair(arg: &str) -> Result<(String, UserValue), InvalidPair> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn integers_are_json_integer_literals_and_everything_else_is_a_string() {
-        let v = |s: &str| parse_pair(s).map(|(_, v)| v);
-        assert_eq!(v("P=2"), Ok(UserValue::Integer("2".into())));
-        assert_eq!(v("P=-17"), Ok(UserValue::Integer("-17".into())));
-        assert_eq!(
-            v("Big=123456789012345678901234567890"),
-            Ok(UserValue::Integer("123456789012345678901234567890".into()))
-        );
-        assert_eq!(v("A=007"), Ok(UserValue::String("007".into())));
-        assert_eq!(v("A=1.5"), Ok(UserValue::String("1.5".into())));
-        assert_eq!(v("A=true"), Ok(UserValue::String("true".into())));
-        assert_eq!(v("A=-"), Ok(UserValue::String("-".into())));
-        assert_eq!(v("A="), Ok(UserValue::String(String::new())));
-        assert_eq!(v("A=x=y"), Ok(UserValue::String("x=y".into())));
+    fn v(s: &str) -> Result<(String, String), String> {
+        parse_pair(s)
+            .map(|(k, v)| (k, v.to_json()))
+            .map_err(|e| e.reason)
+    }
+
+    fn ok(key: &str, json: &str) -> Result<(String, String), String> {
+        Ok((key.to_owned(), json.to_owned()))
     }
 
     #[test]
-    fn quoted_values_are_always_strings() {
-        let v = |s: &str| parse_pair(s).map(|(_, v)| v);
-        assert_eq!(v(r#"A="123""#), Ok(UserValue::String("123".into())));
-        assert_eq!(
-            v(r#"A="say \"hi\"""#),
-            Ok(UserValue::String(r#"say "hi""#.into()))
-        );
-        assert_eq!(v(r#"A="""#), Ok(UserValue::String(String::new())));
+    fn key_equals_value_is_always_a_string() {
+        assert_eq!(v("AccountNumber=12345"), ok("AccountNumber", r#""12345""#));
+        assert_eq!(v("Zip=007"), ok("Zip", r#""007""#));
+        assert_eq!(v("A=1.5"), ok("A", r#""1.5""#));
+        assert_eq!(v("A=true"), ok("A", r#""true""#));
+        assert_eq!(v("A="), ok("A", r#""""#));
+        assert_eq!(v("A=x=y"), ok("A", r#""x=y""#));
+        assert_eq!(v(r#"A="q""#), ok("A", r#""\"q\"""#));
+        assert_eq!(v("A:B=1"), ok("A:B", r#""1""#));
     }
 
     #[test]
-    fn pairs_without_key_or_equals_are_refused() {
-        assert_eq!(parse_pair("=1").unwrap_err().reason, "the key is empty");
-        assert_eq!(parse_pair("Key").unwrap_err().reason, "no '='");
+    fn key_colon_equals_is_json_kept_exactly() {
+        assert_eq!(v("N:=5"), ok("N", "5"));
+        assert_eq!(
+            v("Big:=123456789012345678901234567890"),
+            ok("Big", "123456789012345678901234567890")
+        );
+        assert_eq!(
+            v(r#"J:={"a":1,"a":"2","n":[1,2.50]}"#),
+            ok("J", r#"{"a":1,"a":"2","n":[1,2.50]}"#)
+        );
+        assert_eq!(v(r#"S:="12345""#), ok("S", r#""12345""#));
+        assert!(matches!(parse_pair("N:=5"), Ok((_, UserValue::Json(_)))));
+    }
+
+    #[test]
+    fn malformed_pairs_are_refused_naming_the_argument() {
+        assert_eq!(v("=1").unwrap_err(), "the key is empty");
+        assert_eq!(v(":=1").unwrap_err(), "the key is empty");
+        assert_eq!(v("Key").unwrap_err(), "no '='");
+        let err = parse_pair("N:=abc").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"invalid user-data pair "N:=abc": after ':=' at column 4: not JSON: expected a value (expected KEY=STRING or KEY:=JSON)"#
+        );
+        assert!(v("N:=").unwrap_err().contains("not JSON"));
+        assert!(v("N:={\"a\":1").unwrap_err().contains("'}' is missing"));
+        assert!(v("N:=1 2").unwrap_err().contains("more text"));
     }
 }

@@ -1,20 +1,32 @@
 //! `gws-cometd replay`: runs a fixture through the call-state reducer.
 //!
-//! All output is built in memory and written only when the whole file was read: a malformed
-//! line anywhere means one error line on stderr and nothing on stdout.
+//! All output is built in memory and written only when the whole input was read: a
+//! malformed line anywhere means one error line on stderr (`FILE:LINE:COLUMN: what is
+//! wrong`, in plain words) and nothing on stdout. `-` reads stdin. A UTF-8 byte-order mark
+//! at the start (as some Windows editors write) is skipped.
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use gws_cometd::fixture::{self, Item, Reader};
+use gws_cometd::fixture::{FixtureError, Item, Reader};
 use gws_cometd::gws::CallStore;
+
+use super::log::fatal;
+use super::plain;
+use super::EXIT_FATAL;
+
+/// How stdin is named in errors.
+const STDIN_NAME: &str = "<stdin>";
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Arguments of `replay`.
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
-    /// The fixture: JSON Lines, each line one Bayeux message or an array of them.
+    /// The fixture: JSON Lines, each line one Bayeux message or an array of them (what
+    /// `tail --record` and `watch --record` write); `-` reads stdin.
     pub file: PathBuf,
     /// Print one JSON object with the final snapshot of every call still in the store,
     /// `{"calls":{"<id>":<call>,...}}`, instead of one JSON line per change.
@@ -24,7 +36,19 @@ pub struct ReplayArgs {
 
 /// Runs `replay`.
 pub fn run(args: ReplayArgs) -> ExitCode {
-    match replay(&args) {
+    let result = if args.file.as_os_str() == "-" {
+        replay(STDIN_NAME.as_ref(), std::io::stdin().lock(), args.snapshot)
+    } else {
+        match std::fs::File::open(&args.file) {
+            Ok(file) => replay(
+                &args.file,
+                std::io::BufReader::with_capacity(1 << 16, file),
+                args.snapshot,
+            ),
+            Err(e) => Err(format!("cannot open {}: {e}", args.file.display())),
+        }
+    };
+    match result {
         Ok(out) => {
             let mut stdout = std::io::stdout().lock();
             match stdout.write_all(&out).and_then(|_| stdout.flush()) {
@@ -32,31 +56,41 @@ pub fn run(args: ReplayArgs) -> ExitCode {
                 // A closed pipe (`| head`) is the reader's choice, not a failure to report.
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("gws-cometd replay: cannot write output: {e}");
-                    ExitCode::FAILURE
+                    fatal("replay", &format!("cannot write output: {e}"));
+                    ExitCode::from(EXIT_FATAL)
                 }
             }
         }
         Err(e) => {
-            eprintln!("gws-cometd replay: {e}");
-            ExitCode::FAILURE
+            fatal("replay", &e);
+            ExitCode::from(EXIT_FATAL)
         }
     }
 }
 
-fn replay(args: &ReplayArgs) -> fixture::Result<Vec<u8>> {
-    let mut reader = Reader::open(&args.file)?;
+fn replay(name: &Path, mut input: impl BufRead, snapshot: bool) -> Result<Vec<u8>, String> {
+    // The first bytes are read ahead to drop a byte-order mark, then put back in front.
+    let mut head = Vec::with_capacity(BOM.len());
+    input
+        .by_ref()
+        .take(BOM.len() as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| format!("cannot read {}: {e}", name.display()))?;
+    if head == BOM {
+        head.clear();
+    }
+    let mut reader = Reader::new(name, std::io::Cursor::new(head).chain(input));
     let mut store = CallStore::new();
     let mut out = Vec::new();
     // A replay has no clock of its own: every call is applied at the same instant.
     let now = Instant::now();
     while let Some(line) = reader.next_item() {
-        match line?.1 {
+        match line.map_err(|e| describe(&e))?.1 {
             // Read in one pass, borrowing the line; the store copies only each call's text.
             Item::Calls(calls) => {
                 for call in &calls {
                     let applied = store.apply(call, now);
-                    if !args.snapshot {
+                    if !snapshot {
                         // The snapshot needs no diffs: only the changes are worked out.
                         if let Some(mut applied) = applied {
                             write_json_line(&mut out, &applied.change());
@@ -68,22 +102,74 @@ fn replay(args: &ReplayArgs) -> fixture::Result<Vec<u8>> {
             Item::Snapshot(s) => {
                 let keep = |id: &str| s.kept.iter().any(|k| k == id);
                 for r in store.reconcile(&s.calls, now, s.origin, keep) {
-                    if !args.snapshot {
+                    if !snapshot {
                         write_json_line(&mut out, &r.change);
                     }
                 }
             }
         }
     }
-    if args.snapshot {
+    if snapshot {
         write_json_line(&mut out, &store.snapshot());
     }
     Ok(out)
+}
+
+/// `FILE:LINE:COLUMN: what is wrong` in plain words for a line that does not read; other
+/// errors as they are.
+fn describe(e: &FixtureError) -> String {
+    match e {
+        FixtureError::Parse {
+            path,
+            line,
+            column,
+            message,
+        } => format!(
+            "{}:{line}:{column}: {}",
+            path.display(),
+            plain::json_error(message)
+        ),
+        other => other.to_string(),
+    }
 }
 
 fn write_json_line(out: &mut Vec<u8>, value: &impl serde::Serialize) {
     // Writing to a Vec cannot fail and these types always serialize.
     if serde_json::to_writer(&mut *out, value).is_ok() {
         out.push(b'\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CALL: &str = r#"{"channel":"/v2/me/calls","data":{"messageType":"CallStateChangeMessage","notificationType":"StatusChange","call":{"id":"c1","state":"Ringing"}}}"#;
+
+    fn replay_text(bytes: &[u8]) -> Result<String, String> {
+        replay("calls.jsonl".as_ref(), bytes, false).map(|o| String::from_utf8(o).unwrap())
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let plain = replay_text(CALL.as_bytes()).unwrap();
+        assert!(plain.contains(r#""callId":"c1""#), "{plain}");
+        let with_bom = [BOM, CALL.as_bytes()].concat();
+        assert_eq!(replay_text(&with_bom).unwrap(), plain);
+        // Fewer bytes than a BOM are kept as they are.
+        assert_eq!(replay_text(b"\n").unwrap(), "");
+    }
+
+    #[test]
+    fn syntax_errors_name_file_line_and_column_in_plain_words() {
+        let text = format!("{CALL}\n\nnot json at all\n");
+        assert_eq!(
+            replay_text(text.as_bytes()).unwrap_err(),
+            "calls.jsonl:3:2: not JSON: expected a value"
+        );
+        let text = format!("{CALL}\n[{{\"channel\":\"/v2/me/calls\",}}]\n");
+        let err = replay_text(text.as_bytes()).unwrap_err();
+        assert!(err.starts_with("calls.jsonl:2:"), "{err}");
+        assert!(err.contains("not JSON"), "{err}");
     }
 }

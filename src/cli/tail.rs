@@ -5,21 +5,27 @@
 //! session events go to stderr.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::Arc;
-
 use futures::StreamExt;
-use gws_cometd::bayeux::{Message, SessionError};
+use gws_cometd::bayeux::Message;
 use gws_cometd::client::{EventStream, Subscriber};
-use gws_cometd::fixture::Recorder;
-use gws_cometd::gws::rest::Credentials;
 use gws_cometd::gws::{CallFeed, Delivery, FeedEvent, CALLS_CHANNEL, DEVICES_CHANNEL};
-use gws_cometd::{Client, ClientEvent, Error};
+use gws_cometd::transport::HttpTransport;
+use gws_cometd::{Client, ClientBuilder, ClientEvent, Error};
 
-use super::gws_args::password;
+use super::demo::{Activity, Demo};
+use super::follow::{open_feed, GwsTarget, Limits};
+use super::hint::describe;
+use super::log::{fatal, feed_event, SessionLog};
+use super::signal::Stop;
+use super::{EXIT_FATAL, EXIT_REFUSED};
+
+/// How long a stop waits for a connection being made, and then for `/meta/disconnect`: a
+/// server that is gone must not keep the command from exiting.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// Messages buffered between the client and stdout.
 const TAIL_BUFFER: usize = 128;
@@ -27,62 +33,41 @@ const TAIL_BUFFER: usize = 128;
 /// Arguments of `tail`.
 #[derive(clap::Args, Debug)]
 pub struct TailArgs {
-    /// A plain Bayeux endpoint, e.g. http://127.0.0.1:8089/cometd. Without --url or --gws,
-    /// the built-in GWS simulator is started on loopback and followed as with --gws.
-    #[arg(long, conflicts_with = "gws")]
+    /// A plain Bayeux endpoint, e.g. http://127.0.0.1:8089/cometd (no login). Without --url
+    /// or --gws, the built-in GWS simulator is started on loopback and followed as with
+    /// --gws.
+    #[arg(long, conflicts_with_all = ["base_url", "start_session"])]
     pub url: Option<String>,
-    /// GWS base URL, e.g. https://gws.example.com:8090: log in as --user (password from
-    /// GWS_PASSWORD or --password-file), follow /v2/me/calls, recover after re-handshakes.
-    #[arg(long, value_name = "BASE_URL", requires = "user")]
-    pub gws: Option<String>,
-    /// GWS user name (with --gws).
-    #[arg(long, value_name = "NAME", requires = "gws")]
-    pub user: Option<String>,
-    /// A file whose first line is the GWS password (instead of GWS_PASSWORD).
-    #[arg(long, value_name = "FILE", requires = "gws")]
-    pub password_file: Option<PathBuf>,
-    /// Channel to subscribe to; repeat for several. `*` and `**` patterns allowed with
-    /// --url; with GWS, /v2/me/calls and /v2/me/devices.
-    #[arg(long = "channel", default_value = CALLS_CHANNEL)]
+    #[command(flatten)]
+    pub target: GwsTarget,
+    /// Channel to print; repeat for several. The channels given replace the default
+    /// (/v2/me/calls). `*` and `**` patterns allowed with --url; with GWS, /v2/me/calls
+    /// and /v2/me/devices.
+    #[arg(long = "channel", value_name = "CHANNEL")]
     pub channels: Vec<String>,
-    /// Exit 0 right after the Nth message is written.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub count: Option<u64>,
-    /// Stop after this many seconds (exit 1 if --count messages did not all arrive).
-    #[arg(long, value_name = "SECS")]
-    pub duration: Option<f64>,
-    /// Also write every reply body verbatim to this JSON Lines fixture.
-    #[arg(long, value_name = "FILE")]
-    pub record: Option<PathBuf>,
-    /// Longest the network may add to a request before it counts as failed, in seconds.
-    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
-    pub max_network_delay: f64,
+    #[command(flatten)]
+    pub limits: Limits,
 }
 
 /// Runs `tail` on a single-threaded runtime (one long poll needs no more).
-pub fn run(args: TailArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+pub fn run(mut args: TailArgs) -> ExitCode {
+    if args.channels.is_empty() {
+        args.channels.push(CALLS_CHANNEL.to_owned());
+    }
+    let rt = match super::gws_args::runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("gws-cometd tail: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
+            fatal("tail", &e);
+            return ExitCode::from(EXIT_FATAL);
         }
     };
     match rt.block_on(tail(args)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("gws-cometd tail: {e}");
-            ExitCode::from(2)
+            fatal("tail", &e);
+            ExitCode::from(EXIT_FATAL)
         }
     }
-}
-
-fn seconds(what: &str, secs: f64) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(secs)
-        .map_err(|_| format!("--{what} must be a non-negative number of seconds, got {secs}"))
 }
 
 /// Where the lines come from: a plain Bayeux client, or the GWS call feed.
@@ -91,8 +76,15 @@ enum Source {
         client: Client,
         events: EventStream,
         messages: Subscriber,
+        log: SessionLog,
     },
-    Gws(Box<CallFeed>),
+    Gws {
+        feed: Box<CallFeed>,
+        /// Which of the feed's channels to print.
+        calls: bool,
+        devices: bool,
+        log: SessionLog,
+    },
 }
 
 /// What a source produced next.
@@ -108,7 +100,10 @@ impl Source {
     async fn next(&mut self) -> Next {
         match self {
             Source::Bayeux {
-                events, messages, ..
+                events,
+                messages,
+                log,
+                ..
             } => loop {
                 tokio::select! {
                     biased;
@@ -126,12 +121,17 @@ impl Source {
                     },
                     ev = events.next() => match ev {
                         Some(ClientEvent::Terminated { error }) => return Next::Terminated(error),
-                        Some(_) => {}
+                        Some(ev) => log.event(&ev),
                         None => return Next::Ended,
                     },
                 }
             },
-            Source::Gws(feed) => loop {
+            Source::Gws {
+                feed,
+                calls,
+                devices,
+                log,
+            } => loop {
                 let Some(ev) = feed.next().await else {
                     return Next::Ended;
                 };
@@ -139,8 +139,20 @@ impl Source {
                     FeedEvent::Session(ClientEvent::Terminated { error }) => {
                         return Next::Terminated(error)
                     }
-                    FeedEvent::Message(raw) => return Next::Line(raw),
-                    _ => {}
+                    FeedEvent::Session(ev) => log.event(&ev),
+                    FeedEvent::Message(raw) => {
+                        // The feed always follows the calls channel; only the chosen
+                        // channels are printed.
+                        let wanted = match raw.channel.as_str() {
+                            CALLS_CHANNEL => *calls,
+                            DEVICES_CHANNEL => *devices,
+                            _ => true,
+                        };
+                        if wanted {
+                            return Next::Line(raw);
+                        }
+                    }
+                    other => feed_event(&other),
                 }
             },
         }
@@ -150,97 +162,102 @@ impl Source {
     fn try_next(&mut self) -> Option<Message> {
         match self {
             Source::Bayeux { messages, .. } => messages.try_next(),
-            Source::Gws(_) => None,
+            Source::Gws { .. } => None,
         }
     }
 
     async fn disconnect(self) {
         match self {
             Source::Bayeux { client, .. } => client.disconnect().await,
-            Source::Gws(mut feed) => feed.disconnect().await,
+            Source::Gws { mut feed, .. } => feed.disconnect().await,
         }
     }
 }
 
-fn recorder(args: &TailArgs) -> Result<Option<Recorder>, String> {
-    let recorder = args.record.as_deref().map(Recorder::create).transpose();
-    recorder.map_err(|e| e.to_string())
-}
-
-async fn open_bayeux(url: &str, args: &TailArgs, max_delay: Duration) -> Result<Source, String> {
-    let mut builder = Client::builder(url)
-        .max_network_delay(max_delay)
+async fn open_bayeux(url: &str, args: &TailArgs) -> Result<Source, String> {
+    let http = gws_cometd::transport::http::new_client(&args.target.http.options()?)
+        .map_err(|e| e.to_string())?;
+    let transport = HttpTransport::builder(url)
+        .http_client(http)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut builder = ClientBuilder::new(transport)
+        .max_network_delay(args.limits.max_network_delay()?)
         // tail writes each message at once: a short buffer keeps less in memory when a
         // large reply arrives, at no cost in throughput.
         .buffer_size(TAIL_BUFFER)
         .initial_handshake_attempts(Some(3));
-    if let Some(mut recorder) = recorder(args)? {
+    if let Some(mut recorder) = args.limits.recorder()? {
         builder =
             builder.on_reply(move |body| recorder.record(body).map_err(std::io::Error::other));
     }
-    let client = builder.build().map_err(describe)?;
+    let client = builder.build().map_err(|e| describe(&e))?;
     let events = client.events();
     let messages = client
         .subscribe_all(&args.channels)
         .await
-        .map_err(describe)?;
+        .map_err(|e| describe(&e))?;
     Ok(Source::Bayeux {
         client,
         events,
         messages,
+        log: SessionLog::default(),
     })
 }
 
-async fn open_gws(
-    base: &str,
-    credentials: Credentials,
-    args: &TailArgs,
-    max_delay: Duration,
-) -> Result<Source, String> {
-    let mut devices = false;
+async fn open_gws(args: &TailArgs) -> Result<(Source, Option<Demo>), String> {
+    let (mut calls, mut devices) = (false, false);
     for channel in &args.channels {
         match channel.as_str() {
-            CALLS_CHANNEL => {}
+            CALLS_CHANNEL => calls = true,
             DEVICES_CHANNEL => devices = true,
             other => {
                 return Err(format!(
-                    "--channel {other}: a GWS feed follows {CALLS_CHANNEL} and optionally \
+                    "--channel {other}: a GWS feed follows {CALLS_CHANNEL} and \
                      {DEVICES_CHANNEL}; use --url for other channels"
                 ))
             }
         }
     }
     // tail prints every message as received: no coalescing.
-    let mut builder = CallFeed::builder(base, credentials)
-        .delivery(Delivery::Messages)
-        .devices(devices)
-        .max_network_delay(max_delay);
-    if let Some(mut recorder) = recorder(args)? {
-        builder =
-            builder.on_reply(move |body| recorder.record(body).map_err(std::io::Error::other));
-    }
-    let feed = builder.connect().await.map_err(describe)?;
-    Ok(Source::Gws(Box::new(feed)))
+    let (feed, demo) = open_feed(
+        &args.target,
+        Activity::OneCall,
+        Delivery::Messages,
+        devices,
+        &args.limits,
+    )
+    .await?;
+    let source = Source::Gws {
+        feed: Box::new(feed),
+        calls,
+        devices,
+        log: SessionLog::default(),
+    };
+    Ok((source, demo))
 }
 
 async fn tail(args: TailArgs) -> Result<ExitCode, String> {
-    let duration = args.duration.map(|d| seconds("duration", d)).transpose()?;
-    let max_delay = seconds("max-network-delay", args.max_network_delay)?;
+    let duration = args.limits.duration()?;
+    let mut stop = Stop::new();
 
-    // Without --url or --gws: the GWS simulator, kept alive until tail returns.
-    let mut _sim = None;
-    let mut source = match (&args.url, &args.gws) {
-        (Some(url), _) => open_bayeux(url, &args, max_delay).await?,
-        (None, Some(base)) => {
-            let user = args.user.clone().unwrap_or_default();
-            let password = password(args.password_file.as_deref())?;
-            open_gws(base, Credentials::new(user, password), &args, max_delay).await?
+    let open = async {
+        match &args.url {
+            Some(url) => open_bayeux(url, &args).await.map(|s| (s, None)),
+            None => open_gws(&args).await,
         }
-        (None, None) => {
-            let (sim, credentials) = crate::cli::demo::start().await?;
-            let base = sim.base_url();
-            _sim = Some(sim);
-            open_gws(&base, credentials, &args, max_delay).await?
+    };
+    tokio::pin!(open);
+    // The simulator, if any, is kept alive until tail returns.
+    let (mut source, _demo) = tokio::select! {
+        opened = &mut open => opened?,
+        signal = stop.requested() => {
+            // A session half made is finished (briefly) so it can be ended properly.
+            if let Ok(Ok((source, _demo))) = tokio::time::timeout(STOP_GRACE, open).await {
+                let _ = tokio::time::timeout(STOP_GRACE, source.disconnect()).await;
+            }
+            tracing::info!("{signal}: disconnected");
+            return Ok(ExitCode::SUCCESS);
         }
     };
 
@@ -254,8 +271,6 @@ async fn tail(args: TailArgs) -> Result<ExitCode, String> {
         }
     };
     tokio::pin!(deadline);
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
 
     let outcome = loop {
         tokio::select! {
@@ -276,7 +291,7 @@ async fn tail(args: TailArgs) -> Result<ExitCode, String> {
                         break;
                     }
                     written += 1;
-                    if args.count == Some(written) {
+                    if args.limits.count == Some(written) {
                         done = true;
                         break;
                     }
@@ -289,7 +304,7 @@ async fn tail(args: TailArgs) -> Result<ExitCode, String> {
                     break Outcome::CountReached;
                 }
             }
-            _ = &mut ctrl_c => break Outcome::Interrupted,
+            signal = stop.requested() => break Outcome::Interrupted(signal),
             _ = &mut deadline => break Outcome::TimeUp,
         }
     };
@@ -297,61 +312,57 @@ async fn tail(args: TailArgs) -> Result<ExitCode, String> {
     drop(out);
 
     // Best effort: a server that is gone must not keep tail from exiting.
-    let _ = tokio::time::timeout(Duration::from_secs(2), source.disconnect()).await;
-
-    Ok(match outcome {
-        Outcome::CountReached | Outcome::Interrupted => ExitCode::SUCCESS,
-        Outcome::TimeUp => match args.count {
-            None => ExitCode::SUCCESS,
-            Some(n) => {
-                eprintln!("gws-cometd tail: {written} of {n} messages arrived within the duration");
-                ExitCode::FAILURE
-            }
-        },
-        Outcome::Stdout(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Outcome::Stdout(e) => {
-            eprintln!("gws-cometd tail: cannot write to stdout: {e}");
-            ExitCode::FAILURE
-        }
-        Outcome::Terminated(error) => {
-            if matches!(*error, Error::Closed) {
-                ExitCode::SUCCESS
-            } else {
-                eprintln!("gws-cometd tail: {error}{}", hint(&error));
-                ExitCode::from(2)
-            }
-        }
-        Outcome::Stopped => {
-            eprintln!("gws-cometd tail: the client stopped");
-            ExitCode::from(2)
-        }
-    })
+    let _ = tokio::time::timeout(STOP_GRACE, source.disconnect()).await;
+    Ok(outcome.exit("tail", "messages", written, args.limits.count))
 }
 
-enum Outcome {
+/// How following ended.
+pub enum Outcome {
     CountReached,
-    Interrupted,
+    Interrupted(&'static str),
     TimeUp,
     Stdout(std::io::Error),
-    Terminated(std::sync::Arc<Error>),
+    Terminated(Arc<Error>),
     Stopped,
 }
 
-/// The error and what to check next.
-fn describe(error: Error) -> String {
-    format!("{error}{}", hint(&error))
-}
-
-/// What to check next, for the errors that end `tail`.
-fn hint(error: &Error) -> &'static str {
-    match error {
-        Error::Session(SessionError::Unreachable { .. }) => {
-            " (check the URL and that the server is running)"
+impl Outcome {
+    /// The exit code, after saying what went wrong if anything did.
+    pub fn exit(self, command: &str, what: &str, written: u64, count: Option<u64>) -> ExitCode {
+        match self {
+            Outcome::CountReached => ExitCode::SUCCESS,
+            Outcome::Interrupted(signal) => {
+                tracing::info!("{signal}: disconnected");
+                ExitCode::SUCCESS
+            }
+            Outcome::TimeUp => match count {
+                None => ExitCode::SUCCESS,
+                Some(n) => {
+                    fatal(
+                        command,
+                        &format!("{written} of {n} {what} arrived within the duration"),
+                    );
+                    ExitCode::from(EXIT_REFUSED)
+                }
+            },
+            Outcome::Stdout(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Outcome::Stdout(e) => {
+                fatal(command, &format!("cannot write to stdout: {e}"));
+                ExitCode::from(EXIT_FATAL)
+            }
+            Outcome::Terminated(error) => {
+                if matches!(*error, Error::Closed) {
+                    ExitCode::SUCCESS
+                } else {
+                    fatal(command, &describe(&error));
+                    ExitCode::from(EXIT_FATAL)
+                }
+            }
+            Outcome::Stopped => {
+                fatal(command, "the client stopped");
+                ExitCode::from(EXIT_FATAL)
+            }
         }
-        Error::Session(
-            SessionError::ReconnectNone { .. } | SessionError::HandshakeRefused { .. },
-        ) => " (the server will not accept this client; check the endpoint and credentials)",
-        _ => "",
     }
 }
 

@@ -1,14 +1,14 @@
 //! `attach`, `update`, `delete-pair`, `delete-all`: change a call's attached data on GWS.
 //!
-//! Values are typed by how they are written (see [`super::pairs::parse_pair`]): `Priority=2` sends an
-//! integer, `Code="123"` (quotes reaching the program, so `'Code="123"'` in a shell) a
-//! string, and anything else (`Name=Ann`, `Zip=007`, `Rate=1.5`) a string.
+//! Values as httpie writes them (see [`super::pairs`]): `KEY=VALUE` is a string,
+//! `KEY:=JSON` a JSON value.
 
 use std::process::ExitCode;
 
-use gws_cometd::gws::rest::{GwsSession, RestError, UserValue};
+use gws_cometd::gws::rest::UserValue;
 
-use super::gws_args::{runtime, GwsArgs};
+use super::gws_args::{check_call_id, GwsArgs};
+use super::operation;
 use super::pairs::parse_pair;
 
 /// Arguments of `attach` and `update`.
@@ -16,11 +16,10 @@ use super::pairs::parse_pair;
 pub struct PairsArgs {
     #[command(flatten)]
     gws: GwsArgs,
-    /// The call id.
+    /// The call id (the `callId` of `watch`'s lines).
     call_id: String,
-    /// KEY=VALUE pairs, in order. VALUE is an integer when it is a JSON integer literal,
-    /// a string when in double quotes or anything else.
-    #[arg(value_name = "KEY=VALUE", required = true)]
+    /// KEY=VALUE (VALUE is a string) or KEY:=JSON (a JSON value), in order.
+    #[arg(value_name = "KEY=VALUE|KEY:=JSON", required = true)]
     pairs: Vec<String>,
 }
 
@@ -29,9 +28,9 @@ pub struct PairsArgs {
 pub struct DeletePairArgs {
     #[command(flatten)]
     gws: GwsArgs,
-    /// The call id.
+    /// The call id (the `callId` of `watch`'s lines).
     call_id: String,
-    /// The key to remove (every occurrence).
+    /// The key to remove (every occurrence); a key alone, not KEY=VALUE.
     key: String,
 }
 
@@ -40,7 +39,7 @@ pub struct DeletePairArgs {
 pub struct DeleteAllArgs {
     #[command(flatten)]
     gws: GwsArgs,
-    /// The call id.
+    /// The call id (the `callId` of `watch`'s lines).
     call_id: String,
 }
 
@@ -56,68 +55,62 @@ pub enum Operation {
     DeleteAll(DeleteAllArgs),
 }
 
-impl Operation {
-    fn name(&self) -> &'static str {
-        match self {
-            Operation::Attach(_) => "attach",
-            Operation::Update(_) => "update",
-            Operation::DeletePair(_) => "delete-pair",
-            Operation::DeleteAll(_) => "delete-all",
+/// Runs the operation; see [`operation::run`] for the exit codes.
+pub fn run(op: Operation) -> ExitCode {
+    match op {
+        Operation::Attach(a) => with_pairs("attach", a, false),
+        Operation::Update(a) => with_pairs("update", a, true),
+        Operation::DeletePair(a) => {
+            let checked = check_call_id(&a.call_id).and_then(|()| check_key(&a.key));
+            operation::run("delete-pair", &a.gws, checked, |s| async move {
+                s.delete_user_data_pair(&a.call_id, &a.key).await
+            })
         }
-    }
-
-    fn gws(&self) -> &GwsArgs {
-        match self {
-            Operation::Attach(a) | Operation::Update(a) => &a.gws,
-            Operation::DeletePair(a) => &a.gws,
-            Operation::DeleteAll(a) => &a.gws,
+        Operation::DeleteAll(a) => {
+            let checked = check_call_id(&a.call_id);
+            operation::run("delete-all", &a.gws, checked, |s| async move {
+                s.delete_user_data(&a.call_id).await
+            })
         }
     }
 }
 
-/// Runs the operation: exit 0 on `statusCode` 0; 1 when GWS refused it; 2 when it could not
-/// be sent (bad arguments, login failed, server unreachable).
-pub fn run(op: Operation) -> ExitCode {
-    let name = op.name();
-    let prepared = (|| {
-        let pairs = match &op {
-            Operation::Attach(a) | Operation::Update(a) => a
-                .pairs
-                .iter()
-                .map(|p| parse_pair(p).map_err(|e| e.to_string()))
-                .collect::<Result<Vec<(String, UserValue)>, String>>()?,
-            _ => Vec::new(),
-        };
-        let gws = op.gws();
-        let session =
-            GwsSession::new(&gws.base_url, gws.credentials()?).map_err(|e| e.to_string())?;
-        Ok::<_, String>((pairs, session, runtime(name)?))
-    })();
-    let (pairs, session, rt) = match prepared {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("gws-cometd {name}: {e}");
-            return ExitCode::from(2);
-        }
+fn with_pairs(command: &str, args: PairsArgs, update: bool) -> ExitCode {
+    let pairs = args
+        .pairs
+        .iter()
+        .map(|p| parse_pair(p).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<(String, UserValue)>, String>>();
+    let (checked, pairs) = match (check_call_id(&args.call_id), pairs) {
+        (Ok(()), Ok(pairs)) => (Ok(()), pairs),
+        (Err(e), _) | (_, Err(e)) => (Err(e), Vec::new()),
     };
-    let result = rt.block_on(async {
-        session.login().await?;
-        match &op {
-            Operation::Attach(a) => session.attach_user_data(&a.call_id, &pairs).await,
-            Operation::Update(a) => session.update_user_data(&a.call_id, &pairs).await,
-            Operation::DeletePair(a) => session.delete_user_data_pair(&a.call_id, &a.key).await,
-            Operation::DeleteAll(a) => session.delete_user_data(&a.call_id).await,
+    operation::run(command, &args.gws, checked, |s| async move {
+        if update {
+            s.update_user_data(&args.call_id, &pairs).await
+        } else {
+            s.attach_user_data(&args.call_id, &pairs).await
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e @ RestError::Gws { .. }) => {
-            eprintln!("gws-cometd {name}: {e}");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("gws-cometd {name}: {e}");
-            ExitCode::from(2)
-        }
+    })
+}
+
+/// `delete-pair` takes a key: `A=1` there is a mistake (the pair's syntax), not a key named
+/// `A=1`.
+fn check_key(key: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("the key is empty".to_owned());
     }
+    if key.contains('=') {
+        let name = key
+            .split('=')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(':');
+        return Err(format!(
+            "delete-pair takes a KEY, not KEY=VALUE: got {:?}; to remove the key, give {:?}",
+            key.chars().take(80).collect::<String>(),
+            name
+        ));
+    }
+    Ok(())
 }

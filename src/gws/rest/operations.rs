@@ -1,5 +1,6 @@
-//! The call operations: user data (`AttachUserData`, `UpdateUserData`, `DeleteUserDataPair`,
-//! `DeleteUserData`) on `POST /api/v2/me/calls/{id}`, and the values they carry.
+//! The call operations on `POST /api/v2/me/calls/{id}`: user data (`AttachUserData`,
+//! `UpdateUserData`, `DeleteUserDataPair`, `DeleteUserData`) and the values they carry, and
+//! call control (`Answer`, `Hold`, `Retrieve`, `Hangup`).
 //!
 //! GWS answers `{"statusCode":0}`; the effect arrives later as a notification carrying the
 //! whole call.
@@ -7,11 +8,13 @@
 use reqwest::Method;
 
 use super::{GwsSession, Result};
+use crate::gws::model::RawJson;
 use crate::json::quote;
 
 /// A user-data value given on the command line or by a program.
 ///
-/// GWS user data holds strings and integers; values are written out as JSON.
+/// GWS user data holds strings and integers, possibly nested key-value lists; values are
+/// written out as JSON.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum UserValue {
@@ -20,6 +23,10 @@ pub enum UserValue {
     /// An integer, kept as its exact decimal text so integers of any size pass unchanged.
     /// Build one with [`UserValue::integer`] (which checks the text) or `From<i64>`.
     Integer(String),
+    /// Any JSON value (a nested object, a list, a number, ...), sent exactly as written:
+    /// integers of any size and duplicate keys in nested objects survive, because the text
+    /// is checked, never parsed into a tree. Build one with [`UserValue::json`].
+    Json(RawJson),
 }
 
 impl UserValue {
@@ -29,11 +36,19 @@ impl UserValue {
         is_json_integer(text).then(|| UserValue::Integer(text.to_owned()))
     }
 
-    /// The value as JSON text: a quoted, escaped string or the integer's digits.
+    /// A JSON value from its text, checked to be exactly one JSON value; surrounding
+    /// whitespace is dropped, everything else is kept as written.
+    pub fn json(text: &str) -> std::result::Result<Self, serde_json::Error> {
+        RawJson::from_text(text).map(UserValue::Json)
+    }
+
+    /// The value as JSON text: a quoted, escaped string, the integer's digits, or the JSON
+    /// value's text.
     pub fn to_json(&self) -> String {
         match self {
             UserValue::String(s) => quote(s),
             UserValue::Integer(digits) => digits.clone(),
+            UserValue::Json(raw) => raw.get().to_owned(),
         }
     }
 }
@@ -123,6 +138,32 @@ impl GwsSession {
         self.call_operation(call_id, "DeleteUserData", body).await
     }
 
+    /// `Answer`: answers a ringing call.
+    pub async fn answer(&self, call_id: &str) -> Result<()> {
+        self.call_control(call_id, "Answer").await
+    }
+
+    /// `Hold`: puts an established call on hold.
+    pub async fn hold(&self, call_id: &str) -> Result<()> {
+        self.call_control(call_id, "Hold").await
+    }
+
+    /// `Retrieve`: takes a held call off hold.
+    pub async fn retrieve(&self, call_id: &str) -> Result<()> {
+        self.call_control(call_id, "Retrieve").await
+    }
+
+    /// `Hangup`: ends the call (GWS then notifies it `Released`).
+    pub async fn hangup(&self, call_id: &str) -> Result<()> {
+        self.call_control(call_id, "Hangup").await
+    }
+
+    /// A call operation whose body is its name alone.
+    async fn call_control(&self, call_id: &str, operation: &str) -> Result<()> {
+        let body = format!(r#"{{"operationName":{}}}"#, quote(operation));
+        self.call_operation(call_id, operation, body).await
+    }
+
     pub(super) async fn call_operation(
         &self,
         call_id: &str,
@@ -155,5 +196,23 @@ mod tests {
             r#"{"B":"x\"y","A":99999999999999999999,"B":2}"#
         );
         assert_eq!(UserValue::integer("01"), None);
+    }
+
+    #[test]
+    fn json_values_are_checked_and_kept_exactly_as_written() {
+        let nested =
+            UserValue::json(r#" {"A":1,"A":"2","N":123456789012345678901234567890} "#).unwrap();
+        let pairs = vec![
+            ("Journey".to_owned(), nested),
+            ("List".to_owned(), UserValue::json("[1, 2.50]").unwrap()),
+            ("S".to_owned(), UserValue::json(r#""12345""#).unwrap()),
+        ];
+        assert_eq!(
+            user_data_json(&pairs),
+            r#"{"Journey":{"A":1,"A":"2","N":123456789012345678901234567890},"List":[1, 2.50],"S":"12345"}"#
+        );
+        for bad in ["", "{", "1 2", "tru", "{\"a\"}", "'x'"] {
+            assert!(UserValue::json(bad).is_err(), "{bad:?}");
+        }
     }
 }

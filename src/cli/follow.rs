@@ -1,0 +1,116 @@
+//! What `tail` and `watch` share: which GWS to follow (or the built-in simulator), how long,
+//! where to record, and how the session ends.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use gws_cometd::fixture::Recorder;
+use gws_cometd::gws::rest::Credentials;
+use gws_cometd::gws::{CallFeed, Delivery};
+
+use super::demo::{self, Activity, Demo};
+use super::gws_args::password;
+use super::hint::describe;
+use super::http_args::HttpArgs;
+
+/// The GWS to follow; none given means the built-in simulator.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GwsTarget {
+    /// GWS base URL, e.g. https://gws.example.com:8090: log in as --user (password from
+    /// GWS_PASSWORD or --password-file) and follow /v2/me/calls. Without it, the built-in
+    /// GWS simulator is started on loopback and followed the same way.
+    #[arg(long = "gws", value_name = "BASE_URL", requires = "user")]
+    pub base_url: Option<String>,
+    /// GWS user name (with --gws).
+    #[arg(long, value_name = "NAME", requires = "base_url")]
+    pub user: Option<String>,
+    /// A file whose first line is the GWS password (instead of GWS_PASSWORD).
+    #[arg(long, value_name = "FILE", requires = "base_url")]
+    pub password_file: Option<PathBuf>,
+    /// Send StartContactCenterSession on this channel (e.g. voice) after logging in, as an
+    /// agent desktop does: it assigns devices and logs the agent in. Repeat for several.
+    /// Default: none; a passive observer must not (and nothing here ever logs the agent
+    /// out).
+    #[arg(long, value_name = "CHANNEL")]
+    pub start_session: Vec<String>,
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// How long to follow and what to keep.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Limits {
+    /// Exit 0 right after the Nth line is written.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Stop after this many seconds (exit 1 if --count lines did not all arrive).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Also write every notification reply body verbatim to this JSON Lines fixture
+    /// (`replay` reads it).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Longest the network may add to a request before it counts as failed, in seconds.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub max_network_delay: f64,
+}
+
+impl Limits {
+    /// `--duration`, checked.
+    pub fn duration(&self) -> Result<Option<Duration>, String> {
+        self.duration.map(|d| seconds("duration", d)).transpose()
+    }
+
+    /// `--max-network-delay`, checked.
+    pub fn max_network_delay(&self) -> Result<Duration, String> {
+        seconds("max-network-delay", self.max_network_delay)
+    }
+
+    /// The `--record` file's recorder, created now (so a bad path fails before connecting).
+    pub fn recorder(&self) -> Result<Option<Recorder>, String> {
+        let recorder = self.record.as_deref().map(Recorder::create).transpose();
+        recorder.map_err(|e| e.to_string())
+    }
+}
+
+fn seconds(what: &str, secs: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("--{what} must be a non-negative number of seconds, got {secs}"))
+}
+
+/// Logs in to the target (starting the built-in simulator doing `activity` when there is
+/// none) and connects a feed; the simulator, if any, lives as long as the returned [`Demo`].
+pub async fn open_feed(
+    target: &GwsTarget,
+    activity: Activity,
+    delivery: Delivery,
+    devices: bool,
+    limits: &Limits,
+) -> Result<(CallFeed, Option<Demo>), String> {
+    let max_delay = limits.max_network_delay()?;
+    let options = target.http.options()?;
+    let recorder = limits.recorder()?;
+    let (base, credentials, demo) = match &target.base_url {
+        Some(base) => {
+            let user = target.user.clone().unwrap_or_default();
+            let password = password(target.password_file.as_deref())?;
+            (base.clone(), Credentials::new(user, password), None)
+        }
+        None => {
+            let demo = demo::start(activity).await?;
+            (demo.sim.base_url(), demo.credentials.clone(), Some(demo))
+        }
+    };
+    let mut builder = CallFeed::builder(base, credentials)
+        .delivery(delivery)
+        .devices(devices)
+        .max_network_delay(max_delay)
+        .start_session(target.start_session.clone())
+        .http_options(options);
+    if let Some(mut recorder) = recorder {
+        builder =
+            builder.on_reply(move |body| recorder.record(body).map_err(std::io::Error::other));
+    }
+    let feed = builder.connect().await.map_err(|e| describe(&e))?;
+    Ok((feed, demo))
+}
