@@ -12,7 +12,7 @@
 //! | `after_a_15_s_outage_messages_flow_again_within_3_s` | the network refuses connections for 15 s (longer than the server keeps the session): the first message after the outage arrives ≤ 3 s after it ends |
 //! | `a_multi_megabyte_reply_on_a_slow_link_is_never_abandoned` | a 2 MB backlog reply through a 200 KB/s link, with a max network delay of 1 s: every message arrives, no timeout, no gap |
 //! | `one_message_over_the_limit_is_a_gap_and_the_rest_of_a_4_mb_reply_arrives` | a 4 MB backlog reply is read, not refused; its one message over `max_message_bytes` is a `MessageTooLarge` gap |
-//! | `with_ack_replies_cut_for_longer_than_max_interval_do_not_cost_a_live_session` | **ignored: shows a library bug** (see its comment) |
+//! | `with_ack_replies_cut_for_longer_than_max_interval_do_not_cost_a_live_session` | with ack, replies cut for longer than `maxInterval` (each after its head) keep the same session: nothing lost or duplicated |
 //! | `the_checker_*` | the loss/gap checker itself, on made-up logs: it can fail |
 //!
 //! Figures are printed as `FAULT-SUITE` lines: `cargo test --test faults_bayeux --
@@ -833,30 +833,14 @@ async fn after_a_15_s_outage_messages_flow_again_within_3_s() {
     .await;
 }
 
-// LIBRARY BUG, found by this suite (reported to the lead; ignored so as not to block CI
-// until fixed: `cargo test --test faults_bayeux -- --ignored` shows it failing).
-//
-// The session gives up its clientId and handshakes again once it has been "unconnected"
-// (no successful connect reply) for longer than `timeout + interval + maxInterval`, on the
-// grounds that the server has expired the session by then. But a server restarts its
-// maxInterval clock whenever it *writes* a connect reply (cometd-nodejs-server:
-// `_scheduleExpiration`, called when a reply is finished), and a reply that is cut on the way
-// was written: the client saw its HTTP head. So while every reply is cut (a flaky proxy), the
-// server keeps the session and, with the acknowledged-messages extension, every message
-// unacknowledged, yet the client walks away from it after `timeout + maxInterval` and
-// everything the old session held is lost (reported as a `Rehandshake` gap, so not silent,
-// but a loss the extension was there to prevent).
-//
-// Fix proposed: count "unconnected" from the last time a connect reply *started* (its 2xx
-// head arrived: the server wrote it and restarted its clock; a proxy's error status proves
-// nothing), not from the last successful one; e.g. the driver tells the session when a
-// long-poll reply's 2xx head arrives
-// (`Session::reply_started(id, now)` setting `last_heard`), and `connect_failed` uses
-// `max(last_success, last_heard)`. Failures with no head (refused, timed out before the
-// head) keep today's rule, and a server that did expire the session answers `402`, which
-// re-handshakes at once anyway.
+// The session gives up its clientId once it has been unconnected for longer than
+// `timeout + interval + maxInterval`, as the server will have expired it by then. A server
+// restarts its maxInterval clock whenever it writes a connect reply (cometd-nodejs-server:
+// `_scheduleExpiration`), and a reply cut on the way was written: the client saw its success
+// head. So "unconnected" counts from the last connect reply that began, and while every
+// reply is cut (a flaky proxy) the session, and with the acknowledged-messages extension
+// every message not yet acknowledged, is kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "library bug: a session the server still holds is given up after cut replies (see the comment)"]
 async fn with_ack_replies_cut_for_longer_than_max_interval_do_not_cost_a_live_session() {
     // Longer than timeout + interval + maxInterval (2 + 0 + 10 s: the server's default
     // maxInterval, which it does not advertise, so the client assumes the same); each cut

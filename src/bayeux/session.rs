@@ -124,8 +124,9 @@ pub struct Session {
     connected: bool,
     /// `ConnectionLost` was emitted and no connect has succeeded since.
     outage: bool,
-    /// The last successful connect or handshake, for the `maxInterval` expiry rule.
-    last_success: Instant,
+    /// The last time the server showed it held the session (a handshake or connect answered,
+    /// or a connect reply begun), for the `maxInterval` expiry rule.
+    last_heard: Instant,
     next_msg_id: u64,
     next_request_id: u64,
     next_publish_id: u64,
@@ -157,7 +158,7 @@ impl Session {
             handshake_failures: 0,
             connected: false,
             outage: false,
-            last_success: now,
+            last_heard: now,
             next_msg_id: 1,
             next_request_id: 1,
             next_publish_id: 1,
@@ -243,6 +244,19 @@ impl Session {
             return self.other_request(now);
         }
         None
+    }
+
+    /// The reply to request `id` began: a success status arrived. For a connect that is the
+    /// server answering the session, even if the body is then cut on the way: the session
+    /// was alive there then, which the `maxInterval` expiry rule counts from.
+    pub fn reply_started(&mut self, id: RequestId, now: Instant) {
+        let connect = self
+            .long_poll
+            .as_ref()
+            .is_some_and(|f| f.id == id && f.kind == LongPoll::Connect);
+        if connect && self.client_id.is_some() {
+            self.last_heard = self.last_heard.max(now);
+        }
     }
 
     /// The reply batch for request `id`. Data messages become [`Event::Message`] whatever
@@ -568,7 +582,7 @@ impl Session {
                 };
                 self.handshake_failures = 0;
                 self.backoff.reset();
-                self.last_success = now;
+                self.last_heard = now;
                 self.connected = false;
                 // The handshake advice has been followed; keeping it would loop.
                 if self.advice.reconnect == Some(Reconnect::Handshake) {
@@ -657,7 +671,7 @@ impl Session {
                 ack.reply_received(m.ext.as_deref());
             }
             self.backoff.reset();
-            self.last_success = now;
+            self.last_heard = now;
             self.outage = false;
             if !self.connected {
                 self.connected = true;
@@ -728,7 +742,7 @@ impl Session {
                 .saturating_add(a.interval.unwrap_or(0))
                 .saturating_add(a.max_interval.unwrap_or(DEFAULT_MAX_INTERVAL_MS)),
         );
-        if at.saturating_duration_since(self.last_success) > expiry {
+        if at.saturating_duration_since(self.last_heard) > expiry {
             self.rehandshake(now, at, "unconnected longer than the server keeps sessions");
         } else {
             self.scheduled = Some((LongPoll::Connect, at));

@@ -240,6 +240,10 @@ impl Driver {
     async fn handle_progress(&mut self, k: usize, progress: Progress) -> bool {
         let now = Instant::now().into_std();
         match progress {
+            Progress::Head => {
+                self.session.reply_started(self.in_flight[k].id, now);
+                true
+            }
             Progress::Element(bytes) => {
                 let flight = &mut self.in_flight[k];
                 flight.elements += 1;

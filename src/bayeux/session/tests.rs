@@ -734,6 +734,40 @@ fn unconnected_longer_than_timeout_interval_and_max_interval_handshakes_instead(
 }
 
 #[test]
+fn a_connect_reply_that_began_shows_the_session_alive_even_when_cut() {
+    let t0 = Instant::now();
+    let mut s = connected(t0); // limit 40 s from the last time the server was heard
+                               // Each reply begins (the server answered the session), then is cut: the limit counts
+                               // from the last beginning, so the session is kept however long that goes on.
+    let (mut now, mut heard) = (t0, t0);
+    for _ in 0..30 {
+        let c = s.poll_request(now).unwrap();
+        assert_eq!(channels(&c), ["/meta/connect"], "still the same session");
+        heard = now + ms(2_000);
+        s.reply_started(c.id, heard);
+        s.handle_failure(c.id, reset(), heard);
+        now = s.poll_timeout().unwrap();
+    }
+    assert_eq!(s.client_id(), Some("c1"));
+    // Once replies stop beginning, the rule counts from the last one: a retry due within
+    // 40 s of it is a connect, the first one due later a handshake.
+    loop {
+        let c = s.poll_request(now).unwrap();
+        if channels(&c) == ["/meta/handshake"] {
+            break;
+        }
+        assert!(now.duration_since(heard) <= ms(40_000));
+        s.handle_failure(c.id, refused(), now);
+        now = s.poll_timeout().unwrap();
+    }
+    assert!(
+        now.duration_since(heard) > ms(40_000),
+        "{:?}",
+        now.duration_since(heard)
+    );
+}
+
+#[test]
 fn max_interval_defaults_to_ten_seconds_when_the_server_never_said() {
     let t0 = Instant::now();
     let mut s = connected(t0); // timeout 30 s, interval 0, maxInterval unknown: limit 40 s
