@@ -646,7 +646,13 @@ async fn a_slow_consumer_keeps_the_session_and_gets_the_net_change_per_call() {
         for id in &calls {
             gws.answer(id).unwrap();
         }
-        let mut feed = feed(&sim.base_url()).await;
+        // Every change joins its call's last one waiting: the consumer gets the net change.
+        let mut feed = CallFeed::builder(sim.base_url(), Credentials::new(USER, PASSWORD))
+            .max_network_delay(MAX_NETWORK_DELAY)
+            .max_separate_changes(0)
+            .connect()
+            .await
+            .expect("the feed connects");
         // Take everything the catch-up queued.
         while timeout(Duration::from_millis(300), feed.next()).await.is_ok() {}
 

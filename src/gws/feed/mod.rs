@@ -51,9 +51,10 @@ use crate::transport::HttpOptions;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Delivery {
-    /// Call changes ([`FeedEvent::Call`]), coalesced per call while the consumer is behind
-    /// (memory bounded by the number of live calls); the session never waits for the
-    /// consumer. For services that act on changes.
+    /// Call changes ([`FeedEvent::Call`]), each as made, joined per call into their net
+    /// change once the consumer is far behind (see
+    /// [`CallFeedBuilder::max_separate_changes`]; memory bounded by the number of live
+    /// calls); the session never waits for the consumer. For services that act on changes.
     #[default]
     Changes,
     /// Every data message ([`FeedEvent::Message`]), in order, with backpressure: a consumer
@@ -173,6 +174,7 @@ pub struct CallFeedBuilder {
     http: Option<reqwest::Client>,
     options: HttpOptions,
     delivery: Delivery,
+    max_separate_changes: usize,
     tap: Option<SharedTap>,
 }
 
@@ -244,6 +246,15 @@ impl CallFeedBuilder {
         self
     }
 
+    /// How many call changes wait for a consumer that is behind one by one (default 1024);
+    /// past that, a call's further changes join its last one waiting, and the consumer gets
+    /// their net change. `0` joins always: a consumer gets only the latest of each call.
+    /// Memory stays bounded by this and the number of calls either way.
+    pub fn max_separate_changes(mut self, changes: usize) -> Self {
+        self.max_separate_changes = changes;
+        self
+    }
+
     /// Sees every notification reply body, and what the feed read of the server's calls as
     /// a line `{"channel":"/gws-cometd/catch-up"|"/gws-cometd/heal","data":{...}}`; see
     /// [`ClientBuilder::on_reply`](crate::ClientBuilder::on_reply). Used to record fixtures
@@ -268,7 +279,7 @@ impl CallFeedBuilder {
         let session = session.build()?;
         session.login().await?;
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue::new(queue::MAX_EVENTS)),
+            queue: Mutex::new(Queue::new(queue::MAX_EVENTS, self.max_separate_changes)),
             ready: Notify::new(),
             space: Notify::new(),
             closed: std::sync::atomic::AtomicBool::new(false),
@@ -376,6 +387,7 @@ impl CallFeed {
             http: None,
             options: HttpOptions::default(),
             delivery: Delivery::default(),
+            max_separate_changes: queue::MAX_CHANGES,
             tap: None,
         }
     }
