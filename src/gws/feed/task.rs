@@ -1,6 +1,13 @@
 //! The feed's task: reads the notification client, applies to the store, reads the server's
 //! calls when [`Healing`] says so, and queues what the consumer gets. It never waits for the
 //! consumer in [`Delivery::Changes`].
+//!
+//! A read's answer is not applied at once. A notification the server sent before it
+//! answered can still be on its way (on the long poll's connection, or queued for the next
+//! connect): applied after the answer, it would take a call back to an older state, or bring
+//! back a call the answer no longer lists. So the answer waits as long again as the read
+//! took (the round trip it measured; at least [`SETTLE_MIN`], at most [`SETTLE_MAX`]), and
+//! every call notified from the read's start to then keeps its notified state.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -8,7 +15,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -31,6 +38,11 @@ use crate::Client;
 /// Catch-up reads that may fail in a row before [`connect`](super::CallFeedBuilder::connect)
 /// gives up.
 const CATCH_UP_ATTEMPTS: u32 = 3;
+
+/// The least a read's answer waits for notifications sent before it.
+const SETTLE_MIN: Duration = Duration::from_millis(50);
+/// The most a read's answer waits for notifications sent before it.
+const SETTLE_MAX: Duration = Duration::from_secs(2);
 
 /// How the feed opens notification clients.
 pub(super) struct Opening {
@@ -58,6 +70,13 @@ struct Snapshot {
 
 type Read = Pin<Box<dyn Future<Output = Result<Snapshot>> + Send>>;
 
+/// A read's answer, waiting for notifications sent before it (see the [module docs](self)).
+struct Settling {
+    origin: ChangeOrigin,
+    snapshot: Snapshot,
+    until: Instant,
+}
+
 /// The task's state.
 pub(super) struct Feed {
     session: GwsSession,
@@ -69,9 +88,11 @@ pub(super) struct Feed {
     ready: Option<oneshot::Sender<Result<(), Arc<Error>>>>,
     conn: Option<Connection>,
     healing: Healing,
-    /// The read under way, and its kind.
-    read: Option<(ChangeOrigin, Read)>,
-    /// Calls a notification touched while the read is under way.
+    /// The read under way, its kind, and when it started.
+    read: Option<(ChangeOrigin, Instant, Read)>,
+    /// The answer of the last read, not applied yet.
+    settling: Option<Settling>,
+    /// Calls a notification touched since the read started.
     touched: HashSet<String>,
 }
 
@@ -95,6 +116,7 @@ impl Feed {
             conn: None,
             healing: Healing::new(),
             read: None,
+            settling: None,
             touched: HashSet::new(),
         };
         let attempts = feed.opening.initial_handshake_attempts;
@@ -104,20 +126,19 @@ impl Feed {
 
     pub(super) async fn run(mut self) {
         loop {
-            if self.read.is_none() {
+            if self.read.is_none() && self.settling.is_none() {
                 if let Some(origin) = self.healing.due(Instant::now().into_std()) {
                     self.start_read(origin);
                 }
             }
-            // With Delivery::Messages the consumer sets the pace.
-            let room = self.opening.delivery == Delivery::Changes
-                || lock(&self.shared.queue).events() < MAX_EVENTS;
+            let room = self.room();
             let wake = self.healing.wake_at().map(Instant::from_std);
             let Some(conn) = self.conn.as_mut() else {
                 break;
             };
-            let read = self.read.as_mut().map(|(_, r)| r);
+            let read = self.read.as_mut().map(|(_, _, r)| r);
             let reading = read.is_some();
+            let settle_at = self.settling.as_ref().map(|s| s.until);
             tokio::select! {
                 m = conn.messages.next(), if conn.messages_open && room => match m {
                     Some(m) => self.on_message(m),
@@ -138,6 +159,12 @@ impl Feed {
                         break;
                     }
                 }
+                _ = sleep_until_opt(settle_at), if settle_at.is_some() => {
+                    if !self.settle() {
+                        self.disconnect().await;
+                        break;
+                    }
+                }
                 _ = sleep_until_opt(wake) => {}
                 _ = self.shared.space.notified(), if !room => {}
                 cmd = self.commands.recv() => {
@@ -153,6 +180,13 @@ impl Feed {
         self.shared.close();
     }
 
+    /// Whether a message may be taken now: with [`Delivery::Messages`] the consumer sets
+    /// the pace.
+    fn room(&self) -> bool {
+        self.opening.delivery == Delivery::Changes
+            || lock(&self.shared.queue).events() < MAX_EVENTS
+    }
+
     async fn disconnect(&mut self) {
         if let Some(conn) = self.conn.take() {
             conn.client.disconnect().await;
@@ -166,7 +200,7 @@ impl Feed {
     fn on_message(&mut self, raw: Message) {
         let decoded = wire::decode(&raw);
         if let Ok(Notification::Call(call)) = &decoded {
-            if self.read.is_some() {
+            if self.read.is_some() || self.settling.is_some() {
                 self.touched.insert(call.call_id().to_owned());
             }
             let mut store = lock(&self.store);
@@ -268,6 +302,7 @@ impl Feed {
         self.healing.subscribed(false);
         self.healing.gap();
         self.read = None;
+        self.settling = None;
         self.push(FeedEvent::LoggedInAgain);
         true
     }
@@ -303,17 +338,26 @@ impl Feed {
             };
             Ok(Snapshot { calls, devices })
         });
-        self.read = Some((origin, read));
+        self.read = Some((origin, Instant::now(), read));
     }
 
-    /// The read under way answered. Returns whether the feed goes on.
+    /// The read under way answered: a failure is counted, an answer waits (see the
+    /// [module docs](self)). Returns whether the feed goes on.
     fn finish_read(&mut self, out: Result<Snapshot>) -> bool {
-        let Some((origin, _)) = self.read.take() else {
+        let Some((origin, started, _)) = self.read.take() else {
             return true;
         };
         let now = std::time::Instant::now();
-        let snapshot = match out {
-            Ok(s) => s,
+        match out {
+            Ok(snapshot) => {
+                let wait = started.elapsed().clamp(SETTLE_MIN, SETTLE_MAX);
+                self.settling = Some(Settling {
+                    origin,
+                    snapshot,
+                    until: Instant::now() + wait,
+                });
+                true
+            }
             Err(e) => {
                 let failures = self.healing.failed(now);
                 tracing::warn!(failures, "reading the server's calls failed: {e}");
@@ -321,9 +365,32 @@ impl Feed {
                     return self.end(Arc::new(e));
                 }
                 self.push(FeedEvent::HealFailed(Arc::new(e)));
-                return true;
+                true
             }
+        }
+    }
+
+    /// Applies the answer that waited, after the notifications already here. Returns
+    /// whether the feed goes on.
+    fn settle(&mut self) -> bool {
+        let Some(Settling {
+            origin, snapshot, ..
+        }) = self.settling.take()
+        else {
+            return true;
         };
+        loop {
+            let room = self.room();
+            let Some(conn) = self.conn.as_mut().filter(|c| c.messages_open && room) else {
+                break;
+            };
+            match conn.messages.next().now_or_never() {
+                Some(Some(m)) => self.on_message(m),
+                Some(None) => conn.messages_open = false,
+                None => break,
+            }
+        }
+        let now = std::time::Instant::now();
         let kept: Vec<String> = self.touched.drain().collect();
         let reconciled = {
             let keep = |id: &str| kept.iter().any(|k| k == id);
