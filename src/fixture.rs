@@ -131,6 +131,9 @@ impl Reader<BufReader<File>> {
     }
 }
 
+/// UTF-8's byte-order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 impl<R: BufRead> Reader<R> {
     /// Reads a fixture from `inner`; `path` names it in errors.
     pub fn new(path: impl Into<PathBuf>, inner: R) -> Self {
@@ -171,6 +174,10 @@ impl<R: BufRead> Reader<R> {
                 }
             }
             self.line += 1;
+            // A byte-order mark, as some Windows editors write, is not part of the first line.
+            if self.line == 1 && bytes.starts_with(BOM) {
+                bytes.drain(..BOM.len());
+            }
             let mut end = bytes.len();
             while end > 0 && matches!(bytes[end - 1], b'\n' | b'\r') {
                 end -= 1;

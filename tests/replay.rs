@@ -215,6 +215,18 @@ fn the_reader_skips_blank_lines_and_reports_positions() {
 }
 
 #[test]
+fn a_byte_order_mark_before_the_first_line_is_skipped_and_nowhere_else() {
+    let text = "\u{feff}{\"channel\":\"/a\"}\n\u{feff}{\"channel\":\"/b\"}\n";
+    let mut r = Reader::new("bom.jsonl", text.as_bytes());
+    assert_eq!(r.next().unwrap().unwrap().channel, "/a");
+    // A second one is not where a byte-order mark goes: the line does not read.
+    assert!(matches!(
+        r.next(),
+        Some(Err(FixtureError::Parse { line: 2, .. }))
+    ));
+}
+
+#[test]
 fn the_recorder_writes_each_body_on_one_line_verbatim() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rec.jsonl");

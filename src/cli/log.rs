@@ -30,25 +30,17 @@ pub enum LogFormat {
 const DEFAULT_FILTER: &str =
     "info,gws_cometd::bayeux::session::types=off,gws_cometd::client::driver=off";
 
-/// Where the feed logs its end at ERROR (without `RUST_LOG`, left to the command's last
-/// line).
-const FEED_TASK_TARGET: &str = "gws_cometd::gws::feed::task";
-
 static FORMAT: OnceLock<LogFormat> = OnceLock::new();
 
 /// Sends logs to stderr in `format`, filtered by `RUST_LOG` or [`DEFAULT_FILTER`].
 pub fn init(format: LogFormat) {
-    use tracing_subscriber::filter::{filter_fn, EnvFilter};
+    use tracing_subscriber::filter::EnvFilter;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::Layer;
     let _ = FORMAT.set(format);
     let user_filter = std::env::var("RUST_LOG").ok().filter(|d| !d.is_empty());
-    let defaults = user_filter.is_none();
     let filter = EnvFilter::new(user_filter.as_deref().unwrap_or(DEFAULT_FILTER));
-    let reported_by_the_command = filter_fn(move |meta| {
-        !(defaults && *meta.level() == tracing::Level::ERROR && meta.target() == FEED_TASK_TARGET)
-    });
     let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let layer = match format {
         LogFormat::Text => layer
@@ -57,11 +49,7 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => layer.json().flatten_event(true).boxed(),
     };
     tracing_subscriber::registry()
-        .with(
-            layer
-                .with_filter(filter)
-                .with_filter(reported_by_the_command),
-        )
+        .with(layer.with_filter(filter))
         .init();
 }
 

@@ -183,8 +183,7 @@ impl Feed {
     /// Whether a message may be taken now: with [`Delivery::Messages`] the consumer sets
     /// the pace.
     fn room(&self) -> bool {
-        self.opening.delivery == Delivery::Changes
-            || lock(&self.shared.queue).events() < MAX_EVENTS
+        self.opening.delivery == Delivery::Changes || lock(&self.shared.queue).events() < MAX_EVENTS
     }
 
     async fn disconnect(&mut self) {
@@ -229,7 +228,7 @@ impl Feed {
             Ok(Notification::Error(text)) => {
                 let message = Box::new(ErrorMessage::read(text));
                 tracing::warn!(
-                    code = ?message.error_code.as_ref().map(|c| c.get()),
+                    error_code = message.error_code.as_ref().map_or("", |c| c.get()),
                     "GWS reports an error: {}",
                     message.error_message.as_deref().unwrap_or("(no message)")
                 );
@@ -315,9 +314,9 @@ impl Feed {
                 let _ = ready.send(Err(error));
             }
             None => {
-                if !matches!(*error, Error::Closed) {
-                    tracing::error!("the feed stopped: {error}");
-                }
+                // The consumer gets the error with `Terminated`; saying it here too would
+                // say it twice.
+                tracing::debug!("the feed stopped: {error}");
                 self.push(FeedEvent::Session(ClientEvent::Terminated { error }));
             }
         }
