@@ -1,8 +1,8 @@
 //! Decode + apply over a generated 200 000-message fixture (~1 KB per message, 2 000 calls),
 //! against the floor of validating the same bytes with serde_json into `IgnoredAny`, in the
-//! same run. Both `replay` modes read each line with `Reader::next_item` (the one wire
-//! decoder) and reduce with `CallStore::apply`; `replay --snapshot` never asks for the
-//! changes, plain `replay` works out each one (its user-data diff) and writes it.
+//! same run. Both `replay` modes go through `fixture::Replay` (the one wire decoder, then
+//! `CallStore::apply`); `replay --snapshot` never asks for the changes, plain `replay` works
+//! out each one (its user-data diff) and writes it.
 //!
 //! Run: `cargo bench --bench replay -- --sample-size 20`
 
@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gws_cometd::bayeux::Message;
-use gws_cometd::fixture::{Item, Reader};
+use gws_cometd::fixture::{Reader, Replay};
 use gws_cometd::gws::wire::{self, calls_in_batch, calls_in_text, Notification};
 use gws_cometd::gws::CallStore;
 
@@ -145,16 +145,8 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("replay --snapshot (file, as the CLI does it)", |b| {
         b.iter(|| {
-            let mut r = Reader::open(&path).unwrap();
-            let mut store = CallStore::new();
-            while let Some(line) = r.next_item() {
-                if let (_, Item::Calls(calls)) = line.unwrap() {
-                    for m in &calls {
-                        black_box(store.apply(m, now).is_some());
-                    }
-                }
-            }
-            let out = serde_json::to_vec(&store.snapshot()).unwrap();
+            let mut replay = Replay::open(&path).unwrap();
+            let out = serde_json::to_vec(&replay.finish().unwrap().snapshot()).unwrap();
             black_box(out)
         })
     });
@@ -162,19 +154,10 @@ fn bench(c: &mut Criterion) {
         "replay, one line per change (file, as the CLI does it)",
         |b| {
             b.iter(|| {
-                let mut r = Reader::open(&path).unwrap();
-                let mut store = CallStore::new();
                 let mut out = Vec::new();
-                while let Some(line) = r.next_item() {
-                    let (_, Item::Calls(calls)) = line.unwrap() else {
-                        continue;
-                    };
-                    for m in &calls {
-                        if let Some(mut applied) = store.apply(m, now) {
-                            serde_json::to_writer(&mut out, &applied.change()).unwrap();
-                            out.push(b'\n');
-                        }
-                    }
+                for change in Replay::open(&path).unwrap() {
+                    serde_json::to_writer(&mut out, &change.unwrap()).unwrap();
+                    out.push(b'\n');
                 }
                 black_box(out)
             })

@@ -8,10 +8,8 @@
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 
-use gws_cometd::fixture::{FixtureError, Item, Reader};
-use gws_cometd::gws::CallStore;
+use gws_cometd::fixture::{FixtureError, Reader, Replay};
 
 use super::log::fatal;
 use super::plain;
@@ -67,38 +65,15 @@ pub fn run(args: ReplayArgs) -> ExitCode {
 }
 
 fn replay(name: &Path, input: impl BufRead, snapshot: bool) -> Result<Vec<u8>, String> {
-    let mut reader = Reader::new(name, input);
-    let mut store = CallStore::new();
+    let mut replay = Replay::new(Reader::new(name, input));
     let mut out = Vec::new();
-    // A replay has no clock of its own: every call is applied at the same instant.
-    let now = Instant::now();
-    while let Some(line) = reader.next_item() {
-        match line.map_err(|e| describe(&e))?.1 {
-            // Read in one pass, borrowing the line; the store copies only each call's text.
-            Item::Calls(calls) => {
-                for call in &calls {
-                    let applied = store.apply(call, now);
-                    if !snapshot {
-                        // The snapshot needs no diffs: only the changes are worked out.
-                        if let Some(mut applied) = applied {
-                            write_json_line(&mut out, &applied.change());
-                        }
-                    }
-                }
-            }
-            // What a recording feed read of the server's calls: its catch-up and heals.
-            Item::Snapshot(s) => {
-                let keep = |id: &str| s.kept.iter().any(|k| k == id);
-                for r in store.reconcile(&s.calls, now, s.origin, keep) {
-                    if !snapshot {
-                        write_json_line(&mut out, &r.change);
-                    }
-                }
-            }
-        }
-    }
     if snapshot {
+        let store = replay.finish().map_err(|e| describe(&e))?;
         write_json_line(&mut out, &store.snapshot());
+    } else {
+        for change in replay {
+            write_json_line(&mut out, &change.map_err(|e| describe(&e))?);
+        }
     }
     Ok(out)
 }
