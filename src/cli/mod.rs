@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[cfg(feature = "bridge")]
+mod bridge;
 mod demo;
 mod gws_args;
 mod pairs;
@@ -39,6 +41,9 @@ enum Command {
     DeleteAll(user_data::DeleteAllArgs),
     /// Run the GWS simulator until Ctrl-C.
     Serve(serve::ServeArgs),
+    /// Follow every agent of a file and publish their call changes to NATS JetStream.
+    #[cfg(feature = "bridge")]
+    Bridge(bridge::BridgeArgs),
 }
 
 /// Parses the command line, runs the subcommand, and maps its outcome to an exit code.
@@ -53,6 +58,8 @@ pub fn main() -> ExitCode {
         Command::DeletePair(args) => user_data::run(user_data::Operation::DeletePair(args)),
         Command::DeleteAll(args) => user_data::run(user_data::Operation::DeleteAll(args)),
         Command::Serve(args) => serve::run(args),
+        #[cfg(feature = "bridge")]
+        Command::Bridge(args) => bridge::run(args),
     }
 }
 
