@@ -95,7 +95,8 @@ async fn read(agent: Credentials, shared: Shared, state: Arc<AgentState>) {
     'session: while !*stop.borrow() {
         moved(SessionState::Connecting, &mut current);
         let connected = tokio::select! {
-            c = source::connect(&shared.feed, agent.clone()) => c,
+            // Boxed: only while logging in.
+            c = Box::pin(source::connect(&shared.feed, agent.clone())) => c,
             _ = stop.wait_for(|s| *s) => break,
         };
         let mut feed = match connected {
@@ -121,7 +122,7 @@ async fn read(agent: Credentials, shared: Shared, state: Arc<AgentState>) {
                 _ = stop.wait_for(|s| *s) => None,
             };
             let Some(event) = event else {
-                feed.disconnect().await;
+                Box::pin(feed.disconnect()).await;
                 break 'session;
             };
             let Some(event) = event else { break };
@@ -256,7 +257,8 @@ async fn write(agent: String, shared: Shared, state: Arc<AgentState>) {
                 let id = call_id.clone();
                 move || state.queue().has_newer(&id)
             };
-            match writer.write(&mut item, &newer).await {
+            // Boxed: the idle task stays small (a write's future is ~10 KB).
+            match Box::pin(writer.write(&mut item, &newer)).await {
                 Ok(written) => {
                     if failing {
                         failing = false;
@@ -288,7 +290,7 @@ async fn write(agent: String, shared: Shared, state: Arc<AgentState>) {
                         tracing::debug!(agent = writer.agent(), retry_in = ?delay, "JetStream write failed again: {e}");
                     }
                     if e.is_missing_layout() {
-                        if let Err(e) = publisher.repair_layout().await {
+                        if let Err(e) = Box::pin(publisher.repair_layout()).await {
                             tracing::warn!("making the JetStream layout again failed: {e}");
                         }
                     }
@@ -335,5 +337,41 @@ fn give_up(agent: &str, state: &AgentState, metrics: &Metrics) {
             left,
             "shutting down with changes not written to JetStream"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Thousands of agents sit idle in these two tasks: their futures must stay small (the
+    /// write and the login are boxed).
+    #[test]
+    fn an_idle_agent_should_cost_little_in_its_tasks() {
+        let (_ptx, prx) = watch::channel(None);
+        let (_stx, srx) = watch::channel(false);
+        let (_dtx, drx) = watch::channel(None);
+        let shared = Shared {
+            publisher: prx,
+            metrics: Metrics::new(),
+            feed: FeedSettings {
+                base_url: "http://x".into(),
+                http: reqwest::Client::new(),
+                max_network_delay: Duration::from_secs(1),
+                logins: Arc::new(tokio::sync::Semaphore::new(1)),
+            },
+            buffer: 10,
+            stop: srx,
+            drain_until: drx,
+        };
+        let state = Arc::new(AgentState {
+            queue: Mutex::new(AgentQueue::new(10)),
+            wake: Notify::new(),
+            reader_done: AtomicBool::new(false),
+        });
+        let r = read(Credentials::new("a", "b"), shared.clone(), state.clone());
+        let w = write("a".into(), shared, state);
+        let (r, w) = (std::mem::size_of_val(&r), std::mem::size_of_val(&w));
+        assert!(r < 4096 && w < 4096, "read {r} bytes, write {w} bytes");
     }
 }
