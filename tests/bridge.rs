@@ -586,6 +586,58 @@ async fn beyond_the_bound_changes_are_merged_per_call_and_reported() {
     .await;
 }
 
+/// Logins that fail do not stop the other agents: refused ones are retried with backoff
+/// until they work, a wrong password keeps failing and is listed in `/healthz`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_logins_are_retried_and_reported_without_stopping_the_others() {
+    const N: usize = 3;
+    within("the test", Duration::from_secs(60), async {
+        let nats = nats_server().await;
+        let sim = sim(N, SCENARIO).await;
+        // The next two logins get a bare 503 (a GWS node restarting).
+        sim.gws().fail_logins(2);
+        let mut c = config(&sim, &nats, N, "replica-a");
+        c.agents
+            .push(Credentials::new(agent(1).replace("01", "99"), "wrong"));
+        c.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+        let bad = c.agents[N].user().to_owned();
+        let bridge = Bridge::start(c).await.expect("bridge");
+        wait_connected(&bridge, N).await;
+        let s = bridge.metrics().snapshot();
+        assert!(s.login_failures >= 2, "{s:?}");
+        until(
+            "the wrong password retried",
+            Duration::from_secs(10),
+            || bridge.metrics().snapshot().login_failures >= 3,
+        )
+        .await;
+        assert_eq!(bridge.metrics().failing_agents(), vec![bad.clone()]);
+        assert_eq!(
+            bridge
+                .metrics()
+                .snapshot()
+                .sessions_in(SessionState::LoginFailed),
+            1
+        );
+        let addr = bridge.metrics_addr().unwrap();
+        let body = reqwest::get(format!("http://{addr}/healthz"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(health["loginFailing"], serde_json::json!([bad]));
+        assert_eq!(health["sessions"]["login_failed"], 1);
+        assert!(!body.contains("wrong"), "{body}");
+        // The others publish.
+        let js = js(&nats).await;
+        wait_stream_len(&js, (N * 3) as u64, Duration::from_secs(20)).await;
+        bridge.shutdown().await;
+    })
+    .await;
+}
+
 // ---------------------------------------------------------------------------------------
 // The write protocol itself, replica against replica, on synthetic changes.
 
