@@ -268,7 +268,21 @@ async fn assert_stream_matches(
                 .unwrap_or_default();
             let got_states: Vec<&str> = got.iter().map(|m| m.state.as_str()).collect();
             let want_states: Vec<&str> = seen.iter().map(|s| s.state.as_str()).collect();
-            assert_eq!(got_states, want_states, "states of {subject}");
+            let who: Vec<String> = got
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{}@{} {}",
+                        m.replica,
+                        m.id,
+                        m.payload
+                            .get("origin")
+                            .map(|o| o.to_string())
+                            .unwrap_or_default()
+                    )
+                })
+                .collect();
+            assert_eq!(got_states, want_states, "states of {subject}: {who:?}");
             for (m, s) in got.iter().zip(&seen) {
                 assert_eq!(m.payload["agent"], serde_json::json!(agent), "{subject}");
                 assert_eq!(m.payload["callId"], serde_json::json!(call_id));
@@ -309,16 +323,15 @@ async fn assert_kv_matches_sim(js: &jetstream::Context, sim: &GwsSimServer, obse
             } else {
                 let value = value.unwrap_or_else(|| panic!("{key} missing in the KV"));
                 let value = std::str::from_utf8(&value).unwrap();
-                // Byte for byte the last notification GWS sent...
-                assert_eq!(Some(value), s.text.as_deref(), "{key}");
-                // ...and the call as the simulator has it now (but for the seconds it
-                // has lasted since).
-                let now = sim.gws().call_json(call_id).expect("the simulator has it");
+                // The call as GWS last sent it, and as the simulator has it now (but for
+                // the seconds it has lasted, which a catch-up reads afresh).
                 let strip = |t: &str| {
                     let mut v: serde_json::Value = serde_json::from_str(t).unwrap();
                     v.as_object_mut().unwrap().remove("duration");
                     v
                 };
+                assert_eq!(strip(value), strip(s.text.as_deref().unwrap()), "{key}");
+                let now = sim.gws().call_json(call_id).expect("the simulator has it");
                 assert_eq!(strip(value), strip(&now), "{key}");
                 live += 1;
             }
@@ -557,8 +570,10 @@ async fn beyond_the_bound_changes_are_merged_per_call_and_reported() {
         .await;
         let s = a.metrics().snapshot();
         assert!(s.coalesced > 0, "{s:?}");
+        // A write that timed out while NATS was away can land after all: its retry then
+        // finds it (a duplicate).
         assert_eq!(
-            s.published + s.coalesced,
+            s.published + s.duplicates + s.coalesced,
             (N * CHANGES_PER_AGENT) as u64,
             "{s:?}"
         );

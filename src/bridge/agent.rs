@@ -94,6 +94,7 @@ async fn read(agent: Credentials, shared: Shared, state: Arc<AgentState>) {
     };
     'session: while !*stop.borrow() {
         moved(SessionState::Connecting, &mut current);
+        let floor = session_floor(&shared).await;
         let connected = tokio::select! {
             // Boxed: only while logging in.
             c = Box::pin(source::connect(&shared.feed, agent.clone())) => c,
@@ -129,7 +130,11 @@ async fn read(agent: Credentials, shared: Shared, state: Arc<AgentState>) {
             match source::sort(event) {
                 Seen::Change(item) => {
                     metrics.inner.notifications.inc();
-                    let merged = state.queue().push(*item);
+                    let item = match floor {
+                        Some(floor) => item.in_session(floor),
+                        None => *item,
+                    };
+                    let merged = state.queue().push(item);
                     metrics.inner.pending.inc();
                     if merged > 0 {
                         metrics.inner.pending.dec_by(merged as i64);
@@ -305,6 +310,26 @@ async fn write(agent: String, shared: Shared, state: Arc<AgentState>) {
                 }
             }
         }
+    }
+}
+
+/// `GWS_CALLS`'s last sequence before a feed session connects (see
+/// [`ChangeItem::in_session`](super::writer::ChangeItem::in_session)); `None` while
+/// JetStream is not ready or slow, and the session's changes are then matched against each
+/// call's last message only.
+async fn session_floor(shared: &Shared) -> Option<u64> {
+    let mut ready = shared.publisher.clone();
+    // At start the layout is usually made within milliseconds; NATS away must not hold
+    // the sessions back for long.
+    let wait = tokio::time::timeout(Duration::from_secs(3), ready.wait_for(|p| p.is_some()));
+    let publisher = match wait.await {
+        Ok(Ok(p)) => p.clone()?,
+        _ => return None,
+    };
+    let read = tokio::time::timeout(Duration::from_secs(5), publisher.stream_floor());
+    match Box::pin(read).await {
+        Ok(Ok(floor)) => Some(floor),
+        _ => None,
     }
 }
 

@@ -21,8 +21,9 @@
 //!   [`CallChange`](crate::gws::CallChange): `callId`, `origin` for catch-up and heal
 //!   changes, `notificationType`, `new`, `state`, `userData`, `removed`) with `"agent"` first,
 //!   and `"coalesced": n` when it stands for n changes merged while NATS was away. Headers:
-//!   `Nats-Msg-Id: <key>:<base>:<state>`, `Gws-State` (a fingerprint of the call text after
-//!   the change: the first 16 hex digits of its SHA-256, or `removed`), `Gws-Replica`.
+//!   `Nats-Msg-Id: <key>:<base>:<state>`, `Gws-State` (a fingerprint of the call after the change:
+//!   the first 16 hex digits of a SHA-256 over its members but `duration`, which the
+//!   server's list renders afresh; or `removed`), `Gws-Replica`.
 //!   Limits retention, every message of a subject kept, 7 days, duplicate window 10 minutes
 //!   (see [`LayoutConfig`]).
 //! - **KV bucket `gws_calls`**, key `<agent>.<call id>` (escaped; both tokens, because the
@@ -47,12 +48,18 @@
 //!   deterministic (`<key>:<base>:<state>`), so servers that check ids before expectations
 //!   (2.9) give the same answer as a duplicate.
 //! - A replica that starts, or restarts, mid-call has no base: its catch-up changes (and
-//!   any first change of a call it meets mid-life) are held against the subject's last
-//!   message, not against its own empty store: the same state there → already announced,
-//!   nothing published. A catch-up or heal change that differs is published only once it
-//!   is `settle` old (default 1 s), so a live peer that is a few milliseconds behind gets to
-//!   publish the individual steps the catch-up would jump over; the peer's steps are then
-//!   found, and the catch-up is a duplicate.
+//!   any first change of a call it meets mid-life) are held against the stream, not
+//!   against its own empty store. Before each feed session connects the bridge reads
+//!   `GWS_CALLS`'s last sequence, the session's *floor*; a call met for the first time in
+//!   the session is looked for among its messages after the floor (what peers wrote while
+//!   the session started), else compared with its last message: the same state → already
+//!   announced, nothing published. A catch-up found after the floor leaves the session's
+//!   position at the floor, so the session's first notifications are matched from there
+//!   too. A catch-up or heal change that is not there is dropped when notifications of the
+//!   call already wait behind it (they carry the state step by step), and otherwise
+//!   published only once it is `settle` old (default 1 s), so a live peer that is a little
+//!   behind gets to publish the individual steps the catch-up would jump over; the peer's
+//!   steps are then found, and the catch-up is a duplicate.
 //! - When a change's state is not in the history after its base (the peer saw something
 //!   this replica missed, or the reverse), it is dropped as superseded if a newer change of
 //!   the call waits behind it here, else published on top of the subject's last message

@@ -129,13 +129,31 @@ pub fn shard_of(name: &str, count: u32) -> u32 {
     (u64::from_be_bytes(first) % u64::from(count.max(1))) as u32
 }
 
-/// A short, stable fingerprint of a call's state: the first 8 bytes of SHA-256 of `text`
-/// as 16 lower-case hex digits; [`REMOVED`] for a call that left.
+/// A short, stable fingerprint of a call's state: the first 8 bytes of SHA-256 over the
+/// call object's members as GWS wrote them (name and value text, in order), except
+/// `duration`, as 16 lower-case hex digits; [`REMOVED`] for a call that left.
+///
+/// `duration` counts seconds: the server's list of calls renders it afresh, so a catch-up
+/// or heal would otherwise never match the notification that left the call so. Text that
+/// is not a JSON object is hashed whole.
 pub fn state_fingerprint(text: Option<&str>) -> String {
     let Some(text) = text else {
         return REMOVED.to_owned();
     };
-    let digest = Sha256::digest(text.as_bytes());
+    let mut hasher = Sha256::new();
+    let whole = crate::gws::wire::scan::for_each_member(text, |key, value| {
+        if key != "duration" {
+            hasher.update(key.as_bytes());
+            hasher.update([0]);
+            hasher.update(text.get(value).unwrap_or_default().as_bytes());
+            hasher.update([0]);
+        }
+    });
+    if whole.is_none() {
+        hasher = Sha256::new();
+        hasher.update(text.as_bytes());
+    }
+    let digest = hasher.finalize();
     let mut out = String::with_capacity(16);
     for b in &digest[..8] {
         out.push_str(&format!("{b:02x}"));
@@ -224,5 +242,16 @@ mod tests {
         assert_eq!(a, state_fingerprint(Some(r#"{"id":"c1"}"#)));
         assert_ne!(a, state_fingerprint(Some(r#"{"id":"c2"}"#)));
         assert_eq!(state_fingerprint(None), REMOVED);
+        // The seconds a call has lasted are not its state.
+        assert_eq!(
+            state_fingerprint(Some(r#"{"id":"c1","duration":"1","state":"Held"}"#)),
+            state_fingerprint(Some(r#"{"id":"c1","duration":"7","state":"Held"}"#))
+        );
+        assert_ne!(
+            state_fingerprint(Some(r#"{"id":"c1","state":"Held"}"#)),
+            state_fingerprint(Some(r#"{"id":"c1","state":"Established"}"#))
+        );
+        // Not an object: the whole text.
+        assert_eq!(state_fingerprint(Some("[1]")).len(), 16);
     }
 }

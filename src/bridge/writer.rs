@@ -64,6 +64,9 @@ pub struct ChangeItem {
     state: String,
     /// The stream sequence once the stream part is done (a retry then only does the KV).
     stream_seq: Option<u64>,
+    /// `GWS_CALLS`'s last sequence just before the feed session that produced this change
+    /// connected, when known (see [`ChangeItem::in_session`]).
+    floor: Option<u64>,
 }
 
 impl ChangeItem {
@@ -77,7 +80,20 @@ impl ChangeItem {
             coalesced: 1,
             state,
             stream_seq: None,
+            floor: None,
         }
+    }
+
+    /// Marks the change as coming from a feed session that connected when `GWS_CALLS`'s
+    /// last sequence was `floor`. Messages of the call after the floor were published while
+    /// (or after) this session started, so they are what its catch-up and its first
+    /// notifications may repeat: a call this replica meets for the first time in the
+    /// session is looked for among them, from the floor on, and a catch-up found there
+    /// leaves the session's position at the floor, because notifications queued on the
+    /// server before the catch-up was read arrive after it and are older than it.
+    pub fn in_session(mut self, floor: u64) -> Self {
+        self.floor = Some(floor);
+        self
     }
 
     /// The call's id.
@@ -152,6 +168,8 @@ struct KvSeen {
 
 #[derive(Debug, Default)]
 struct Track {
+    /// The floor of the feed session the track belongs to.
+    floor: Option<u64>,
     base: Option<Base>,
     /// The state the feed's next change of this call is relative to.
     prev_state: Option<String>,
@@ -227,6 +245,17 @@ impl Publisher {
             .map(|_| ())
     }
 
+    /// `GWS_CALLS`'s last sequence now: the floor of a feed session about to connect
+    /// ([`ChangeItem::in_session`]).
+    pub async fn stream_floor(&self) -> Result<u64, BridgeError> {
+        let mut stream = self.inner.layout.stream.clone();
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| BridgeError::js("read the stream's last sequence", e))?;
+        Ok(info.state.last_sequence)
+    }
+
     /// The metrics it counts into.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
@@ -298,15 +327,64 @@ impl AgentWriter {
         let stream = &p.layout.stream;
         let call_id = item.call_id().to_owned();
         let track = self.tracks.entry(call_id.clone()).or_default();
+        if track.floor != item.floor {
+            // A new feed session: what this replica knew of the call may be stale.
+            *track = Track {
+                floor: item.floor,
+                ..Track::default()
+            };
+        }
         let catching_up = item.change.origin != ChangeOrigin::Notification;
-        let mut base = match track.base.clone() {
-            Some(base) if !catching_up || base.state != item.state => base,
-            Some(base) => {
+        let mut base = match (track.base.clone(), item.floor) {
+            (Some(base), _) if !catching_up || base.state != item.state => base,
+            (Some(base), _) => {
                 // A catch-up or heal that finds the call as it says: nothing new.
                 return Ok(self.accounted(&call_id, base.seq, item, false));
             }
-            None if item.change.new && !catching_up => Base::EMPTY,
-            None => {
+            (None, _) if item.change.new && !catching_up => Base::EMPTY,
+            (None, Some(floor)) => {
+                match walk(stream, &address.subject, floor, &item.state).await? {
+                    Walk::Found(seq) => {
+                        let written = self.accounted(&call_id, seq, item, false);
+                        if catching_up {
+                            // The session's notifications may still repeat steps before it.
+                            let track = self.tracks.entry(call_id.clone()).or_default();
+                            track.base = Some(Base {
+                                seq: floor,
+                                state: String::new(),
+                            });
+                        }
+                        return Ok(written);
+                    }
+                    Walk::NotFound(last) if last.seq <= floor => {
+                        // Nothing since the session started: the last message is the base.
+                        if last.state == item.state {
+                            return Ok(self.accounted(&call_id, last.seq, item, false));
+                        }
+                        let track = self.tracks.entry(call_id.clone()).or_default();
+                        track.base = Some(last.clone());
+                        last
+                    }
+                    Walk::NotFound(last) => {
+                        // Peers wrote since the session started, not this state (yet).
+                        let track = self.tracks.entry(call_id.clone()).or_default();
+                        track.base = Some(Base {
+                            seq: floor,
+                            state: String::new(),
+                        });
+                        if newer_queued() {
+                            track.prev_state = Some(item.state.clone());
+                            return Ok(Written::Superseded);
+                        }
+                        let settled = item.settled_at(p.settle);
+                        if Instant::now() < settled {
+                            return Ok(Written::Hold { until: settled });
+                        }
+                        last
+                    }
+                }
+            }
+            (None, None) => {
                 let last = last_of(stream, &address.subject).await?;
                 if last.state == item.state {
                     return Ok(self.accounted(&call_id, last.seq, item, false));
@@ -315,10 +393,19 @@ impl AgentWriter {
                 last
             }
         };
-        if catching_up && Instant::now() < item.settled_at(p.settle) {
-            return Ok(Written::Hold {
-                until: item.settled_at(p.settle),
-            });
+        if catching_up {
+            if newer_queued() {
+                // Notifications of the call wait behind it: they carry its state, step by
+                // step (a session's first notifications can be older than its catch-up).
+                let track = self.tracks.entry(call_id.clone()).or_default();
+                track.prev_state = Some(item.state.clone());
+                return Ok(Written::Superseded);
+            }
+            if Instant::now() < item.settled_at(p.settle) {
+                return Ok(Written::Hold {
+                    until: item.settled_at(p.settle),
+                });
+            }
         }
         let mut walks = 0;
         loop {
