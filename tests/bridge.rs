@@ -102,7 +102,8 @@ async fn nats_server() -> NatsServer {
 fn config(sim: &GwsSimServer, nats: &NatsServer, n: usize, replica: &str) -> BridgeConfig {
     let mut c = BridgeConfig::new(sim.base_url(), agents(n), nats.url());
     c.replica = replica.into();
-    c.settle = Duration::from_millis(500);
+    // The default: long enough for a loaded machine's peer to catch up.
+    c.settle = Duration::from_secs(1);
     c.nats_timeout = Duration::from_secs(2);
     c.drain_timeout = Duration::from_secs(5);
     c
