@@ -654,6 +654,62 @@ async fn failing_logins_are_retried_and_reported_without_stopping_the_others() {
     .await;
 }
 
+/// A call that ended while no replica ran: the next replica's catch-up does not have it,
+/// so it removes it from the KV and says so in the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_ended_while_no_replica_ran_is_removed_at_the_next_start() {
+    const N: usize = 2;
+    within("the test", Duration::from_secs(60), async {
+        let nats = nats_server().await;
+        let sim = sim(
+            N,
+            r#"{"at_ms":300,"ring":{"from":"5115","to":"5001"}}
+{"at_ms":500,"answer":0}"#,
+        )
+        .await;
+        let a = Bridge::start(config(&sim, &nats, N, "replica-a"))
+            .await
+            .expect("bridge a");
+        let js = js(&nats).await;
+        wait_stream_len(&js, (2 * N) as u64, Duration::from_secs(20)).await;
+        until("written", Duration::from_secs(10), || {
+            a.metrics().snapshot().pending == 0
+        })
+        .await;
+        a.shutdown().await;
+        // Agent 0's call ends while no bridge runs; agent 1's goes on.
+        let ended = sim.gws().call_ids_for(&agent(0));
+        for id in &ended {
+            sim.gws().hangup(id).unwrap();
+            sim.gws().complete(id).unwrap();
+        }
+        let b = Bridge::start(config(&sim, &nats, N, "replica-b"))
+            .await
+            .expect("bridge b");
+        let kv = js.get_key_value(BUCKET).await.unwrap();
+        let key = CallAddress::new(&agent(0), &ended[0]).unwrap().key;
+        within("the ended call removed", Duration::from_secs(20), async {
+            while kv.get(&key).await.unwrap().is_some() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+        let stored = stored(&js).await;
+        let subject = CallAddress::new(&agent(0), &ended[0]).unwrap().subject;
+        let last = stored.iter().rev().find(|m| m.subject == subject).unwrap();
+        assert_eq!(last.payload["removed"], true);
+        assert_eq!(last.payload["origin"], "catchUp");
+        assert_eq!(last.replica, "replica-b");
+        // Agent 1's live call is untouched, and nothing else was published.
+        let live = sim.gws().call_ids_for(&agent(1));
+        let key1 = CallAddress::new(&agent(1), &live[0]).unwrap().key;
+        assert!(kv.get(&key1).await.unwrap().is_some());
+        assert_eq!(stored.len(), 2 * N + 1);
+        b.shutdown().await;
+    })
+    .await;
+}
+
 // ---------------------------------------------------------------------------------------
 // The write protocol itself, replica against replica, on synthetic changes.
 

@@ -149,6 +149,9 @@ async fn read(agent: Credentials, shared: Shared, state: Arc<AgentState>) {
                 }
                 Seen::Ready { calls } => {
                     tracing::debug!(agent = %name, calls, "caught up");
+                    if let Some(floor) = floor {
+                        sweep_ended(&shared, &name, floor, feed.store_handle(), state.clone());
+                    }
                 }
                 Seen::Gap { rehandshake } => {
                     metrics.inner.gaps.inc();
@@ -331,6 +334,45 @@ async fn session_floor(shared: &Shared) -> Option<u64> {
         Ok(Ok(floor)) => Some(floor),
         _ => None,
     }
+}
+
+/// After a catch-up: removes (in the background) the calls the KV still shows live that
+/// ended while no replica followed the agent.
+fn sweep_ended(
+    shared: &Shared,
+    agent: &str,
+    floor: u64,
+    store: Arc<Mutex<crate::gws::CallStore>>,
+    state: Arc<AgentState>,
+) {
+    let Some(publisher) = shared.publisher.borrow().clone() else {
+        return;
+    };
+    let metrics = shared.metrics.clone();
+    let agent = agent.to_owned();
+    tokio::spawn(async move {
+        let live = |id: &str| {
+            let store = store.lock().unwrap_or_else(|p| p.into_inner());
+            store.get_text(id).is_some()
+        };
+        match Box::pin(publisher.ended_calls(&agent, floor, live)).await {
+            Ok(ended) => {
+                if !ended.is_empty() {
+                    tracing::info!(agent = %agent, calls = ended.len(), "calls that ended while no replica followed the agent");
+                }
+                for item in ended {
+                    metrics.inner.pending.inc();
+                    let merged = state.queue().push(item);
+                    metrics.inner.pending.dec_by(merged as i64);
+                    metrics.inner.coalesced.inc_by(merged as u64);
+                }
+                state.wake.notify_one();
+            }
+            Err(e) => {
+                tracing::warn!(agent = %agent, "could not look for calls that ended meanwhile: {e}")
+            }
+        }
+    });
 }
 
 /// Waits until the drain deadline passes (forever while there is none).

@@ -59,7 +59,10 @@
 //!   call already wait behind it (they carry the state step by step), and otherwise
 //!   published only once it is `settle` old (default 1 s), so a live peer that is a little
 //!   behind gets to publish the individual steps the catch-up would jump over; the peer's
-//!   steps are then found, and the catch-up is a duplicate.
+//!   steps are then found, and the catch-up is a duplicate. After its catch-up, a session
+//!   also looks for the agent's calls the KV still shows live (written before its floor)
+//!   that GWS no longer lists: they ended while no replica followed the agent, and are
+//!   written as removals (`"origin":"catchUp","removed":true`, the KV entry deleted).
 //! - When a change's state is not in the history after its base (the peer saw something
 //!   this replica missed, or the reverse), it is dropped as superseded if a newer change of
 //!   the call waits behind it here, else published on top of the subject's last message

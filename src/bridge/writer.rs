@@ -35,7 +35,7 @@ use tokio::time::Instant;
 use super::error::BridgeError;
 use super::layout::{self, Layout, LayoutConfig, BUCKET_PREFIX};
 use super::metrics::Metrics;
-use super::names::{escape_token, state_fingerprint, CallAddress};
+use super::names::{escape_token, state_fingerprint, unescape_token, CallAddress};
 use crate::gws::store::{change_between, CallChange, ChangeOrigin};
 
 /// Header: the state fingerprint of the call after a stream message (16 hex digits, or
@@ -254,6 +254,83 @@ impl Publisher {
             .await
             .map_err(|e| BridgeError::js("read the stream's last sequence", e))?;
         Ok(info.state.last_sequence)
+    }
+
+    /// The calls of `agent` that the KV holds as live, from before `floor`, and that `live`
+    /// (the feed's store after its catch-up) does not have: they ended while no replica
+    /// followed the agent. Each comes back as a removal (a catch-up change) to write, so
+    /// the KV and the stream do not show them live until the KV's `max_age`. Entries written
+    /// after the floor are left alone: their calls may have started after the catch-up.
+    pub async fn ended_calls(
+        &self,
+        agent: &str,
+        floor: u64,
+        live: impl Fn(&str) -> bool,
+    ) -> Result<Vec<ChangeItem>, BridgeError> {
+        use async_nats::jetstream::consumer::{push, DeliverPolicy, ReplayPolicy};
+        use futures::StreamExt;
+        let token = escape_token(agent).ok_or_else(|| BridgeError::InvalidName {
+            what: "agent name",
+            reason: "it is empty".into(),
+        })?;
+        let prefix = format!("{BUCKET_PREFIX}{token}.");
+        let kv_stream = &self.inner.layout.kv_stream;
+        let consumer = kv_stream
+            .create_consumer(push::OrderedConfig {
+                deliver_subject: self.inner.js.client().new_inbox(),
+                filter_subject: format!("{prefix}>"),
+                headers_only: true,
+                deliver_policy: DeliverPolicy::LastPerSubject,
+                replay_policy: ReplayPolicy::Instant,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| BridgeError::js("list an agent's KV entries", e))?;
+        let pending = consumer.cached_info().num_pending;
+        let mut out = Vec::new();
+        if pending == 0 {
+            return Ok(out);
+        }
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(|e| BridgeError::js("list an agent's KV entries", e))?;
+        for _ in 0..pending {
+            let next = tokio::time::timeout(Duration::from_secs(5), messages.next()).await;
+            let m = match next {
+                Ok(Some(Ok(m))) => m.message,
+                Ok(Some(Err(e))) => return Err(BridgeError::js("list an agent's KV entries", e)),
+                _ => break,
+            };
+            let Some(headers) = m.headers.as_ref() else {
+                continue;
+            };
+            let seq: u64 = header(headers, SEQ_HEADER)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            if header(headers, "KV-Operation").is_some() || seq == 0 || seq > floor {
+                continue;
+            }
+            let Some(call_id) = m
+                .subject
+                .strip_prefix(prefix.as_str())
+                .and_then(unescape_token)
+            else {
+                continue;
+            };
+            if live(&call_id) {
+                continue;
+            }
+            let text = kv_stream
+                .direct_get_last_for_subject(m.subject.as_str())
+                .await
+                .ok()
+                .and_then(|e| String::from_utf8(e.payload.to_vec()).ok());
+            let change =
+                change_between(&call_id, text.as_deref(), None, ChangeOrigin::CatchUp, None);
+            out.push(ChangeItem::new(change, None).in_session(floor));
+        }
+        Ok(out)
     }
 
     /// The metrics it counts into.
