@@ -115,6 +115,8 @@
 #![warn(missing_docs)]
 
 pub mod bayeux;
+#[cfg(feature = "bridge")]
+pub mod bridge;
 pub mod client;
 pub mod error;
 pub mod fixture;

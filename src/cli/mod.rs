@@ -14,6 +14,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[cfg(feature = "bridge")]
+mod bridge;
 mod call_control;
 mod demo;
 mod follow;
@@ -124,6 +126,9 @@ enum Command {
     /// Run the GWS simulator until Ctrl-C or SIGTERM, printing how to log in.
     #[command(after_help = EXIT_CODES)]
     Serve(serve::ServeArgs),
+    /// Follow every agent of a file and publish their call changes to NATS JetStream.
+    #[cfg(feature = "bridge")]
+    Bridge(bridge::BridgeArgs),
 }
 
 /// Parses the command line, runs the subcommand, and maps its outcome to an exit code.
@@ -145,6 +150,8 @@ pub fn main() -> ExitCode {
         Command::Retrieve(args) => call_control::run(Control::Retrieve, args),
         Command::Hangup(args) => call_control::run(Control::Hangup, args),
         Command::Serve(args) => serve::run(args),
+        #[cfg(feature = "bridge")]
+        Command::Bridge(args) => bridge::run(args),
     }
 }
 

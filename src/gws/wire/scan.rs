@@ -109,7 +109,7 @@ struct Open {
 
 impl Open {
     fn push(&mut self, object: bool) {
-        if self.len > 0 && self.len % 64 == 0 {
+        if self.len > 0 && self.len.is_multiple_of(64) {
             self.spill.push(self.top);
             self.top = 0;
         }
@@ -125,7 +125,7 @@ impl Open {
     fn pop(&mut self) {
         self.top >>= 1;
         self.len = self.len.saturating_sub(1);
-        if self.len > 0 && self.len % 64 == 0 {
+        if self.len > 0 && self.len.is_multiple_of(64) {
             self.top = self.spill.pop().unwrap_or(0);
         }
     }

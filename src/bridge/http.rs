@@ -1,0 +1,128 @@
+//! `--metrics-listen ADDR`: `GET /metrics` (Prometheus text, OpenMetrics flavour) and
+//! `GET /healthz` over HTTP/1.1.
+//!
+//! `/healthz` answers 200 while the NATS connection is up and the layout is made, 503
+//! otherwise; its body is JSON: `{"status":"ok"|"unavailable","nats":true|false,
+//! "sessions":{"connected":N,...},"pending":N,"loginFailing":["agent",...]}`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::error::BridgeError;
+use super::metrics::{Metrics, SessionState};
+
+/// What the endpoint reads.
+#[derive(Clone)]
+pub(crate) struct Health {
+    pub metrics: Metrics,
+    /// The stream and bucket are there.
+    pub layout_ready: Arc<AtomicBool>,
+}
+
+/// Binds `addr` and serves until `stop` turns true.
+pub(crate) async fn serve(
+    addr: SocketAddr,
+    health: Health,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), BridgeError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| BridgeError::MetricsListen {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| BridgeError::MetricsListen {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let task = tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            let Ok((tcp, _)) = accepted else { continue };
+            let health = health.clone();
+            let mut stop = stop.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let health = health.clone();
+                    async move { Ok::<_, Infallible>(answer(&req, &health)) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service);
+                tokio::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    _ = stop.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
+                }
+            });
+        }
+    });
+    Ok((bound, task))
+}
+
+fn answer(req: &Request<Incoming>, health: &Health) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET {
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "GET only\n".into(),
+        );
+    }
+    match req.uri().path() {
+        "/metrics" => reply(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            health.metrics.encode(),
+        ),
+        "/healthz" => {
+            let m = health.metrics.snapshot();
+            let ok = m.nats_connected && health.layout_ready.load(Ordering::Acquire);
+            let sessions: serde_json::Map<String, serde_json::Value> = SessionState::ALL
+                .iter()
+                .map(|s| (s.name().to_owned(), m.sessions_in(*s).into()))
+                .collect();
+            let body = serde_json::json!({
+                "status": if ok { "ok" } else { "unavailable" },
+                "nats": m.nats_connected,
+                "sessions": sessions,
+                "pending": m.pending,
+                "loginFailing": health.metrics.failing_agents(),
+            });
+            let status = if ok {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            reply(status, "application/json", format!("{body}\n"))
+        }
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "/metrics or /healthz\n".into(),
+        ),
+    }
+}
+
+fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
