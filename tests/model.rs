@@ -538,3 +538,96 @@ fn the_store_keeps_the_call_text_and_decodes_the_typed_call_on_demand() {
         Notification::Call(msgs[0].clone())
     );
 }
+
+// ---- reconciling with the server's list of calls ----
+
+fn listed(calls: &[&str]) -> Vec<Box<serde_json::value::RawValue>> {
+    calls
+        .iter()
+        .map(|c| serde_json::value::RawValue::from_string((*c).to_owned()).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_heal_reports_what_differs_and_the_calls_that_are_gone() {
+    use gws_cometd::gws::ChangeOrigin;
+    let mut store = CallStore::new();
+    let now = Instant::now();
+    for id in ["a", "b", "c", "kept"] {
+        apply(
+            &mut store,
+            &notification("StatusChange", id, "Established", Some(r#"{"K":"1"}"#)),
+        );
+    }
+    let server = listed(&[
+        r#"{"id":"a","state":"Established","userData":{"K":"1"}}"#,
+        r#"{"id":"b","state":"Held","userData":{"K":"1","L":"2"}}"#,
+    ]);
+    let changes = store.reconcile(&server, now, ChangeOrigin::Heal, |id| id == "kept");
+    let summary: Vec<(&str, bool, Option<CallState>, usize)> = changes
+        .iter()
+        .map(|r| {
+            let c = &r.change;
+            assert_eq!(c.origin, ChangeOrigin::Heal);
+            (
+                c.call_id.as_str(),
+                c.removed,
+                c.state.as_ref().and_then(|s| s.to.clone()),
+                c.user_data.added.len() + c.user_data.removed.len(),
+            )
+        })
+        .collect();
+    // `a` is as the server has it; `b` changed; `c` is gone; `kept` is left alone.
+    assert_eq!(
+        summary,
+        [("b", false, Some(CallState::Held), 1), ("c", true, None, 1)]
+    );
+    assert!(store.get("kept").is_some());
+    assert!(store.get("c").is_none());
+}
+
+#[test]
+fn a_call_listed_with_only_a_later_duration_is_no_change() {
+    use gws_cometd::gws::ChangeOrigin;
+    let mut store = CallStore::new();
+    let now = Instant::now();
+    let first = r#"{"id":"a","state":"Established","duration":"12","userData":{"K":"1"}}"#;
+    let call =
+        CallNotification::from_call_text(first, Some(NotificationType::StatusChange)).unwrap();
+    assert!(store.apply(&call, now).is_some());
+    // The server renders `duration` from its clock for every list.
+    let later = r#"{"id":"a","state":"Established","duration":"95","userData":{"K":"1"}}"#;
+    let changes = store.reconcile(&listed(&[later]), now, ChangeOrigin::Heal, |_| false);
+    assert!(
+        changes.is_empty(),
+        "{:?}",
+        changes.iter().map(|r| &r.change).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        store.get_text("a"),
+        Some(later),
+        "the store takes the server's text"
+    );
+    // Anything else that differs is a change, even with the duration.
+    let held = r#"{"id":"a","state":"Held","duration":"99","userData":{"K":"1"}}"#;
+    let changes = store.reconcile(&listed(&[held]), now, ChangeOrigin::Heal, |_| false);
+    assert_eq!(changes.len(), 1);
+}
+
+#[test]
+fn the_notification_a_catch_up_already_reflected_is_no_change() {
+    use gws_cometd::gws::ChangeOrigin;
+    let mut store = CallStore::new();
+    let now = Instant::now();
+    let text = r#"{"id":"a","state":"Ringing","userData":{}}"#;
+    let caught = store.reconcile(&listed(&[text]), now, ChangeOrigin::CatchUp, |_| false);
+    assert_eq!(caught.len(), 1);
+    // The notification that made that state arrives after the read: nothing new.
+    let same =
+        CallNotification::from_call_text(text, Some(NotificationType::StatusChange)).unwrap();
+    assert!(store.apply(&same, now).is_none());
+    let answered = r#"{"id":"a","state":"Established","userData":{}}"#;
+    let next =
+        CallNotification::from_call_text(answered, Some(NotificationType::StatusChange)).unwrap();
+    assert!(store.apply(&next, now).is_some());
+}

@@ -180,6 +180,26 @@ pub struct Reconciled {
     pub call: Option<String>,
 }
 
+/// Whether two texts of one call differ at most in the members the server renders from its
+/// clock (`duration`), member for member otherwise.
+fn same_but_the_clock(a: &str, b: &str) -> bool {
+    const CLOCK: &str = "\"duration\"";
+    fn members(t: &str) -> Option<Vec<(&str, &str)>> {
+        let spans = crate::gws::wire::scan::spans(t)?;
+        Some(
+            spans
+                .into_iter()
+                .map(|m| (t.get(m.key).unwrap_or(""), t.get(m.value).unwrap_or("")))
+                .filter(|(k, _)| *k != CLOCK)
+                .collect(),
+        )
+    }
+    match (members(a), members(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// The change between two snapshots of one call's text (`None`: not there), as the store
 /// would report it; for consumers that merge several changes into one.
 pub fn change_between(
@@ -376,8 +396,16 @@ impl CallStore {
             });
         };
         let entry = self.calls.at_mut(at)?;
-        if entry.last.as_ref() == msg.notification_type() && entry.text == msg.call_text() {
-            return None;
+        if entry.text == msg.call_text() {
+            // The same notification again (a redelivery) is nothing new; so is the first
+            // notification of a call exactly as a read of the server's calls found it.
+            if entry.last.is_none() {
+                entry.last = msg.notification_type().cloned();
+                return None;
+            }
+            if entry.last.as_ref() == msg.notification_type() {
+                return None;
+            }
         }
         let transition = (entry.state.as_ref() != state).then(|| StateTransition {
             from: entry.state.clone(),
@@ -456,11 +484,14 @@ impl CallStore {
             if keep(msg.call_id()) {
                 continue;
             }
-            let unchanged = self
-                .calls
-                .get(msg.call_id())
-                .is_some_and(|e| e.text == msg.call_text());
-            if unchanged {
+            let stored = self.calls.get(msg.call_id()).map(|e| e.text.as_str());
+            if stored == Some(msg.call_text()) {
+                continue;
+            }
+            if stored.is_some_and(|t| same_but_the_clock(t, msg.call_text())) {
+                // The server renders `duration` afresh for every list: the call did not
+                // change. The store takes the server's text, and nobody is told.
+                let _ = self.apply(&msg, now);
                 continue;
             }
             if let Some(applied) = self.apply(&msg, now) {
