@@ -10,6 +10,13 @@ use tokio::time::Instant;
 
 use super::driver::{Driver, Limits};
 use super::{Client, ReplyTap, Shared, COMMAND_BUFFER, DEFAULT_BUFFER, DEFAULT_MAX_MESSAGE_BYTES};
+
+/// Events an event receiver may fall behind by before it gets [`ClientEvent::Lagged`]
+/// (a handshake with its subscriptions is about half a dozen). Every session holds this
+/// many slots, so it stays small.
+///
+/// [`ClientEvent::Lagged`]: super::ClientEvent::Lagged
+const EVENT_BUFFER: usize = 32;
 use crate::bayeux::session::{Session, SessionConfig};
 use crate::bayeux::BackoffConfig;
 use crate::error::Result;
@@ -143,7 +150,7 @@ impl ClientBuilder {
     pub fn build(self) -> Result<Client> {
         let transport = self.transport?;
         let (commands_tx, commands) = mpsc::channel(COMMAND_BUFFER);
-        let (events, first_events) = broadcast::channel(64);
+        let (events, first_events) = broadcast::channel(EVENT_BUFFER);
         let endpoint: Arc<str> = transport.endpoint().into();
         let limits = Limits {
             silence: self.session.max_network_delay,

@@ -25,7 +25,7 @@ const ELEMENT_BUDGET: usize = 256;
 struct LocalSubscriber {
     id: u64,
     patterns: Vec<ChannelName>,
-    tx: mpsc::Sender<Message>,
+    tx: mpsc::Sender<Box<Message>>,
 }
 
 /// A request in flight and what its reply carried so far.
@@ -151,7 +151,9 @@ impl Driver {
                 (k, progress) = std::future::poll_fn(|cx| {
                     poll_flights(&mut self.in_flight, &mut self.next_flight, cx)
                 }), if !self.in_flight.is_empty() => {
-                    self.progress(k, progress).await;
+                    // Boxed: its state (a message on its way to a full subscriber) would
+                    // otherwise be part of every idle session's driver.
+                    Box::pin(self.progress(k, progress)).await;
                 }
                 _ = sleep_until_opt(wake) => {}
             }
@@ -398,7 +400,7 @@ impl Driver {
     async fn drain_events(&mut self) -> Option<Error> {
         while let Some(event) = self.session.poll_event() {
             match event {
-                Event::Message(m) => self.dispatch(m).await,
+                Event::Message(m) => Box::pin(self.dispatch(m)).await,
                 Event::PublishAck {
                     publish_id,
                     successful,
@@ -495,8 +497,8 @@ impl Driver {
 
 /// Hands `m` to a subscriber, waiting for room when its buffer is full. False when the
 /// subscriber is gone.
-async fn send(tx: &mpsc::Sender<Message>, m: Message) -> bool {
-    match tx.try_send(m) {
+async fn send(tx: &mpsc::Sender<Box<Message>>, m: Message) -> bool {
+    match tx.try_send(Box::new(m)) {
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Full(m)) => tx.send(m).await.is_ok(),
         Err(mpsc::error::TrySendError::Closed(_)) => false,

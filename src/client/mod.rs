@@ -117,7 +117,7 @@ enum Command {
     Subscribe {
         id: u64,
         patterns: Vec<ChannelName>,
-        tx: mpsc::Sender<Message>,
+        tx: mpsc::Sender<Box<Message>>,
     },
     DropSubscriber {
         id: u64,
@@ -276,7 +276,8 @@ impl Stream for EventStream {
 /// The messages of one subscription, in arrival order. Ends when the client stops.
 pub struct Subscriber {
     id: u64,
-    rx: mpsc::Receiver<Message>,
+    /// Boxed: the channel's blocks hold 32 slots each, and a `Message` is large.
+    rx: mpsc::Receiver<Box<Message>>,
     commands: mpsc::Sender<Command>,
 }
 
@@ -289,14 +290,14 @@ impl fmt::Debug for Subscriber {
 impl Subscriber {
     /// The next message if one is already buffered, without waiting.
     pub fn try_next(&mut self) -> Option<Message> {
-        self.rx.try_recv().ok()
+        self.rx.try_recv().ok().map(|m| *m)
     }
 }
 
 impl Stream for Subscriber {
     type Item = Message;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
-        self.rx.poll_recv(cx)
+        self.rx.poll_recv(cx).map(|m| m.map(|m| *m))
     }
 }
 
