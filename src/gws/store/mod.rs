@@ -396,16 +396,16 @@ impl CallStore {
             });
         };
         let entry = self.calls.at_mut(at)?;
-        if entry.text == msg.call_text() {
-            // The same notification again (a redelivery) is nothing new; so is the first
-            // notification of a call exactly as a read of the server's calls found it.
-            if entry.last.is_none() {
-                entry.last = msg.notification_type().cloned();
-                return None;
-            }
-            if entry.last.as_ref() == msg.notification_type() {
-                return None;
-            }
+        // The same notification again (a redelivery) is nothing new; so is the first
+        // notification of a call exactly as a read of the server's calls found it. (The
+        // cheap test first: the texts are compared only when it passes.)
+        let (read, again) = (
+            entry.last.is_none(),
+            entry.last.as_ref() == msg.notification_type(),
+        );
+        if (read || again) && entry.text == msg.call_text() {
+            entry.last = msg.notification_type().cloned();
+            return None;
         }
         let transition = (entry.state.as_ref() != state).then(|| StateTransition {
             from: entry.state.clone(),
