@@ -206,6 +206,8 @@ async fn write(agent: String, shared: Shared, state: Arc<AgentState>) {
             Err(_) => None,
         },
         _ = wait_deadline(&mut drain) => None,
+        // Stopping with nothing to write: no reason to wait for JetStream.
+        _ = nothing_left(&state, stop.clone()) => return,
     };
     let Some(publisher) = publisher else {
         give_up(&agent, &state, metrics);
@@ -373,6 +375,22 @@ fn sweep_ended(
             }
         }
     });
+}
+
+/// Waits until the bridge stops, this agent's reader is done and its queue is empty.
+async fn nothing_left(state: &AgentState, mut stop: watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        return std::future::pending().await;
+    }
+    loop {
+        let wake = state.wake.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
+        if state.reader_done.load(Ordering::Acquire) && state.queue().len() == 0 {
+            return;
+        }
+        wake.await;
+    }
 }
 
 /// Waits until the drain deadline passes (forever while there is none).

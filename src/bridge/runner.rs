@@ -255,7 +255,10 @@ impl Bridge {
         if tokio::time::timeout(bound, all).await.is_err() {
             tracing::warn!("shutdown: some agents did not stop in time");
         }
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.nats.flush()).await;
+        // Nothing can be flushed to a server the client is not connected to.
+        if self.nats.connection_state() == async_nats::connection::State::Connected {
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.nats.flush()).await;
+        }
         self.setup.abort();
         if let Some((_, task)) = self.http {
             let _ = tokio::time::timeout(Duration::from_secs(2), task).await;

@@ -3,6 +3,7 @@
 //!
 //! Exit codes: 0 after SIGTERM/Ctrl-C with everything written; 1 when the drain left changes
 //! unwritten; 2 on bad arguments, an unreadable agents file, or a bridge that cannot start.
+//! (Also in `--help`.)
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,6 +13,11 @@ use std::time::Duration;
 use gws_cometd::bridge::{
     default_replica_name, AgentsFile, Bridge, BridgeConfig, LayoutConfig, Permissions, Shard,
 };
+
+use super::http_args::HttpArgs;
+use super::log::fatal;
+use super::signal::Stop;
+use super::{EXIT_FATAL, EXIT_REFUSED};
 
 /// Arguments of `bridge`.
 #[derive(clap::Args, Debug)]
@@ -67,6 +73,8 @@ pub struct BridgeArgs {
     /// Longest the network may add to a GWS request, in seconds.
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     pub max_network_delay: f64,
+    #[command(flatten)]
+    pub http: HttpArgs,
 }
 
 fn seconds(what: &str, secs: f64) -> Result<Duration, String> {
@@ -79,8 +87,8 @@ pub fn run(args: BridgeArgs) -> ExitCode {
     let config = match config(&args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("gws-cometd bridge: {e}");
-            return ExitCode::from(2);
+            fatal("bridge", &e);
+            return ExitCode::from(EXIT_FATAL);
         }
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -89,17 +97,19 @@ pub fn run(args: BridgeArgs) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("gws-cometd bridge: cannot start the runtime: {e}");
-            return ExitCode::from(2);
+            fatal("bridge", &format!("cannot start the runtime: {e}"));
+            return ExitCode::from(EXIT_FATAL);
         }
     };
     rt.block_on(async move {
+        // Listening before the sessions start: a signal while they log in is a clean stop.
+        let mut stop = Stop::new();
         let agents = config.agents.len();
         let bridge = match Bridge::start(config).await {
             Ok(b) => b,
             Err(e) => {
-                eprintln!("gws-cometd bridge: {e}");
-                return ExitCode::from(2);
+                fatal("bridge", &e.to_string());
+                return ExitCode::from(EXIT_FATAL);
             }
         };
         tracing::info!(
@@ -108,17 +118,18 @@ pub fn run(args: BridgeArgs) -> ExitCode {
             metrics = ?bridge.metrics_addr(),
             "bridge running"
         );
-        if let Err(e) = stopped().await {
-            eprintln!("gws-cometd bridge: cannot wait for signals: {e}");
-        }
-        tracing::info!("stopping: disconnecting sessions, writing what is buffered");
+        let signal = stop.requested().await;
+        tracing::info!("{signal}: disconnecting sessions, writing what is buffered");
         let report = bridge.shutdown().await;
         if report.unwritten > 0 {
-            eprintln!(
-                "gws-cometd bridge: {} changes were not written to JetStream",
-                report.unwritten
+            fatal(
+                "bridge",
+                &format!(
+                    "{} changes were not written to JetStream (check that NATS is reachable)",
+                    report.unwritten
+                ),
             );
-            return ExitCode::FAILURE;
+            return ExitCode::from(EXIT_REFUSED);
         }
         ExitCode::SUCCESS
     })
@@ -147,6 +158,7 @@ fn config(args: &BridgeArgs) -> Result<BridgeConfig, String> {
     c.nats_timeout = seconds("nats-timeout", args.nats_timeout)?;
     c.drain_timeout = seconds("drain-timeout", args.drain_timeout)?;
     c.max_network_delay = seconds("max-network-delay", args.max_network_delay)?;
+    c.http_options = args.http.options()?;
     c.layout = LayoutConfig {
         stream_max_age: seconds("stream-max-age", args.stream_max_age)?,
         duplicate_window: seconds("duplicate-window", args.duplicate_window)?,
@@ -154,20 +166,4 @@ fn config(args: &BridgeArgs) -> Result<BridgeConfig, String> {
         replicas: args.replicas.max(1),
     };
     Ok(c)
-}
-
-/// SIGTERM or Ctrl-C.
-async fn stopped() -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await
-    }
 }

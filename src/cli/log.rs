@@ -26,9 +26,10 @@ pub enum LogFormat {
 }
 
 /// The filter when `RUST_LOG` is not set. The two library targets turned off are where the
-/// library logs session events and the client's fatal end, which the CLI reports itself.
+/// library logs session events and the client's fatal end, which the CLI reports itself;
+/// async-nats says every reconnect attempt at INFO, which the bridge's own warnings cover.
 const DEFAULT_FILTER: &str =
-    "info,gws_cometd::bayeux::session::types=off,gws_cometd::client::driver=off";
+    "info,gws_cometd::bayeux::session::types=off,gws_cometd::client::driver=off,async_nats=warn";
 
 static FORMAT: OnceLock<LogFormat> = OnceLock::new();
 

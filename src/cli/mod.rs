@@ -62,6 +62,14 @@ Exit codes:
   1  GWS refused it (a non-zero statusCode, named in the error)
   2  not sent: bad arguments or call id, no password, login refused, server unreachable";
 
+#[cfg(feature = "bridge")]
+const BRIDGE_EXIT_CODES: &str = "\
+Exit codes:
+  0  stopped by Ctrl-C or SIGTERM with every change written
+  1  stopped, but changes were left unwritten (NATS unreachable during the drain)
+  2  usage error, unreadable or readable-by-others agents file, NATS or GWS layout that cannot
+     be set up; the last stderr line says what failed";
+
 const OPERATION_AFTER_HELP: &str = "\
 Exit codes:
   0  GWS answered statusCode 0
@@ -128,6 +136,7 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Follow every agent of a file and publish their call changes to NATS JetStream.
     #[cfg(feature = "bridge")]
+    #[command(after_help = BRIDGE_EXIT_CODES)]
     Bridge(bridge::BridgeArgs),
 }
 
