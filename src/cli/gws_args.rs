@@ -101,6 +101,20 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))
 }
 
+/// Runs `command`'s work on a runtime of its own; a failure is its one fatal line and exit 2.
+pub fn run_command(
+    command: &str,
+    work: impl std::future::Future<Output = Result<std::process::ExitCode, String>>,
+) -> std::process::ExitCode {
+    match runtime().and_then(|rt| rt.block_on(work)) {
+        Ok(code) => code,
+        Err(e) => {
+            super::log::fatal(command, &e);
+            std::process::ExitCode::from(super::EXIT_FATAL)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

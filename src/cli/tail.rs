@@ -54,20 +54,7 @@ pub fn run(mut args: TailArgs) -> ExitCode {
     if args.channels.is_empty() {
         args.channels.push(CALLS_CHANNEL.to_owned());
     }
-    let rt = match super::gws_args::runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            fatal("tail", &e);
-            return ExitCode::from(EXIT_FATAL);
-        }
-    };
-    match rt.block_on(tail(args)) {
-        Ok(code) => code,
-        Err(e) => {
-            fatal("tail", &e);
-            ExitCode::from(EXIT_FATAL)
-        }
-    }
+    super::gws_args::run_command("tail", tail(args))
 }
 
 /// Where the lines come from: a plain Bayeux client, or the GWS call feed.

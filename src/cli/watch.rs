@@ -26,10 +26,9 @@ use gws_cometd::{ClientEvent, Error};
 
 use super::demo::Activity;
 use super::follow::{open_feed, GwsTarget, Limits};
-use super::log::{fatal, feed_event, SessionLog};
+use super::log::{feed_event, SessionLog};
 use super::signal::Stop;
 use super::tail::{Outcome, STOP_GRACE};
-use super::EXIT_FATAL;
 
 /// Arguments of `watch`.
 #[derive(clap::Args, Debug)]
@@ -42,20 +41,7 @@ pub struct WatchArgs {
 
 /// Runs `watch`.
 pub fn run(args: WatchArgs) -> ExitCode {
-    let rt = match super::gws_args::runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            fatal("watch", &e);
-            return ExitCode::from(EXIT_FATAL);
-        }
-    };
-    match rt.block_on(watch(args)) {
-        Ok(code) => code,
-        Err(e) => {
-            fatal("watch", &e);
-            ExitCode::from(EXIT_FATAL)
-        }
-    }
+    super::gws_args::run_command("watch", watch(args))
 }
 
 /// What the feed produced next, for stdout.
