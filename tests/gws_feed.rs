@@ -7,7 +7,7 @@ use std::time::Duration;
 use gws_cometd::gws::rest::{Credentials, RestError, UserValue};
 use gws_cometd::gws::Value;
 use gws_cometd::gws::{CallChange, CallEvent, CallFeed, ChangeOrigin, FeedEvent};
-use gws_cometd::sim::{GwsServerConfig, GwsSimServer, SimConfig};
+use gws_cometd::sim::{Fault, GwsServerConfig, GwsSimServer, SimConfig};
 use gws_cometd::ClientEvent;
 
 const USER: &str = "agent";
@@ -254,6 +254,50 @@ async fn recovery_after_the_server_forgets_every_session() {
         stats.subscriptions.get("/v2/me/calls"),
         Some(&1),
         "{stats:?}"
+    );
+    feed.disconnect().await;
+}
+
+/// A heal's answer tells the calls as they were when the read arrived; a notification that
+/// reaches the feed while that answer is on its way is newer, and the answer must not take
+/// the call back (an invented change: the attached pair "removed", then nothing to restore
+/// it, as its notification was already applied).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heal_answer_older_than_a_notification_never_takes_the_call_back() {
+    let sim = sim().await;
+    let mut feed = feed(&sim).await;
+    let id = established_call(&sim, &mut feed).await;
+    sim.bayeux().set_fault(Fault::DelayReplies {
+        method: "GET".into(),
+        path: "/api/v2/me/calls".into(),
+        delay: Duration::from_millis(1500),
+    });
+    // A gap (the Bayeux session is lost) makes the feed read the server's calls once it is
+    // subscribed again; the answer is made on arrival and held back.
+    sim.bayeux().forget_sessions();
+    bounded("the heal read to arrive", async {
+        while sim.bayeux().stats().delayed_replies == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    // Meanwhile the call's data changes: its notification arrives before the older answer.
+    attach_behind_the_feed(&sim, &id, "AccountNumber", "\"12345\"");
+    let c = change_of(&mut feed, &id).await;
+    assert_eq!(c.origin, ChangeOrigin::Notification, "{c:?}");
+    assert_eq!(c.user_data.added.len(), 1, "{c:?}");
+
+    let changes = healed(&mut feed).await;
+    assert_eq!(
+        changes,
+        Vec::<CallChange>::new(),
+        "the older answer changes nothing"
+    );
+    assert_eq!(strings(&feed, &id, "AccountNumber"), ["12345"]);
+    assert_eq!(
+        sim.gws().call_json(&id).map(|t| t.contains("12345")),
+        Some(true),
+        "the server agrees"
     );
     feed.disconnect().await;
 }

@@ -35,6 +35,18 @@ pub enum Fault {
         /// The path, without query.
         path: String,
     },
+    /// Answer requests with this method to exactly this path as usual, but send the answer
+    /// `delay` after it was made: it tells the state as it was when the request arrived, as
+    /// a reply slow to reach the client does (e.g. `GET` `/api/v2/me/calls`, to race a read
+    /// against notifications). Several may be set at once.
+    DelayReplies {
+        /// `GET`, `POST`, ...
+        method: String,
+        /// The path, without query.
+        path: String,
+        /// How long the answer waits.
+        delay: Duration,
+    },
     /// Close the TCP connection right after each reply, without a `Connection: close`
     /// header.
     CloseAfterReply,
@@ -58,6 +70,8 @@ pub(crate) struct ActiveFaults {
     pub hold: bool,
     /// `(method, path)` of requests to hold.
     pub hold_requests: Vec<(String, String)>,
+    /// `(method, path, delay)` of replies to send late.
+    pub delayed_replies: Vec<(String, String, Duration)>,
     pub close_after_reply: bool,
     pub slow_body: Option<Duration>,
     pub reset_mid_body: bool,
@@ -86,6 +100,14 @@ impl ActiveFaults {
                 .iter()
                 .any(|(m, p)| m.eq_ignore_ascii_case(method) && p == path)
     }
+
+    /// How long the answer to a request with `method` to `path` waits before it is sent.
+    pub(crate) fn reply_delay(&self, method: &str, path: &str) -> Option<Duration> {
+        self.delayed_replies
+            .iter()
+            .find(|(m, p, _)| m.eq_ignore_ascii_case(method) && p == path)
+            .map(|(_, _, d)| *d)
+    }
 }
 
 impl FaultSet {
@@ -99,7 +121,7 @@ impl FaultSet {
         let mut f = self.lock();
         match fault {
             Fault::HttpStatusOnce(code) => f.once.push_back(code),
-            Fault::DenySubscribe(_) | Fault::HoldRequests { .. } => {
+            Fault::DenySubscribe(_) | Fault::HoldRequests { .. } | Fault::DelayReplies { .. } => {
                 if !f.standing.contains(&fault) {
                     f.standing.push(fault);
                 }
@@ -137,6 +159,13 @@ impl FaultSet {
                 Fault::HoldRequests { method, path } => {
                     a.hold_requests.push((method.clone(), path.clone()))
                 }
+                Fault::DelayReplies {
+                    method,
+                    path,
+                    delay,
+                } => a
+                    .delayed_replies
+                    .push((method.clone(), path.clone(), *delay)),
                 Fault::CloseAfterReply => a.close_after_reply = true,
                 Fault::SlowBody(d) => a.slow_body = Some(*d),
                 Fault::ResetMidBody => a.reset_mid_body = true,
@@ -173,6 +202,24 @@ mod tests {
         let a = f.take();
         assert_eq!(a.slow_body, Some(Duration::from_millis(2)));
         assert_eq!(a.deny, ["/a", "/b"]);
+    }
+
+    #[test]
+    fn delayed_replies_match_the_method_and_exact_path() {
+        let f = FaultSet::default();
+        f.set(Fault::DelayReplies {
+            method: "GET".into(),
+            path: "/api/v2/me/calls".into(),
+            delay: Duration::from_millis(5),
+        });
+        let a = f.take();
+        assert_eq!(
+            a.reply_delay("get", "/api/v2/me/calls"),
+            Some(Duration::from_millis(5))
+        );
+        assert_eq!(a.reply_delay("POST", "/api/v2/me/calls"), None);
+        assert_eq!(a.reply_delay("GET", "/api/v2/me"), None);
+        assert!(!a.holds("GET", "/api/v2/me/calls"), "delayed, not held");
     }
 
     #[test]

@@ -115,6 +115,8 @@ pub struct SimStats {
     pub expired: u64,
     /// HTTP requests received (any path, any outcome).
     pub requests: u64,
+    /// Replies held back by [`Fault::DelayReplies`], counted when their request arrived.
+    pub delayed_replies: u64,
     /// For each subscribed channel pattern, how many live sessions hold it. A session that
     /// subscribes twice counts once, as on a real server.
     pub subscriptions: BTreeMap<String, usize>,
@@ -190,6 +192,7 @@ impl SimServer {
             routes,
             faults: Arc::new(FaultSet::default()),
             requests: AtomicU64::new(0),
+            delayed_replies: AtomicU64::new(0),
             shutdown: shutdown_rx.clone(),
         });
         let accept = tokio::spawn(server::accept_loop(listener, shared.clone()));
@@ -266,6 +269,7 @@ impl SimServer {
     pub fn stats(&self) -> SimStats {
         SimStats {
             requests: self.shared.requests.load(Ordering::Relaxed),
+            delayed_replies: self.shared.delayed_replies.load(Ordering::Relaxed),
             ..self.engine.stats()
         }
     }

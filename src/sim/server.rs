@@ -103,6 +103,9 @@ pub(crate) struct Shared {
     pub routes: Vec<Arc<dyn Route>>,
     pub faults: Arc<FaultSet>,
     pub requests: AtomicU64,
+    /// Replies held back by [`Fault::DelayReplies`](super::Fault::DelayReplies), counted
+    /// when their request arrives.
+    pub delayed_replies: AtomicU64,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -234,6 +237,11 @@ async fn handle(
             format!("no route for {}", req.uri().path()),
         )
     });
+    if let Some(delay) = faults.reply_delay(req.method().as_str(), req.uri().path()) {
+        shared.delayed_replies.fetch_add(1, Ordering::Relaxed);
+        let mut shutdown = shared.shutdown.clone();
+        let _ = tokio::time::timeout(delay, shutdown.wait_for(|stop| *stop)).await;
+    }
     shape(answer, &faults, shared.shutdown.clone())
 }
 
