@@ -7,7 +7,9 @@
 //! connect): applied after the answer, it would take a call back to an older state, or bring
 //! back a call the answer no longer lists. So the answer waits as long again as the read
 //! took (the round trip it measured; at least [`SETTLE_MIN`], at most [`SETTLE_MAX`]), and
-//! every call notified from the read's start to then keeps its notified state.
+//! every call notified from the read's start to then keeps its notified state. A long poll
+//! that lags the read by more than that wait can still take a call a step back, but not
+//! for long: notifications on one session arrive in order, so the newer one follows.
 
 use std::collections::HashSet;
 use std::future::Future;
