@@ -22,6 +22,7 @@ use async_nats::jetstream::Context;
 use async_nats::{Client, ConnectOptions, Event};
 use bytes::Bytes;
 use futures::StreamExt;
+use gws_cometd::bridge::{escape_token, unescape_token};
 use nats::NatsServer;
 use tokio::time::{timeout, Instant};
 
@@ -1058,98 +1059,7 @@ async fn the_server_can_derive_the_kv_bucket_from_the_stream() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Legal characters, and an escaping scheme for agent names and call ids
-
-/// One subject token / KV key token for an arbitrary non-empty name: ASCII letters, digits,
-/// `-` and `_` stand for themselves; every other byte of the UTF-8 text (`.`, `*`, `>`, space,
-/// `=`, `@`, non-ASCII, ...) becomes `=` and two upper-case hex digits.
-fn escape_token(name: &str) -> Option<String> {
-    if name.is_empty() {
-        return None;
-    }
-    let mut out = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("={b:02X}"));
-        }
-    }
-    Some(out)
-}
-
-/// The inverse of [`escape_token`]; `None` for anything `escape_token` cannot produce.
-fn unescape_token(token: &str) -> Option<String> {
-    let bytes = token.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'=' => {
-                let hex = token.get(i + 1..i + 3)?;
-                if hex.bytes().any(|c| c.is_ascii_lowercase()) {
-                    return None;
-                }
-                let b = u8::from_str_radix(hex, 16).ok()?;
-                if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-                    return None;
-                }
-                out.push(b);
-                i += 3;
-            }
-            b if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' => {
-                out.push(b);
-                i += 1;
-            }
-            _ => return None,
-        }
-    }
-    if out.is_empty() {
-        return None;
-    }
-    String::from_utf8(out).ok()
-}
-
-#[test]
-fn escaping_is_reversible_and_injective() {
-    let names = [
-        "jdoe",
-        "jdoe@example.com",
-        "a.b",
-        "a=2Eb",
-        "*",
-        ">",
-        "a b",
-        "ünï",
-        "=",
-        "x/y",
-        "0071025563e9f00f",
-        "a\tb",
-        "$KV",
-    ];
-    let mut tokens = HashSet::new();
-    for name in names {
-        let token = escape_token(name).unwrap();
-        assert_eq!(
-            unescape_token(&token).as_deref(),
-            Some(name),
-            "{name:?} -> {token:?}"
-        );
-        assert!(tokens.insert(token.clone()), "{token:?} is not unique");
-    }
-    assert_eq!(
-        escape_token("jdoe@example.com").unwrap(),
-        "jdoe=40example=2Ecom"
-    );
-    assert_eq!(
-        escape_token("0071025563e9f00f").unwrap(),
-        "0071025563e9f00f"
-    );
-    assert_eq!(escape_token(""), None);
-    for bad in ["", "a.b", "=2e", "=41", "=4", "a b", "=FF"] {
-        assert_eq!(unescape_token(bad), None, "{bad:?}");
-    }
-}
+// Legal characters, and the bridge's escaping of agent names and call ids
 
 #[tokio::test]
 async fn raw_names_break_keys_and_subjects_escaped_names_do_not() {

@@ -201,6 +201,10 @@ mod tests {
             escape_token("jdoe@example.com").unwrap(),
             "jdoe=40example=2Ecom"
         );
+        assert_eq!(
+            escape_token("0071025563e9f00f").unwrap(),
+            "0071025563e9f00f"
+        );
         assert_eq!(escape_token(""), None);
         for bad in ["", "a.b", "=2e", "=41", "=4", "a b", "=FF", "=C3"] {
             assert_eq!(unescape_token(bad), None, "{bad:?}");
