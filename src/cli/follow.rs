@@ -73,6 +73,19 @@ impl Limits {
     }
 }
 
+/// Resolves once `duration` has passed (`--duration`); without one, never.
+pub async fn deadline(duration: Option<Duration>) {
+    match duration {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Standard output for the lines, buffered: the commands flush it once what arrived is written.
+pub fn stdout() -> std::io::BufWriter<std::io::StdoutLock<'static>> {
+    std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock())
+}
+
 fn seconds(what: &str, secs: f64) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs)
         .map_err(|_| format!("--{what} must be a non-negative number of seconds, got {secs}"))

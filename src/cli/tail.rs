@@ -17,7 +17,7 @@ use gws_cometd::transport::HttpTransport;
 use gws_cometd::{Client, ClientBuilder, ClientEvent, Error};
 
 use super::demo::{Activity, Demo};
-use super::follow::{open_feed, GwsTarget, Limits};
+use super::follow::{self, open_feed, GwsTarget, Limits};
 use super::hint::describe;
 use super::log::{fatal, feed_event, SessionLog};
 use super::signal::Stop;
@@ -248,15 +248,9 @@ async fn tail(args: TailArgs) -> Result<ExitCode, String> {
         }
     };
 
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let mut out = follow::stdout();
     let mut written: u64 = 0;
-    let deadline = async {
-        match duration {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
+    let deadline = follow::deadline(duration);
     tokio::pin!(deadline);
 
     let outcome = loop {

@@ -25,7 +25,7 @@ use gws_cometd::gws::{CallChange, CallFeed, Delivery, FeedEvent};
 use gws_cometd::{ClientEvent, Error};
 
 use super::demo::Activity;
-use super::follow::{open_feed, GwsTarget, Limits};
+use super::follow::{self, open_feed, GwsTarget, Limits};
 use super::log::{feed_event, SessionLog};
 use super::signal::Stop;
 use super::tail::{Outcome, STOP_GRACE};
@@ -94,15 +94,9 @@ async fn watch(args: WatchArgs) -> Result<ExitCode, String> {
     // connect() returned once the session was up and the calls were read.
     let mut log = SessionLog::connected();
 
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let mut out = follow::stdout();
     let mut written: u64 = 0;
-    let deadline = async {
-        match duration {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
+    let deadline = follow::deadline(duration);
     tokio::pin!(deadline);
 
     let outcome = loop {
