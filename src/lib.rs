@@ -14,7 +14,6 @@
 //! | transport | [`transport`] | the [`Transport`](transport::Transport) trait; long polling over HTTP and its builder |
 //! | protocol | [`bayeux`] | the sans-IO protocol: messages, advice, channels, the session state machine |
 //! | beside | [`fixture`] | JSON Lines recording and replay of what came over the wire |
-//! | beside | `sim` (feature `sim`) | an in-process Bayeux/GWS simulator for tests and demos |
 //! | top | [`error`] | [`Error`]: each layer's error type, composed |
 //!
 //! ## Where things go
@@ -25,27 +24,29 @@
 //! - **A new transport** (say, WebSocket): one [`Transport`](transport::Transport) impl that
 //!   sorts its errors into [`FailureKind`](bayeux::FailureKind)s; hand it to
 //!   [`ClientBuilder::new`].
-//! - **A new sink** for the changes (a broker, a database): one module beside `gws::feed`
-//!   that consumes [`FeedEvent`](gws::FeedEvent)s; the CLI subcommand that runs it in
-//!   `src/cli/`.
+//! - **A new sink** for the changes (a broker, a database): a crate beside
+//!   `gws-cometd-bridge` that consumes [`FeedEvent`](gws::FeedEvent)s; the CLI subcommand
+//!   that runs it in `gws-cometd-cli`.
 //!
-//! ## Cargo features
+//! ## The workspace
 //!
-//! - `sim` (default): the simulator (a hyper server).
-//! - `cli` (default, implies `sim`): what the `gws-cometd` binary needs (clap,
-//!   tracing-subscriber). `cargo build --lib --no-default-features` builds the client
-//!   library alone.
+//! This crate is what a service depends on: no server, no command-line parser, no broker
+//! client, and no Cargo features to choose. Beside it, each a crate of its own:
+//!
+//! | crate | what it is |
+//! |---|---|
+//! | `gws-cometd-sim` | the GWS simulator: REST, CometD notifications, a living contact center, faults on purpose |
+//! | `gws-cometd-bridge` | many agents' feeds into NATS JetStream, with replicas, shards and metrics |
+//! | `gws-cometd-cli` | the `gws-cometd` binary: `watch`, `tail`, `replay`, `serve`, `bridge`, the REST commands |
 //!
 //! ## Example
 //!
 //! Subscribe to a channel of the built-in simulator and read one message:
 //!
 //! ```
-//! # #[cfg(feature = "sim")]
-//! # {
 //! use futures::StreamExt;
 //! use gws_cometd::bayeux::SessionEvent;
-//! use gws_cometd::sim::{SimConfig, SimServer};
+//! use gws_cometd_sim::{SimConfig, SimServer};
 //! use gws_cometd::{Client, ClientEvent};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -68,20 +69,15 @@
 //! client.disconnect().await;
 //! # Ok(())
 //! # }
-//! # }
-//! # #[cfg(not(feature = "sim"))]
-//! # fn main() {}
 //! ```
 //!
 //! Follow one agent's calls on GWS (here the built-in GWS simulator), with a call store
 //! that stays right across re-handshakes and re-logins:
 //!
 //! ```
-//! # #[cfg(feature = "sim")]
-//! # {
 //! use gws_cometd::gws::rest::Credentials;
 //! use gws_cometd::gws::{CallEvent, CallFeed, FeedEvent};
-//! use gws_cometd::sim::{GwsServerConfig, GwsSimServer};
+//! use gws_cometd_sim::{GwsServerConfig, GwsSimServer};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -107,9 +103,6 @@
 //! feed.disconnect().await;
 //! # Ok(())
 //! # }
-//! # }
-//! # #[cfg(not(feature = "sim"))]
-//! # fn main() {}
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -120,15 +113,11 @@
 pub struct ReadmeDoctests;
 
 pub mod bayeux;
-#[cfg(feature = "bridge")]
-pub mod bridge;
 pub mod client;
 pub mod error;
 pub mod fixture;
 pub mod gws;
 mod json;
-#[cfg(feature = "sim")]
-pub mod sim;
 pub mod transport;
 
 pub use client::{Client, ClientBuilder, ClientEvent, EventStream, Subscriber, TypedSubscriber};

@@ -1,0 +1,462 @@
+//! One agent in the bridge: a reader task that follows the agent's feed into a bounded
+//! queue (never waiting on NATS, so the feed never has to coalesce), and a writer task that
+//! writes the queue to JetStream, one change at a time, retrying with the same message id.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::metrics::{Metrics, SessionState};
+use super::queue::{AgentQueue, Next};
+use super::source::{self, FeedSettings, Seen};
+use super::writer::{AgentWriter, Publisher, Written};
+use gws_cometd::bayeux::backoff::Backoff;
+use gws_cometd::bayeux::BackoffConfig;
+use gws_cometd::gws::rest::Credentials;
+
+/// Backoff between logins of an agent whose login failed (or whose feed ended).
+const LOGIN_BACKOFF: BackoffConfig = BackoffConfig {
+    initial: Duration::from_secs(1),
+    max: Duration::from_secs(60),
+    factor: 2.0,
+    jitter: true,
+};
+
+/// Backoff between tries of a JetStream write.
+const WRITE_BACKOFF: BackoffConfig = BackoffConfig {
+    initial: Duration::from_millis(100),
+    max: Duration::from_secs(5),
+    factor: 2.0,
+    jitter: true,
+};
+
+/// What every agent shares.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    /// Set once the JetStream layout is made.
+    pub publisher: watch::Receiver<Option<Publisher>>,
+    pub metrics: Metrics,
+    pub feed: FeedSettings,
+    /// Changes an agent's queue holds before it coalesces.
+    pub buffer: usize,
+    /// True: stop following (disconnect the sessions) and drain.
+    pub stop: watch::Receiver<bool>,
+    /// Set when stopping: the writers give up at this instant.
+    pub drain_until: watch::Receiver<Option<Instant>>,
+}
+
+struct AgentState {
+    queue: Mutex<AgentQueue>,
+    wake: Notify,
+    reader_done: AtomicBool,
+}
+
+impl AgentState {
+    fn queue(&self) -> MutexGuard<'_, AgentQueue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The two tasks of one agent.
+pub(crate) struct AgentTasks {
+    pub reader: JoinHandle<()>,
+    pub writer: JoinHandle<()>,
+}
+
+/// Starts following `agent`.
+pub(crate) fn spawn(agent: Credentials, shared: Shared) -> AgentTasks {
+    let name = agent.user().to_owned();
+    let state = Arc::new(AgentState {
+        queue: Mutex::new(AgentQueue::new(shared.buffer)),
+        wake: Notify::new(),
+        reader_done: AtomicBool::new(false),
+    });
+    let reader = tokio::spawn(read(agent, shared.clone(), state.clone()));
+    let writer = tokio::spawn(write(name, shared, state));
+    AgentTasks { reader, writer }
+}
+
+/// Follows the agent's feed until told to stop; logs in again (with backoff) after a
+/// failed login or an ended feed.
+async fn read(agent: Credentials, shared: Shared, state: Arc<AgentState>) {
+    let name = agent.user().to_owned();
+    let metrics = &shared.metrics;
+    let mut stop = shared.stop.clone();
+    let mut backoff = Backoff::new(&LOGIN_BACKOFF);
+    let mut current: Option<SessionState> = None;
+    let moved = |to: SessionState, current: &mut Option<SessionState>| {
+        metrics.session_moved(*current, to);
+        *current = Some(to);
+    };
+    'session: while !*stop.borrow() {
+        moved(SessionState::Connecting, &mut current);
+        let floor = session_floor(&shared).await;
+        let connected = tokio::select! {
+            // Boxed: only while logging in.
+            c = Box::pin(source::connect(&shared.feed, agent.clone())) => c,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let mut feed = match connected {
+            Ok(feed) => feed,
+            Err(e) => {
+                metrics.inner.login_failures.inc();
+                metrics.login_failing(&name, true);
+                moved(SessionState::LoginFailed, &mut current);
+                let delay = backoff.next_delay();
+                tracing::warn!(agent = %name, retry_in = ?delay, "login failed: {e}");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => continue,
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+            }
+        };
+        metrics.login_failing(&name, false);
+        backoff.reset();
+        moved(SessionState::Connected, &mut current);
+        loop {
+            let event = tokio::select! {
+                e = feed.next() => Some(e),
+                _ = stop.wait_for(|s| *s) => None,
+            };
+            let Some(event) = event else {
+                Box::pin(feed.disconnect()).await;
+                break 'session;
+            };
+            let Some(event) = event else { break };
+            match source::sort(event) {
+                Seen::Change(item) => {
+                    metrics.inner.notifications.inc();
+                    let item = match floor {
+                        Some(floor) => item.in_session(floor),
+                        None => *item,
+                    };
+                    let merged = state.queue().push(item);
+                    metrics.inner.pending.inc();
+                    if merged > 0 {
+                        metrics.inner.pending.dec_by(merged as i64);
+                        metrics.inner.coalesced.inc_by(merged as u64);
+                        tracing::warn!(
+                            agent = %name,
+                            merged,
+                            "buffer full (JetStream slow or away): changes merged per call"
+                        );
+                    }
+                    state.wake.notify_one();
+                }
+                Seen::Ready { calls } => {
+                    tracing::debug!(agent = %name, calls, "caught up");
+                    if let Some(floor) = floor {
+                        sweep_ended(&shared, &name, floor, feed.store_handle(), state.clone());
+                    }
+                }
+                Seen::Gap { rehandshake } => {
+                    metrics.inner.gaps.inc();
+                    if rehandshake {
+                        metrics.inner.rehandshakes.inc();
+                    }
+                }
+                Seen::Healed { changes } => {
+                    metrics.inner.heals.inc();
+                    tracing::info!(agent = %name, changes, "healed after a gap");
+                }
+                Seen::HealFailed(e) => {
+                    tracing::warn!(agent = %name, "reading the calls after a gap failed: {e}");
+                }
+                Seen::LoggedInAgain => {
+                    metrics.inner.relogins.inc();
+                }
+                Seen::Connected => moved(SessionState::Connected, &mut current),
+                Seen::ConnectionLost => moved(SessionState::Disconnected, &mut current),
+                Seen::Ended(e) => {
+                    tracing::warn!(agent = %name, "the feed ended: {e}");
+                }
+                Seen::Lagged(missed) => {
+                    tracing::warn!(agent = %name, missed, "the feed dropped events (not call changes)");
+                }
+                Seen::Nothing => {}
+            }
+        }
+        // The feed ended (a fatal session error): start over after a pause.
+        moved(SessionState::Disconnected, &mut current);
+        let delay = backoff.next_delay();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+    moved(SessionState::Stopped, &mut current);
+    state.reader_done.store(true, Ordering::Release);
+    state.wake.notify_one();
+}
+
+/// Writes the queue to JetStream until the reader is done and the queue empty, or the
+/// drain time is up.
+async fn write(agent: String, shared: Shared, state: Arc<AgentState>) {
+    let metrics = &shared.metrics;
+    let mut stop = shared.stop.clone();
+    let mut drain = shared.drain_until.clone();
+    let mut ready = shared.publisher.clone();
+    let publisher = tokio::select! {
+        p = ready.wait_for(|p| p.is_some()) => match p {
+            Ok(p) => p.clone(),
+            Err(_) => None,
+        },
+        _ = wait_deadline(&mut drain) => None,
+        // Stopping with nothing to write: no reason to wait for JetStream.
+        _ = nothing_left(&state, stop.clone()) => return,
+    };
+    let Some(publisher) = publisher else {
+        give_up(&agent, &state, metrics);
+        return;
+    };
+    let mut writer: AgentWriter = match publisher.agent(&agent) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(agent = %agent, "cannot publish this agent's calls: {e}");
+            return;
+        }
+    };
+    let mut failing = false;
+    loop {
+        let stopping = *stop.borrow();
+        if stopping {
+            state.queue().release_holds();
+        }
+        let deadline = *drain.borrow();
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            give_up(&agent, &state, metrics);
+            return;
+        }
+        let wake = state.wake.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
+        let next = state.queue().next(Instant::now());
+        let item = match next {
+            Next::Item(item) => item,
+            Next::At(t) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(t) => {}
+                    _ = wake => {}
+                    _ = stop.changed(), if !stopping => {}
+                    _ = drain.changed() => {}
+                }
+                continue;
+            }
+            Next::Empty => {
+                if state.reader_done.load(Ordering::Acquire) {
+                    return;
+                }
+                tokio::select! {
+                    _ = wake => {}
+                    _ = stop.changed(), if !stopping => {}
+                    _ = drain.changed() => {}
+                }
+                continue;
+            }
+        };
+        let mut item = *item;
+        let call_id = item.call_id().to_owned();
+        let mut backoff = Backoff::new(&WRITE_BACKOFF);
+        loop {
+            let newer = {
+                let state = state.clone();
+                let id = call_id.clone();
+                move || state.queue().has_newer(&id)
+            };
+            // Boxed: the idle task stays small (a write's future is ~10 KB).
+            match Box::pin(writer.write(&mut item, &newer)).await {
+                Ok(written) => {
+                    if failing {
+                        failing = false;
+                        tracing::info!(agent = writer.agent(), "JetStream writes work again");
+                    }
+                    match written {
+                        Written::Published { .. } => metrics.inner.published.inc(),
+                        Written::Duplicate { .. } => metrics.inner.duplicates.inc(),
+                        Written::Superseded => metrics.inner.superseded.inc(),
+                        Written::Hold { until } => {
+                            state.queue().hold(item, Some(until));
+                            break;
+                        }
+                    };
+                    if !matches!(written, Written::Superseded) {
+                        metrics.observe_change(item.received.elapsed());
+                    }
+                    state.queue().done(&call_id);
+                    metrics.inner.pending.dec();
+                    break;
+                }
+                Err(e) => {
+                    metrics.inner.publish_errors.inc();
+                    let delay = backoff.next_delay();
+                    if !failing {
+                        failing = true;
+                        tracing::warn!(agent = writer.agent(), retry_in = ?delay, "JetStream write failed, retrying with the same message id: {e}");
+                    } else {
+                        tracing::debug!(agent = writer.agent(), retry_in = ?delay, "JetStream write failed again: {e}");
+                    }
+                    if e.is_missing_layout() {
+                        if let Err(e) = Box::pin(publisher.repair_layout()).await {
+                            tracing::warn!("making the JetStream layout again failed: {e}");
+                        }
+                    }
+                    let deadline = *drain.borrow();
+                    if deadline.is_some_and(|d| Instant::now() + delay >= d) {
+                        // Out of time: leave it to the check at the top.
+                        state.queue().hold(item, None);
+                        tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)).await;
+                        break;
+                    }
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+}
+
+/// `GWS_CALLS`'s last sequence before a feed session connects (see
+/// [`ChangeItem::in_session`](super::writer::ChangeItem::in_session)); `None` while
+/// JetStream is not ready or slow, and the session's changes are then matched against each
+/// call's last message only.
+async fn session_floor(shared: &Shared) -> Option<u64> {
+    let mut ready = shared.publisher.clone();
+    // At start the layout is usually made within milliseconds; NATS away must not hold
+    // the sessions back for long.
+    let wait = tokio::time::timeout(Duration::from_secs(3), ready.wait_for(|p| p.is_some()));
+    let publisher = match wait.await {
+        Ok(Ok(p)) => p.clone()?,
+        _ => return None,
+    };
+    let read = tokio::time::timeout(Duration::from_secs(5), publisher.stream_floor());
+    match Box::pin(read).await {
+        Ok(Ok(floor)) => Some(floor),
+        _ => None,
+    }
+}
+
+/// After a catch-up: removes (in the background) the calls the KV still shows live that
+/// ended while no replica followed the agent.
+fn sweep_ended(
+    shared: &Shared,
+    agent: &str,
+    floor: u64,
+    store: Arc<Mutex<gws_cometd::gws::CallStore>>,
+    state: Arc<AgentState>,
+) {
+    let Some(publisher) = shared.publisher.borrow().clone() else {
+        return;
+    };
+    let metrics = shared.metrics.clone();
+    let agent = agent.to_owned();
+    tokio::spawn(async move {
+        let live = |id: &str| {
+            let store = store.lock().unwrap_or_else(|p| p.into_inner());
+            store.get_text(id).is_some()
+        };
+        match Box::pin(publisher.ended_calls(&agent, floor, live)).await {
+            Ok(ended) => {
+                if !ended.is_empty() {
+                    tracing::info!(agent = %agent, calls = ended.len(), "calls that ended while no replica followed the agent");
+                }
+                for item in ended {
+                    metrics.inner.pending.inc();
+                    let merged = state.queue().push(item);
+                    metrics.inner.pending.dec_by(merged as i64);
+                    metrics.inner.coalesced.inc_by(merged as u64);
+                }
+                state.wake.notify_one();
+            }
+            Err(e) => {
+                tracing::warn!(agent = %agent, "could not look for calls that ended meanwhile: {e}")
+            }
+        }
+    });
+}
+
+/// Waits until the bridge stops, this agent's reader is done and its queue is empty.
+async fn nothing_left(state: &AgentState, mut stop: watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        return std::future::pending().await;
+    }
+    loop {
+        let wake = state.wake.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
+        if state.reader_done.load(Ordering::Acquire) && state.queue().len() == 0 {
+            return;
+        }
+        wake.await;
+    }
+}
+
+/// Waits until the drain deadline passes (forever while there is none).
+async fn wait_deadline(drain: &mut watch::Receiver<Option<Instant>>) {
+    loop {
+        let deadline = *drain.borrow_and_update();
+        match deadline {
+            Some(d) => {
+                tokio::time::sleep_until(d).await;
+                return;
+            }
+            None => {
+                if drain.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+}
+
+/// Shutting down with changes still queued: count and report them.
+fn give_up(agent: &str, state: &AgentState, metrics: &Metrics) {
+    let left = state.queue().len();
+    if left > 0 {
+        metrics.inner.unwritten.inc_by(left as u64);
+        metrics.inner.pending.dec_by(left as i64);
+        tracing::warn!(
+            agent,
+            left,
+            "shutting down with changes not written to JetStream"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Thousands of agents sit idle in these two tasks: their futures must stay small (the
+    /// write and the login are boxed).
+    #[test]
+    fn an_idle_agent_should_cost_little_in_its_tasks() {
+        let (_ptx, prx) = watch::channel(None);
+        let (_stx, srx) = watch::channel(false);
+        let (_dtx, drx) = watch::channel(None);
+        let shared = Shared {
+            publisher: prx,
+            metrics: Metrics::new(),
+            feed: FeedSettings {
+                base_url: "http://x".into(),
+                http: reqwest::Client::new(),
+                max_network_delay: Duration::from_secs(1),
+                logins: Arc::new(tokio::sync::Semaphore::new(1)),
+            },
+            buffer: 10,
+            stop: srx,
+            drain_until: drx,
+        };
+        let state = Arc::new(AgentState {
+            queue: Mutex::new(AgentQueue::new(10)),
+            wake: Notify::new(),
+            reader_done: AtomicBool::new(false),
+        });
+        let r = read(Credentials::new("a", "b"), shared.clone(), state.clone());
+        let w = write("a".into(), shared, state);
+        let (r, w) = (std::mem::size_of_val(&r), std::mem::size_of_val(&w));
+        assert!(r < 4096 && w < 4096, "read {r} bytes, write {w} bytes");
+    }
+}

@@ -1,0 +1,89 @@
+//! Where the feed plugs in: one [`CallFeed`] per agent, every feed on one shared HTTP
+//! client, and what the bridge makes of each [`FeedEvent`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::writer::ChangeItem;
+use gws_cometd::bayeux::{GapCause, SessionEvent};
+use gws_cometd::gws::feed::{CallEvent, CallFeed, FeedEvent};
+use gws_cometd::gws::rest::Credentials;
+use gws_cometd::{ClientEvent, Error};
+
+/// How every agent's feed is opened.
+#[derive(Clone, Debug)]
+pub(crate) struct FeedSettings {
+    pub base_url: String,
+    /// One client (pool, TLS) for every session; each session keeps its own cookies.
+    pub http: reqwest::Client,
+    pub max_network_delay: Duration,
+    /// Bounds the logins in flight.
+    pub logins: Arc<tokio::sync::Semaphore>,
+}
+
+/// Logs in, connects, subscribes and catches up (the catch-up changes come from `next`).
+pub(crate) async fn connect(
+    settings: &FeedSettings,
+    agent: Credentials,
+) -> gws_cometd::Result<CallFeed> {
+    // Never closed: the bridge owns it.
+    let _permit = settings.logins.acquire().await;
+    CallFeed::builder(settings.base_url.clone(), agent)
+        .http_client(settings.http.clone())
+        .max_network_delay(settings.max_network_delay)
+        // The bridge keeps retrying by itself, with its own backoff and report.
+        .initial_handshake_attempts(Some(3))
+        .connect()
+        .await
+}
+
+/// What a feed event means to the bridge.
+#[derive(Debug)]
+pub(crate) enum Seen {
+    /// A change to publish.
+    Change(Box<ChangeItem>),
+    /// The catch-up is done.
+    Ready { calls: usize },
+    /// Messages may have been lost.
+    Gap { rehandshake: bool },
+    /// A heal is done.
+    Healed { changes: usize },
+    /// Reading the calls after a gap failed (retried by the feed).
+    HealFailed(Arc<Error>),
+    /// The HTTP session expired and was logged in again.
+    LoggedInAgain,
+    /// The notification connection is up.
+    Connected,
+    /// The notification connection was lost (the client retries).
+    ConnectionLost,
+    /// The feed ended for good (its next `next()` is `None`).
+    Ended(Arc<Error>),
+    /// The consumer was behind and the feed dropped events other than call changes.
+    Lagged(u64),
+    /// Nothing for the bridge.
+    Nothing,
+}
+
+/// Sorts one feed event.
+pub(crate) fn sort(event: FeedEvent) -> Seen {
+    match event {
+        FeedEvent::Call(CallEvent { change, call }) => {
+            let call: Option<Arc<str>> = call.map(|c| Arc::from(c.get()));
+            Seen::Change(Box::new(ChangeItem::new(change, call)))
+        }
+        FeedEvent::Ready { calls } => Seen::Ready { calls },
+        FeedEvent::Gap { cause } => Seen::Gap {
+            rehandshake: matches!(cause, GapCause::Rehandshake),
+        },
+        FeedEvent::Healed { changes } => Seen::Healed { changes },
+        FeedEvent::HealFailed(e) => Seen::HealFailed(e),
+        FeedEvent::LoggedInAgain => Seen::LoggedInAgain,
+        FeedEvent::Lagged { missed } => Seen::Lagged(missed),
+        FeedEvent::Session(ClientEvent::Session(SessionEvent::Connected)) => Seen::Connected,
+        FeedEvent::Session(ClientEvent::Session(SessionEvent::ConnectionLost { .. })) => {
+            Seen::ConnectionLost
+        }
+        FeedEvent::Session(ClientEvent::Terminated { error }) => Seen::Ended(error),
+        _ => Seen::Nothing,
+    }
+}

@@ -1,0 +1,4 @@
+//! The integration tests of this crate, in one binary (one link, one build).
+
+mod bridge;
+mod nats_harness;

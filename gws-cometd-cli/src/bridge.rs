@@ -1,0 +1,169 @@
+//! `gws-cometd bridge`: follow every agent of a file on GWS and publish their call changes to
+//! NATS JetStream (see `gws_cometd_bridge`).
+//!
+//! Exit codes: 0 after SIGTERM/Ctrl-C with everything written; 1 when the drain left changes
+//! unwritten; 2 on bad arguments, an unreadable agents file, or a bridge that cannot start.
+//! (Also in `--help`.)
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use gws_cometd_bridge::{
+    default_replica_name, AgentsFile, Bridge, BridgeConfig, LayoutConfig, Permissions, Shard,
+};
+
+use super::http_args::HttpArgs;
+use super::log::fatal;
+use super::signal::Stop;
+use super::{EXIT_FATAL, EXIT_REFUSED};
+
+/// Arguments of `bridge`.
+#[derive(clap::Args, Debug)]
+pub struct BridgeArgs {
+    /// GWS base URL, e.g. https://gws.example.com:8090.
+    #[arg(long = "gws", value_name = "BASE_URL")]
+    pub base_url: String,
+    /// The agents: one `user:password` per line (`#` comments); must not be readable by
+    /// group or others (chmod 600).
+    #[arg(long, value_name = "FILE")]
+    pub agents: PathBuf,
+    /// Use an agents file that group or others may read, with a warning.
+    #[arg(long)]
+    pub allow_readable_agents_file: bool,
+    /// NATS server URL(s), comma-separated.
+    #[arg(long, value_name = "URL")]
+    pub nats: String,
+    /// Follow only the agents of shard K of N (K from 0): SHA-256 of the name, first 8 bytes
+    /// big-endian, mod N.
+    #[arg(long, value_name = "K/N", default_value = "0/1")]
+    pub shard: Shard,
+    /// This replica's name in the `Gws-Replica` header (default: host name and pid).
+    #[arg(long, value_name = "NAME")]
+    pub replica: Option<String>,
+    /// Serve /metrics (Prometheus) and /healthz here, e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Changes buffered per agent while NATS is slow or away, before merging per call.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub buffer: usize,
+    /// Seconds a catch-up or heal change waits before it is published over a history that
+    /// does not show it.
+    #[arg(long, default_value_t = 1.0, value_name = "SECS")]
+    pub settle: f64,
+    /// Seconds a JetStream ack may take before the write is retried (same message id).
+    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    pub nats_timeout: f64,
+    /// Seconds a shutdown waits for buffered changes.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub drain_timeout: f64,
+    /// When creating GWS_CALLS: how long changes are kept, in seconds (default 7 days).
+    #[arg(long, default_value_t = 7.0 * 24.0 * 3600.0, value_name = "SECS")]
+    pub stream_max_age: f64,
+    /// When creating GWS_CALLS: the duplicate window, in seconds.
+    #[arg(long, default_value_t = 600.0, value_name = "SECS")]
+    pub duplicate_window: f64,
+    /// When creating the gws_calls bucket: how long an entry lives, in seconds.
+    #[arg(long, default_value_t = 24.0 * 3600.0, value_name = "SECS")]
+    pub kv_max_age: f64,
+    /// When creating the stream and the bucket: copies on a JetStream cluster.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub replicas: usize,
+    /// Longest the network may add to a GWS request, in seconds.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub max_network_delay: f64,
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+fn seconds(what: &str, secs: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("--{what} must be a non-negative number of seconds, got {secs}"))
+}
+
+/// Runs `bridge` until SIGTERM or Ctrl-C.
+pub fn run(args: BridgeArgs) -> ExitCode {
+    let config = match config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            fatal("bridge", &e);
+            return ExitCode::from(EXIT_FATAL);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            fatal("bridge", &format!("cannot start the runtime: {e}"));
+            return ExitCode::from(EXIT_FATAL);
+        }
+    };
+    rt.block_on(async move {
+        // Listening before the sessions start: a signal while they log in is a clean stop.
+        let mut stop = Stop::new();
+        let agents = config.agents.len();
+        let bridge = match Bridge::start(config).await {
+            Ok(b) => b,
+            Err(e) => {
+                fatal("bridge", &e.to_string());
+                return ExitCode::from(EXIT_FATAL);
+            }
+        };
+        tracing::info!(
+            agents,
+            shard = %args.shard,
+            metrics = ?bridge.metrics_addr(),
+            "bridge running"
+        );
+        let signal = stop.requested().await;
+        tracing::info!("{signal}: disconnecting sessions, writing what is buffered");
+        let report = bridge.shutdown().await;
+        if report.unwritten > 0 {
+            fatal(
+                "bridge",
+                &format!(
+                    "{} changes were not written to JetStream (check that NATS is reachable)",
+                    report.unwritten
+                ),
+            );
+            return ExitCode::from(EXIT_REFUSED);
+        }
+        ExitCode::SUCCESS
+    })
+}
+
+fn config(args: &BridgeArgs) -> Result<BridgeConfig, String> {
+    let permissions = if args.allow_readable_agents_file {
+        Permissions::Warn
+    } else {
+        Permissions::Refuse
+    };
+    let file = AgentsFile::load(&args.agents, permissions).map_err(|e| e.to_string())?;
+    let total = file.agents.len();
+    let agents = file.shard(args.shard);
+    tracing::info!(
+        "shard {}: {} of the {total} agents in {}",
+        args.shard,
+        agents.len(),
+        args.agents.display()
+    );
+    let mut c = BridgeConfig::new(&args.base_url, agents, &args.nats);
+    c.replica = args.replica.clone().unwrap_or_else(default_replica_name);
+    c.metrics_listen = args.metrics_listen;
+    c.buffer_per_agent = args.buffer.max(1);
+    c.settle = seconds("settle", args.settle)?;
+    c.nats_timeout = seconds("nats-timeout", args.nats_timeout)?;
+    c.drain_timeout = seconds("drain-timeout", args.drain_timeout)?;
+    c.max_network_delay = seconds("max-network-delay", args.max_network_delay)?;
+    c.http_options = args.http.options()?;
+    c.layout = LayoutConfig {
+        stream_max_age: seconds("stream-max-age", args.stream_max_age)?,
+        duplicate_window: seconds("duplicate-window", args.duplicate_window)?,
+        kv_max_age: seconds("kv-max-age", args.kv_max_age)?,
+        replicas: args.replicas.max(1),
+    };
+    Ok(c)
+}

@@ -1,0 +1,237 @@
+//! `gws-cometd serve`: runs the GWS simulator (REST + authenticated Bayeux) until Ctrl-C or
+//! SIGTERM, and says how to log in to it.
+//!
+//! Who may log in: `--users FILE` (`user:password` lines), or one `--user` (default `agent`)
+//! whose password comes from `GWS_PASSWORD` or `--password-file`; with none of these, a
+//! random password is written to a private file that the printed commands name.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use gws_cometd_sim::gws::load_scenario;
+use gws_cometd_sim::{GwsServerConfig, GwsSimServer};
+
+use super::demo::{generated_password, print_login, Login, PasswordFile};
+use super::gws_args::{password, PASSWORD_ENV};
+use super::log::{fatal, say};
+use super::signal::Stop;
+use super::EXIT_FATAL;
+
+/// Arguments of `serve`.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8090", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// The users who may log in: one `user:password` per line (blank lines and lines
+    /// starting with # are skipped). Keep it readable by you only (chmod 600).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["user", "password_file"])]
+    pub users: Option<PathBuf>,
+    /// The one user who may log in (default agent), with the password from GWS_PASSWORD or
+    /// --password-file; with neither, a random password written to a private file.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// A file whose first line is --user's password.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Seed of the living contact center (the default activity): the same seed gives the
+    /// same calls. Default: random, printed at start.
+    #[arg(long, value_name = "N", conflicts_with = "scenario")]
+    pub seed: Option<u64>,
+    /// Run this scenario for each user once they subscribe to /v2/me/calls, instead of the
+    /// living contact center (JSON Lines or a JSON array of steps).
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+}
+
+/// Runs `serve`.
+pub fn run(args: ServeArgs) -> ExitCode {
+    match prepare(&args) {
+        Ok((config, login)) => {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    fatal("serve", &format!("cannot start the runtime: {e}"));
+                    return ExitCode::from(EXIT_FATAL);
+                }
+            };
+            rt.block_on(serve(config, login, args.listen))
+        }
+        Err(e) => {
+            fatal("serve", &e);
+            ExitCode::from(EXIT_FATAL)
+        }
+    }
+}
+
+/// How the printed commands log in, and the password file to keep while serving.
+struct LoginHelp {
+    user: String,
+    login: Login,
+    note: Option<String>,
+    _generated: Option<PasswordFile>,
+}
+
+fn prepare(args: &ServeArgs) -> Result<(GwsServerConfig, LoginHelp), String> {
+    let scenario = args
+        .scenario
+        .as_deref()
+        .map(load_scenario)
+        .transpose()
+        .map_err(|e| format!("bad scenario: {e}"))?;
+    let (users, help) = match &args.users {
+        Some(file) => {
+            let users = read_users(file)?;
+            let user = users[0].0.clone();
+            let note = format!(
+                "(GWS_PASSWORD: the password of {user} in {})",
+                file.display()
+            );
+            let help = LoginHelp {
+                user,
+                login: Login::Env,
+                note: Some(note),
+                _generated: None,
+            };
+            (users, help)
+        }
+        None => {
+            let user = args.user.clone().unwrap_or_else(|| "agent".to_owned());
+            if user.is_empty() {
+                return Err("--user: the user name is empty".to_owned());
+            }
+            let given = args.password_file.is_some()
+                || std::env::var(PASSWORD_ENV).is_ok_and(|p| !p.is_empty());
+            if given {
+                let pw = password(args.password_file.as_deref())?;
+                let login = match &args.password_file {
+                    Some(file) => Login::PasswordFile(file.clone()),
+                    None => Login::Env,
+                };
+                let users = vec![(user.clone(), pw.expose_secret().to_owned())];
+                let note = matches!(login, Login::Env)
+                    .then(|| "(GWS_PASSWORD: as set for this serve)".to_owned());
+                (
+                    users,
+                    LoginHelp {
+                        user,
+                        login,
+                        note,
+                        _generated: None,
+                    },
+                )
+            } else {
+                let pw = generated_password();
+                let file = PasswordFile::write(&pw)?;
+                let help = LoginHelp {
+                    user: user.clone(),
+                    login: Login::PasswordFile(file.path().to_owned()),
+                    note: Some(format!(
+                        "(a random password, in {}; removed when serve stops)",
+                        file.path().display()
+                    )),
+                    _generated: Some(file),
+                };
+                (vec![(user, pw)], help)
+            }
+        }
+    };
+    let (first, first_pw) = users[0].clone();
+    let mut config = GwsServerConfig::new(first, first_pw);
+    config.gws.users = users;
+    config.sim.listen = args.listen;
+    config.scenario = scenario;
+    config.seed = args.seed;
+    Ok((config, help))
+}
+
+/// Reads `user:password` lines; warns when others may read the file.
+fn read_users(file: &Path) -> Result<Vec<(String, String)>, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read the users file {}: {e}", file.display()))?;
+    let mut users: Vec<(String, String)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let at = format!("{}:{}", file.display(), i + 1);
+        let (user, pw) = line
+            .split_once(':')
+            .ok_or_else(|| format!("{at}: expected user:password"))?;
+        if user.is_empty() || pw.is_empty() {
+            return Err(format!("{at}: expected user:password, both non-empty"));
+        }
+        if users.iter().any(|(u, _)| u == user) {
+            return Err(format!("{at}: user {user:?} is listed twice"));
+        }
+        users.push((user.to_owned(), pw.to_owned()));
+    }
+    if users.is_empty() {
+        return Err(format!("the users file {} lists no user", file.display()));
+    }
+    warn_if_readable_by_others(file);
+    Ok(users)
+}
+
+fn warn_if_readable_by_others(file: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(file) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    "the users file {} can be read by other users (mode {mode:o}): chmod 600 {}",
+                    file.display(),
+                    file.display()
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+}
+
+async fn serve(config: GwsServerConfig, help: LoginHelp, listen: SocketAddr) -> ExitCode {
+    let mut stop = Stop::new();
+    let users = config.gws.users.len();
+    let server = match GwsSimServer::start(config).await {
+        Ok(server) => server,
+        Err(e) => {
+            fatal(
+                "serve",
+                &format!("cannot listen on {listen}: {e} (pick another with --listen, or port 0)"),
+            );
+            return ExitCode::from(EXIT_FATAL);
+        }
+    };
+    let base = server.base_url();
+    let activity = match server.seed() {
+        Some(seed) => format!("the living contact center, seed {seed}: repeat with --seed {seed}"),
+        None => "the scenario".to_owned(),
+    };
+    say(&format!(
+        "GWS simulator at {base} ({users} user{}, {activity})",
+        if users == 1 { "" } else { "s" }
+    ));
+    say(&format!(
+        "  REST {base}/api/v2/me, CometD {base}/api/v2/notifications, unauthenticated CometD \
+         {base}/cometd"
+    ));
+    if let Some(note) = &help.note {
+        say(&format!("log in as {} {note}", help.user));
+    }
+    print_login(&base, &help.user, &help.login, true);
+    say("stop with Ctrl-C");
+    let signal = stop.requested().await;
+    tracing::info!("{signal}: stopping");
+    server.shutdown().await;
+    drop(help);
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,12 @@
+//! The integration tests of this crate, in one binary (one link, one build).
+
+mod support;
+
+#[cfg(feature = "bridge")]
+mod bridge_cli;
+mod cli;
+mod cli_follow;
+mod cli_replay;
+mod cli_serve;
+mod cli_values;
+mod replay;

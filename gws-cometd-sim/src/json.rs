@@ -1,0 +1,7 @@
+//! JSON text helpers for the simulator's hand-built replies.
+
+/// `s` as a JSON string literal, quotes included and escapes applied.
+pub(crate) fn quote(s: &str) -> String {
+    // Serializing a str cannot fail.
+    serde_json::to_string(s).unwrap_or_default()
+}

@@ -1,7 +1,0 @@
-//! The `gws-cometd` command-line tool.
-
-mod cli;
-
-fn main() -> std::process::ExitCode {
-    cli::main()
-}

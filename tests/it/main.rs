@@ -1,0 +1,15 @@
+//! The integration tests of this crate, in one binary (one link, one build).
+
+mod support;
+
+mod client_sim;
+mod fault_proxy;
+mod faults_bayeux;
+mod faults_gws;
+mod gws_api;
+mod gws_feed;
+mod interop_client;
+mod interop_smoke;
+mod model;
+mod model_props;
+mod replay_live;

@@ -1,0 +1,3 @@
+//! What only this crate's tests share.
+
+pub mod oracle;
