@@ -13,7 +13,7 @@ pub use backoff::BackoffConfig;
 pub use channel::{channel_matches, ChannelName, InvalidChannel};
 pub use message::{Advice, BayeuxError, Message, Reconnect, Subscription};
 pub use session::{
-    Cause, Event, Failure, FailureKind, GapCause, Request, RequestId, Session, SessionConfig,
-    SessionError, SessionEvent, Slot, State, Termination,
+    Cause, Event, Failure, FailureKind, GapCause, Limit, Request, RequestId, Session,
+    SessionConfig, SessionError, SessionEvent, Slot, State, Termination,
 };
 pub use split::{ArraySplitter, SplitError, SplitErrorKind};

@@ -44,8 +44,8 @@ use super::channel::ChannelName;
 use super::message::{Advice, Message, Reconnect, Subscription};
 
 pub use types::{
-    Cause, Event, Failure, FailureKind, GapCause, Request, RequestId, SessionConfig, SessionError,
-    SessionEvent, Slot, State, Termination,
+    Cause, Event, Failure, FailureKind, GapCause, Limit, Request, RequestId, SessionConfig,
+    SessionError, SessionEvent, Slot, State, Termination,
 };
 
 const HANDSHAKE: &str = "/meta/handshake";

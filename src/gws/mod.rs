@@ -44,7 +44,9 @@ pub mod wire;
 pub use feed::{CallEvent, CallFeed, CallFeedBuilder, Delivery, FeedEvent};
 pub use model::{
     Call, CallState, CallStateChangeMessage, CallType, DeviceStateChangeMessage, ErrorMessage,
-    GwsNotification, NotificationType, RawJson, UserData, UserDataDiff, Value,
+    GwsNotification, NotificationType, RawJson, UserData, UserDataDiff, Value, MAX_USER_DATA_DEPTH,
 };
 pub use store::{Applied, CallChange, CallStore, ChangeOrigin, StateTransition};
-pub use wire::{CallNotification, DecodeError, Notification, CALLS_CHANNEL, DEVICES_CHANNEL};
+pub use wire::{
+    CallNotification, DecodeError, Limit, Notification, CALLS_CHANNEL, DEVICES_CHANNEL,
+};

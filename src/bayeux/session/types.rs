@@ -277,6 +277,49 @@ pub enum GapCause {
     /// A redelivered reply did not start with the messages delivered before the cut: the
     /// server's queue changed, so what was skipped as already delivered cannot be trusted.
     RedeliveryMismatch,
+    /// A message arrived whole but its content is over a documented limit (a call's
+    /// `userData` nested too deep, say), so it was not applied: what it said is lost, like a
+    /// message over [`MessageTooLarge`](GapCause::MessageTooLarge)'s limit.
+    MessageOverLimit {
+        /// The channel it came on.
+        channel: String,
+        /// Which limit.
+        limit: Limit,
+        /// The limit's value.
+        max: usize,
+    },
+}
+
+/// A documented limit on what one message may hold, beyond its size in bytes: what a
+/// [`GapCause::MessageOverLimit`] (and the decoder's error) names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Limit {
+    /// How deep a call's `userData` may nest (the object itself is level 1):
+    /// `gws_cometd::gws::MAX_USER_DATA_DEPTH`.
+    UserDataDepth,
+}
+
+impl Limit {
+    /// The constant that sets it, as the documentation names it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Limit::UserDataDepth => "MAX_USER_DATA_DEPTH",
+        }
+    }
+
+    /// What it limits, in words.
+    pub fn what(&self) -> &'static str {
+        match self {
+            Limit::UserDataDepth => "`userData` nesting depth",
+        }
+    }
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the {} limit ({})", self.what(), self.name())
+    }
 }
 
 impl fmt::Display for GapCause {
@@ -295,6 +338,14 @@ impl fmt::Display for GapCause {
             GapCause::RedeliveryMismatch => {
                 f.write_str("a redelivered reply did not match what was delivered before")
             }
+            GapCause::MessageOverLimit {
+                channel,
+                limit,
+                max,
+            } => write!(
+                f,
+                "a message on {channel} was over {limit}, {max}, and was not applied"
+            ),
         }
     }
 }

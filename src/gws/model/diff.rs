@@ -1,14 +1,22 @@
 //! The user-data diff between two snapshots of a call, duplicate-aware.
 //!
-//! Pairs are compared key by key. For one key the old and new values are aligned by their
-//! longest common subsequence, so a second `AccountNumber` appended after the first is one
-//! addition (not a change of the first), and deleting the first of two is one removal.
-//! Unaligned values between two aligned ones pair up as changes; the rest are additions or
-//! removals.
+//! Pairs are compared key by key, keys grouped by hashing. For one key the values equal at
+//! the start and at the end of both lists are the same pairs, so a second `AccountNumber`
+//! appended after the first is one addition (not a change of the first), and deleting the
+//! first of two is one removal. Between them the k-th old value pairs with the k-th new one
+//! (a change when they differ); what is left on the longer side is added or removed.
+//!
+//! Every step is linear in the number of pairs and in the size of their text: there is no
+//! table of old × new values (a longest common subsequence is not needed for a change
+//! report), no search of one list per pair of the other, and values are compared and built
+//! from their text with an explicit stack (see [`Value`]), never by re-reading each level.
 
+use std::collections::HashSet;
+
+use indexmap::IndexMap;
 use serde::Serialize;
 
-use super::user_data::{UserData, Value};
+use super::user_data::{UserData, Value, MAX_USER_DATA_DEPTH};
 
 /// One key-value pair.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -64,7 +72,7 @@ impl UserDataDiff {
         let mut diff = UserDataDiff::default();
         let same = |a: &(K, V), b: &(K, V)| a.0.as_ref() == b.0.as_ref() && a.1.same(&b.1);
         // Identical leading and trailing pairs cannot be part of the diff (the usual case:
-        // one value changed or one pair appended), so only the middle is aligned.
+        // one value changed or one pair appended), so only the middle is paired.
         let prefix = old.iter().zip(new).take_while(|(a, b)| same(a, b)).count();
         old = &old[prefix..];
         new = &new[prefix..];
@@ -80,112 +88,86 @@ impl UserDataDiff {
             return diff;
         }
         // The other usual case, values updated in place: the same keys in the same order,
-        // none twice, so each key has one value on each side and alignment is pairing.
-        let key = |p: &(K, V)| p.0.as_ref().to_owned();
+        // none twice, so each key has one value on each side and pairing is by position.
         let in_place = old.len() == new.len()
             && old
                 .iter()
                 .zip(new)
                 .all(|(a, b)| a.0.as_ref() == b.0.as_ref())
-            && old
-                .iter()
-                .enumerate()
-                .all(|(i, a)| old[..i].iter().all(|b| a.0.as_ref() != b.0.as_ref()));
+            && {
+                let mut seen = HashSet::with_capacity(old.len());
+                old.iter().all(|(k, _)| seen.insert(k.as_ref()))
+            };
         if in_place {
             for (a, b) in old.iter().zip(new).filter(|(a, b)| !a.1.same(&b.1)) {
                 diff.changed.push(ChangedPair {
-                    key: key(a),
+                    key: a.0.as_ref().to_owned(),
                     old: a.1.to_value(),
                     new: b.1.to_value(),
                 });
             }
             return diff;
         }
-        UserDataDiff::aligned(old, new)
+        UserDataDiff::paired(old, new)
     }
 
-    /// The diff with every key's values aligned: the general case.
-    fn aligned<K: AsRef<str>, V: DiffValue>(old: &[(K, V)], new: &[(K, V)]) -> UserDataDiff {
+    /// The diff with every key's values paired: the general case. Keys are grouped by
+    /// hashing, in order of first appearance (old first); see [`UserDataDiff::pair_key`] for
+    /// how one key's values pair up.
+    fn paired<K: AsRef<str>, V: DiffValue>(old: &[(K, V)], new: &[(K, V)]) -> UserDataDiff {
         let mut diff = UserDataDiff::default();
-        // Keys in order of first appearance, old first; lists are short, so linear search.
-        let mut keys: Vec<&str> = Vec::new();
-        for (k, _) in old.iter().chain(new) {
-            if !keys.contains(&k.as_ref()) {
-                keys.push(k.as_ref());
-            }
+        type Sides<'p, V> = (Vec<&'p V>, Vec<&'p V>);
+        let mut keys: IndexMap<&str, Sides<'_, V>> = IndexMap::new();
+        for (k, v) in old {
+            keys.entry(k.as_ref()).or_default().0.push(v);
         }
-        fn values<'p, K: AsRef<str>, V>(pairs: &'p [(K, V)], key: &str) -> Vec<&'p V> {
-            pairs
-                .iter()
-                .filter(|(k, _)| k.as_ref() == key)
-                .map(|(_, v)| v)
-                .collect()
+        for (k, v) in new {
+            keys.entry(k.as_ref()).or_default().1.push(v);
         }
-        for key in keys {
-            let o = values(old, key);
-            let n = values(new, key);
-            if o.len() != n.len() || o.iter().zip(&n).any(|(a, b)| !a.same(b)) {
-                diff.align(key, &o, &n);
-            }
+        for (key, (o, n)) in &keys {
+            diff.pair_key(key, o, n);
         }
         diff
     }
 
-    fn align<V: DiffValue>(&mut self, key: &str, o: &[&V], n: &[&V]) {
-        // lcs[i][j]: length of the longest common subsequence of o[i..] and n[j..].
-        let w = n.len() + 1;
-        let mut lcs = vec![0usize; (o.len() + 1) * w];
-        for i in (0..o.len()).rev() {
-            for j in (0..n.len()).rev() {
-                lcs[i * w + j] = if o[i].same(n[j]) {
-                    lcs[(i + 1) * w + j + 1] + 1
-                } else {
-                    lcs[(i + 1) * w + j].max(lcs[i * w + j + 1])
-                };
-            }
-        }
-        let (mut i, mut j) = (0, 0);
-        let (mut gap_o, mut gap_n) = (Vec::new(), Vec::new());
-        while i < o.len() || j < n.len() {
-            if i < o.len() && j < n.len() && o[i].same(n[j]) {
-                self.flush(key, &mut gap_o, &mut gap_n);
-                i += 1;
-                j += 1;
-            } else if j < n.len() && (i == o.len() || lcs[i * w + j + 1] >= lcs[(i + 1) * w + j]) {
-                gap_n.push(n[j]);
-                j += 1;
-            } else {
-                gap_o.push(o[i]);
-                i += 1;
-            }
-        }
-        self.flush(key, &mut gap_o, &mut gap_n);
-    }
-
-    /// Emits one gap between aligned values: pairwise changes, then removals or additions.
-    fn flush<V: DiffValue>(&mut self, key: &str, gap_o: &mut Vec<&V>, gap_n: &mut Vec<&V>) {
-        let common = gap_o.len().min(gap_n.len());
-        for (a, b) in gap_o.iter().zip(gap_n.iter()) {
+    /// One key's values, old `o` and new `n`, in order: those equal at the start and at the
+    /// end are the same pairs; between them the k-th old value pairs with the k-th new one
+    /// (a change when they differ), and the values left over on the longer side are
+    /// removals or additions. Linear in the number of values: a second `AccountNumber`
+    /// appended after the first is one addition, deleting the first of two is one removal,
+    /// and 100 000 duplicates of one key with scattered edits cost one pass. (It is not a
+    /// minimal edit script: a value inserted in the middle of a run of duplicates shows as
+    /// changes down to the end of the run, then one addition.)
+    fn pair_key<V: DiffValue>(&mut self, key: &str, o: &[&V], n: &[&V]) {
+        let head = o.iter().zip(n).take_while(|(a, b)| a.same(b)).count();
+        let (o, n) = (&o[head..], &n[head..]);
+        let tail = o
+            .iter()
+            .rev()
+            .zip(n.iter().rev())
+            .take_while(|(a, b)| a.same(b))
+            .count();
+        let (o, n) = (&o[..o.len() - tail], &n[..n.len() - tail]);
+        let common = o.len().min(n.len());
+        for (a, b) in o.iter().zip(n).filter(|(a, b)| !a.same(b)) {
             self.changed.push(ChangedPair {
                 key: key.to_owned(),
                 old: a.to_value(),
                 new: b.to_value(),
             });
         }
-        for a in &gap_o[common..] {
+        for a in &o[common..] {
             self.removed.push(Pair {
                 key: key.to_owned(),
                 value: a.to_value(),
             });
         }
-        for b in &gap_n[common..] {
+        for b in &n[common..] {
             self.added.push(Pair {
                 key: key.to_owned(),
                 value: b.to_value(),
             });
         }
-        gap_o.clear();
-        gap_n.clear();
     }
 }
 
@@ -208,7 +190,8 @@ impl DiffValue for Value {
 }
 
 /// A value's JSON text, already validated: compared as text where text equality is value
-/// equality, decoded only where it is not (escaped strings, objects, lists).
+/// equality, decoded only where it is not (escaped strings, objects, lists), in one pass
+/// each.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct JsonText<'a>(pub(crate) &'a str);
 
@@ -235,8 +218,9 @@ impl DiffValue for JsonText<'_> {
                 return Value::String(s.to_owned());
             }
         }
-        // The text was validated as JSON when it was read, so this cannot fail.
-        serde_json::from_str(self.0).unwrap_or(Value::Null)
+        // The text was validated as JSON, and its depth checked, when it was read; a string
+        // that escapes half a surrogate pair is the one thing left that does not build.
+        Value::from_json(self.0, MAX_USER_DATA_DEPTH).unwrap_or(Value::Null)
     }
 }
 
@@ -254,7 +238,7 @@ mod tests {
 
     proptest::proptest! {
         /// Skipping the common ends, and pairing values updated in place, give what
-        /// aligning the rest gives.
+        /// pairing the rest key by key gives.
         #[test]
         fn the_shortcuts_give_the_aligned_diff(
             old in proptest::collection::vec((0u8..3, 0i64..3), 0..7),
@@ -271,7 +255,7 @@ mod tests {
             let (o, n) = (&o[..o.len() - suffix], &n[..n.len() - suffix]);
             proptest::prop_assert_eq!(
                 UserDataDiff::between_pairs(&old, &new),
-                UserDataDiff::aligned(o, n)
+                UserDataDiff::paired(o, n)
             );
         }
     }
@@ -310,5 +294,78 @@ mod tests {
     fn identical_data_gives_an_empty_diff() {
         let a = ud(r#"{"A":"1","A":"1","N":{"x":[1,2]}}"#);
         assert!(UserDataDiff::between(&a, &a.clone()).is_empty());
+    }
+
+    #[test]
+    fn duplicates_of_one_key_pair_in_order_after_their_common_ends() {
+        // Half of 1 000 duplicates changed: one change each, nothing added or removed.
+        let old: Vec<(String, Value)> = (0..1000)
+            .map(|i| ("K".into(), Value::from(i as i64)))
+            .collect();
+        let mut new = old.clone();
+        for (i, p) in new.iter_mut().enumerate().filter(|(i, _)| i % 2 == 1) {
+            p.1 = Value::from(-(i as i64));
+        }
+        let d = UserDataDiff::between_pairs(&old, &new);
+        assert_eq!(
+            (d.changed.len(), d.added.len(), d.removed.len()),
+            (500, 0, 0)
+        );
+        assert_eq!(d.changed[0].old, Value::from(1i64));
+        assert_eq!(d.changed[0].new, Value::from(-1i64));
+        // One more at the end, one fewer at the start: one addition, one removal.
+        let d = UserDataDiff::between(
+            &ud(r#"{"A":"1","A":"2","A":"3"}"#),
+            &ud(r#"{"A":"2","A":"3","A":"4"}"#),
+        );
+        assert_eq!(
+            json(&d),
+            r#"{"changed":[{"key":"A","old":"1","new":"2"},{"key":"A","old":"2","new":"3"},{"key":"A","old":"3","new":"4"}]}"#
+        );
+        let d = UserDataDiff::between(
+            &ud(r#"{"A":"1","B":"x","A":"2"}"#),
+            &ud(r#"{"B":"x","A":"2"}"#),
+        );
+        assert_eq!(json(&d), r#"{"removed":[{"key":"A","value":"1"}]}"#);
+    }
+
+    #[test]
+    fn permuted_distinct_keys_are_no_change() {
+        let old: Vec<(String, Value)> = (0..2000)
+            .map(|i| (format!("k{i}"), Value::from(i as i64)))
+            .collect();
+        let mut new = old.clone();
+        new.reverse();
+        assert!(UserDataDiff::between_pairs(&old, &new).is_empty());
+        new[7].1 = Value::from("x");
+        let d = UserDataDiff::between_pairs(&old, &new);
+        assert_eq!(d.changed.len(), 1);
+        assert_eq!(d.changed[0].key, new[7].0);
+    }
+
+    #[test]
+    fn nested_values_compare_and_build_from_their_text() {
+        let pairs = |t: &'static str| vec![("K", JsonText(t))];
+        let d = UserDataDiff::between_pairs(
+            &pairs(r#"{"a":[1,"\u0041"]}"#),
+            &pairs(r#"{ "a" : [1,"A"] }"#),
+        );
+        assert!(d.is_empty(), "{d:?}");
+        let d = UserDataDiff::between_pairs(
+            &pairs(r#"{"a":[1,{"b":null}]}"#),
+            &pairs(r#"{"a":[1,{"b":true}]}"#),
+        );
+        assert_eq!(
+            json(&d),
+            r#"{"changed":[{"key":"K","old":{"a":[1,{"b":null}]},"new":{"a":[1,{"b":true}]}}]}"#
+        );
+        // Deep text builds up to the limit, not beyond (and never recursively).
+        let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        assert!(Value::from_json(&deep(MAX_USER_DATA_DEPTH), MAX_USER_DATA_DEPTH).is_some());
+        assert!(Value::from_json(&deep(MAX_USER_DATA_DEPTH + 1), MAX_USER_DATA_DEPTH).is_none());
+        assert!(Value::from_json(&deep(100_000), MAX_USER_DATA_DEPTH).is_none());
+        assert!(
+            serde_json::from_str::<UserData>(&format!(r#"{{"k":{}}}"#, deep(100_000))).is_err()
+        );
     }
 }

@@ -32,4 +32,4 @@ pub use diff::{ChangedPair, Pair, UserDataDiff};
 pub use error_message::ErrorMessage;
 pub use notification::GwsNotification;
 pub use record::RawJson;
-pub use user_data::{Number, UserData, Value};
+pub use user_data::{Number, UserData, Value, MAX_USER_DATA_DEPTH};

@@ -4,6 +4,10 @@
 //! appear twice in one JSON object text. `serde_json::Map` would keep only the last one;
 //! `UserData` keeps every pair, in order, and writes them back the same way. Numbers are
 //! kept as their exact text: `9007199254740993` does not become a rounded `f64`.
+//!
+//! Nested values are built from their text in one pass with an explicit stack (no recursion,
+//! no copy of each level's text), and hold at most [`MAX_USER_DATA_DEPTH`] levels: deeper
+//! text is refused, so the recursion that compares, writes and drops a [`Value`] is bounded.
 
 use std::fmt;
 
@@ -13,6 +17,20 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use super::record::Key;
+use crate::gws::wire::scan::Scanner;
+
+/// How deep a call's `userData` may nest, the object itself being level 1: `{"a":{"b":1}}`
+/// is 2 levels deep. The wire decoder refuses a call notification whose `userData` nests
+/// deeper (a [`DecodeError`](crate::gws::DecodeError) whose
+/// [`limit`](crate::gws::DecodeError::limit) is
+/// [`Limit::UserDataDepth`](crate::bayeux::Limit::UserDataDepth)); a feed reports it as a
+/// gap and heals from the server's calls. A [`Value`] read from JSON holds at most this many
+/// levels too.
+///
+/// 64 is far beyond what GWS user data holds (key-value lists nest a level or two) and well
+/// under serde_json's own recursion limit of 128, so every typed view of an accepted call
+/// decodes.
+pub const MAX_USER_DATA_DEPTH: usize = 64;
 
 /// One user-data value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,16 +159,109 @@ impl Value {
                     Ok(Value::String(s))
                 }
             }
-            Some(b'{') => serde_json::from_str(text).map(Value::Object),
-            Some(b'[') => {
-                let items: Vec<Value> = serde_json::from_str(text)?;
-                Ok(Value::List(items))
-            }
+            Some(b'{' | b'[') => Value::from_json(text, MAX_USER_DATA_DEPTH).ok_or_else(|| {
+                de::Error::custom(format!(
+                    "a user-data value that is not JSON, or nests deeper than {MAX_USER_DATA_DEPTH} levels"
+                ))
+            }),
             Some(b't') => Ok(Value::Bool(true)),
             Some(b'f') => Ok(Value::Bool(false)),
             Some(b'n') => Ok(Value::Null),
             _ if is_integer_text(text) => Ok(Value::Integer(Number(raw))),
             _ => Ok(Value::Float(Number(raw))),
+        }
+    }
+}
+
+/// A container being built by [`Value::from_json`].
+enum Building {
+    List(Vec<Value>, bool),
+    Object(Vec<(String, Value)>, String, bool),
+}
+
+impl Value {
+    /// The value of JSON `text` (whitespace around it allowed), built in one pass with an
+    /// explicit stack; `None` when it is not one JSON value, nests deeper than `max_depth`
+    /// containers, or has a string or key that escapes half a surrogate pair.
+    pub(crate) fn from_json(text: &str, max_depth: usize) -> Option<Value> {
+        let mut s = Scanner::new(text);
+        let mut open: Vec<Building> = Vec::new();
+        loop {
+            // A value starts here.
+            let mut done = match s.peek()? {
+                b'{' | b'[' if open.len() >= max_depth => return None,
+                b'{' => {
+                    s.bump();
+                    open.push(Building::Object(Vec::new(), String::new(), true));
+                    None
+                }
+                b'[' => {
+                    s.bump();
+                    open.push(Building::List(Vec::new(), true));
+                    None
+                }
+                b'"' => {
+                    let token = s.string().ok()?;
+                    let text = s.decoded(token, "string").ok()?;
+                    Some(Value::String(text.into_owned()))
+                }
+                _ => {
+                    let range = s.skip_value().ok()?;
+                    Some(Value::scalar(s.slice(range))?)
+                }
+            };
+            // Put what is done in its container, and close the containers it ends, until
+            // the next value starts.
+            loop {
+                let Some(top) = open.last_mut() else {
+                    s.end().ok()?;
+                    return done;
+                };
+                let more = match top {
+                    Building::Object(pairs, key, first) => {
+                        if let Some(v) = done.take() {
+                            pairs.push((std::mem::take(key), v));
+                        }
+                        match s.next_key(first).ok()? {
+                            Some(k) => {
+                                *key = s.decoded(k, "key").ok()?.into_owned();
+                                true
+                            }
+                            None => false,
+                        }
+                    }
+                    Building::List(items, first) => {
+                        if let Some(v) = done.take() {
+                            items.push(v);
+                        }
+                        s.next_element(first).ok()?
+                    }
+                };
+                if more {
+                    break;
+                }
+                done = match open.pop()? {
+                    Building::Object(pairs, _, _) => Some(Value::Object(UserData { pairs })),
+                    Building::List(items, _) => Some(Value::List(items)),
+                };
+            }
+        }
+    }
+
+    /// A number or literal from its (validated) text.
+    fn scalar(text: &str) -> Option<Value> {
+        match text.as_bytes().first()? {
+            b't' => Some(Value::Bool(true)),
+            b'f' => Some(Value::Bool(false)),
+            b'n' => Some(Value::Null),
+            _ => {
+                let n = Number::from_text(text)?;
+                Some(if is_integer_text(text) {
+                    Value::Integer(n)
+                } else {
+                    Value::Float(n)
+                })
+            }
         }
     }
 }

@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use super::scan::{self, ScanError};
+use crate::bayeux::Limit;
 
 /// Why a reply body (or a message's `data`) could not be read: its JSON is malformed, or a
 /// call notification in it lacks what the store needs. Says what and where.
@@ -13,6 +14,7 @@ pub struct DecodeError {
     column: usize,
     message: Cow<'static, str>,
     syntax: bool,
+    limit: Option<Limit>,
 }
 
 impl DecodeError {
@@ -38,6 +40,14 @@ impl DecodeError {
         self.syntax
     }
 
+    /// The documented limit the text is over, when that is what is wrong (it is JSON, and
+    /// of the right shape, but holds more than the decoder takes: see
+    /// [`MAX_USER_DATA_DEPTH`](crate::gws::MAX_USER_DATA_DEPTH)). A feed treats such a
+    /// notification as lost (a gap, then a heal), not as malformed.
+    pub fn limit(&self) -> Option<Limit> {
+        self.limit
+    }
+
     /// The error a scan of `text` stopped with, placed as serde_json places it.
     pub(crate) fn from_scan(text: &[u8], error: ScanError) -> DecodeError {
         let (line, column) = scan::line_column(text, error.at);
@@ -46,6 +56,7 @@ impl DecodeError {
             column,
             message: error.what,
             syntax: error.syntax,
+            limit: error.limit,
         }
     }
 }
@@ -59,6 +70,7 @@ impl From<&serde_json::Error> for DecodeError {
             column: e.column(),
             message: Cow::Owned(scan::without_position(e)),
             syntax: e.is_syntax() || e.is_eof(),
+            limit: None,
         }
     }
 }

@@ -20,6 +20,18 @@
 //! [`ErrorMessage`]) are read from the same text when asked for,
 //! after this decoder has said what the text is.
 //!
+//! # Limits
+//!
+//! What a notification costs is in proportion to its size: the scan is one pass, the store
+//! keeps the text, and the user-data diff pairs members by hashing and duplicates of a key
+//! in order (see [`UserDataDiff`](crate::gws::UserDataDiff)). The one limit beyond `max_message_bytes`
+//! (which the client enforces before the decoder sees a message) is how deep a call's
+//! `userData` may nest: [`MAX_USER_DATA_DEPTH`] levels, the object itself being level 1.
+//! Deeper user data is refused with a [`DecodeError`] whose [`DecodeError::limit`] says
+//! [`Limit::UserDataDepth`]; a feed reports it as a gap and heals. The number of pairs is
+//! not limited separately: the message size bounds it, and every step over the pairs is
+//! linear (or n log n) in their number.
+//!
 //! `data` is dispatched on its first `messageType`, wherever it appears among the members;
 //! of any other member that appears twice, the last one counts. A call notification counts
 //! as a call only on [`CALLS_CHANNEL`].
@@ -34,9 +46,11 @@ use std::ops::Range;
 pub use self::error::DecodeError;
 use self::scan::{Fault, Result, ScanError, Scanner, Token};
 use super::model::record::Typed;
+use super::model::MAX_USER_DATA_DEPTH;
 use super::model::{
     CallState, CallStateChangeMessage, DeviceStateChangeMessage, ErrorMessage, NotificationType,
 };
+pub use crate::bayeux::Limit;
 use crate::bayeux::Message;
 
 /// The channel GWS publishes call notifications on.
@@ -371,7 +385,10 @@ fn call_object<'a>(s: &mut Scanner<'a>) -> Result<CallFields<'a>> {
             Ok(name) => match name.as_ref() {
                 "id" => id = Some(s.token()?),
                 "state" => state = Some(s.token()?),
-                "userData" => user_data = Some(s.skip_value()?),
+                "userData" => {
+                    user_data =
+                        Some(s.skip_value_within(MAX_USER_DATA_DEPTH, Limit::UserDataDepth)?)
+                }
                 _ => {
                     s.skip_value()?;
                 }
@@ -572,5 +589,47 @@ mod tests {
         // A syntax error before the bad byte is reported first.
         let err = calls_in_batch(b"[{\"channel\" 1, \"\xff\"}]").unwrap_err();
         assert_eq!(err.message(), "expected `:`");
+    }
+
+    #[test]
+    fn user_data_nested_deeper_than_the_limit_is_refused_naming_the_limit() {
+        let nested = |n: usize| format!("{}1{}", r#"{"k":"#.repeat(n - 1), "}".repeat(n - 1));
+        let call = |ud: &str| {
+            body(&format!(
+                r#"{{"messageType":"CallStateChangeMessage","call":{{"id":"c1","userData":{{"a":{ud}}}}}}}"#
+            ))
+        };
+        // `userData` is level 1, its value level 2, and so on.
+        let ok = call(&nested(MAX_USER_DATA_DEPTH - 1 + 1));
+        assert_eq!(calls_in_text(&ok).unwrap().len(), 1);
+        let lists = call(&format!(
+            "{}1{}",
+            "[".repeat(MAX_USER_DATA_DEPTH - 1),
+            "]".repeat(MAX_USER_DATA_DEPTH - 1)
+        ));
+        assert_eq!(calls_in_text(&lists).unwrap().len(), 1);
+        for over in [
+            call(&nested(MAX_USER_DATA_DEPTH + 1)),
+            call(&format!(
+                "{}{}",
+                "[".repeat(MAX_USER_DATA_DEPTH),
+                "]".repeat(MAX_USER_DATA_DEPTH)
+            )),
+            call(&nested(200_000)),
+        ] {
+            let err = calls_in_text(&over).unwrap_err();
+            assert_eq!(err.limit(), Some(Limit::UserDataDepth), "{err}");
+            assert!(!err.is_syntax());
+            assert!(err.message().contains("MAX_USER_DATA_DEPTH"), "{err}");
+            assert_eq!(err.column(), over.find(r#"{"a""#).unwrap() + 1);
+        }
+        // Deep values elsewhere in the call are not user data: kept as text.
+        let elsewhere = body(&format!(
+            r#"{{"messageType":"CallStateChangeMessage","call":{{"id":"c1","x":{}}}}}"#,
+            nested(1000)
+        ));
+        assert_eq!(calls_in_text(&elsewhere).unwrap().len(), 1);
+        // A syntax error inside over-deep user data is still a limit error (found first).
+        assert!(calls_in_text("[1,").unwrap_err().limit().is_none());
     }
 }

@@ -11,14 +11,20 @@
 //! grammar of RFC 8259, escapes (`\u` takes four hex digits; surrogate pairs are checked
 //! only when a string is decoded, as in serde_json), no raw control characters in strings,
 //! nothing after the value. The error carries the position serde_json would report for the
-//! same text, so both readers point at the same column. Nesting depth is not limited (the
-//! open containers are kept in a bit stack, not by recursion).
+//! same text, so both readers point at the same column. Nesting depth is not limited by the
+//! scan itself (the open containers are kept in a bit stack, not by recursion); a caller that
+//! builds values from what it scans passes its limit to [`Scanner::skip_value_within`] (the
+//! call reader does, for `userData`: [`MAX_USER_DATA_DEPTH`]).
 //!
 //! A failing step records its [`ScanError`] in the scanner and returns the empty [`Fault`]:
 //! results stay small enough to travel in registers on the hot path.
 
 use std::borrow::Cow;
 use std::ops::Range;
+
+use crate::bayeux::Limit;
+#[cfg(doc)]
+use crate::gws::MAX_USER_DATA_DEPTH;
 
 /// What is wrong, and where: `at` is the index serde_json reports for it (the 1-based
 /// column of the offending byte on a one-line text; the length when the text ended early).
@@ -28,6 +34,8 @@ pub(crate) struct ScanError {
     pub(crate) what: Cow<'static, str>,
     /// True when the text is not JSON; false when it is, but not of the expected shape.
     pub(crate) syntax: bool,
+    /// The limit the text is over, when that is what is wrong.
+    pub(crate) limit: Option<Limit>,
 }
 
 impl ScanError {
@@ -37,6 +45,18 @@ impl ScanError {
             at: start + 1,
             what: what.into(),
             syntax: false,
+            limit: None,
+        }
+    }
+
+    /// The value that starts at `start` nests deeper than `max`, over `limit`.
+    pub(crate) fn over(start: usize, limit: Limit, max: usize) -> ScanError {
+        ScanError {
+            limit: Some(limit),
+            ..ScanError::value(
+                start,
+                format!("nested deeper than {max} levels: over {limit}"),
+            )
         }
     }
 
@@ -45,6 +65,7 @@ impl ScanError {
             at,
             what: Cow::Borrowed(what),
             syntax: true,
+            limit: None,
         }
     }
 }
@@ -518,24 +539,43 @@ impl<'a> Scanner<'a> {
     /// Reads one value, checking all of it; where it is.
     #[inline(always)]
     pub(crate) fn skip_value(&mut self) -> Result<Range<usize>> {
+        self.skip_value_within(usize::MAX, Limit::UserDataDepth)
+    }
+
+    /// Like [`Scanner::skip_value`], but fails with [`ScanError::over`] `limit` (at the
+    /// value's start) when containers nest deeper than `max_depth` (the value itself, if a
+    /// container, is at depth 1). The text is still checked to the end of the container
+    /// that goes too deep, no further.
+    #[inline(always)]
+    pub(crate) fn skip_value_within(
+        &mut self,
+        max_depth: usize,
+        limit: Limit,
+    ) -> Result<Range<usize>> {
         let Some(c) = self.peek() else {
             return Err(self.fail_next(EOF_VALUE));
         };
         let start = self.pos;
         match c {
-            b'{' | b'[' => self.container()?,
+            b'{' | b'[' => {
+                if !self.container(max_depth)? {
+                    return Err(self.fail(ScanError::over(start, limit, max_depth)));
+                }
+            }
             _ => self.scalar(c)?,
         }
         Ok(start..self.pos)
     }
 
-    /// An object or array, whose opening bracket is the next byte.
-    fn container(&mut self) -> Result<()> {
+    /// An object or array, whose opening bracket is the next byte; false (the cursor on the
+    /// bracket that would open one too many) when they nest deeper than `max_depth`.
+    fn container(&mut self, max_depth: usize) -> Result<bool> {
         let mut open = Open::default();
         let mut c = self.text.as_bytes().get(self.pos).copied().unwrap_or(b'[');
         loop {
             // A value starts here, its first byte `c`.
             match c {
+                b'{' | b'[' if open.len >= max_depth => return Ok(false),
                 b'{' => {
                     self.bump();
                     if self.peek() == Some(b'}') {
@@ -564,7 +604,7 @@ impl<'a> Scanner<'a> {
             // A value ended: close what it ends, up to the next comma.
             loop {
                 let Some(object) = open.innermost() else {
-                    return Ok(());
+                    return Ok(true);
                 };
                 match (self.peek(), object) {
                     (Some(b','), _) => {
