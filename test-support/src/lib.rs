@@ -14,6 +14,7 @@
 
 use std::fmt;
 
+pub mod adversarial;
 pub mod cometd_node;
 pub mod fault_plan;
 pub mod fault_proxy;

@@ -2,6 +2,12 @@
 
 mod support;
 
+/// Counts what each thread holds, for the memory bounds of `adversarial`.
+#[global_allocator]
+static ALLOC: gws_cometd_test_support::adversarial::Counting =
+    gws_cometd_test_support::adversarial::Counting;
+
+mod adversarial;
 mod client_sim;
 mod fault_proxy;
 mod faults_bayeux;

@@ -26,7 +26,7 @@ use super::healing::Healing;
 use super::queue::MAX_EVENTS;
 use super::{lock, Control, Delivery, FeedEvent, Shared, SharedTap};
 use crate::bayeux::backoff::Backoff;
-use crate::bayeux::{BackoffConfig, Message, SessionEvent};
+use crate::bayeux::{BackoffConfig, GapCause, Message, SessionEvent};
 use crate::client::{ClientBuilder, ClientEvent, EventStream, Subscriber};
 use crate::error::{Error, Result};
 use crate::fixture;
@@ -214,6 +214,24 @@ impl Feed {
                         applied.text(),
                     );
                     self.shared.ready.notify_one();
+                }
+            }
+        }
+        if let Err(e) = &decoded {
+            if let Some(limit) = e.limit() {
+                // Whole and well-formed, but over a documented limit: what it said is lost,
+                // like a message over `max_message_bytes`. A gap, so a heal; the consumer
+                // (the CLI, the bridge) logs the gap, once.
+                let cause = GapCause::MessageOverLimit {
+                    channel: raw.channel.to_string(),
+                    limit,
+                    max: wire::max_of(limit),
+                };
+                tracing::debug!("{e}");
+                self.healing.gap();
+                self.push(FeedEvent::Gap { cause });
+                if self.opening.delivery == Delivery::Changes {
+                    return;
                 }
             }
         }

@@ -240,9 +240,17 @@ impl Value {
                 if more {
                     break;
                 }
+                // Without the room a growing vector keeps (four entries at least): a chain
+                // of one-member containers would otherwise hold four times what it needs.
                 done = match open.pop()? {
-                    Building::Object(pairs, _, _) => Some(Value::Object(UserData { pairs })),
-                    Building::List(items, _) => Some(Value::List(items)),
+                    Building::Object(mut pairs, _, _) => {
+                        pairs.shrink_to_fit();
+                        Some(Value::Object(UserData { pairs }))
+                    }
+                    Building::List(mut items, _) => {
+                        items.shrink_to_fit();
+                        Some(Value::List(items))
+                    }
                 };
             }
         }

@@ -106,6 +106,8 @@ pub struct Applied<'a> {
     old_members: Option<Members>,
     /// Where the call's entry keeps its members, to fill for the next diff.
     cache: Option<&'a mut Option<Members>>,
+    /// The new `userData` is over a limit and was not read: no diff.
+    user_data_unread: bool,
 }
 
 impl Applied<'_> {
@@ -150,6 +152,7 @@ impl Applied<'_> {
     pub fn change(&mut self) -> CallChange {
         let old = self.old_user_data.map(|t| (t, self.old_members.as_deref()));
         let (user_data, members) = match (old, self.new_user_data) {
+            _ if self.user_data_unread => (UserDataDiff::default(), None),
             (Some((a, _)), Some(b)) if a == b => (UserDataDiff::default(), self.old_members.take()),
             (old, new) => members::diff(old, new),
         };
@@ -210,9 +213,19 @@ pub fn change_between(
     notification_type: Option<NotificationType>,
 ) -> CallChange {
     fn read(text: Option<&str>) -> Option<CallNotification<'_>> {
-        CallNotification::from_call_text(text?, None).ok()
+        CallNotification::from_listed_call_text(text?, None).ok()
     }
     let (old, new) = (read(before), read(after));
+    let unread =
+        |c: &Option<CallNotification<'_>>| c.as_ref().is_some_and(|c| c.user_data_unread());
+    let user_data = if unread(&old) || unread(&new) {
+        UserDataDiff::default()
+    } else {
+        user_data_diff(
+            old.as_ref().and_then(|c| c.user_data_text()),
+            new.as_ref().and_then(|c| c.user_data_text()),
+        )
+    };
     let old_state = old.as_ref().and_then(|c| c.state().cloned());
     let new_state = new.as_ref().and_then(|c| c.state().cloned());
     let removed = after.is_none() || new_state == Some(CallState::Completed);
@@ -225,10 +238,7 @@ pub fn change_between(
             from: old_state,
             to: new_state,
         }),
-        user_data: user_data_diff(
-            old.as_ref().and_then(|c| c.user_data_text()),
-            new.as_ref().and_then(|c| c.user_data_text()),
-        ),
+        user_data,
         removed,
     }
 }
@@ -393,6 +403,7 @@ impl CallStore {
                 removed: false,
                 old_user_data: None,
                 new_user_data: msg.user_data_text(),
+                user_data_unread: msg.user_data_unread(),
             });
         };
         let entry = self.calls.at_mut(at)?;
@@ -452,6 +463,7 @@ impl CallStore {
             removed: completed,
             old_user_data: old_user_data.and_then(|r| self.previous.get(r)),
             new_user_data: msg.user_data_text(),
+            user_data_unread: msg.user_data_unread(),
         })
     }
 
@@ -462,7 +474,9 @@ impl CallStore {
     /// the store may already know better). Returns what changed, marked `origin`, with each
     /// call's text before and after: a change for each call whose snapshot differs (with no
     /// `notification_type`), and a `removed` one for each stored call the server no longer
-    /// has. Call objects without an `id` cannot be matched; they are skipped with a warning.
+    /// has. Call objects without an `id` cannot be matched; they are skipped with a warning. A
+    /// call whose `userData` is over [`MAX_USER_DATA_DEPTH`](crate::gws::MAX_USER_DATA_DEPTH)
+    /// is kept as listed, its user data not compared (a warning says so).
     pub fn reconcile(
         &mut self,
         current: &[Box<RawValue>],
@@ -473,13 +487,20 @@ impl CallStore {
         let mut out = Vec::new();
         let mut present = HashSet::with_capacity(current.len());
         for text in current {
-            let msg = match CallNotification::from_call_text(text.get(), None) {
+            let msg = match CallNotification::from_listed_call_text(text.get(), None) {
                 Ok(msg) => msg,
                 Err(e) => {
                     tracing::warn!("skipping a call the server listed: {e}");
                     continue;
                 }
             };
+            if msg.user_data_unread() {
+                tracing::warn!(
+                    call = msg.call_id(),
+                    "the server lists a call whose userData nests deeper than {} levels: kept as listed, its user data not compared",
+                    crate::gws::MAX_USER_DATA_DEPTH
+                );
+            }
             present.insert(msg.call_id().to_owned());
             if keep(msg.call_id()) {
                 continue;

@@ -81,6 +81,16 @@ pub struct CallNotification<'a> {
     id: Cow<'a, str>,
     state: Option<CallState>,
     user_data: Option<Range<usize>>,
+    /// The call's `userData` is over a limit and was not read (a call the server listed:
+    /// see [`CallNotification::from_listed_call_text`]).
+    user_data_unread: bool,
+}
+
+/// The value of a limit the decoder enforces.
+pub(crate) fn max_of(limit: Limit) -> usize {
+    match limit {
+        Limit::UserDataDepth => MAX_USER_DATA_DEPTH,
+    }
 }
 
 /// Runs `read` over `text`, turning its fault into a [`DecodeError`]. `read` checks for
@@ -130,10 +140,45 @@ impl<'a> CallNotification<'a> {
             if s.peek() != Some(b'{') {
                 return Err(s.fail(ScanError::value(s.pos(), "the call is not a JSON object")));
             }
-            let fields = call_object(s)?;
+            let fields = call_object(s, MAX_USER_DATA_DEPTH)?;
             s.end()?;
             fields.finish(notification_type, s)
         })
+    }
+
+    /// Like [`CallNotification::from_call_text`], for a call the server listed (a catch-up
+    /// or a heal): a `userData` over [`MAX_USER_DATA_DEPTH`] does not keep the call out. The
+    /// store then holds the call exactly as listed, but its user data is not read: changes
+    /// say nothing about it until a notification within the limits arrives (which reports
+    /// its pairs as added).
+    pub(crate) fn from_listed_call_text(
+        call: &'a str,
+        notification_type: Option<NotificationType>,
+    ) -> std::result::Result<Self, DecodeError> {
+        match CallNotification::from_call_text(call, notification_type.clone()) {
+            Err(e) if e.limit().is_some() => {
+                let mut read = scan_all(call, |s| {
+                    if s.peek() != Some(b'{') {
+                        return Err(
+                            s.fail(ScanError::value(s.pos(), "the call is not a JSON object"))
+                        );
+                    }
+                    let fields = call_object(s, usize::MAX)?;
+                    s.end()?;
+                    fields.finish(notification_type, s)
+                })?;
+                read.user_data = None;
+                read.user_data_unread = true;
+                Ok(read)
+            }
+            other => other,
+        }
+    }
+
+    /// True when the call's `userData` is over a limit and was not read (see
+    /// [`CallNotification::from_listed_call_text`]).
+    pub(crate) fn user_data_unread(&self) -> bool {
+        self.user_data_unread
     }
 
     /// The call object, exactly as received.
@@ -347,7 +392,7 @@ fn data_value<'a>(s: &mut Scanner<'a>) -> Result<Data<'a>> {
             "notificationType" => data.notification_type = Some(s.token()?),
             "call" => {
                 data.call = Some(if s.peek() == Some(b'{') {
-                    Ok(call_object(s)?)
+                    Ok(call_object(s, MAX_USER_DATA_DEPTH)?)
                 } else {
                     Err(s.skip_value()?.start)
                 });
@@ -374,8 +419,8 @@ struct CallFields<'a> {
     bad_key: Option<ScanError>,
 }
 
-/// A call object, whose `{` is the next byte.
-fn call_object<'a>(s: &mut Scanner<'a>) -> Result<CallFields<'a>> {
+/// A call object, whose `{` is the next byte; its `userData` may nest `max_depth` levels.
+fn call_object<'a>(s: &mut Scanner<'a>, max_depth: usize) -> Result<CallFields<'a>> {
     let start = s.pos();
     s.bump();
     let (mut id, mut state, mut user_data, mut bad_key) = (None, None, None, None);
@@ -386,8 +431,7 @@ fn call_object<'a>(s: &mut Scanner<'a>) -> Result<CallFields<'a>> {
                 "id" => id = Some(s.token()?),
                 "state" => state = Some(s.token()?),
                 "userData" => {
-                    user_data =
-                        Some(s.skip_value_within(MAX_USER_DATA_DEPTH, Limit::UserDataDepth)?)
+                    user_data = Some(s.skip_value_within(max_depth, Limit::UserDataDepth)?)
                 }
                 _ => {
                     s.skip_value()?;
@@ -461,6 +505,7 @@ impl<'a> CallFields<'a> {
             id,
             state,
             user_data,
+            user_data_unread: false,
         })
     }
 }

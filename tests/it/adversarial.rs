@@ -1,0 +1,286 @@
+//! Issue 21: every input costs time and memory in proportion to its size, or is refused by a
+//! documented limit with a gap and a heal.
+//!
+//! Each adversarial shape (`gws_cometd_test_support::adversarial`) at the message limit's
+//! order of magnitude goes through the replay/changes path (the one `watch`, the feed and
+//! the bridge share) on a thread with a small stack, and the most memory that thread holds
+//! at once is measured by the counting allocator this test binary runs on: it must stay
+//! within a bound proportional to the input. No wall-clock assertion: a quadratic path shows
+//! as memory (the old diff's table) or as a test that never ends (the harness's timeout).
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use gws_cometd::bayeux::GapCause;
+use gws_cometd::fixture::{FixtureError, Reader, Replay};
+use gws_cometd::gws::rest::Credentials;
+use gws_cometd::gws::{
+    CallChange, CallEvent, CallFeed, CallStore, ChangeOrigin, FeedEvent, Limit, MAX_USER_DATA_DEPTH,
+};
+use gws_cometd_sim::{GwsServerConfig, GwsSimServer, SimConfig};
+use gws_cometd_test_support::adversarial::{self, fixture, nested, peak_during, Shape};
+use gws_cometd_test_support::within_real;
+use serde_json::value::RawValue;
+
+/// About the default `max_message_bytes` (16 MiB) order of magnitude, and quick in a debug
+/// build.
+const SIZE: usize = 4 << 20;
+
+/// The most a thread may hold at once while replaying `bytes` of input: a few copies of the
+/// input (the line, the store's text, the changes' values) and room for the allocator's
+/// rounding (a nested value takes some 16 times its text as `Value`s: 32 bytes a level for
+/// `[`…`]`), never a table of pairs × pairs or a copy per nesting level.
+fn bound(bytes: usize) -> usize {
+    24 * bytes + (16 << 20)
+}
+
+/// Replays `bytes` on a thread with a 256 KiB stack: the changes (or the error), and the
+/// thread's peak of memory held.
+fn replay(bytes: Vec<u8>) -> (Result<Vec<CallChange>, FixtureError>, usize) {
+    std::thread::Builder::new()
+        .name("replay".into())
+        .stack_size(256 << 10)
+        .spawn(move || {
+            peak_during(|| {
+                Replay::new(Reader::new("adversarial.jsonl", &bytes[..]))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+        })
+        .expect("a thread")
+        .join()
+        .expect("the replay does not panic")
+}
+
+#[test]
+fn every_shape_at_the_message_limits_order_of_magnitude_replays_within_a_memory_bound() {
+    for shape in Shape::ALL {
+        let bytes = fixture(shape, SIZE);
+        let len = bytes.len();
+        let (out, peak) = replay(bytes);
+        println!(
+            "ADVERSARIAL {:<40} {:>9} bytes, peak {:>6.1} MB held",
+            shape.name(),
+            len,
+            peak as f64 / 1e6
+        );
+        assert!(
+            peak <= bound(len),
+            "{}: {peak} bytes held for {len} bytes of input",
+            shape.name()
+        );
+        match shape {
+            Shape::OverLimit => match out {
+                Err(FixtureError::Parse { line, message, .. }) => {
+                    assert_eq!(line, 2);
+                    assert!(message.contains("MAX_USER_DATA_DEPTH"), "{message}");
+                }
+                other => panic!("over the limit: refused, got {other:?}"),
+            },
+            Shape::Ordinary => assert!(out.expect("replays").len() > 1000),
+            _ => {
+                let changes = out.expect("replays");
+                assert_eq!(changes.len(), 2, "{}", shape.name());
+                let ud = &changes[1].user_data;
+                assert!(
+                    ud.added.is_empty() && ud.removed.is_empty(),
+                    "{}",
+                    shape.name()
+                );
+                let first = changes[0].user_data.added.len();
+                let expected = match shape {
+                    Shape::Permuted => 0,
+                    _ => first / 2,
+                };
+                assert_eq!(ud.changed.len(), expected, "{}", shape.name());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_shape_twice_as_large_holds_at_most_about_twice_as_much() {
+    // Proportion, not only a bound: the quadratic paths grew four times per doubling.
+    for shape in [Shape::Duplicates, Shape::Permuted, Shape::DeepObjects] {
+        let (_, small) = replay(fixture(shape, SIZE / 2));
+        let (_, large) = replay(fixture(shape, SIZE));
+        println!(
+            "ADVERSARIAL {:<40} peak {small} → {large} bytes for twice the input",
+            shape.name()
+        );
+        assert!(large <= 3 * small, "{}: {small} → {large}", shape.name());
+    }
+}
+
+#[test]
+fn a_call_the_server_lists_over_the_limit_is_kept_as_listed_without_its_user_data_compared() {
+    let deep = nested(1_000, true, "1");
+    let listed = format!(r#"{{"id":"c1","state":"Established","userData":{{"Deep":{deep}}}}}"#);
+    let mut store = CallStore::new();
+    let now = std::time::Instant::now();
+    let current = [RawValue::from_string(listed.clone()).unwrap()];
+    let changes = store.reconcile(&current, now, ChangeOrigin::Heal, |_| false);
+    assert_eq!(changes.len(), 1);
+    assert!(changes[0].change.new);
+    assert!(changes[0].change.user_data.is_empty());
+    assert_eq!(store.get_text("c1"), Some(listed.as_str()));
+    // Listed again within the limits: the store takes it, its pairs come as added.
+    let fine = r#"{"id":"c1","state":"Established","userData":{"A":"1"}}"#;
+    let current = [RawValue::from_string(fine.to_owned()).unwrap()];
+    let changes = store.reconcile(&current, now, ChangeOrigin::Heal, |_| false);
+    assert_eq!(changes[0].change.user_data.added.len(), 1);
+    assert_eq!(store.get_text("c1"), Some(fine));
+}
+
+#[test]
+fn the_limit_is_the_documented_one() {
+    assert_eq!(MAX_USER_DATA_DEPTH, adversarial::DEPTH_LIMIT);
+    assert_eq!(Limit::UserDataDepth.name(), "MAX_USER_DATA_DEPTH");
+}
+
+// ---------------------------------------------------------------------------------------
+// Live, from the simulator.
+
+const USER: &str = "agent";
+const PASSWORD: &str = "adversarial-pa55";
+
+async fn next_change(feed: &mut CallFeed, id: &str) -> CallChange {
+    loop {
+        if let FeedEvent::Call(CallEvent { change, .. }) =
+            feed.next().await.expect("the feed goes on")
+        {
+            if change.call_id == id {
+                return change;
+            }
+        }
+    }
+}
+
+/// `text` without its `"duration":"…"` member's value (the simulator renders it from its
+/// clock).
+fn unclocked(text: &str) -> String {
+    let Some(at) = text.find(r#""duration":""#) else {
+        return text.to_owned();
+    };
+    let value = at + r#""duration":""#.len();
+    let end = text[value..].find('"').map_or(text.len(), |e| value + e);
+    format!("{}{}", &text[..value], &text[end..])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_notification_over_the_limit_is_a_gap_and_is_healed_and_large_shapes_pass() {
+    within_real(
+        "the over-limit notification is healed",
+        Duration::from_secs(60),
+        async {
+            let mut config = GwsServerConfig::new(USER, PASSWORD);
+            config.scenario = Some(Vec::new());
+            config.sim = SimConfig {
+                long_poll_timeout: Duration::from_secs(2),
+                ..SimConfig::default()
+            };
+            let sim = GwsSimServer::start(config).await.expect("simulator starts");
+            let id = sim.gws().ring_inbound("5115", "5001");
+            sim.gws().answer(&id).unwrap();
+            let mut feed = CallFeed::builder(
+                format!("http://{}", sim.addr()),
+                Credentials::new(USER, PASSWORD),
+            )
+            .max_network_delay(Duration::from_secs(1))
+            .connect()
+            .await
+            .expect("the feed connects");
+
+            // Nested over the limit: refused, a gap naming the limit, a heal.
+            let deep = RawValue::from_string(nested(1_000, true, "1")).unwrap();
+            sim.gws()
+                .attach_user_data(&id, vec![("Deep".into(), deep)])
+                .unwrap();
+            let (mut cause, mut healed) = (None, None);
+            while healed.is_none() {
+                match feed.next().await.expect("the feed goes on") {
+                    FeedEvent::Gap { cause: c } => cause = Some(c),
+                    FeedEvent::Healed { changes } if cause.is_some() => healed = Some(changes),
+                    _ => {}
+                }
+            }
+            match cause {
+                Some(GapCause::MessageOverLimit {
+                    channel,
+                    limit,
+                    max,
+                }) => {
+                    assert_eq!(channel, "/v2/me/calls");
+                    assert_eq!(limit, Limit::UserDataDepth);
+                    assert_eq!(max, MAX_USER_DATA_DEPTH);
+                }
+                other => panic!("a MessageOverLimit gap expected, got {other:?}"),
+            }
+            assert_eq!(healed, Some(1));
+            // The store keeps the call as the server lists it.
+            let server = sim.gws().call_json(&id).expect("the call is there");
+            let stored = feed
+                .store_handle()
+                .lock()
+                .unwrap()
+                .get_text(&id)
+                .map(unclocked);
+            assert_eq!(stored, Some(unclocked(&server)));
+
+            // Removing it is the next notification within the limits: the feed goes on.
+            sim.gws().delete_user_data_pair(&id, "Deep").unwrap();
+            let change = next_change(&mut feed, &id).await;
+            assert_eq!(change.origin, ChangeOrigin::Notification);
+
+            // Large adversarial shapes within the limits pass through live, as notifications.
+            for shape in [Shape::Duplicates, Shape::Permuted] {
+                let ud = adversarial::user_data(shape, 1 << 20, false);
+                let pairs = pairs_of(&ud);
+                let n = pairs.len();
+                sim.gws().attach_user_data(&id, pairs).unwrap();
+                let change = next_change(&mut feed, &id).await;
+                assert_eq!(
+                    change.origin,
+                    ChangeOrigin::Notification,
+                    "{}",
+                    shape.name()
+                );
+                assert_eq!(change.user_data.added.len(), n, "{}", shape.name());
+                sim.gws().delete_user_data(&id).unwrap();
+                let change = next_change(&mut feed, &id).await;
+                assert_eq!(change.user_data.removed.len(), n, "{}", shape.name());
+            }
+            feed.disconnect().await;
+        },
+    )
+    .await;
+}
+
+/// The pairs of a user-data object text, values as raw JSON.
+fn pairs_of(text: &str) -> Vec<(String, Box<RawValue>)> {
+    struct Pairs(Vec<(String, Box<RawValue>)>);
+    impl<'de> serde::Deserialize<'de> for Pairs {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Pairs;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut m: A,
+                ) -> Result<Pairs, A::Error> {
+                    let mut out = Vec::new();
+                    while let Some((k, v)) = m.next_entry::<String, Box<RawValue>>()? {
+                        out.push((k, v));
+                    }
+                    Ok(Pairs(out))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    serde_json::from_str::<Pairs>(text)
+        .expect("user data is an object")
+        .0
+}
