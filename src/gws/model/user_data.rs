@@ -192,12 +192,12 @@ impl Value {
                 b'{' | b'[' if open.len() >= max_depth => return None,
                 b'{' => {
                     s.bump();
-                    open.push(Building::Object(Vec::new(), String::new(), true));
+                    open.push(Building::Object(Vec::with_capacity(1), String::new(), true));
                     None
                 }
                 b'[' => {
                     s.bump();
-                    open.push(Building::List(Vec::new(), true));
+                    open.push(Building::List(Vec::with_capacity(1), true));
                     None
                 }
                 b'"' => {
@@ -240,8 +240,8 @@ impl Value {
                 if more {
                     break;
                 }
-                // Without the room a growing vector keeps (four entries at least): a chain
-                // of one-member containers would otherwise hold four times what it needs.
+                // Started with room for one (a chain of one-member containers then allocates
+                // once a level) and without the room a grown vector keeps.
                 done = match open.pop()? {
                     Building::Object(mut pairs, _, _) => {
                         pairs.shrink_to_fit();
