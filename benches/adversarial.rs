@@ -65,7 +65,11 @@ fn main() {
         .and_then(|i| args.get(i + 1)?.parse().ok())
         .unwrap_or(4);
     // `cargo test --benches` runs this with `--test`: one quick pass is enough there.
-    let size = if args.iter().any(|a| a == "--test") { 1 << 18 } else { mb << 20 };
+    let size = if args.iter().any(|a| a == "--test") {
+        1 << 18
+    } else {
+        mb << 20
+    };
     println!(
         "adversarial user data, ~{} MB per shape; time per MB is the fastest of {RUNS} runs; peak = most bytes held at once",
         size >> 20

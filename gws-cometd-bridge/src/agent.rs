@@ -1,7 +1,16 @@
 //! One agent in the bridge: a reader task that follows the agent's feed into a bounded
 //! queue (never waiting on NATS, so the feed never has to coalesce), and a writer task that
 //! writes the queue to JetStream, one change at a time, retrying with the same message id.
+//!
+//! One agent's trouble stays its own: a feed that ends for good is followed again after a
+//! backoff, and a task that panics is started again after a backoff (the queue and the
+//! session state live outside the tasks, so nothing is lost but the panicking step); both
+//! count in `gws_bridge_agent_restarts_total`, and the other agents never notice. No input
+//! aborts the process: the library decodes and diffs every notification in time and memory
+//! in proportion to its size, and refuses what is over its documented limits (a gap, then a
+//! heal).
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -20,6 +29,14 @@ use gws_cometd::gws::rest::Credentials;
 
 /// Backoff between logins of an agent whose login failed (or whose feed ended).
 const LOGIN_BACKOFF: BackoffConfig = BackoffConfig {
+    initial: Duration::from_secs(1),
+    max: Duration::from_secs(60),
+    factor: 2.0,
+    jitter: true,
+};
+
+/// Backoff between starts of an agent task that panicked.
+const RESTART_BACKOFF: BackoffConfig = BackoffConfig {
     initial: Duration::from_secs(1),
     max: Duration::from_secs(60),
     factor: 2.0,
@@ -53,11 +70,18 @@ struct AgentState {
     queue: Mutex<AgentQueue>,
     wake: Notify,
     reader_done: AtomicBool,
+    /// The session's state as the metrics have it (kept here, so a restarted reader moves
+    /// it on from where the last one left it).
+    session: Mutex<Option<SessionState>>,
 }
 
 impl AgentState {
     fn queue(&self) -> MutexGuard<'_, AgentQueue> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn session(&self) -> MutexGuard<'_, Option<SessionState>> {
+        self.session.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -74,10 +98,66 @@ pub(crate) fn spawn(agent: Credentials, shared: Shared) -> AgentTasks {
         queue: Mutex::new(AgentQueue::new(shared.buffer)),
         wake: Notify::new(),
         reader_done: AtomicBool::new(false),
+        session: Mutex::new(None),
     });
-    let reader = tokio::spawn(read(agent, shared.clone(), state.clone()));
-    let writer = tokio::spawn(write(name, shared, state));
+    let reader = {
+        let (shared, state, name) = (shared.clone(), state.clone(), name.clone());
+        tokio::spawn(async move {
+            let run = || read(agent.clone(), shared.clone(), state.clone());
+            supervised(&name, "reader", &shared.metrics, shared.stop.clone(), run).await;
+            // Also when it stopped while waiting to start again.
+            state.reader_done.store(true, Ordering::Release);
+            state.wake.notify_one();
+        })
+    };
+    let writer = tokio::spawn(async move {
+        let run = || write(name.clone(), shared.clone(), state.clone());
+        supervised(&name, "writer", &shared.metrics, shared.stop.clone(), run).await;
+    });
     AgentTasks { reader, writer }
+}
+
+/// Runs the task `run` makes, on a task of its own, until it returns; one that panics is
+/// counted, logged and started again after a backoff (unless the bridge is stopping).
+async fn supervised<F, Fut>(
+    agent: &str,
+    what: &str,
+    metrics: &Metrics,
+    mut stop: watch::Receiver<bool>,
+    run: F,
+) where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut backoff = Backoff::new(&RESTART_BACKOFF);
+    loop {
+        let started = Instant::now();
+        let panic = match tokio::spawn(run()).await {
+            Ok(()) => return,
+            Err(e) if e.is_panic() => e.into_panic(),
+            // Cancelled: the runtime is shutting down.
+            Err(_) => return,
+        };
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_owned());
+        metrics.inner.agent_restarts.inc();
+        // A task that ran a good while before it failed starts again soon.
+        if started.elapsed() > RESTART_BACKOFF.max {
+            backoff.reset();
+        }
+        let delay = backoff.next_delay();
+        tracing::error!(agent = %agent, task = what, restart_in = ?delay, "the agent's {what} task panicked ({message}); starting it again, the other agents go on");
+        if *stop.borrow() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
 }
 
 /// Follows the agent's feed until told to stop; logs in again (with backoff) after a
@@ -87,13 +167,13 @@ async fn read(agent: Credentials, shared: Shared, state: Arc<AgentState>) {
     let metrics = &shared.metrics;
     let mut stop = shared.stop.clone();
     let mut backoff = Backoff::new(&LOGIN_BACKOFF);
-    let mut current: Option<SessionState> = None;
-    let moved = |to: SessionState, current: &mut Option<SessionState>| {
+    let moved = |to: SessionState| {
+        let mut current = state.session();
         metrics.session_moved(*current, to);
         *current = Some(to);
     };
     'session: while !*stop.borrow() {
-        moved(SessionState::Connecting, &mut current);
+        moved(SessionState::Connecting);
         let floor = session_floor(&shared).await;
         let connected = tokio::select! {
             // Boxed: only while logging in.
@@ -105,7 +185,7 @@ async fn read(agent: Credentials, shared: Shared, state: Arc<AgentState>) {
             Err(e) => {
                 metrics.inner.login_failures.inc();
                 metrics.login_failing(&name, true);
-                moved(SessionState::LoginFailed, &mut current);
+                moved(SessionState::LoginFailed);
                 let delay = backoff.next_delay();
                 tracing::warn!(agent = %name, retry_in = ?delay, "login failed: {e}");
                 tokio::select! {
@@ -116,7 +196,7 @@ async fn read(agent: Credentials, shared: Shared, state: Arc<AgentState>) {
         };
         metrics.login_failing(&name, false);
         backoff.reset();
-        moved(SessionState::Connected, &mut current);
+        moved(SessionState::Connected);
         loop {
             let event = tokio::select! {
                 e = feed.next() => Some(e),
@@ -169,8 +249,8 @@ async fn read(agent: Credentials, shared: Shared, state: Arc<AgentState>) {
                 Seen::LoggedInAgain => {
                     metrics.inner.relogins.inc();
                 }
-                Seen::Connected => moved(SessionState::Connected, &mut current),
-                Seen::ConnectionLost => moved(SessionState::Disconnected, &mut current),
+                Seen::Connected => moved(SessionState::Connected),
+                Seen::ConnectionLost => moved(SessionState::Disconnected),
                 Seen::Ended(e) => {
                     tracing::warn!(agent = %name, "the feed ended: {e}");
                 }
@@ -181,14 +261,15 @@ async fn read(agent: Credentials, shared: Shared, state: Arc<AgentState>) {
             }
         }
         // The feed ended (a fatal session error): start over after a pause.
-        moved(SessionState::Disconnected, &mut current);
+        moved(SessionState::Disconnected);
+        metrics.inner.agent_restarts.inc();
         let delay = backoff.next_delay();
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = stop.wait_for(|s| *s) => break,
         }
     }
-    moved(SessionState::Stopped, &mut current);
+    moved(SessionState::Stopped);
     state.reader_done.store(true, Ordering::Release);
     state.wake.notify_one();
 }
@@ -453,10 +534,70 @@ mod tests {
             queue: Mutex::new(AgentQueue::new(10)),
             wake: Notify::new(),
             reader_done: AtomicBool::new(false),
+            session: Mutex::new(None),
         });
         let r = read(Credentials::new("a", "b"), shared.clone(), state.clone());
         let w = write("a".into(), shared, state);
         let (r, w) = (std::mem::size_of_val(&r), std::mem::size_of_val(&w));
         assert!(r < 4096 && w < 4096, "read {r} bytes, write {w} bytes");
+    }
+
+    /// A task that panics (one agent's bad step) is started again after a backoff and
+    /// counted, until it returns; a second agent's task beside it runs on untouched.
+    #[tokio::test(start_paused = true)]
+    async fn a_task_that_panics_is_started_again_with_backoff_and_counted() {
+        use std::sync::atomic::AtomicUsize;
+        let metrics = Metrics::new();
+        let (_stop_tx, stop) = watch::channel(false);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let other = Arc::new(AtomicUsize::new(0));
+        let ticking = {
+            let other = other.clone();
+            tokio::spawn(async move {
+                loop {
+                    other.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            })
+        };
+        let started = Instant::now();
+        let r = runs.clone();
+        supervised("a", "reader", &metrics, stop, move || {
+            let r = r.clone();
+            async move {
+                if r.fetch_add(1, Ordering::Relaxed) < 2 {
+                    panic!("a bad notification");
+                }
+            }
+        })
+        .await;
+        assert_eq!(runs.load(Ordering::Relaxed), 3);
+        assert_eq!(metrics.snapshot().agent_restarts, 2);
+        // Two backoffs of at least the initial delay each.
+        assert!(
+            started.elapsed() >= 2 * RESTART_BACKOFF.initial,
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            other.load(Ordering::Relaxed) >= 20,
+            "the other agent went on"
+        );
+        ticking.abort();
+    }
+
+    /// Stopping while a panicked task waits to start again ends the wait.
+    #[tokio::test(start_paused = true)]
+    async fn stopping_ends_the_wait_to_start_again() {
+        let metrics = Metrics::new();
+        let (stop_tx, stop) = watch::channel(false);
+        let supervisor = tokio::spawn(async move {
+            supervised("a", "writer", &metrics, stop, || async { panic!("always") }).await;
+            metrics.snapshot().agent_restarts
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        stop_tx.send(true).unwrap();
+        let restarts = supervisor.await.unwrap();
+        assert_eq!(restarts, 1);
     }
 }

@@ -15,6 +15,7 @@
 //! | `gws_bridge_rehandshakes_total` | counter | Bayeux re-handshakes |
 //! | `gws_bridge_relogins_total` | counter | HTTP sessions that expired and were logged in again |
 //! | `gws_bridge_login_failures_total` | counter | failed logins (each retried with backoff) |
+//! | `gws_bridge_agent_restarts_total` | counter | agent tasks started again after their feed ended for good or a task panicked (with backoff; the other agents go on) |
 //! | `gws_bridge_publish_errors_total` | counter | JetStream writes that failed and were retried |
 //! | `gws_bridge_kv_writes_total`, `gws_bridge_kv_conflicts_total` | counter | KV entries written; CAS refusals (a peer wrote first) |
 //! | `gws_bridge_nats_connected` | gauge | 1 while the NATS connection is up |
@@ -102,6 +103,7 @@ pub(crate) struct Inner {
     pub rehandshakes: Counter,
     pub relogins: Counter,
     pub login_failures: Counter,
+    pub agent_restarts: Counter,
     pub publish_errors: Counter,
     pub kv_writes: Counter,
     pub kv_conflicts: Counter,
@@ -158,6 +160,8 @@ pub struct MetricsSnapshot {
     pub relogins: u64,
     /// See the module docs.
     pub login_failures: u64,
+    /// See the module docs.
+    pub agent_restarts: u64,
     /// See the module docs.
     pub publish_errors: u64,
     /// See the module docs.
@@ -247,6 +251,11 @@ impl Metrics {
             "login_failures",
             "Failed logins, each retried with backoff",
         );
+        let agent_restarts = counter(
+            &mut registry,
+            "agent_restarts",
+            "Agent tasks started again after their feed ended or a task panicked",
+        );
         let publish_errors = counter(
             &mut registry,
             "publish_errors",
@@ -292,6 +301,7 @@ impl Metrics {
                 rehandshakes,
                 relogins,
                 login_failures,
+                agent_restarts,
                 publish_errors,
                 kv_writes,
                 kv_conflicts,
@@ -336,6 +346,7 @@ impl Metrics {
             rehandshakes: self.inner.rehandshakes.get(),
             relogins: self.inner.relogins.get(),
             login_failures: self.inner.login_failures.get(),
+            agent_restarts: self.inner.agent_restarts.get(),
             publish_errors: self.inner.publish_errors.get(),
             kv_writes: self.inner.kv_writes.get(),
             kv_conflicts: self.inner.kv_conflicts.get(),
