@@ -195,14 +195,23 @@ async fn a_live_notification_over_the_limit_is_a_gap_and_is_healed_and_large_sha
             sim.gws()
                 .attach_user_data(&id, vec![("Deep".into(), deep)])
                 .unwrap();
-            let (mut cause, mut healed) = (None, None);
+            let (mut cause, mut healed, mut heal_change) = (None, None, None);
             while healed.is_none() {
                 match feed.next().await.expect("the feed goes on") {
                     FeedEvent::Gap { cause: c } => cause = Some(c),
+                    FeedEvent::Call(CallEvent { change, call })
+                        if change.origin == ChangeOrigin::Heal =>
+                    {
+                        heal_change = Some((change, call))
+                    }
                     FeedEvent::Healed { changes } if cause.is_some() => healed = Some(changes),
                     _ => {}
                 }
             }
+            let (change, call) = heal_change.expect("the heal's change");
+            assert_eq!(change.call_id, id);
+            assert!(change.user_data.is_empty(), "not compared: {change:?}");
+            assert!(call.is_some_and(|c| c.get().contains(r#""Deep":{"k":{"k":"#)));
             match cause {
                 Some(GapCause::MessageOverLimit {
                     channel,

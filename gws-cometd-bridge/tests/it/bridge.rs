@@ -28,6 +28,7 @@ use gws_cometd_bridge::{
 use gws_cometd_sim::gws::parse_scenario;
 use gws_cometd_sim::{GwsServerConfig, GwsSimServer};
 use nats::NatsServer;
+use serde_json::value::RawValue;
 
 const PASSWORD: &str = "bridge-pa55";
 
@@ -911,6 +912,101 @@ async fn a_catch_up_is_held_against_the_stream_not_against_an_empty_store() {
         assert!(p.get("new").is_none(), "{p}");
         assert_eq!(p["state"]["from"], "Established");
         assert_eq!(p["state"]["to"], "Held");
+    })
+    .await;
+}
+
+/// One agent's bad notification stays its own: a call's user data nested over the
+/// library's limit is refused (a gap, then a heal from the server's calls that publishes the
+/// call as GWS lists it), nothing aborts, no task has to be restarted, and the other agent
+/// publishes every change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_agents_notification_over_the_limit_is_healed_and_the_others_go_on() {
+    const N: usize = 2;
+    within("the test", Duration::from_secs(60), async {
+        let nats = nats_server().await;
+        let sim = sim(N, SCENARIO).await;
+        let bridge = Bridge::start(config(&sim, &nats, N, "replica-a"))
+            .await
+            .expect("bridge");
+        wait_connected(&bridge, N).await;
+        let sick = agent(0);
+        until("agent 0 has a call", Duration::from_secs(20), || {
+            !sim.gws().call_ids_for(&sick).is_empty()
+        })
+        .await;
+        let id = sim.gws().call_ids_for(&sick)[0].clone();
+        let deep = format!("{}1{}", r#"{"k":"#.repeat(1_000), "}".repeat(1_000));
+        // The call may have moved on meanwhile (completed): then the next call gets it.
+        let mut attached = sim
+            .gws()
+            .attach_user_data(
+                &id,
+                vec![("Deep".into(), RawValue::from_string(deep.clone()).unwrap())],
+            )
+            .is_ok();
+        while !attached {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if let Some(id) = sim.gws().call_ids_for(&sick).first() {
+                attached = sim
+                    .gws()
+                    .attach_user_data(
+                        id,
+                        vec![("Deep".into(), RawValue::from_string(deep.clone()).unwrap())],
+                    )
+                    .is_ok();
+            }
+        }
+        until("a gap and a heal", Duration::from_secs(20), || {
+            let s = bridge.metrics().snapshot();
+            s.gaps >= 1 && s.heals >= 1
+        })
+        .await;
+        // The other agent publishes all of its changes.
+        let js = js(&nats).await;
+        let healthy = agent(1);
+        within(
+            "the other agent's changes",
+            Duration::from_secs(30),
+            async {
+                loop {
+                    let n = stored(&js)
+                        .await
+                        .iter()
+                        .filter(|m| m.payload["agent"] == healthy.as_str())
+                        .count();
+                    if n >= CHANGES_PER_AGENT {
+                        assert_eq!(n, CHANGES_PER_AGENT);
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            },
+        )
+        .await;
+        // The heal published the call as GWS lists it, deep user data and all.
+        // The heals published what the refused notifications said, as GWS lists the call
+        // (held for the settle time first, as every catch-up and heal change is).
+        within("agent 0's heal changes", Duration::from_secs(20), async {
+            loop {
+                let heals = stored(&js)
+                    .await
+                    .into_iter()
+                    .filter(|m| {
+                        m.payload["agent"] == sick.as_str() && m.payload["origin"] == "heal"
+                    })
+                    .count();
+                if heals > 0 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await;
+        let s = bridge.metrics().snapshot();
+        assert_eq!(s.agent_restarts, 0, "{s:?}");
+        assert_eq!(s.sessions_in(SessionState::Connected), N as i64, "{s:?}");
+        bridge.shutdown().await;
     })
     .await;
 }
