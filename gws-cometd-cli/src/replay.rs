@@ -135,4 +135,23 @@ mod tests {
         assert!(err.starts_with("calls.jsonl:2:"), "{err}");
         assert!(err.contains("not JSON"), "{err}");
     }
+
+    #[test]
+    fn user_data_nested_over_the_limit_is_refused_at_its_line_naming_the_limit() {
+        let deep = format!("{}1{}", r#"{"k":"#.repeat(200_000), "}".repeat(200_000));
+        let call = CALL.replace(
+            r#""state":"Ringing"}"#,
+            &format!(r#""state":"Ringing","userData":{{"Deep":{deep}}}}}"#),
+        );
+        let text = format!("{CALL}\n{call}\n");
+        let err = replay_text(text.as_bytes()).unwrap_err();
+        let column = call.find(r#"{"Deep""#).unwrap() + 1;
+        assert_eq!(
+            err,
+            format!("calls.jsonl:2:{column}: nested deeper than 64 levels: over the `userData` nesting depth limit (MAX_USER_DATA_DEPTH)")
+        );
+        // The snapshot reads the same decoder: refused the same way.
+        let snap = replay("calls.jsonl".as_ref(), text.as_bytes(), true).unwrap_err();
+        assert_eq!(snap, err);
+    }
 }
