@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use indexmap::IndexMap;
 use serde::Serialize;
 
-use super::user_data::{UserData, Value, MAX_USER_DATA_DEPTH};
+use super::user_data::{same_json, UserData, Value, MAX_USER_DATA_DEPTH};
 
 /// One key-value pair.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -203,8 +203,9 @@ impl DiffValue for JsonText<'_> {
         }
         match (a.as_bytes().first(), b.as_bytes().first()) {
             (Some(b'"'), Some(b'"')) if !a.contains('\\') && !b.contains('\\') => false,
-            (Some(x @ (b'"' | b'{' | b'[')), Some(y)) if x == y => {
-                self.to_value() == other.to_value()
+            (Some(b'"'), Some(b'"')) => self.to_value() == other.to_value(),
+            (Some(x @ (b'{' | b'[')), Some(y)) if x == y => {
+                same_json(a, b).unwrap_or_else(|| self.to_value() == other.to_value())
             }
             // Numbers compare by their text (as [`Value`] does); literals differ when their
             // texts do.
@@ -359,6 +360,27 @@ mod tests {
             json(&d),
             r#"{"changed":[{"key":"K","old":{"a":[1,{"b":null}]},"new":{"a":[1,{"b":true}]}}]}"#
         );
+        // Comparing without building agrees with comparing what is built.
+        let texts = [
+            r#"{"a":[1,"A"]}"#,
+            r#"{ "a" : [ 1 , "\u0041" ] }"#,
+            r#"{"\u0061":[1,"A"]}"#,
+            r#"{"a":[1,"A"],"a":null}"#,
+            r#"{"a":[1.0,"A"]}"#,
+            r#"{"a":[[1],"A"]}"#,
+            r#"{"a":{"b":[]}}"#,
+            r#"{"a":{"b":{}}}"#,
+            r#"[{"a":true},false]"#,
+            r#"[{"a":true}]"#,
+            "[]",
+            "{}",
+        ];
+        for a in texts {
+            for b in texts {
+                let built = Value::from_json(a, 64) == Value::from_json(b, 64);
+                assert_eq!(same_json(a, b), Some(built), "{a} vs {b}");
+            }
+        }
         // Deep text builds up to the limit, not beyond (and never recursively).
         let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
         assert!(Value::from_json(&deep(MAX_USER_DATA_DEPTH), MAX_USER_DATA_DEPTH).is_some());

@@ -9,6 +9,7 @@
 //! no copy of each level's text), and hold at most [`MAX_USER_DATA_DEPTH`] levels: deeper
 //! text is refused, so the recursion that compares, writes and drops a [`Value`] is bounded.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -270,6 +271,94 @@ impl Value {
                     Value::Float(n)
                 })
             }
+        }
+    }
+}
+
+/// One step of a walk over a JSON value's text (see [`same_json`]).
+#[derive(PartialEq)]
+enum Step<'a> {
+    Open { object: bool },
+    Key(Cow<'a, str>),
+    Str(Cow<'a, str>),
+    /// A number or literal, as text.
+    Scalar(&'a str),
+    Close,
+}
+
+/// A walk over one JSON value's text, step by step, with an explicit stack.
+struct Walk<'a> {
+    s: Scanner<'a>,
+    /// Per open container: an object?, and still before its first member?
+    open: Vec<(bool, bool)>,
+    value_next: bool,
+}
+
+impl<'a> Walk<'a> {
+    fn new(text: &'a str) -> Self {
+        Walk {
+            s: Scanner::new(text),
+            open: Vec::new(),
+            value_next: true,
+        }
+    }
+
+    /// The next step; `Some(None)` at the end, `None` when the text is not one JSON value
+    /// (or a string escapes half a surrogate pair).
+    fn next(&mut self) -> Option<Option<Step<'a>>> {
+        if !self.value_next {
+            let Some((object, first)) = self.open.last_mut() else {
+                return self.s.end().ok().map(|()| None);
+            };
+            if *object {
+                return match self.s.next_key(first).ok()? {
+                    Some(k) => {
+                        self.value_next = true;
+                        Some(Some(Step::Key(self.s.decoded(k, "key").ok()?)))
+                    }
+                    None => {
+                        self.open.pop();
+                        Some(Some(Step::Close))
+                    }
+                };
+            }
+            if !self.s.next_element(first).ok()? {
+                self.open.pop();
+                return Some(Some(Step::Close));
+            }
+        }
+        self.value_next = false;
+        Some(Some(match self.s.peek()? {
+            c @ (b'{' | b'[') => {
+                self.s.bump();
+                let object = c == b'{';
+                self.open.push((object, true));
+                Step::Open { object }
+            }
+            b'"' => {
+                let token = self.s.string().ok()?;
+                Step::Str(self.s.decoded(token, "string").ok()?)
+            }
+            _ => {
+                let range = self.s.skip_value().ok()?;
+                Step::Scalar(self.s.slice(range))
+            }
+        }))
+    }
+}
+
+/// Whether two JSON value texts are equal as [`Value`]s (strings and keys decoded, numbers
+/// and literals by their text, members in order), without building either: both are walked
+/// in step, in one pass and with an explicit stack. `None` when either is not JSON.
+pub(crate) fn same_json(a: &str, b: &str) -> Option<bool> {
+    let (mut a, mut b) = (Walk::new(a), Walk::new(b));
+    loop {
+        let (x, y) = (a.next()?, b.next()?);
+        if x != y {
+            return Some(false);
+        }
+        if x.is_none() {
+            return Some(true);
         }
     }
 }
