@@ -233,8 +233,14 @@ async fn read(agent: Credentials, shared: Shared, state: Arc<AgentState>) {
                         sweep_ended(&shared, &name, floor, feed.store_handle(), state.clone());
                     }
                 }
-                Seen::Gap { rehandshake } => {
+                Seen::Gap {
+                    rehandshake,
+                    over_limit,
+                } => {
                     metrics.inner.gaps.inc();
+                    if let Some(cause) = over_limit {
+                        tracing::warn!(agent = %name, "{cause}; healing from the server's calls");
+                    }
                     if rehandshake {
                         metrics.inner.rehandshakes.inc();
                     }

@@ -45,7 +45,12 @@ pub(crate) enum Seen {
     /// The catch-up is done.
     Ready { calls: usize },
     /// Messages may have been lost.
-    Gap { rehandshake: bool },
+    Gap {
+        rehandshake: bool,
+        /// Why, when a notification was over a limit (the one gap the bridge logs: the
+        /// feed's heal is logged for every gap).
+        over_limit: Option<String>,
+    },
     /// A heal is done.
     Healed { changes: usize },
     /// Reading the calls after a gap failed (retried by the feed).
@@ -74,6 +79,8 @@ pub(crate) fn sort(event: FeedEvent) -> Seen {
         FeedEvent::Ready { calls } => Seen::Ready { calls },
         FeedEvent::Gap { cause } => Seen::Gap {
             rehandshake: matches!(cause, GapCause::Rehandshake),
+            over_limit: matches!(cause, GapCause::MessageOverLimit { .. })
+                .then(|| cause.to_string()),
         },
         FeedEvent::Healed { changes } => Seen::Healed { changes },
         FeedEvent::HealFailed(e) => Seen::HealFailed(e),

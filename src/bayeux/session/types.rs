@@ -344,7 +344,9 @@ impl fmt::Display for GapCause {
                 max,
             } => write!(
                 f,
-                "a message on {channel} was over {limit}, {max}, and was not applied"
+                "a message on {channel} was over the {} limit of {max} ({}) and was not applied",
+                limit.what(),
+                limit.name()
             ),
         }
     }

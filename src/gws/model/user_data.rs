@@ -278,7 +278,9 @@ impl Value {
 /// One step of a walk over a JSON value's text (see [`same_json`]).
 #[derive(PartialEq)]
 enum Step<'a> {
-    Open { object: bool },
+    Open {
+        object: bool,
+    },
     Key(Cow<'a, str>),
     Str(Cow<'a, str>),
     /// A number or literal, as text.
