@@ -11,6 +11,10 @@
 //! | `pairs`, `plain` | `KEY=VALUE`/`KEY:=JSON`; JSON errors in plain words |
 //! | `log`, `hint`, `signal` | stderr (text/JSON), last-line hints, Ctrl-C and SIGTERM |
 
+// The doc comments of the arguments are clap's `--help` text, where a URL is shown as the
+// user types it: no `<...>` around it for rustdoc's sake.
+#![allow(rustdoc::bare_urls)]
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

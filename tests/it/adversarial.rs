@@ -10,7 +10,6 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use gws_cometd::bayeux::GapCause;
 use gws_cometd::fixture::{FixtureError, Reader, Replay};
 use gws_cometd::gws::rest::Credentials;
