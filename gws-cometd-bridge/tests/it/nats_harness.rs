@@ -245,7 +245,7 @@ async fn harness_server_dies_with_the_test_process() {
         tokio::process::Command::new(exe)
             .args([
                 "--exact",
-                "harness_orphan_child",
+                "nats_harness::harness_orphan_child",
                 "--ignored",
                 "--nocapture",
             ])
