@@ -9,10 +9,7 @@
 //! with `FAULT-SUITE` so that `cargo test --test faults_bayeux -- --nocapture | grep
 //! FAULT-SUITE` gives the table.
 
-use std::future::Future;
 use std::time::Duration;
-
-use tokio::sync::oneshot;
 
 use crate::fault_proxy::{Cut, FaultProxy, Stats};
 
@@ -138,21 +135,6 @@ pub async fn run_phase(proxy: &FaultProxy, phase: Phase) {
         );
     }
     proxy.clear();
-}
-
-/// Fails the test after `secs` of real time, kept by a std thread (the suite runs on real
-/// time, but a bound that cannot be fooled by the runtime is cheap).
-pub async fn bounded<T>(secs: u64, test: impl Future<Output = T>) -> T {
-    let (tx, rx) = oneshot::channel::<()>();
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(secs));
-        let _ = tx.send(());
-    });
-    tokio::select! {
-        biased;
-        out = test => out,
-        _ = rx => panic!("test still running after {secs} s of real time"),
-    }
 }
 
 /// One row of the table: what a fault cost on one server.

@@ -1,6 +1,7 @@
 //! The client against the in-process simulator over real HTTP on 127.0.0.1: delivery,
 //! recovery from every simulator fault, and the errors that end a client.
 
+use gws_cometd_test_support::within;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -8,7 +9,6 @@ use gws_cometd::bayeux::{GapCause, SessionError, SessionEvent};
 use gws_cometd::transport::{HttpTransport, HttpTransportBuilder};
 use gws_cometd::{Client, ClientBuilder, ClientEvent, Error, EventStream, Subscriber};
 use gws_cometd_sim::{Fault, SimConfig, SimServer};
-use tokio::time::timeout;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -37,7 +37,7 @@ async fn expect_event<T>(
     events: &mut EventStream,
     mut pick: impl FnMut(&ClientEvent) -> Option<T>,
 ) -> T {
-    timeout(LIMIT, async {
+    within("the expected event", LIMIT, async {
         while let Some(ev) = events.next().await {
             if let Some(t) = pick(&ev) {
                 return t;
@@ -46,7 +46,6 @@ async fn expect_event<T>(
         panic!("event stream ended before the expected event");
     })
     .await
-    .expect("expected event within the limit")
 }
 
 async fn subscribed(events: &mut EventStream, channel: &str) {
@@ -61,9 +60,8 @@ async fn subscribed(events: &mut EventStream, channel: &str) {
 }
 
 async fn next_data(sub: &mut Subscriber) -> String {
-    let m = timeout(LIMIT, sub.next())
+    let m = within("a message", LIMIT, sub.next())
         .await
-        .expect("a message within the limit")
         .expect("stream still open");
     m.data.expect("data message").get().to_string()
 }
@@ -270,7 +268,9 @@ async fn advice_none_terminates_with_a_clear_error() {
     );
     assert!(error.to_string().contains("none"));
     assert!(
-        timeout(LIMIT, sub.next()).await.unwrap().is_none(),
+        within("the end of the stream", LIMIT, sub.next())
+            .await
+            .is_none(),
         "stream ends"
     );
 }
@@ -352,12 +352,12 @@ async fn publish_is_acknowledged_and_delivered_to_subscribers() {
     let mut events = client.events();
     let mut sub = client.subscribe("/chat/room").await.unwrap();
     subscribed(&mut events, "/chat/room").await;
-    timeout(
+    within(
+        "the publish",
         LIMIT,
         client.publish("/chat/room", &serde_json::json!({"text": "hi"})),
     )
     .await
-    .unwrap()
     .unwrap();
     assert_eq!(next_data(&mut sub).await, r#"{"text":"hi"}"#);
     let seen = sim.published_by_clients();
@@ -421,8 +421,10 @@ async fn disconnect_ends_streams_and_the_server_session() {
     let mut sub = client.subscribe("/v2/me/calls").await.unwrap();
     subscribed(&mut events, "/v2/me/calls").await;
     assert_eq!(sim.stats().sessions, 1);
-    timeout(LIMIT, client.disconnect()).await.unwrap();
-    assert!(timeout(LIMIT, sub.next()).await.unwrap().is_none());
+    within("the disconnect", LIMIT, client.disconnect()).await;
+    assert!(within("the end of the stream", LIMIT, sub.next())
+        .await
+        .is_none());
     let error = expect_event(&mut events, |e| match e {
         ClientEvent::Terminated { error } => Some(error.clone()),
         _ => None,

@@ -24,6 +24,7 @@
 use gws_cometd_test_support::cometd_node;
 use gws_cometd_test_support::fault_plan;
 use gws_cometd_test_support::fault_proxy;
+use gws_cometd_test_support::within_real;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -32,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cometd_node::{CometdNode, NodeOptions, Numbered};
-use fault_plan::{bounded, run_phase, schedule, Fault, Row};
+use fault_plan::{run_phase, schedule, Fault, Row};
 use fault_proxy::FaultProxy;
 use futures::StreamExt;
 use gws_cometd::bayeux::{GapCause, SessionEvent};
@@ -692,28 +693,43 @@ async fn schedule_without_ack(on_node: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_ack_no_fault_loses_duplicates_or_reorders_a_message() {
-    bounded(90, schedule_with_ack(true)).await;
+    within_real("the test", Duration::from_secs(90), schedule_with_ack(true)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_ack_every_loss_lies_within_a_reported_gap() {
-    bounded(90, schedule_without_ack(true)).await;
+    within_real(
+        "the test",
+        Duration::from_secs(90),
+        schedule_without_ack(true),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulator_with_ack_no_fault_loses_duplicates_or_reorders_a_message() {
-    bounded(90, schedule_with_ack(false)).await;
+    within_real(
+        "the test",
+        Duration::from_secs(90),
+        schedule_with_ack(false),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulator_without_ack_every_loss_lies_within_a_reported_gap() {
-    bounded(90, schedule_without_ack(false)).await;
+    within_real(
+        "the test",
+        Duration::from_secs(90),
+        schedule_without_ack(false),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_15_s_outage_messages_flow_again_within_3_s() {
     const OUTAGE: Duration = Duration::from_secs(15);
-    bounded(60, async {
+    within_real("the test", Duration::from_secs(60), async {
         let node = node(true, HOLD_MS).await;
         let proxy = proxy_to(&node).await;
         // The default backoff: the claim is about the client as it comes.
@@ -832,7 +848,7 @@ async fn with_ack_replies_cut_for_longer_than_max_interval_do_not_cost_a_live_se
     // connect reaches the server at most the backoff cap (2 s) after the previous one, well
     // within maxInterval.
     const CUTTING: Duration = Duration::from_secs(14);
-    bounded(60, async {
+    within_real("the test", Duration::from_secs(60), async {
         let peer = Peer::start(true, true).await;
         let node = peer.as_node();
         let proxy = peer.proxy().await;
@@ -912,7 +928,7 @@ async fn a_multi_megabyte_reply_on_a_slow_link_is_never_abandoned() {
     const COUNT: usize = 2_000;
     const SIZE_1K: usize = 1_000;
     const RATE: u64 = 200_000;
-    bounded(60, async {
+    within_real("the test", Duration::from_secs(60), async {
         let node = node(true, HOLD_MS).await;
         let proxy = proxy_to(&node).await;
         let client = client(&proxy, |b| b);
@@ -958,7 +974,7 @@ async fn one_message_over_the_limit_is_a_gap_and_the_rest_of_a_4_mb_reply_arrive
     const COUNT: usize = 4_000;
     const LIMIT: usize = 64 * 1024;
     const BIG: u64 = 2_000;
-    bounded(60, async {
+    within_real("the test", Duration::from_secs(60), async {
         let node = node(true, HOLD_MS).await;
         let proxy = proxy_to(&node).await;
         let client = client(&proxy, |b| b.max_message_bytes(LIMIT));

@@ -2,6 +2,7 @@
 //! package-lock.json), started on 127.0.0.1 with a free port.
 
 use gws_cometd_test_support::cometd_node;
+use gws_cometd_test_support::within;
 
 use std::time::Duration;
 
@@ -9,12 +10,11 @@ use cometd_node::CometdNode;
 use futures::StreamExt;
 use gws_cometd::bayeux::SessionEvent;
 use gws_cometd::{Client, ClientEvent, EventStream, Subscriber};
-use tokio::time::timeout;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
 async fn until(events: &mut EventStream, what: &str, mut pick: impl FnMut(&ClientEvent) -> bool) {
-    timeout(LIMIT, async {
+    within(what, LIMIT, async {
         while let Some(ev) = events.next().await {
             if pick(&ev) {
                 return;
@@ -23,7 +23,6 @@ async fn until(events: &mut EventStream, what: &str, mut pick: impl FnMut(&Clien
         panic!("event stream ended while waiting for {what}");
     })
     .await
-    .unwrap_or_else(|_| panic!("no {what} within {LIMIT:?}"))
 }
 
 async fn subscribed(events: &mut EventStream, channel: &str) {
@@ -38,9 +37,8 @@ async fn subscribed(events: &mut EventStream, channel: &str) {
 /// Reads `n` messages and checks their `seq` runs on from `first`.
 async fn expect_seq(sub: &mut Subscriber, first: u64, n: u64) {
     for want in first..first + n {
-        let m = timeout(LIMIT, sub.next())
+        let m = within(&format!("message seq {want}"), LIMIT, sub.next())
             .await
-            .unwrap_or_else(|_| panic!("message seq {want} did not arrive"))
             .expect("stream open");
         let v: serde_json::Value = serde_json::from_str(m.data.as_ref().unwrap().get()).unwrap();
         assert_eq!(v["seq"].as_u64(), Some(want), "out of order or lost: {v}");
@@ -80,14 +78,14 @@ async fn a_client_publish_reaches_another_client() {
     subscribed(&mut events, "/chat/*").await;
 
     let speaker = client(&node);
-    timeout(
+    within(
+        "the publish",
         LIMIT,
         speaker.publish("/chat/room", &serde_json::json!({"seq": 0, "text": "hi"})),
     )
     .await
-    .unwrap()
     .expect("publish acknowledged");
-    let m = timeout(LIMIT, sub.next()).await.unwrap().unwrap();
+    let m = within("the message", LIMIT, sub.next()).await.unwrap();
     assert_eq!(m.channel, "/chat/room");
     assert_eq!(m.data.unwrap().get(), r#"{"seq":0,"text":"hi"}"#);
 }

@@ -5,16 +5,17 @@
 use std::process::Stdio;
 
 use crate::support::*;
-use gws_cometd_test_support::within;
 use gws_cometd_sim::gws::AgentState;
 use gws_cometd_sim::{SimConfig, SimServer};
+use gws_cometd_test_support::within;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout};
 
 /// Reads the next stdout line of a running child, exactly as written.
 async fn read_text_line(stdout: &mut BufReader<ChildStdout>) -> String {
     let mut line = String::new();
-    let got = within("a stdout line", WAIT, stdout.read_line(&mut line)).await
+    let got = within("a stdout line", WAIT, stdout.read_line(&mut line))
+        .await
         .unwrap();
     assert!(got > 0, "stdout ended");
     line
@@ -53,7 +54,8 @@ impl Watching {
     /// Waits for the exit; the output with all of stderr.
     async fn finish(self) -> (std::process::Output, String) {
         let out = finish(self.child).await;
-        let err = within("the rest of stderr", WAIT, self.stderr).await
+        let err = within("the rest of stderr", WAIT, self.stderr)
+            .await
             .unwrap();
         (out, err)
     }
@@ -398,8 +400,7 @@ async fn watch_on_the_built_in_simulator_prints_commands_that_act_on_its_calls()
     let line = within("the attach to show", WAIT, seen).await;
     assert_eq!(line["notificationType"], "AttachedDataChanged");
     sigterm(&child);
-    let status = within("the exit", WAIT, child.wait()).await
-        .unwrap();
+    let status = within("the exit", WAIT, child.wait()).await.unwrap();
     assert_eq!(status.code(), Some(0));
     let rest = drain.await.unwrap();
     assert!(!rest.contains("panicked"), "{rest}");
@@ -474,8 +475,7 @@ async fn serve_prints_its_url_and_commands_and_stops_on_sigterm() {
     assert_eq!(json_lines(&out)[0]["new"], true);
 
     sigterm(&serve);
-    let status = within("the exit", WAIT, serve.wait()).await
-        .unwrap();
+    let status = within("the exit", WAIT, serve.wait()).await.unwrap();
     assert_eq!(status.code(), Some(0));
 }
 
@@ -512,8 +512,7 @@ async fn serve_reads_a_users_file_and_warns_when_others_can_read_it() {
     let out = run(&mut c).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     sigterm(&serve);
-    let status = within("the exit", WAIT, serve.wait()).await
-        .unwrap();
+    let status = within("the exit", WAIT, serve.wait()).await.unwrap();
     assert_eq!(status.code(), Some(0));
 
     // A malformed line is named.

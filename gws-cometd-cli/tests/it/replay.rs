@@ -13,11 +13,7 @@ fn golden(name: &str) -> String {
 }
 
 fn replay(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(BIN)
-        .arg("replay")
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new(BIN).arg("replay").args(args).output().unwrap()
 }
 
 fn replay_file(path: &Path, snapshot: bool) -> Output {

@@ -46,8 +46,13 @@ pub fn gws_cmd(sim: &GwsSimServer, command: &str, args: &[&str]) -> Command {
 }
 
 pub async fn finish(child: Child) -> Output {
-    within("the command to exit by itself", WAIT, child.wait_with_output()).await
-        .expect("the command runs")
+    within(
+        "the command to exit by itself",
+        WAIT,
+        child.wait_with_output(),
+    )
+    .await
+    .expect("the command runs")
 }
 
 pub async fn run(c: &mut Command) -> Output {

@@ -287,12 +287,22 @@ async fn a_cut_reply_is_redelivered_in_full(fault: Fault) {
 
 #[tokio::test]
 async fn with_acks_a_connect_reply_reset_mid_body_is_redelivered_in_full() {
-    within("the test", Duration::from_secs(10), a_cut_reply_is_redelivered_in_full(Fault::ResetMidBody)).await;
+    within(
+        "the test",
+        Duration::from_secs(10),
+        a_cut_reply_is_redelivered_in_full(Fault::ResetMidBody),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn with_acks_a_truncated_connect_reply_is_redelivered_in_full() {
-    within("the test", Duration::from_secs(10), a_cut_reply_is_redelivered_in_full(Fault::Truncated)).await;
+    within(
+        "the test",
+        Duration::from_secs(10),
+        a_cut_reply_is_redelivered_in_full(Fault::Truncated),
+    )
+    .await;
 }
 
 #[tokio::test]
