@@ -9,30 +9,11 @@ use std::time::Duration;
 use cometd_node::CometdNode;
 use futures::StreamExt;
 use gws_cometd::bayeux::SessionEvent;
-use gws_cometd::{Client, ClientEvent, EventStream, Subscriber};
+use gws_cometd::{Client, ClientEvent, Subscriber};
+
+use crate::support::events::{next_event, subscribed};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-async fn until(events: &mut EventStream, what: &str, mut pick: impl FnMut(&ClientEvent) -> bool) {
-    within(what, LIMIT, async {
-        while let Some(ev) = events.next().await {
-            if pick(&ev) {
-                return;
-            }
-        }
-        panic!("event stream ended while waiting for {what}");
-    })
-    .await
-}
-
-async fn subscribed(events: &mut EventStream, channel: &str) {
-    until(
-        events,
-        "Subscribed",
-        |e| matches!(e, ClientEvent::Session(SessionEvent::Subscribed { channel: c }) if c.as_str() == channel),
-    )
-    .await
-}
 
 /// Reads `n` messages and checks their `seq` runs on from `first`.
 async fn expect_seq(sub: &mut Subscriber, first: u64, n: u64) {
@@ -61,7 +42,7 @@ async fn a_burst_of_20000_messages_arrives_complete_and_in_order() {
     let client = client(&node);
     let mut events = client.events();
     let mut sub = client.subscribe("/burst").await.unwrap();
-    subscribed(&mut events, "/burst").await;
+    subscribed(&mut events, "/burst", LIMIT).await;
     node.publish("/burst", 20_000, 300).await.unwrap();
     expect_seq(&mut sub, 0, 20_000).await;
     client.disconnect().await;
@@ -75,7 +56,7 @@ async fn a_client_publish_reaches_another_client() {
     let listener = client(&node);
     let mut events = listener.events();
     let mut sub = listener.subscribe("/chat/*").await.unwrap();
-    subscribed(&mut events, "/chat/*").await;
+    subscribed(&mut events, "/chat/*", LIMIT).await;
 
     let speaker = client(&node);
     within(
@@ -98,16 +79,16 @@ async fn unknown_client_replies_lead_to_rehandshake_and_resubscription() {
     let client = client(&node);
     let mut events = client.events();
     let mut sub = client.subscribe("/feed").await.unwrap();
-    subscribed(&mut events, "/feed").await;
+    subscribed(&mut events, "/feed", LIMIT).await;
     node.publish("/feed", 10, 100).await.unwrap();
     expect_seq(&mut sub, 0, 10).await;
 
     node.forget().await.unwrap();
-    until(&mut events, "Rehandshaken", |e| {
-        matches!(e, ClientEvent::Session(SessionEvent::Rehandshaken { .. }))
+    next_event(&mut events, "Rehandshaken", LIMIT, |e| {
+        matches!(e, ClientEvent::Session(SessionEvent::Rehandshaken { .. })).then_some(())
     })
     .await;
-    subscribed(&mut events, "/feed").await;
+    subscribed(&mut events, "/feed", LIMIT).await;
     node.publish("/feed", 10, 100).await.unwrap();
     expect_seq(&mut sub, 0, 10).await;
     let sessions = node.sessions().await.unwrap();
@@ -127,18 +108,18 @@ async fn a_restarted_server_gets_a_new_handshake_and_the_stream_goes_on() {
     let client = client(&node);
     let mut events = client.events();
     let mut sub = client.subscribe("/feed").await.unwrap();
-    subscribed(&mut events, "/feed").await;
+    subscribed(&mut events, "/feed", LIMIT).await;
     node.publish("/feed", 100, 300).await.unwrap();
     expect_seq(&mut sub, 0, 100).await;
 
     node.restart_same_port()
         .await
         .expect("restart on the same port");
-    until(&mut events, "Rehandshaken", |e| {
-        matches!(e, ClientEvent::Session(SessionEvent::Rehandshaken { .. }))
+    next_event(&mut events, "Rehandshaken", LIMIT, |e| {
+        matches!(e, ClientEvent::Session(SessionEvent::Rehandshaken { .. })).then_some(())
     })
     .await;
-    subscribed(&mut events, "/feed").await;
+    subscribed(&mut events, "/feed", LIMIT).await;
     node.publish("/feed", 100, 300).await.unwrap();
     expect_seq(&mut sub, 0, 100).await;
 }
