@@ -1,12 +1,12 @@
-//! The fault schedule shared by the fault suite (`tests/faults_bayeux.rs`,
-//! `tests/faults_gws.rs`): which faults the proxy of `support/fault_proxy.rs` injects, for how
+//! The fault schedule shared by the fault suite (`tests/it/faults_bayeux.rs`,
+//! `tests/it/faults_gws.rs`): which faults the proxy of [`crate::fault_proxy`] injects, for how
 //! long, and how the figures of a run are printed.
 //!
 //!
 //! Each phase switches one fault on at its start, keeps it on for its length (resets repeat
 //! every 700 ms; a cut phase ends as soon as its three cuts are done) and ends with
 //! [`FaultProxy::clear`]: that moment is "the fault's end" from which recovery is measured. Figures are printed as lines starting
-//! with `FAULT-SUITE` so that `cargo test --test faults_bayeux -- --nocapture | grep
+//! with `FAULT-SUITE` so that `cargo test --test it faults_bayeux -- --nocapture | grep
 //! FAULT-SUITE` gives the table.
 
 use std::time::Duration;

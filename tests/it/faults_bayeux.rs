@@ -1,12 +1,12 @@
 //! The fault suite at the Bayeux level: the raw [`Client`] behind the fault-injecting proxy of
-//! `support/fault_proxy.rs` on 127.0.0.1, in front of the official CometD Node.js server
-//! (`cometd-nodejs-server`, started by `support/cometd_node.rs`) or the project's simulator
+//! test-support's `fault_proxy` on 127.0.0.1, in front of the official CometD Node.js server
+//! (`cometd-nodejs-server`, started by test-support's `cometd_node`) or the project's simulator
 //! (`SimServer`, feature `sim`). The client asks for the acknowledged-messages extension (its
 //! default); the server grants it or not (`NodeOptions::ack`, `SimConfig::ack_extension`).
 //!
 //! | test | what it shows |
 //! |---|---|
-//! | `with_ack_no_fault_loses_duplicates_or_reorders_a_message` | numbered messages at 200 msg/s through the schedule of `support/fault_plan.rs` (resets, cut replies RST and FIN, a stall past the deadline, a 3 s outage, latency, low bandwidth) against Node with the extension: nothing lost, duplicated or reordered, no gap reported |
+//! | `with_ack_no_fault_loses_duplicates_or_reorders_a_message` | numbered messages at 200 msg/s through the schedule of test-support's `fault_plan` (resets, cut replies RST and FIN, a stall past the deadline, a 3 s outage, latency, low bandwidth) against Node with the extension: nothing lost, duplicated or reordered, no gap reported |
 //! | `without_ack_every_loss_lies_within_a_reported_gap` | the same without the extension: messages are lost, and each run of losses is explained by a gap event reported no later than the next message; nothing is duplicated (what a subscriber got before a cut is never handed again) or reordered |
 //! | `the_simulator_with_ack_*`, `the_simulator_without_ack_*` | the same two against the simulator |
 //! | `after_a_15_s_outage_messages_flow_again_within_3_s` | the network refuses connections for 15 s (longer than the server keeps the session): the first message after the outage arrives ≤ 3 s after it ends |
@@ -15,10 +15,10 @@
 //! | `with_ack_replies_cut_for_longer_than_max_interval_do_not_cost_a_live_session` | with ack, replies cut for longer than `maxInterval` (each after its head) keep the same session: nothing lost or duplicated |
 //! | `the_checker_*` | the loss/gap checker itself, on made-up logs: it can fail |
 //!
-//! Figures are printed as `FAULT-SUITE` lines: `cargo test --test faults_bayeux --
+//! Figures are printed as `FAULT-SUITE` lines: `cargo test --test it faults_bayeux --
 //! --nocapture | grep FAULT-SUITE`; `FAULT_SUITE_TRACE=1` also prints each schedule's log
 //! (runs of messages, gaps, outages, phase boundaries). Under `CI=true` a Node server that
-//! cannot start fails the test (see `support/cometd_node.rs`). Every test is bounded in real
+//! cannot start fails the test (see test-support's `cometd_node`). Every test is bounded in real
 //! time.
 
 use gws_cometd_test_support::cometd_node;

@@ -1,6 +1,6 @@
 //! The fault suite against the GWS simulator ([`GwsSimServer`]), through [`CallFeed`]
 //! (`Delivery::Changes`), mostly behind the fault-injecting proxy of
-//! `support/fault_proxy.rs` on 127.0.0.1. The calls are driven by the test through
+//! test-support's `fault_proxy` on 127.0.0.1. The calls are driven by the test through
 //! `sim.gws()` (20 operations a second on a handful of calls: rings, answers, holds,
 //! user-data attach/update/delete, hang-ups, completions), so that "the server's state" is
 //! known at every moment: after each fault the driver pauses and the feed's store must equal
@@ -9,7 +9,7 @@
 //!
 //! | test | what it shows |
 //! |---|---|
-//! | `with_ack_the_store_equals_the_server_after_every_fault` | the fault schedule of `support/fault_plan.rs` with the simulator's ack extension: no gap, and the store equals the server's state within a bounded settle time after each fault |
+//! | `with_ack_the_store_equals_the_server_after_every_fault` | the fault schedule of test-support's `fault_plan` with the simulator's ack extension: no gap, and the store equals the server's state within a bounded settle time after each fault |
 //! | `without_ack_every_gap_is_healed_and_the_store_equals_the_server` | the same without it: gaps are reported, each is followed by `Healed`, and the store equals the server's state after each fault (the time is the table's "time to heal") |
 //! | `calls_in_progress_are_caught_up_and_a_later_notification_reports_only_its_change` | a feed started (through 100 ms of latency) while calls are up reports each as `origin: catchUp`; a later notification reports only what it changed |
 //! | `after_a_15_s_outage_the_store_equals_the_server_within_3_s` | the network refuses connections for 15 s (the Bayeux session expires meanwhile): from the outage's end to the store equal to the server's takes ≤ 3 s |
@@ -19,7 +19,7 @@
 //! | `a_held_heal_read_fails_within_the_max_network_delay_and_is_retried` | `GET /api/v2/me/calls` never answered during a heal: `HealFailed` (a timeout) within about 1 s, and the heal succeeds once it is answered |
 //! | `a_notification_over_the_message_limit_is_a_gap_and_is_healed` | a notification over `max_message_bytes` is a `MessageTooLarge` gap; the heal brings the call from REST |
 //!
-//! Figures are printed as `FAULT-SUITE` lines: `cargo test --test faults_gws -- --nocapture
+//! Figures are printed as `FAULT-SUITE` lines: `cargo test --test it faults_gws -- --nocapture
 //! | grep FAULT-SUITE`. Every test is bounded in real time.
 
 use gws_cometd_test_support::fault_plan;

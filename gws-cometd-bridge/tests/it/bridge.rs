@@ -1,4 +1,4 @@
-//! The bridge against a real nats-server with JetStream (tests/support/nats.rs) and the GWS
+//! The bridge against a real nats-server with JetStream (test-support's `nats`) and the GWS
 //! simulator: replicas publish every change once, a replica that joins mid-call or dies
 //! mid-stream neither repeats nor loses anything, a restarted nats-server loses nothing
 //! within the bound, a lagging replica never moves the KV back.
