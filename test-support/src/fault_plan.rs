@@ -1,18 +1,15 @@
-//! The fault schedule shared by the fault suite (`tests/faults_bayeux.rs`,
-//! `tests/faults_gws.rs`): which faults the proxy of `support/fault_proxy.rs` injects, for how
+//! The fault schedule shared by the fault suite (`tests/it/faults_bayeux.rs`,
+//! `tests/it/faults_gws.rs`): which faults the proxy of [`crate::fault_proxy`] injects, for how
 //! long, and how the figures of a run are printed.
 //!
 //!
 //! Each phase switches one fault on at its start, keeps it on for its length (resets repeat
 //! every 700 ms; a cut phase ends as soon as its three cuts are done) and ends with
 //! [`FaultProxy::clear`]: that moment is "the fault's end" from which recovery is measured. Figures are printed as lines starting
-//! with `FAULT-SUITE` so that `cargo test --test faults_bayeux -- --nocapture | grep
+//! with `FAULT-SUITE` so that `cargo test --test it faults_bayeux -- --nocapture | grep
 //! FAULT-SUITE` gives the table.
 
-use std::future::Future;
 use std::time::Duration;
-
-use tokio::sync::oneshot;
 
 use crate::fault_proxy::{Cut, FaultProxy, Stats};
 
@@ -138,21 +135,6 @@ pub async fn run_phase(proxy: &FaultProxy, phase: Phase) {
         );
     }
     proxy.clear();
-}
-
-/// Fails the test after `secs` of real time, kept by a std thread (the suite runs on real
-/// time, but a bound that cannot be fooled by the runtime is cheap).
-pub async fn bounded<T>(secs: u64, test: impl Future<Output = T>) -> T {
-    let (tx, rx) = oneshot::channel::<()>();
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(secs));
-        let _ = tx.send(());
-    });
-    tokio::select! {
-        biased;
-        out = test => out,
-        _ = rx => panic!("test still running after {secs} s of real time"),
-    }
 }
 
 /// One row of the table: what a fault cost on one server.

@@ -16,7 +16,7 @@
 //! acts on live connections, new ones or both. [`FaultProxy::clear`] turns them all off.
 //! [`FaultProxy::stats`] counts what the proxy did, so a test can assert that a fault really
 //! happened. Dropping the proxy aborts its tasks, which closes the listener and every live
-//! connection; [`FaultProxy::shutdown`] does the same and waits for the listener to be closed.
+//! connection.
 //!
 //! Time comes from tokio's clock and the proxy has no timers of its own unless latency or
 //! bandwidth is set, so tests may run it under `tokio::time::pause`. Under paused time tokio
@@ -235,13 +235,6 @@ impl FaultProxy {
             resets: c.resets.load(Relaxed),
             cuts: c.cuts.load(Relaxed),
         }
-    }
-
-    /// Stops the proxy and waits until its listener is closed; live connections are closed
-    /// (FIN) as their aborted tasks are dropped, right after.
-    pub async fn shutdown(mut self) {
-        self.task.abort();
-        let _ = (&mut self.task).await;
     }
 }
 

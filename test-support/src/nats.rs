@@ -91,11 +91,6 @@ impl NatsServer {
         self.port
     }
 
-    /// The JetStream store directory; it stays the same across restarts.
-    pub fn store_dir(&self) -> &Path {
-        &self.store
-    }
-
     /// The running process's id, `None` after [`kill`](Self::kill).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().and_then(Child::id)
@@ -351,7 +346,7 @@ async fn expect_info(port: u16) -> Result<()> {
 
 /// Where the pinned server is installed: `<target dir>/nats-server/<version>/bin/nats-server`,
 /// beside the build profiles (the running test binary is `<target dir>/<profile>/deps/..`).
-pub fn install_dir() -> PathBuf {
+fn install_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     let target = exe
         .ancestors()
@@ -363,7 +358,7 @@ pub fn install_dir() -> PathBuf {
 
 /// The `nats-server` binary, found or installed once per test binary; a failure is
 /// remembered, so the other tests fail at once with the same message.
-pub async fn binary() -> Result<PathBuf> {
+async fn binary() -> Result<PathBuf> {
     static BIN: tokio::sync::OnceCell<std::result::Result<PathBuf, String>> =
         tokio::sync::OnceCell::const_new();
     BIN.get_or_init(|| async { find_or_install().await.map_err(|e| e.0) })

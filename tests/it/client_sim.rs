@@ -1,6 +1,7 @@
 //! The client against the in-process simulator over real HTTP on 127.0.0.1: delivery,
 //! recovery from every simulator fault, and the errors that end a client.
 
+use gws_cometd_test_support::within;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -8,7 +9,8 @@ use gws_cometd::bayeux::{GapCause, SessionError, SessionEvent};
 use gws_cometd::transport::{HttpTransport, HttpTransportBuilder};
 use gws_cometd::{Client, ClientBuilder, ClientEvent, Error, EventStream, Subscriber};
 use gws_cometd_sim::{Fault, SimConfig, SimServer};
-use tokio::time::timeout;
+
+use crate::support::events::{next_event, subscribed};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -32,38 +34,17 @@ fn with_http(http: HttpTransportBuilder) -> ClientBuilder {
         .backoff(Duration::from_millis(20), Duration::from_millis(200))
 }
 
-/// Waits for the first event `pick` accepts, failing the test after `LIMIT`.
+/// The first event `pick` accepts, within `LIMIT`.
 async fn expect_event<T>(
     events: &mut EventStream,
-    mut pick: impl FnMut(&ClientEvent) -> Option<T>,
+    pick: impl FnMut(&ClientEvent) -> Option<T>,
 ) -> T {
-    timeout(LIMIT, async {
-        while let Some(ev) = events.next().await {
-            if let Some(t) = pick(&ev) {
-                return t;
-            }
-        }
-        panic!("event stream ended before the expected event");
-    })
-    .await
-    .expect("expected event within the limit")
-}
-
-async fn subscribed(events: &mut EventStream, channel: &str) {
-    let ch = channel.to_string();
-    expect_event(events, |e| match e {
-        ClientEvent::Session(SessionEvent::Subscribed { channel }) if channel.as_str() == ch => {
-            Some(())
-        }
-        _ => None,
-    })
-    .await
+    next_event(events, "the expected event", LIMIT, pick).await
 }
 
 async fn next_data(sub: &mut Subscriber) -> String {
-    let m = timeout(LIMIT, sub.next())
+    let m = within("a message", LIMIT, sub.next())
         .await
-        .expect("a message within the limit")
         .expect("stream still open");
     m.data.expect("data message").get().to_string()
 }
@@ -80,7 +61,7 @@ async fn messages_arrive_complete_and_in_order() {
     let client = builder(&sim).build().unwrap();
     let mut events = client.events();
     let mut sub = client.subscribe("/v2/me/calls").await.unwrap();
-    subscribed(&mut events, "/v2/me/calls").await;
+    subscribed(&mut events, "/v2/me/calls", LIMIT).await;
     publish_seq(&sim, "/v2/me/calls", 0..2000).await;
     for i in 0..2000 {
         assert_eq!(next_data(&mut sub).await, format!(r#"{{"seq":{i}}}"#));
@@ -93,7 +74,7 @@ async fn data_is_delivered_byte_for_byte() {
     let client = builder(&sim).build().unwrap();
     let mut events = client.events();
     let mut sub = client.subscribe("/v2/me/calls").await.unwrap();
-    subscribed(&mut events, "/v2/me/calls").await;
+    subscribed(&mut events, "/v2/me/calls", LIMIT).await;
     let text = r#"{"userData":{"k":"1","k":2,"big":90071992547409931234,"u":"\u00e9"}}"#;
     sim.publish_str("/v2/me/calls", text);
     assert_eq!(next_data(&mut sub).await, text);
@@ -108,8 +89,8 @@ async fn wildcard_subscription_receives_matching_channels_once() {
         .subscribe_all(["/v2/me/*", "/v2/me/calls"])
         .await
         .unwrap();
-    subscribed(&mut events, "/v2/me/*").await;
-    subscribed(&mut events, "/v2/me/calls").await;
+    subscribed(&mut events, "/v2/me/*", LIMIT).await;
+    subscribed(&mut events, "/v2/me/calls", LIMIT).await;
     sim.publish_str("/v2/me/calls", "1");
     sim.publish_str("/v2/me/devices", "2");
     sim.publish_str("/v2/other", "3");
@@ -125,7 +106,7 @@ async fn forgotten_sessions_are_rehandshaken_and_resubscribed_once() {
     let client = builder(&sim).build().unwrap();
     let mut events = client.events();
     let mut sub = client.subscribe("/v2/me/calls").await.unwrap();
-    subscribed(&mut events, "/v2/me/calls").await;
+    subscribed(&mut events, "/v2/me/calls", LIMIT).await;
     publish_seq(&sim, "/v2/me/calls", 0..1).await;
     assert_eq!(next_data(&mut sub).await, r#"{"seq":0}"#);
 
@@ -134,7 +115,7 @@ async fn forgotten_sessions_are_rehandshaken_and_resubscribed_once() {
         matches!(e, ClientEvent::Session(SessionEvent::Rehandshaken { .. })).then_some(())
     })
     .await;
-    subscribed(&mut events, "/v2/me/calls").await;
+    subscribed(&mut events, "/v2/me/calls", LIMIT).await;
     publish_seq(&sim, "/v2/me/calls", 1..3).await;
     assert_eq!(next_data(&mut sub).await, r#"{"seq":1}"#);
     assert_eq!(next_data(&mut sub).await, r#"{"seq":2}"#);
@@ -153,7 +134,7 @@ async fn recovers_from(fault: Fault, expect_loss: bool) {
     let client = builder(&sim).build().unwrap();
     let mut events = client.events();
     let mut sub = client.subscribe("/v2/me/calls").await.unwrap();
-    subscribed(&mut events, "/v2/me/calls").await;
+    subscribed(&mut events, "/v2/me/calls", LIMIT).await;
     // Let the first long poll settle so the fault hits a connect.
     tokio::time::sleep(Duration::from_millis(100)).await;
     sim.set_fault(fault);
@@ -212,7 +193,7 @@ async fn slow_bodies_arrive_complete() {
     let client = builder(&sim).build().unwrap();
     let mut events = client.events();
     let mut sub = client.subscribe("/v2/me/calls").await.unwrap();
-    subscribed(&mut events, "/v2/me/calls").await;
+    subscribed(&mut events, "/v2/me/calls", LIMIT).await;
     publish_seq(&sim, "/v2/me/calls", 0..20).await;
     for i in 0..20 {
         assert_eq!(next_data(&mut sub).await, format!(r#"{{"seq":{i}}}"#));
@@ -226,7 +207,7 @@ async fn connections_closed_after_every_reply_cost_nothing_visible() {
     let client = builder(&sim).build().unwrap();
     let mut events = client.events();
     let mut sub = client.subscribe("/v2/me/calls").await.unwrap();
-    subscribed(&mut events, "/v2/me/calls").await;
+    subscribed(&mut events, "/v2/me/calls", LIMIT).await;
     for i in 0..50 {
         sim.publish_str("/v2/me/calls", &format!(r#"{{"seq":{i}}}"#));
         assert_eq!(next_data(&mut sub).await, format!(r#"{{"seq":{i}}}"#));
@@ -257,7 +238,7 @@ async fn advice_none_terminates_with_a_clear_error() {
     let client = builder(&sim).build().unwrap();
     let mut events = client.events();
     let mut sub = client.subscribe("/v2/me/calls").await.unwrap();
-    subscribed(&mut events, "/v2/me/calls").await;
+    subscribed(&mut events, "/v2/me/calls", LIMIT).await;
     sim.set_fault(Fault::AdviceNone);
     let error = expect_event(&mut events, |e| match e {
         ClientEvent::Terminated { error } => Some(error.clone()),
@@ -270,7 +251,9 @@ async fn advice_none_terminates_with_a_clear_error() {
     );
     assert!(error.to_string().contains("none"));
     assert!(
-        timeout(LIMIT, sub.next()).await.unwrap().is_none(),
+        within("the end of the stream", LIMIT, sub.next())
+            .await
+            .is_none(),
         "stream ends"
     );
 }
@@ -351,13 +334,13 @@ async fn publish_is_acknowledged_and_delivered_to_subscribers() {
     let client = builder(&sim).build().unwrap();
     let mut events = client.events();
     let mut sub = client.subscribe("/chat/room").await.unwrap();
-    subscribed(&mut events, "/chat/room").await;
-    timeout(
+    subscribed(&mut events, "/chat/room", LIMIT).await;
+    within(
+        "the publish",
         LIMIT,
         client.publish("/chat/room", &serde_json::json!({"text": "hi"})),
     )
     .await
-    .unwrap()
     .unwrap();
     assert_eq!(next_data(&mut sub).await, r#"{"text":"hi"}"#);
     let seen = sim.published_by_clients();
@@ -371,7 +354,7 @@ async fn a_full_subscriber_pauses_the_long_poll_and_loses_nothing() {
     let client = builder(&sim).buffer_size(4).build().unwrap();
     let mut events = client.events();
     let mut sub = client.subscribe("/v2/me/calls").await.unwrap();
-    subscribed(&mut events, "/v2/me/calls").await;
+    subscribed(&mut events, "/v2/me/calls", LIMIT).await;
     publish_seq(&sim, "/v2/me/calls", 0..10).await;
     // The driver delivers 4, then waits for room: no new connect goes out.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -394,7 +377,7 @@ async fn a_message_over_the_size_limit_is_a_gap_and_the_stream_goes_on() {
     let client = builder(&sim).max_message_bytes(2048).build().unwrap();
     let mut events = client.events();
     let mut sub = client.subscribe("/v2/me/calls").await.unwrap();
-    subscribed(&mut events, "/v2/me/calls").await;
+    subscribed(&mut events, "/v2/me/calls", LIMIT).await;
     // One reply: a message too large, then one that fits.
     sim.publish_str("/v2/me/calls", &format!(r#""{}""#, "x".repeat(4096)));
     sim.publish_str("/v2/me/calls", r#"{"seq":1}"#);
@@ -419,10 +402,12 @@ async fn disconnect_ends_streams_and_the_server_session() {
     let client = builder(&sim).build().unwrap();
     let mut events = client.events();
     let mut sub = client.subscribe("/v2/me/calls").await.unwrap();
-    subscribed(&mut events, "/v2/me/calls").await;
+    subscribed(&mut events, "/v2/me/calls", LIMIT).await;
     assert_eq!(sim.stats().sessions, 1);
-    timeout(LIMIT, client.disconnect()).await.unwrap();
-    assert!(timeout(LIMIT, sub.next()).await.unwrap().is_none());
+    within("the disconnect", LIMIT, client.disconnect()).await;
+    assert!(within("the end of the stream", LIMIT, sub.next())
+        .await
+        .is_none());
     let error = expect_event(&mut events, |e| match e {
         ClientEvent::Terminated { error } => Some(error.clone()),
         _ => None,
@@ -438,7 +423,7 @@ async fn dropping_a_subscriber_unsubscribes() {
     let client = builder(&sim).build().unwrap();
     let mut events = client.events();
     let sub = client.subscribe("/v2/me/calls").await.unwrap();
-    subscribed(&mut events, "/v2/me/calls").await;
+    subscribed(&mut events, "/v2/me/calls", LIMIT).await;
     drop(sub);
     expect_event(&mut events, |e| {
         matches!(e, ClientEvent::Session(SessionEvent::Unsubscribed { .. })).then_some(())

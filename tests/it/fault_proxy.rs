@@ -1,9 +1,13 @@
-//! The fault-injecting proxy of `tests/support/fault_proxy.rs`, fault by fault, against small
+//! The fault-injecting proxy of test-support's `fault_proxy`, fault by fault, against small
 //! upstreams of this file's own on 127.0.0.1 (an echo server and a fixed HTTP/1.1 server).
+//!
+//! Only what the fault suites (`faults_bayeux.rs`, `faults_gws.rs`, test-support's
+//! `fault_plan`) rely on is tested here: each test names the faults or the fact it guards. A
+//! suite's verdict on the client or the feed is worth no more than the proxy doing what the
+//! suite says it did.
 
-use gws_cometd_test_support::fault_proxy;
+use gws_cometd_test_support::{fault_proxy, within_real};
 
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,24 +17,9 @@ use std::time::Duration;
 use fault_proxy::{Cut, FaultProxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{sleep, timeout, Instant};
-
-/// Fails the test after `secs` of real time. A std thread keeps the time, so a paused tokio
-/// clock (which jumps whenever no task is ready, socket I/O in flight or not) cannot fire it.
-async fn bounded<T>(secs: u64, test: impl Future<Output = T>) -> T {
-    let (tx, rx) = oneshot::channel::<()>();
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(secs));
-        let _ = tx.send(());
-    });
-    tokio::select! {
-        biased;
-        out = test => out,
-        _ = rx => panic!("test still running after {secs} s of real time"),
-    }
-}
 
 /// Aborts a server task (and so every connection task it owns) on drop.
 struct Server(JoinHandle<()>);
@@ -234,9 +223,11 @@ async fn assert_reset(stream: &mut TcpStream) {
     }
 }
 
+/// Every suite: outside its faults the proxy is transparent, so what the client gets wrong is
+/// the client's.
 #[tokio::test]
 async fn bytes_pass_unchanged_large_and_small_over_many_connections() {
-    bounded(60, async {
+    within_real("the test", Duration::from_secs(60), async {
         let mut upstream = echo().await;
         let proxy = FaultProxy::start(upstream.addr).await.unwrap();
 
@@ -271,9 +262,11 @@ async fn bytes_pass_unchanged_large_and_small_over_many_connections() {
     .await;
 }
 
+/// The `cut-reset` phase and `cut_every_reply(.., Cut::Reset)`: a cut reply is a head and a
+/// body broken off after exactly the bytes asked for, then a reset.
 #[tokio::test]
 async fn a_reset_cut_delivers_the_head_and_exactly_k_body_bytes_then_a_reset() {
-    bounded(30, async {
+    within_real("the test", Duration::from_secs(30), async {
         let len = 100_000;
         let upstream = http_upstream(len).await;
         let proxy = FaultProxy::start(upstream.addr).await.unwrap();
@@ -310,9 +303,11 @@ async fn a_reset_cut_delivers_the_head_and_exactly_k_body_bytes_then_a_reset() {
     .await;
 }
 
+/// The `cut-close` phase: the same cut ending in a FIN, also on a kept-alive connection (the
+/// client's pooled one).
 #[tokio::test]
 async fn a_close_cut_ends_the_reply_with_an_end_of_stream_even_on_a_live_connection() {
-    bounded(30, async {
+    within_real("the test", Duration::from_secs(30), async {
         let len = 50_000;
         let upstream = http_upstream(len).await;
         let proxy = FaultProxy::start(upstream.addr).await.unwrap();
@@ -338,33 +333,11 @@ async fn a_close_cut_ends_the_reply_with_an_end_of_stream_even_on_a_live_connect
     .await;
 }
 
-#[tokio::test]
-async fn a_reset_cut_waits_for_a_slow_reader_to_have_every_byte_before_it() {
-    bounded(30, async {
-        // Far more than socket buffers hold unread: most of it is still in the proxy's send
-        // queue when the cut comes, and a reset would discard it.
-        let len = 4_000_000;
-        let k = 3_000_000;
-        let upstream = http_upstream(len).await;
-        let proxy = FaultProxy::start(upstream.addr).await.unwrap();
-        proxy.cut_next_reply(k, Cut::Reset);
-
-        let mut stream = get(&proxy).await;
-        while proxy.stats().cuts == 0 {
-            sleep(Duration::from_millis(5)).await;
-        }
-        sleep(Duration::from_millis(300)).await; // the reader is slow to start
-        let (got, end) = read_all(&mut stream).await;
-        assert_bytes(&got, &[head(len), body(k)].concat());
-        let e = end.expect_err("the cut ends in a reset");
-        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e}");
-    })
-    .await;
-}
-
+/// `cut_replies` (the cut phases, whose end is "the last of its cuts done") and
+/// `cut_every_reply` (`faults_bayeux.rs`) until `clear`.
 #[tokio::test]
 async fn cut_replies_cuts_that_many_and_cut_every_reply_cuts_until_cleared() {
-    bounded(30, async {
+    within_real("the test", Duration::from_secs(30), async {
         let len = 5_000;
         let whole = [head(len), body(len)].concat();
         let upstream = http_upstream(len).await;
@@ -392,10 +365,12 @@ async fn cut_replies_cuts_that_many_and_cut_every_reply_cuts_until_cleared() {
     .await;
 }
 
+/// The `stall-4s` phase: nothing reaches the client while it lasts, the request still
+/// reaches the server, and the reply arrives whole after it.
 #[tokio::test]
 async fn a_stall_holds_the_reply_and_releases_it_intact() {
     // Real time: showing that nothing arrives needs the kernel to have had the time to deliver.
-    bounded(30, async {
+    within_real("the test", Duration::from_secs(30), async {
         let len = 300_000;
         let upstream = http_upstream(len).await;
         let proxy = FaultProxy::start(upstream.addr).await.unwrap();
@@ -424,9 +399,11 @@ async fn a_stall_holds_the_reply_and_releases_it_intact() {
     .await;
 }
 
+/// `refuse_for` (outages in `faults_bayeux.rs` and `faults_gws.rs`): live and new
+/// connections reset, none reaching the server, for exactly the outage.
 #[tokio::test(start_paused = true)]
 async fn refuse_for_resets_live_and_new_connections_for_the_outage_then_lets_them_through() {
-    bounded(30, async {
+    within_real("the test", Duration::from_secs(30), async {
         let mut upstream = echo().await;
         let proxy = FaultProxy::start(upstream.addr).await.unwrap();
         let mut live = TcpStream::connect(proxy.addr()).await.unwrap();
@@ -459,9 +436,10 @@ async fn refuse_for_resets_live_and_new_connections_for_the_outage_then_lets_the
     .await;
 }
 
+/// The `refuse-3s` phase: `refuse(true)` holds until the phase's `clear`.
 #[tokio::test(start_paused = true)]
 async fn refuse_lasts_until_turned_off() {
-    bounded(30, async {
+    within_real("the test", Duration::from_secs(30), async {
         let upstream = echo().await;
         let proxy = FaultProxy::start(upstream.addr).await.unwrap();
         proxy.refuse(true);
@@ -478,9 +456,10 @@ async fn refuse_lasts_until_turned_off() {
     .await;
 }
 
+/// The `reset` phase: every live connection reset on both sides, later ones untouched.
 #[tokio::test]
 async fn reset_all_resets_live_connections_on_both_sides_and_spares_later_ones() {
-    bounded(30, async {
+    within_real("the test", Duration::from_secs(30), async {
         let mut upstream = echo().await;
         let proxy = FaultProxy::start(upstream.addr).await.unwrap();
         let mut a = TcpStream::connect(proxy.addr()).await.unwrap();
@@ -504,9 +483,11 @@ async fn reset_all_resets_live_connections_on_both_sides_and_spares_later_ones()
     .await;
 }
 
+/// The `latency-250ms` phase and `faults_gws.rs`'s slow network: the delay the suite
+/// configures, each way, without serialising chunks.
 #[tokio::test(start_paused = true)]
 async fn latency_delays_every_chunk_both_ways_as_a_delay_line() {
-    bounded(30, async {
+    within_real("the test", Duration::from_secs(30), async {
         let upstream = echo().await;
         let proxy = FaultProxy::start(upstream.addr).await.unwrap();
         let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
@@ -539,9 +520,10 @@ async fn latency_delays_every_chunk_both_ways_as_a_delay_line() {
     .await;
 }
 
+/// The `bandwidth-10KB/s` phase and `faults_bayeux.rs`'s slow link: the rate holds.
 #[tokio::test(start_paused = true)]
 async fn bandwidth_paces_a_large_reply_steadily() {
-    bounded(30, async {
+    within_real("the test", Duration::from_secs(30), async {
         let len = 500_000;
         let whole = [head(len), body(len)].concat();
         let upstream = http_upstream(len).await;
@@ -581,9 +563,10 @@ async fn bandwidth_paces_a_large_reply_steadily() {
     .await;
 }
 
+/// Every phase ends with `clear`, "the fault's end" from which recovery is measured.
 #[tokio::test(start_paused = true)]
 async fn clear_turns_every_fault_off() {
-    bounded(30, async {
+    within_real("the test", Duration::from_secs(30), async {
         let len = 100_000;
         let upstream = http_upstream(len).await;
         let proxy = FaultProxy::start(upstream.addr).await.unwrap();
@@ -606,38 +589,12 @@ async fn clear_turns_every_fault_off() {
     .await;
 }
 
-#[tokio::test]
-async fn shutdown_and_drop_close_the_listener_and_live_connections() {
-    bounded(30, async {
-        let mut upstream = echo().await;
-        let proxy = FaultProxy::start(upstream.addr).await.unwrap();
-        let addr = proxy.addr();
-        let mut live = TcpStream::connect(addr).await.unwrap();
-        ping(&mut live, b"hello").await;
-
-        proxy.shutdown().await;
-        let e = TcpStream::connect(addr).await.unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
-        let (got, end) = read_all(&mut live).await;
-        assert!(got.is_empty());
-        end.expect("a live connection is closed, not reset");
-        assert_eq!(upstream.next_end().await.unwrap(), 5);
-
-        let proxy = FaultProxy::start(upstream.addr).await.unwrap();
-        let addr = proxy.addr();
-        ping(&mut TcpStream::connect(addr).await.unwrap(), b"again").await;
-        drop(proxy);
-        while TcpStream::connect(addr).await.is_ok() {
-            sleep(Duration::from_millis(5)).await; // the abort lands on the next poll
-        }
-    })
-    .await;
-}
-
+/// The suites' cuts land on the connection the client's transport (reqwest) keeps alive, and
+/// after a cut body it opens a new one: the recovery the suites measure rests on both.
 #[tokio::test]
 async fn reqwest_keeps_one_connection_alive_across_a_whole_and_a_cut_reply() {
     // Real time: the client's connection pool has timers of its own.
-    bounded(30, async {
+    within_real("the test", Duration::from_secs(30), async {
         let len = 200_000;
         let upstream = http_upstream(len).await;
         let proxy = FaultProxy::start(upstream.addr).await.unwrap();

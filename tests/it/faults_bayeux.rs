@@ -1,12 +1,12 @@
 //! The fault suite at the Bayeux level: the raw [`Client`] behind the fault-injecting proxy of
-//! `support/fault_proxy.rs` on 127.0.0.1, in front of the official CometD Node.js server
-//! (`cometd-nodejs-server`, started by `support/cometd_node.rs`) or the project's simulator
+//! test-support's `fault_proxy` on 127.0.0.1, in front of the official CometD Node.js server
+//! (`cometd-nodejs-server`, started by test-support's `cometd_node`) or the project's simulator
 //! (`SimServer`, feature `sim`). The client asks for the acknowledged-messages extension (its
 //! default); the server grants it or not (`NodeOptions::ack`, `SimConfig::ack_extension`).
 //!
 //! | test | what it shows |
 //! |---|---|
-//! | `with_ack_no_fault_loses_duplicates_or_reorders_a_message` | numbered messages at 200 msg/s through the schedule of `support/fault_plan.rs` (resets, cut replies RST and FIN, a stall past the deadline, a 3 s outage, latency, low bandwidth) against Node with the extension: nothing lost, duplicated or reordered, no gap reported |
+//! | `with_ack_no_fault_loses_duplicates_or_reorders_a_message` | numbered messages at 200 msg/s through the schedule of test-support's `fault_plan` (resets, cut replies RST and FIN, a stall past the deadline, a 3 s outage, latency, low bandwidth) against Node with the extension: nothing lost, duplicated or reordered, no gap reported |
 //! | `without_ack_every_loss_lies_within_a_reported_gap` | the same without the extension: messages are lost, and each run of losses is explained by a gap event reported no later than the next message; nothing is duplicated (what a subscriber got before a cut is never handed again) or reordered |
 //! | `the_simulator_with_ack_*`, `the_simulator_without_ack_*` | the same two against the simulator |
 //! | `after_a_15_s_outage_messages_flow_again_within_3_s` | the network refuses connections for 15 s (longer than the server keeps the session): the first message after the outage arrives ≤ 3 s after it ends |
@@ -15,15 +15,16 @@
 //! | `with_ack_replies_cut_for_longer_than_max_interval_do_not_cost_a_live_session` | with ack, replies cut for longer than `maxInterval` (each after its head) keep the same session: nothing lost or duplicated |
 //! | `the_checker_*` | the loss/gap checker itself, on made-up logs: it can fail |
 //!
-//! Figures are printed as `FAULT-SUITE` lines: `cargo test --test faults_bayeux --
+//! Figures are printed as `FAULT-SUITE` lines: `cargo test --test it faults_bayeux --
 //! --nocapture | grep FAULT-SUITE`; `FAULT_SUITE_TRACE=1` also prints each schedule's log
 //! (runs of messages, gaps, outages, phase boundaries). Under `CI=true` a Node server that
-//! cannot start fails the test (see `support/cometd_node.rs`). Every test is bounded in real
+//! cannot start fails the test (see test-support's `cometd_node`). Every test is bounded in real
 //! time.
 
 use gws_cometd_test_support::cometd_node;
 use gws_cometd_test_support::fault_plan;
 use gws_cometd_test_support::fault_proxy;
+use gws_cometd_test_support::within_real;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -32,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cometd_node::{CometdNode, NodeOptions, Numbered};
-use fault_plan::{bounded, run_phase, schedule, Fault, Row};
+use fault_plan::{run_phase, schedule, Fault, Row};
 use fault_proxy::FaultProxy;
 use futures::StreamExt;
 use gws_cometd::bayeux::{GapCause, SessionEvent};
@@ -692,28 +693,43 @@ async fn schedule_without_ack(on_node: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_ack_no_fault_loses_duplicates_or_reorders_a_message() {
-    bounded(90, schedule_with_ack(true)).await;
+    within_real("the test", Duration::from_secs(90), schedule_with_ack(true)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_ack_every_loss_lies_within_a_reported_gap() {
-    bounded(90, schedule_without_ack(true)).await;
+    within_real(
+        "the test",
+        Duration::from_secs(90),
+        schedule_without_ack(true),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulator_with_ack_no_fault_loses_duplicates_or_reorders_a_message() {
-    bounded(90, schedule_with_ack(false)).await;
+    within_real(
+        "the test",
+        Duration::from_secs(90),
+        schedule_with_ack(false),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulator_without_ack_every_loss_lies_within_a_reported_gap() {
-    bounded(90, schedule_without_ack(false)).await;
+    within_real(
+        "the test",
+        Duration::from_secs(90),
+        schedule_without_ack(false),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_15_s_outage_messages_flow_again_within_3_s() {
     const OUTAGE: Duration = Duration::from_secs(15);
-    bounded(60, async {
+    within_real("the test", Duration::from_secs(60), async {
         let node = node(true, HOLD_MS).await;
         let proxy = proxy_to(&node).await;
         // The default backoff: the claim is about the client as it comes.
@@ -832,7 +848,7 @@ async fn with_ack_replies_cut_for_longer_than_max_interval_do_not_cost_a_live_se
     // connect reaches the server at most the backoff cap (2 s) after the previous one, well
     // within maxInterval.
     const CUTTING: Duration = Duration::from_secs(14);
-    bounded(60, async {
+    within_real("the test", Duration::from_secs(60), async {
         let peer = Peer::start(true, true).await;
         let node = peer.as_node();
         let proxy = peer.proxy().await;
@@ -912,7 +928,7 @@ async fn a_multi_megabyte_reply_on_a_slow_link_is_never_abandoned() {
     const COUNT: usize = 2_000;
     const SIZE_1K: usize = 1_000;
     const RATE: u64 = 200_000;
-    bounded(60, async {
+    within_real("the test", Duration::from_secs(60), async {
         let node = node(true, HOLD_MS).await;
         let proxy = proxy_to(&node).await;
         let client = client(&proxy, |b| b);
@@ -958,7 +974,7 @@ async fn one_message_over_the_limit_is_a_gap_and_the_rest_of_a_4_mb_reply_arrive
     const COUNT: usize = 4_000;
     const LIMIT: usize = 64 * 1024;
     const BIG: u64 = 2_000;
-    bounded(60, async {
+    within_real("the test", Duration::from_secs(60), async {
         let node = node(true, HOLD_MS).await;
         let proxy = proxy_to(&node).await;
         let client = client(&proxy, |b| b.max_message_bytes(LIMIT));

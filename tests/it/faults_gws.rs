@@ -1,6 +1,6 @@
 //! The fault suite against the GWS simulator ([`GwsSimServer`]), through [`CallFeed`]
 //! (`Delivery::Changes`), mostly behind the fault-injecting proxy of
-//! `support/fault_proxy.rs` on 127.0.0.1. The calls are driven by the test through
+//! test-support's `fault_proxy` on 127.0.0.1. The calls are driven by the test through
 //! `sim.gws()` (20 operations a second on a handful of calls: rings, answers, holds,
 //! user-data attach/update/delete, hang-ups, completions), so that "the server's state" is
 //! known at every moment: after each fault the driver pauses and the feed's store must equal
@@ -9,7 +9,7 @@
 //!
 //! | test | what it shows |
 //! |---|---|
-//! | `with_ack_the_store_equals_the_server_after_every_fault` | the fault schedule of `support/fault_plan.rs` with the simulator's ack extension: no gap, and the store equals the server's state within a bounded settle time after each fault |
+//! | `with_ack_the_store_equals_the_server_after_every_fault` | the fault schedule of test-support's `fault_plan` with the simulator's ack extension: no gap, and the store equals the server's state within a bounded settle time after each fault |
 //! | `without_ack_every_gap_is_healed_and_the_store_equals_the_server` | the same without it: gaps are reported, each is followed by `Healed`, and the store equals the server's state after each fault (the time is the table's "time to heal") |
 //! | `calls_in_progress_are_caught_up_and_a_later_notification_reports_only_its_change` | a feed started (through 100 ms of latency) while calls are up reports each as `origin: catchUp`; a later notification reports only what it changed |
 //! | `after_a_15_s_outage_the_store_equals_the_server_within_3_s` | the network refuses connections for 15 s (the Bayeux session expires meanwhile): from the outage's end to the store equal to the server's takes ≤ 3 s |
@@ -19,18 +19,19 @@
 //! | `a_held_heal_read_fails_within_the_max_network_delay_and_is_retried` | `GET /api/v2/me/calls` never answered during a heal: `HealFailed` (a timeout) within about 1 s, and the heal succeeds once it is answered |
 //! | `a_notification_over_the_message_limit_is_a_gap_and_is_healed` | a notification over `max_message_bytes` is a `MessageTooLarge` gap; the heal brings the call from REST |
 //!
-//! Figures are printed as `FAULT-SUITE` lines: `cargo test --test faults_gws -- --nocapture
+//! Figures are printed as `FAULT-SUITE` lines: `cargo test --test it faults_gws -- --nocapture
 //! | grep FAULT-SUITE`. Every test is bounded in real time.
 
 use gws_cometd_test_support::fault_plan;
 use gws_cometd_test_support::fault_proxy;
+use gws_cometd_test_support::{within, within_real};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fault_plan::{bounded, run_phase, schedule, Fault, Row};
+use fault_plan::{run_phase, schedule, Fault, Row};
 use fault_proxy::FaultProxy;
 use futures::StreamExt;
 use gws_cometd::bayeux::{GapCause, SessionEvent};
@@ -400,7 +401,7 @@ async fn run_schedule(ack: bool) -> (Vec<Row>, Vec<(Instant, FeedEvent)>, GwsSim
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_ack_the_store_equals_the_server_after_every_fault() {
-    bounded(120, async {
+    within_real("the test", Duration::from_secs(120), async {
         let (rows, log, sim) = run_schedule(true).await;
         for r in &rows {
             r.print();
@@ -426,7 +427,7 @@ async fn with_ack_the_store_equals_the_server_after_every_fault() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_ack_every_gap_is_healed_and_the_store_equals_the_server() {
-    bounded(120, async {
+    within_real("the test", Duration::from_secs(120), async {
         let (rows, log, _sim) = run_schedule(false).await;
         for r in &rows {
             r.print();
@@ -463,7 +464,7 @@ async fn without_ack_every_gap_is_healed_and_the_store_equals_the_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_in_progress_are_caught_up_and_a_later_notification_reports_only_its_change() {
-    bounded(30, async {
+    within_real("the test", Duration::from_secs(30), async {
         let sim = sim(sim_config(true)).await;
         let gws = sim.gws();
         let ringing = gws.ring_inbound("5115", DN);
@@ -483,7 +484,7 @@ async fn calls_in_progress_are_caught_up_and_a_later_notification_reports_only_i
         let mut feed = feed(&base_url(&proxy)).await;
 
         let mut caught_up = BTreeSet::new();
-        let ready = timeout(Duration::from_secs(10), async {
+        let ready = within("the catch-up", Duration::from_secs(10), async {
             loop {
                 match feed.next().await.expect("the feed goes on") {
                     FeedEvent::Call(CallEvent { change, call }) => {
@@ -496,9 +497,7 @@ async fn calls_in_progress_are_caught_up_and_a_later_notification_reports_only_i
                     _ => {}
                 }
             }
-        })
-        .await
-        .expect("the catch-up");
+        }).await;
         assert_eq!(ready, 3);
         let want: BTreeSet<String> = [&ringing, &talking, &held]
             .into_iter()
@@ -544,7 +543,7 @@ async fn calls_in_progress_are_caught_up_and_a_later_notification_reports_only_i
 }
 
 async fn next_change(feed: &mut CallFeed, id: &str) -> gws_cometd::gws::CallChange {
-    timeout(Duration::from_secs(10), async {
+    within("the change arrives", Duration::from_secs(10), async {
         loop {
             if let FeedEvent::Call(CallEvent { change, .. }) =
                 feed.next().await.expect("the feed goes on")
@@ -556,7 +555,6 @@ async fn next_change(feed: &mut CallFeed, id: &str) -> gws_cometd::gws::CallChan
         }
     })
     .await
-    .expect("the change arrives")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -565,7 +563,7 @@ async fn next_change(feed: &mut CallFeed, id: &str) -> gws_cometd::gws::CallChan
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_15_s_outage_the_store_equals_the_server_within_3_s() {
     const OUTAGE: Duration = Duration::from_secs(15);
-    bounded(60, async {
+    within_real("the test", Duration::from_secs(60), async {
         let sim = sim(sim_config(true)).await;
         let proxy = proxy_to(&sim).await;
         let driver = Driver::start(sim.gws().clone(), 0x5eed_0002);
@@ -631,7 +629,7 @@ async fn after_a_15_s_outage_the_store_equals_the_server_within_3_s() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_consumer_keeps_the_session_and_gets_the_net_change_per_call() {
     const MAX_INTERVAL: Duration = Duration::from_secs(2);
-    bounded(40, async {
+    within_real("the test", Duration::from_secs(40), async {
         let sim = sim(SimConfig {
             long_poll_timeout: Duration::from_secs(1),
             max_interval: MAX_INTERVAL,
@@ -724,7 +722,7 @@ async fn contrast_a_raw_client_whose_subscriber_is_full_loses_its_session() {
     // `CallFeed` with `Delivery::Changes` exists to avoid this; if the client changes, this
     // test and those docs change together.
     const MAX_INTERVAL: Duration = Duration::from_secs(2);
-    bounded(40, async {
+    within_real("the test", Duration::from_secs(40), async {
         let sim = SimServer::start(SimConfig {
             long_poll_timeout: Duration::from_secs(1),
             max_interval: MAX_INTERVAL,
@@ -775,7 +773,7 @@ async fn contrast_a_raw_client_whose_subscriber_is_full_loses_its_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_login_fails_within_the_max_network_delay() {
-    bounded(20, async {
+    within_real("the test", Duration::from_secs(20), async {
         let sim = sim(sim_config(true)).await;
         sim.bayeux().set_fault(SimFault::HoldRequests {
             method: "GET".into(),
@@ -808,7 +806,7 @@ async fn a_held_login_fails_within_the_max_network_delay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_heal_read_fails_within_the_max_network_delay_and_is_retried() {
-    bounded(30, async {
+    within_real("the test", Duration::from_secs(30), async {
         let sim = sim(sim_config(true)).await;
         let id = sim.gws().ring_inbound("5115", DN);
         let mut feed = feed(&sim.base_url()).await;
@@ -820,7 +818,7 @@ async fn a_held_heal_read_fails_within_the_max_network_delay_and_is_retried() {
         sim.bayeux().forget_sessions();
         sim.gws().answer(&id).unwrap();
         let mut gap_at = None;
-        let failed = timeout(Duration::from_secs(10), async {
+        let failed = within("the held read fails", Duration::from_secs(10), async {
             loop {
                 match feed.next().await.expect("the feed goes on") {
                     FeedEvent::Gap { .. } => gap_at = gap_at.or(Some(Instant::now())),
@@ -828,21 +826,17 @@ async fn a_held_heal_read_fails_within_the_max_network_delay_and_is_retried() {
                     _ => {}
                 }
             }
-        })
-        .await
-        .expect("the held read fails");
+        }).await;
         let gap_at = gap_at.expect("a gap before the heal");
         let took = failed.0 - gap_at;
         sim.bayeux().clear_faults();
-        let healed = timeout(Duration::from_secs(10), async {
+        let healed = within("the heal is retried and succeeds", Duration::from_secs(10), async {
             loop {
                 if let FeedEvent::Healed { changes } = feed.next().await.expect("the feed goes on") {
                     return changes;
                 }
             }
-        })
-        .await
-        .expect("the heal is retried and succeeds");
+        }).await;
         println!(
             "FAULT-SUITE held heal read: HealFailed {} ms after the gap (max network delay {} ms): {}; healed with {healed} change(s)",
             took.as_millis(),
@@ -864,7 +858,7 @@ async fn a_held_heal_read_fails_within_the_max_network_delay_and_is_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notification_over_the_message_limit_is_a_gap_and_is_healed() {
     const LIMIT: usize = 64 * 1024;
-    bounded(30, async {
+    within_real("the test", Duration::from_secs(30), async {
         let sim = sim(sim_config(true)).await;
         let proxy = proxy_to(&sim).await;
         let id = sim.gws().ring_inbound("5115", DN);
@@ -879,7 +873,7 @@ async fn a_notification_over_the_message_limit_is_a_gap_and_is_healed() {
         sim.gws()
             .attach_user_data(&id, vec![("Transcript".into(), raw(big))])
             .unwrap();
-        let (cause, changes) = timeout(Duration::from_secs(10), async {
+        let (cause, changes) = within("a gap, then a heal", Duration::from_secs(10), async {
             let mut cause = None;
             loop {
                 match feed.next().await.expect("the feed goes on") {
@@ -889,8 +883,7 @@ async fn a_notification_over_the_message_limit_is_a_gap_and_is_healed() {
                 }
             }
         })
-        .await
-        .expect("a gap, then a heal");
+        .await;
         println!("FAULT-SUITE message limit (feed): {cause:?}, healed with {changes} change(s)");
         match cause {
             Some(GapCause::MessageTooLarge { size, limit }) => {

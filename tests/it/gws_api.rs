@@ -1,5 +1,6 @@
 //! The GWS REST session against the simulator's GWS semantics, over real HTTP on 127.0.0.1.
 
+use gws_cometd_test_support::within;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -115,12 +116,8 @@ async fn serve(
     Ok(resp.map(Full::new))
 }
 
-/// Bounds every test so a broken server or client cannot hang the suite.
-async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(20), f)
-        .await
-        .expect("finished in time")
-}
+/// Bounds every step so a broken server or client cannot hang the suite.
+const STEP: Duration = Duration::from_secs(20);
 
 /// `KEY=VALUE` pairs: a JSON integer literal is an integer, `"..."` a string without its
 /// quotes, anything else a string.
@@ -148,7 +145,7 @@ fn user_data_text(call: &str) -> Option<&str> {
 async fn login_keeps_the_session_cookie_and_the_csrf_header() {
     let server = Server::start().await;
     let session = server.session(PASSWORD);
-    let me = bounded(session.login()).await.unwrap();
+    let me = within("the request", STEP, session.login()).await.unwrap();
     assert_eq!(me.user_name.as_deref(), Some(USER));
     assert!(me.user.get().contains(r#""userName":"agent""#));
 
@@ -177,7 +174,9 @@ async fn login_keeps_the_session_cookie_and_the_csrf_header() {
 async fn a_wrong_password_fails_once_with_a_clear_error_and_no_retries() {
     let server = Server::start().await;
     let session = server.session("wrong-password");
-    let err = bounded(session.login()).await.unwrap_err();
+    let err = within("the request", STEP, session.login())
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, RestError::Unauthorized { status: 401, hint, .. } if hint.contains("check the user name and password")),
         "{err:?}"
@@ -187,7 +186,9 @@ async fn a_wrong_password_fails_once_with_a_clear_error_and_no_retries() {
 
     // A REST call that has to log in first fails the same way, also after one request.
     let id = server.sim.ring_inbound("5115", "5001");
-    let err = bounded(session.delete_user_data(&id)).await.unwrap_err();
+    let err = within("the request", STEP, session.delete_user_data(&id))
+        .await
+        .unwrap_err();
     assert!(err.is_auth(), "{err:?}");
     assert_eq!(server.requests().len(), 2);
     assert!(!err.to_string().contains("wrong-password"));
@@ -197,14 +198,18 @@ async fn a_wrong_password_fails_once_with_a_clear_error_and_no_retries() {
 async fn a_refused_csrf_token_is_refreshed_once_and_the_operation_succeeds() {
     let server = Server::start().await;
     let session = server.session(PASSWORD);
-    bounded(session.login()).await.unwrap();
+    within("the request", STEP, session.login()).await.unwrap();
     let id = server.sim.ring_inbound("5115", "5001");
     let old = session.csrf_headers().read().unwrap().clone();
 
     server.sim.rotate_csrf_tokens();
-    bounded(session.attach_user_data(&id, &pairs(&["AccountNumber=12345"])))
-        .await
-        .unwrap();
+    within(
+        "the request",
+        STEP,
+        session.attach_user_data(&id, &pairs(&["AccountNumber=12345"])),
+    )
+    .await
+    .unwrap();
 
     let requests = server.requests();
     let statuses: Vec<_> = requests[1..]
@@ -237,47 +242,65 @@ async fn the_four_operations_change_the_call_as_gws_does() {
     let call = |sim: &GwsSim| sim.call_json(&id).unwrap();
 
     // The first operation logs in by itself.
-    bounded(session.attach_user_data(&id, &pairs(&["AccountNumber=12345", "Priority=2"])))
-        .await
-        .unwrap();
+    within(
+        "the request",
+        STEP,
+        session.attach_user_data(&id, &pairs(&["AccountNumber=12345", "Priority=2"])),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         user_data_text(&call(&server.sim)),
         Some(r#"{"AccountNumber":12345,"Priority":2}"#)
     );
 
     // Attach of an existing key yields a duplicate, in order, with its own type.
-    bounded(session.attach_user_data(&id, &pairs(&[r#"AccountNumber="999""#])))
-        .await
-        .unwrap();
+    within(
+        "the request",
+        STEP,
+        session.attach_user_data(&id, &pairs(&[r#"AccountNumber="999""#])),
+    )
+    .await
+    .unwrap();
     let duplicated = r#"{"AccountNumber":12345,"Priority":2,"AccountNumber":"999"}"#;
     assert_eq!(user_data_text(&call(&server.sim)), Some(duplicated));
 
     // calls() hands back the call text with both occurrences.
-    let calls = bounded(session.calls()).await.unwrap();
+    let calls = within("the request", STEP, session.calls()).await.unwrap();
     assert_eq!(calls.len(), 1);
     assert_eq!(user_data_text(calls[0].get()), Some(duplicated));
     assert_eq!(calls[0].get(), call(&server.sim));
 
     // Update replaces every occurrence, and adds absent keys.
-    bounded(session.update_user_data(&id, &pairs(&["AccountNumber=7", "Region=EU"])))
-        .await
-        .unwrap();
+    within(
+        "the request",
+        STEP,
+        session.update_user_data(&id, &pairs(&["AccountNumber=7", "Region=EU"])),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         user_data_text(&call(&server.sim)),
         Some(r#"{"AccountNumber":7,"Priority":2,"AccountNumber":7,"Region":"EU"}"#)
     );
 
     // Delete-pair removes both occurrences.
-    bounded(session.delete_user_data_pair(&id, "AccountNumber"))
-        .await
-        .unwrap();
+    within(
+        "the request",
+        STEP,
+        session.delete_user_data_pair(&id, "AccountNumber"),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         user_data_text(&call(&server.sim)),
         Some(r#"{"Priority":2,"Region":"EU"}"#)
     );
 
     // Delete-all drops the property.
-    bounded(session.delete_user_data(&id)).await.unwrap();
+    within("the request", STEP, session.delete_user_data(&id))
+        .await
+        .unwrap();
     assert!(!call(&server.sim).contains("userData"));
 
     // Each operation published AttachedDataChanged with the whole call, in order.
@@ -299,9 +322,13 @@ async fn the_four_operations_change_the_call_as_gws_does() {
 async fn gws_status_codes_become_typed_errors_naming_the_call() {
     let server = Server::start().await;
     let session = server.session(PASSWORD);
-    let err = bounded(session.delete_user_data_pair("NO-SUCH-CALL", "K"))
-        .await
-        .unwrap_err();
+    let err = within(
+        "the request",
+        STEP,
+        session.delete_user_data_pair("NO-SUCH-CALL", "K"),
+    )
+    .await
+    .unwrap_err();
     match &err {
         RestError::Gws {
             operation,
@@ -324,9 +351,13 @@ async fn gws_status_codes_become_typed_errors_naming_the_call() {
     let id = server.sim.ring_inbound("5115", "5001");
     server.sim.hangup(&id).unwrap();
     server.sim.complete(&id).unwrap();
-    let err = bounded(session.attach_user_data(&id, &pairs(&["A=1"])))
-        .await
-        .unwrap_err();
+    let err = within(
+        "the request",
+        STEP,
+        session.attach_user_data(&id, &pairs(&["A=1"])),
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(
             &err,
@@ -343,13 +374,17 @@ async fn gws_status_codes_become_typed_errors_naming_the_call() {
 async fn an_expired_http_session_logs_in_again_once_and_goes_on() {
     let server = Server::start().await;
     let session = server.session(PASSWORD);
-    bounded(session.login()).await.unwrap();
+    within("the request", STEP, session.login()).await.unwrap();
     let id = server.sim.ring_inbound("5115", "5001");
 
     server.sim.expire_http_sessions();
-    bounded(session.attach_user_data(&id, &pairs(&["A=1"])))
-        .await
-        .unwrap();
+    within(
+        "the request",
+        STEP,
+        session.attach_user_data(&id, &pairs(&["A=1"])),
+    )
+    .await
+    .unwrap();
     let call_path = format!("/api/v2/me/calls/{id}");
     let after_login: Vec<_> = server.requests()[1..]
         .iter()
@@ -368,7 +403,7 @@ async fn an_expired_http_session_logs_in_again_once_and_goes_on() {
     server.sim.expire_http_sessions();
     let before = server.requests().len();
     let b2 = pairs(&["B=2"]);
-    let (a, b, c) = bounded(async {
+    let (a, b, c) = within("the request", STEP, async {
         tokio::join!(
             session.calls(),
             session.calls(),
@@ -390,7 +425,7 @@ async fn an_expired_http_session_logs_in_again_once_and_goes_on() {
 async fn secrets_never_appear_in_debug_output_or_errors() {
     let server = Server::start().await;
     let session = server.session(PASSWORD);
-    bounded(session.login()).await.unwrap();
+    within("the request", STEP, session.login()).await.unwrap();
     let url = reqwest::Url::parse(&session.notifications_url()).unwrap();
     let cookie = session.cookies().header_for(&url).unwrap();
     let cookie = cookie
@@ -405,17 +440,21 @@ async fn secrets_never_appear_in_debug_output_or_errors() {
     assert!(cookie.len() >= 16 && token.len() >= 16);
 
     let mut errors = vec![
-        bounded(session.delete_user_data("missing"))
+        within("the request", STEP, session.delete_user_data("missing"))
             .await
             .unwrap_err(),
-        bounded(server.session("not-the-password-xyz").login())
-            .await
-            .unwrap_err(),
+        within(
+            "the request",
+            STEP,
+            server.session("not-the-password-xyz").login(),
+        )
+        .await
+        .unwrap_err(),
     ];
     server.sim.rotate_csrf_tokens();
     server.sim.expire_http_sessions();
     errors.push(
-        bounded(session.delete_user_data("missing"))
+        within("the request", STEP, session.delete_user_data("missing"))
             .await
             .unwrap_err(),
     );

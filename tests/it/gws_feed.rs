@@ -1,7 +1,7 @@
 //! End-to-end: `CallFeed` and the GWS REST session against the GWS simulator over HTTP on
 //! 127.0.0.1. Every wait is bounded.
 
-use std::future::Future;
+use gws_cometd_test_support::within;
 use std::time::Duration;
 
 use gws_cometd::gws::rest::{Credentials, RestError, UserValue};
@@ -25,19 +25,13 @@ async fn sim() -> GwsSimServer {
     GwsSimServer::start(config).await.expect("simulator starts")
 }
 
-async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
 /// The next feed event matching `pred`; earlier ones are discarded.
 async fn until(
     feed: &mut CallFeed,
     what: &str,
     mut pred: impl FnMut(&FeedEvent) -> bool,
 ) -> FeedEvent {
-    bounded(what, async {
+    within(what, WAIT, async {
         loop {
             let ev = feed.next().await.expect("the feed goes on");
             if pred(&ev) {
@@ -77,7 +71,7 @@ async fn change_of(feed: &mut CallFeed, id: &str) -> CallChange {
 
 /// The changes of the next heal, each marked as such, checked against its `Healed` count.
 async fn healed(feed: &mut CallFeed) -> Vec<CallChange> {
-    bounded("a heal", async {
+    within("a heal", WAIT, async {
         let mut changes = Vec::new();
         loop {
             match feed.next().await.expect("the feed goes on") {
@@ -275,7 +269,7 @@ async fn a_heal_answer_older_than_a_notification_never_takes_the_call_back() {
     // A gap (the Bayeux session is lost) makes the feed read the server's calls once it is
     // subscribed again; the answer is made on arrival and held back.
     sim.bayeux().forget_sessions();
-    bounded("the heal read to arrive", async {
+    within("the heal read to arrive", WAIT, async {
         while sim.bayeux().stats().delayed_replies == 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -395,7 +389,9 @@ async fn a_refused_login_again_ends_the_feed_without_a_retry_storm() {
     };
     assert!(error.is_auth(), "{error}");
     assert!(
-        bounded("the end of the feed", feed.next()).await.is_none(),
+        within("the end of the feed", WAIT, feed.next())
+            .await
+            .is_none(),
         "nothing after termination"
     );
     let requests = sim.bayeux().stats().requests - before;

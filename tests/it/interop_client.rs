@@ -2,45 +2,24 @@
 //! package-lock.json), started on 127.0.0.1 with a free port.
 
 use gws_cometd_test_support::cometd_node;
+use gws_cometd_test_support::within;
 
 use std::time::Duration;
 
 use cometd_node::CometdNode;
 use futures::StreamExt;
 use gws_cometd::bayeux::SessionEvent;
-use gws_cometd::{Client, ClientEvent, EventStream, Subscriber};
-use tokio::time::timeout;
+use gws_cometd::{Client, ClientEvent, Subscriber};
+
+use crate::support::events::{next_event, subscribed};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-async fn until(events: &mut EventStream, what: &str, mut pick: impl FnMut(&ClientEvent) -> bool) {
-    timeout(LIMIT, async {
-        while let Some(ev) = events.next().await {
-            if pick(&ev) {
-                return;
-            }
-        }
-        panic!("event stream ended while waiting for {what}");
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {what} within {LIMIT:?}"))
-}
-
-async fn subscribed(events: &mut EventStream, channel: &str) {
-    until(
-        events,
-        "Subscribed",
-        |e| matches!(e, ClientEvent::Session(SessionEvent::Subscribed { channel: c }) if c.as_str() == channel),
-    )
-    .await
-}
 
 /// Reads `n` messages and checks their `seq` runs on from `first`.
 async fn expect_seq(sub: &mut Subscriber, first: u64, n: u64) {
     for want in first..first + n {
-        let m = timeout(LIMIT, sub.next())
+        let m = within(&format!("message seq {want}"), LIMIT, sub.next())
             .await
-            .unwrap_or_else(|_| panic!("message seq {want} did not arrive"))
             .expect("stream open");
         let v: serde_json::Value = serde_json::from_str(m.data.as_ref().unwrap().get()).unwrap();
         assert_eq!(v["seq"].as_u64(), Some(want), "out of order or lost: {v}");
@@ -63,7 +42,7 @@ async fn a_burst_of_20000_messages_arrives_complete_and_in_order() {
     let client = client(&node);
     let mut events = client.events();
     let mut sub = client.subscribe("/burst").await.unwrap();
-    subscribed(&mut events, "/burst").await;
+    subscribed(&mut events, "/burst", LIMIT).await;
     node.publish("/burst", 20_000, 300).await.unwrap();
     expect_seq(&mut sub, 0, 20_000).await;
     client.disconnect().await;
@@ -77,17 +56,17 @@ async fn a_client_publish_reaches_another_client() {
     let listener = client(&node);
     let mut events = listener.events();
     let mut sub = listener.subscribe("/chat/*").await.unwrap();
-    subscribed(&mut events, "/chat/*").await;
+    subscribed(&mut events, "/chat/*", LIMIT).await;
 
     let speaker = client(&node);
-    timeout(
+    within(
+        "the publish",
         LIMIT,
         speaker.publish("/chat/room", &serde_json::json!({"seq": 0, "text": "hi"})),
     )
     .await
-    .unwrap()
     .expect("publish acknowledged");
-    let m = timeout(LIMIT, sub.next()).await.unwrap().unwrap();
+    let m = within("the message", LIMIT, sub.next()).await.unwrap();
     assert_eq!(m.channel, "/chat/room");
     assert_eq!(m.data.unwrap().get(), r#"{"seq":0,"text":"hi"}"#);
 }
@@ -100,16 +79,16 @@ async fn unknown_client_replies_lead_to_rehandshake_and_resubscription() {
     let client = client(&node);
     let mut events = client.events();
     let mut sub = client.subscribe("/feed").await.unwrap();
-    subscribed(&mut events, "/feed").await;
+    subscribed(&mut events, "/feed", LIMIT).await;
     node.publish("/feed", 10, 100).await.unwrap();
     expect_seq(&mut sub, 0, 10).await;
 
     node.forget().await.unwrap();
-    until(&mut events, "Rehandshaken", |e| {
-        matches!(e, ClientEvent::Session(SessionEvent::Rehandshaken { .. }))
+    next_event(&mut events, "Rehandshaken", LIMIT, |e| {
+        matches!(e, ClientEvent::Session(SessionEvent::Rehandshaken { .. })).then_some(())
     })
     .await;
-    subscribed(&mut events, "/feed").await;
+    subscribed(&mut events, "/feed", LIMIT).await;
     node.publish("/feed", 10, 100).await.unwrap();
     expect_seq(&mut sub, 0, 10).await;
     let sessions = node.sessions().await.unwrap();
@@ -129,18 +108,18 @@ async fn a_restarted_server_gets_a_new_handshake_and_the_stream_goes_on() {
     let client = client(&node);
     let mut events = client.events();
     let mut sub = client.subscribe("/feed").await.unwrap();
-    subscribed(&mut events, "/feed").await;
+    subscribed(&mut events, "/feed", LIMIT).await;
     node.publish("/feed", 100, 300).await.unwrap();
     expect_seq(&mut sub, 0, 100).await;
 
     node.restart_same_port()
         .await
         .expect("restart on the same port");
-    until(&mut events, "Rehandshaken", |e| {
-        matches!(e, ClientEvent::Session(SessionEvent::Rehandshaken { .. }))
+    next_event(&mut events, "Rehandshaken", LIMIT, |e| {
+        matches!(e, ClientEvent::Session(SessionEvent::Rehandshaken { .. })).then_some(())
     })
     .await;
-    subscribed(&mut events, "/feed").await;
+    subscribed(&mut events, "/feed", LIMIT).await;
     node.publish("/feed", 100, 300).await.unwrap();
     expect_seq(&mut sub, 0, 100).await;
 }

@@ -1,13 +1,12 @@
 //! The interop harness end to end: the official CometD Node.js server, driven by raw Bayeux
 //! requests, so the harness is known to work before any client is tested against it.
 
-use gws_cometd_test_support::cometd_node;
+use gws_cometd_test_support::{cometd_node, within};
 
 use std::time::Duration;
 
 use cometd_node::{CometdNode, NodeOptions};
 use serde_json::{json, Value};
-use tokio::time::timeout;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -107,7 +106,7 @@ fn meta_reply(reply: &[Value], channel: &str) -> Result<Value, Box<dyn std::erro
 #[tokio::test]
 async fn server_delivers_control_published_messages_in_order_to_a_raw_bayeux_client() -> TestResult
 {
-    timeout(TEST_LIMIT, async {
+    within("the test", TEST_LIMIT, async {
         let node = CometdNode::start().await?;
         let mut peer = RawBayeux::new(node.url())?;
         let hs = peer.handshake().await?;
@@ -153,13 +152,13 @@ async fn server_delivers_control_published_messages_in_order_to_a_raw_bayeux_cli
         assert_eq!(stats.messages, 50);
         Ok(())
     })
-    .await?
+    .await
 }
 
 #[tokio::test]
 async fn forget_makes_the_next_connect_fail_with_unknown_session_and_handshake_advice() -> TestResult
 {
-    timeout(TEST_LIMIT, async {
+    within("the test", TEST_LIMIT, async {
         let node = CometdNode::start().await?;
         let mut peer = RawBayeux::new(node.url())?;
         peer.handshake().await?;
@@ -178,12 +177,12 @@ async fn forget_makes_the_next_connect_fail_with_unknown_session_and_handshake_a
         assert_eq!(node.sessions().await?.sessions, 1);
         Ok(())
     })
-    .await?
+    .await
 }
 
 #[tokio::test]
 async fn forget_answers_a_held_connect_at_once() -> TestResult {
-    timeout(TEST_LIMIT, async {
+    within("the test", TEST_LIMIT, async {
         let node = CometdNode::start().await?;
         let mut peer = RawBayeux::new(node.url())?;
         peer.handshake().await?;
@@ -196,7 +195,8 @@ async fn forget_answers_a_held_connect_at_once() -> TestResult {
         node.wait_for("a held connect", Duration::from_secs(5), |s| s.held == 1)
             .await?;
         node.forget().await?;
-        let (mut peer, reply) = timeout(Duration::from_secs(5), held).await??;
+        let (mut peer, reply) =
+            within("the held connect to end", Duration::from_secs(5), held).await?;
         reply?;
         let after = peer.connect(None).await?;
         assert_eq!(
@@ -205,12 +205,12 @@ async fn forget_answers_a_held_connect_at_once() -> TestResult {
         );
         Ok(())
     })
-    .await?
+    .await
 }
 
 #[tokio::test]
 async fn sessions_are_found_by_the_browser_cookie_not_by_client_id_alone() -> TestResult {
-    timeout(TEST_LIMIT, async {
+    within("the test", TEST_LIMIT, async {
         let node = CometdNode::start().await?;
         let mut peer = RawBayeux::new(node.url())?;
         peer.handshake().await?;
@@ -229,12 +229,12 @@ async fn sessions_are_found_by_the_browser_cookie_not_by_client_id_alone() -> Te
         );
         Ok(())
     })
-    .await?
+    .await
 }
 
 #[tokio::test]
 async fn server_options_are_passed_to_the_node_server() -> TestResult {
-    timeout(TEST_LIMIT, async {
+    within("the test", TEST_LIMIT, async {
         let options = NodeOptions {
             timeout_ms: Some(1500),
             interval_ms: Some(7),
@@ -248,13 +248,13 @@ async fn server_options_are_passed_to_the_node_server() -> TestResult {
         assert_eq!(hs["advice"]["interval"], json!(7));
         Ok(())
     })
-    .await?
+    .await
 }
 
 #[tokio::test]
 async fn restart_same_port_serves_again_on_that_port_and_has_forgotten_every_session() -> TestResult
 {
-    timeout(TEST_LIMIT, async {
+    within("the test", TEST_LIMIT, async {
         let mut node = CometdNode::start().await?;
         let port = node.port();
         let mut peer = RawBayeux::new(node.url())?;
@@ -284,12 +284,12 @@ async fn restart_same_port_serves_again_on_that_port_and_has_forgotten_every_ses
         assert_eq!(got[0]["data"]["seq"], json!(0));
         Ok(())
     })
-    .await?
+    .await
 }
 
 #[tokio::test]
 async fn kill_stops_the_server() -> TestResult {
-    timeout(TEST_LIMIT, async {
+    within("the test", TEST_LIMIT, async {
         let mut node = CometdNode::start().await?;
         node.kill().await?;
         assert!(
@@ -298,12 +298,12 @@ async fn kill_stops_the_server() -> TestResult {
         );
         Ok(())
     })
-    .await?
+    .await
 }
 
 #[tokio::test]
 async fn received_lists_what_a_client_published() -> TestResult {
-    timeout(TEST_LIMIT, async {
+    within("the test", TEST_LIMIT, async {
         let node = CometdNode::start().await?;
         let mut peer = RawBayeux::new(node.url())?;
         peer.handshake().await?;
@@ -320,5 +320,5 @@ async fn received_lists_what_a_client_published() -> TestResult {
         assert!(node.received("/other").await?.is_empty());
         Ok(())
     })
-    .await?
+    .await
 }

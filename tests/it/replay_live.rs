@@ -1,6 +1,7 @@
 //! A replayed fixture and the same messages delivered live (simulator → HTTP → client)
 //! produce the same call store.
 
+use gws_cometd_test_support::within;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -44,9 +45,8 @@ async fn replayed_and_live_stores_are_identical() {
     let mut live = CallStore::new();
     let mut live_changes = Vec::new();
     for _ in 0..messages.len() {
-        let m = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        let m = within("every message", Duration::from_secs(10), sub.next())
             .await
-            .expect("every message arrives")
             .expect("the stream goes on");
         if let Notification::Call(call) = wire::decode(&m).expect("decodes") {
             live_changes.extend(live.apply(&call, Instant::now()).map(|mut a| a.change()));

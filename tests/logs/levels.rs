@@ -2,6 +2,7 @@
 //! once, not once per retry.
 
 use gws_cometd_test_support::log_capture;
+use gws_cometd_test_support::within;
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use gws_cometd::{Client, ClientEvent};
 use gws_cometd_sim::{Fault, SimConfig, SimServer};
 
 async fn connected(events: &mut gws_cometd::EventStream) {
-    tokio::time::timeout(Duration::from_secs(20), async {
+    within("the connection", Duration::from_secs(20), async {
         while let Some(ev) = events.next().await {
             if matches!(ev, ClientEvent::Session(SessionEvent::Connected)) {
                 return;
@@ -19,7 +20,6 @@ async fn connected(events: &mut gws_cometd::EventStream) {
         }
     })
     .await
-    .expect("connected in time")
 }
 
 #[tokio::test]

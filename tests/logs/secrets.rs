@@ -4,6 +4,7 @@
 //! cookie value and CSRF token the run used is searched for in what was logged.
 
 use gws_cometd_test_support::log_capture;
+use gws_cometd_test_support::within;
 
 use std::time::Duration;
 
@@ -33,7 +34,7 @@ fn secrets_of(session: &GwsSession) -> Vec<String> {
 }
 
 async fn next_call(feed: &mut CallFeed) -> CallEvent {
-    tokio::time::timeout(WAIT, async {
+    within("a call change", WAIT, async {
         loop {
             if let FeedEvent::Call(c) = feed.next().await.expect("the feed goes on") {
                 return c;
@@ -41,7 +42,6 @@ async fn next_call(feed: &mut CallFeed) -> CallEvent {
         }
     })
     .await
-    .expect("a call change in time")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,11 +70,10 @@ async fn the_gws_flow_at_trace_level_logs_no_secret() {
     // A new HTTP session (new cookie, new token), and rotated tokens.
     sim.gws().expire_http_sessions();
     sim.bayeux().forget_sessions();
-    tokio::time::timeout(WAIT, async {
+    within("the login again and the heal", WAIT, async {
         while !matches!(feed.next().await, Some(FeedEvent::Healed { .. })) {}
     })
-    .await
-    .expect("logged in again and healed");
+    .await;
     secrets.extend(secrets_of(feed.session()));
     sim.gws().rotate_csrf_tokens();
     session.update_user_data(&id, &pairs).await.unwrap();

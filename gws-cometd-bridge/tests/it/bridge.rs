@@ -1,4 +1,4 @@
-//! The bridge against a real nats-server with JetStream (tests/support/nats.rs) and the GWS
+//! The bridge against a real nats-server with JetStream (test-support's `nats`) and the GWS
 //! simulator: replicas publish every change once, a replica that joins mid-call or dies
 //! mid-stream neither repeats nor loses anything, a restarted nats-server loses nothing
 //! within the bound, a lagging replica never moves the KV back.
@@ -7,10 +7,9 @@
 //! message the test applies to its own `CallStore`, so it sees each change GWS made, in
 //! order. Every test is bounded and stops its servers by itself.
 
-use gws_cometd_test_support::nats;
+use gws_cometd_test_support::{nats, within};
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,6 +28,8 @@ use gws_cometd_sim::gws::parse_scenario;
 use gws_cometd_sim::{GwsServerConfig, GwsSimServer};
 use nats::NatsServer;
 use serde_json::value::RawValue;
+
+use crate::support::nats_server;
 
 const PASSWORD: &str = "bridge-pa55";
 
@@ -54,13 +55,6 @@ const SCENARIO: &str = r#"
 
 /// Changes per agent in [`SCENARIO`].
 const CHANGES_PER_AGENT: usize = 14;
-
-async fn within<T>(what: &str, limit: Duration, f: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(limit, f).await {
-        Ok(v) => v,
-        Err(_) => panic!("{what}: not done within {limit:?}"),
-    }
-}
 
 /// Polls `check` every 50 ms until it holds, for at most `limit`.
 async fn until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
@@ -90,13 +84,6 @@ async fn sim(n: usize, scenario: &str) -> GwsSimServer {
     }
     config.scenario = Some(parse_scenario(scenario).expect("scenario"));
     GwsSimServer::start(config).await.expect("simulator")
-}
-
-async fn nats_server() -> NatsServer {
-    match NatsServer::start().await {
-        Ok(s) => s,
-        Err(e) => panic!("nats-server did not start: {e}"),
-    }
 }
 
 fn config(sim: &GwsSimServer, nats: &NatsServer, n: usize, replica: &str) -> BridgeConfig {

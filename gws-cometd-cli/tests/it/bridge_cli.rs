@@ -2,7 +2,7 @@
 //! the agents of its shard into JetStream, and on SIGTERM disconnects every session and
 //! exits 0.
 
-use gws_cometd_test_support::nats;
+use gws_cometd_test_support::{nats, within};
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
@@ -14,14 +14,9 @@ use gws_cometd_sim::gws::parse_scenario;
 use gws_cometd_sim::{GwsServerConfig, GwsSimServer};
 use tokio::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_gws-cometd");
-const PASSWORD: &str = "cli-pa55";
+use crate::support::BIN;
 
-async fn within<T>(what: &str, limit: Duration, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(limit, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: not done within {limit:?}"))
-}
+const PASSWORD: &str = "cli-pa55";
 
 fn agents_file(dir: &std::path::Path, users: &[String], mode: u32) -> std::path::PathBuf {
     let path = dir.join("agents.txt");

@@ -1,52 +1,20 @@
 //! The `gws-cometd` binary: the `tail` contract (against the Bayeux simulator, the built-in
 //! GWS demo and `--gws`) and the user-data commands, over HTTP on 127.0.0.1.
 
-use std::process::{Output, Stdio};
-use std::time::Duration;
+use gws_cometd_sim::{Fault, GwsSimServer, SimConfig, SimServer};
+use tokio::process::Command;
 
-use gws_cometd_sim::{Fault, GwsServerConfig, GwsSimServer, SimConfig, SimServer};
-use tokio::process::{Child, Command};
+use crate::support::{self, finish, gws_sim, run, text, PASSWORD, USER, WAIT};
 
-const BIN: &str = env!("CARGO_BIN_EXE_gws-cometd");
-const WAIT: Duration = Duration::from_secs(20);
-const USER: &str = "agent";
-const PASSWORD: &str = "cli-s3cret";
-
+/// The binary with `args`, logging warnings only: these tests count the lines of stderr.
 fn cmd(args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(args)
-        .env("RUST_LOG", "warn")
-        .env_remove("GWS_PASSWORD")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let mut c = support::cmd(args);
+    c.env("RUST_LOG", "warn");
     c
-}
-
-async fn finish(child: Child) -> Output {
-    tokio::time::timeout(WAIT, child.wait_with_output())
-        .await
-        .expect("the command exits by itself")
-        .expect("the command runs")
-}
-
-async fn run(c: &mut Command) -> Output {
-    finish(c.spawn().expect("binary starts")).await
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 async fn bayeux_sim() -> SimServer {
     SimServer::start(SimConfig::default()).await.unwrap()
-}
-
-async fn gws_sim() -> GwsSimServer {
-    let mut config = GwsServerConfig::new(USER, PASSWORD);
-    config.scenario = Some(Vec::new());
-    GwsSimServer::start(config).await.unwrap()
 }
 
 #[tokio::test]

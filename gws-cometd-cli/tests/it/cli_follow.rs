@@ -7,15 +7,15 @@ use std::process::Stdio;
 use crate::support::*;
 use gws_cometd_sim::gws::AgentState;
 use gws_cometd_sim::{SimConfig, SimServer};
+use gws_cometd_test_support::within;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout};
 
 /// Reads the next stdout line of a running child, exactly as written.
 async fn read_text_line(stdout: &mut BufReader<ChildStdout>) -> String {
     let mut line = String::new();
-    let got = tokio::time::timeout(WAIT, stdout.read_line(&mut line))
+    let got = within("a stdout line", WAIT, stdout.read_line(&mut line))
         .await
-        .expect("a line arrives")
         .unwrap();
     assert!(got > 0, "stdout ended");
     line
@@ -54,9 +54,8 @@ impl Watching {
     /// Waits for the exit; the output with all of stderr.
     async fn finish(self) -> (std::process::Output, String) {
         let out = finish(self.child).await;
-        let err = tokio::time::timeout(WAIT, self.stderr)
+        let err = within("the rest of stderr", WAIT, self.stderr)
             .await
-            .unwrap()
             .unwrap();
         (out, err)
     }
@@ -398,15 +397,10 @@ async fn watch_on_the_built_in_simulator_prints_commands_that_act_on_its_calls()
             }
         }
     };
-    let line = tokio::time::timeout(WAIT, seen)
-        .await
-        .expect("the attach shows");
+    let line = within("the attach to show", WAIT, seen).await;
     assert_eq!(line["notificationType"], "AttachedDataChanged");
     sigterm(&child);
-    let status = tokio::time::timeout(WAIT, child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = within("the exit", WAIT, child.wait()).await.unwrap();
     assert_eq!(status.code(), Some(0));
     let rest = drain.await.unwrap();
     assert!(!rest.contains("panicked"), "{rest}");
@@ -481,10 +475,7 @@ async fn serve_prints_its_url_and_commands_and_stops_on_sigterm() {
     assert_eq!(json_lines(&out)[0]["new"], true);
 
     sigterm(&serve);
-    let status = tokio::time::timeout(WAIT, serve.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = within("the exit", WAIT, serve.wait()).await.unwrap();
     assert_eq!(status.code(), Some(0));
 }
 
@@ -521,10 +512,7 @@ async fn serve_reads_a_users_file_and_warns_when_others_can_read_it() {
     let out = run(&mut c).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     sigterm(&serve);
-    let status = tokio::time::timeout(WAIT, serve.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = within("the exit", WAIT, serve.wait()).await.unwrap();
     assert_eq!(status.code(), Some(0));
 
     // A malformed line is named.
@@ -589,9 +577,7 @@ async fn an_outage_says_each_failure_once_then_recovers() {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     };
-    tokio::time::timeout(WAIT, retried)
-        .await
-        .expect("the client retries");
+    within("the client's retries", WAIT, retried).await;
     bayeux.clear_faults();
     // Published until the client is back and receives it.
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
@@ -608,9 +594,7 @@ async fn an_outage_says_each_failure_once_then_recovers() {
             }
         }
     };
-    let line = tokio::time::timeout(WAIT, deliver)
-        .await
-        .expect("recovered");
+    let line = within("the recovery", WAIT, deliver).await;
     assert!(line.contains(r#""back":true"#), "{line}");
     let out = finish(child).await;
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -1,17 +1,10 @@
 //! `replay` conventions: `-` is stdin, a byte-order mark is accepted, and a line that does
 //! not read is one error line `FILE:LINE:COLUMN: what is wrong` in plain words.
 
-use std::path::Path;
 use std::process::Stdio;
 
 use crate::support::*;
 use tokio::io::AsyncWriteExt;
-
-fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .join("fixtures")
-        .join(name)
-}
 
 async fn replay_stdin(input: Vec<u8>, args: &[&str]) -> std::process::Output {
     let mut all = vec!["replay"];

@@ -4,11 +4,9 @@
 
 use std::time::Duration;
 
-async fn bounded<T>(secs: u64, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(secs), f)
-        .await
-        .expect("finished in time")
-}
+use gws_cometd_test_support::within;
+
+use crate::support::BIN;
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
@@ -27,7 +25,7 @@ fn serve_refuses_a_bad_scenario_file_naming_file_and_line() {
         "{\"at_ms\":1,\"ring\":{\"from\":\"1\",\"to\":\"2\"}}\n{\"at_ms\":2,\"dance\":0}\n",
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gws-cometd"))
+    let out = std::process::Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("GWS_PASSWORD", "x")
         .arg("--scenario")
@@ -48,7 +46,7 @@ fn serve_refuses_a_bad_scenario_file_naming_file_and_line() {
 #[tokio::test]
 async fn serve_answers_logins_until_interrupted() {
     use tokio::io::{AsyncBufReadExt, BufReader};
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_gws-cometd"))
+    let mut child = tokio::process::Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--user", "u1"])
         .env("GWS_PASSWORD", "p1")
         .env("RUST_LOG", "info")
@@ -59,7 +57,7 @@ async fn serve_answers_logins_until_interrupted() {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
-    let base = bounded(10, async {
+    let base = within("the base URL line", Duration::from_secs(10), async {
         loop {
             let line = lines.next_line().await.unwrap().expect("a base URL line");
             if let Some(rest) = line.split("GWS simulator at ").nth(1) {
@@ -69,8 +67,9 @@ async fn serve_answers_logins_until_interrupted() {
     })
     .await;
     assert!(base.starts_with("http://127.0.0.1:"), "{base}");
-    let resp = bounded(
-        10,
+    let resp = within(
+        "the login",
+        Duration::from_secs(10),
         http()
             .get(format!("{base}/api/v2/me"))
             .basic_auth("u1", Some("p1"))
@@ -86,6 +85,8 @@ async fn serve_answers_logins_until_interrupted() {
         .status()
         .unwrap();
     assert!(sent.success());
-    let status = bounded(10, child.wait()).await.unwrap();
+    let status = within("the exit", Duration::from_secs(10), child.wait())
+        .await
+        .unwrap();
     assert_eq!(status.code(), Some(0));
 }

@@ -4,6 +4,7 @@
 use crate::support::*;
 use gws_cometd_sim::gws::SimCallState;
 use gws_cometd_sim::GwsSimServer;
+use gws_cometd_test_support::within;
 
 /// The call's `userData` object text, exactly as the simulator holds it (order,
 /// duplicates and number spellings kept).
@@ -219,7 +220,9 @@ async fn requests_go_through_the_proxy_given() {
     .await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert_fatal_line(&out, "answer", "502");
-    let request_line = tokio::time::timeout(WAIT, seen).await.unwrap().unwrap();
+    let request_line = within("the request line through the proxy", WAIT, seen)
+        .await
+        .unwrap();
     assert_eq!(
         request_line,
         format!("GET {}/api/v2/me HTTP/1.1", sim.base_url())

@@ -1,27 +1,19 @@
 //! Fixtures (reader, recorder) and the `gws-cometd replay` command.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use gws_cometd::bayeux::Message;
 use gws_cometd::fixture::{FixtureError, Reader, Recorder};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .join("fixtures")
-        .join(name)
-}
+use crate::support::{fixture, BIN};
 
 fn golden(name: &str) -> String {
     std::fs::read_to_string(fixture("golden").join(name)).unwrap()
 }
 
 fn replay(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gws-cometd"))
-        .arg("replay")
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new(BIN).arg("replay").args(args).output().unwrap()
 }
 
 fn replay_file(path: &Path, snapshot: bool) -> Output {

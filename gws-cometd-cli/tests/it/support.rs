@@ -1,10 +1,12 @@
 //! What the `cli_*` tests share: the built binary, run with a deadline, against the
 //! in-process GWS simulator on 127.0.0.1:0.
 
+use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use gws_cometd_sim::{GwsServerConfig, GwsSimServer};
+use gws_cometd_test_support::within;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStderr, Command};
 
@@ -44,10 +46,13 @@ pub fn gws_cmd(sim: &GwsSimServer, command: &str, args: &[&str]) -> Command {
 }
 
 pub async fn finish(child: Child) -> Output {
-    tokio::time::timeout(WAIT, child.wait_with_output())
-        .await
-        .expect("the command exits by itself")
-        .expect("the command runs")
+    within(
+        "the command to exit by itself",
+        WAIT,
+        child.wait_with_output(),
+    )
+    .await
+    .expect("the command runs")
 }
 
 pub async fn run(c: &mut Command) -> Output {
@@ -108,10 +113,15 @@ pub async fn read_until(stderr: &mut BufReader<ChildStderr>, needle: &str) -> Ve
             }
         }
     };
-    tokio::time::timeout(WAIT, read)
-        .await
-        .unwrap_or_else(|_| panic!("no {needle:?} on stderr"));
+    within(&format!("{needle:?} on stderr"), WAIT, read).await;
     lines
+}
+
+/// A file of the workspace's `fixtures/`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .join("fixtures")
+        .join(name)
 }
 
 /// The JSON lines of stdout.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use gws_cometd_sim::gws::{GwsSim, GwsSimConfig, CALLS_CHANNEL, CSRF_HEADER, DEVICES_CHANNEL};
 use gws_cometd_sim::{GwsServerConfig, GwsSimServer};
+use gws_cometd_test_support::within;
 use serde_json::{json, Value};
 
 const USER: &str = "agent";
@@ -13,13 +14,6 @@ const JSON: &str = "application/json";
 const PASSWORD: &str = "pa55-w0rd";
 const OTHER: &str = "second";
 const OTHER_PASSWORD: &str = "s3cond-pw";
-
-/// Bounds a step so a broken server cannot hang the suite.
-async fn bounded<T>(secs: u64, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(secs), f)
-        .await
-        .expect("finished in time")
-}
 
 fn config(scenario: Option<Vec<gws_cometd_sim::gws::ScenarioStep>>) -> GwsServerConfig {
     GwsServerConfig {
@@ -145,7 +139,7 @@ impl Agent {
 #[tokio::test]
 async fn the_notification_endpoint_needs_the_http_session_and_its_csrf_token() {
     let server = GwsSimServer::start(config(Some(vec![]))).await.unwrap();
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let mut agent = Agent::login(&server, USER, PASSWORD).await;
         let handshake = json!([{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"]}]);
 
@@ -192,7 +186,7 @@ async fn each_user_gets_the_scenario_once_and_sees_only_their_own_call() {
     let server = GwsSimServer::start(config(Some(GwsSim::one_call_scenario())))
         .await
         .unwrap();
-    bounded(15, async {
+    within("the test", Duration::from_secs(15), async {
         let mut a = Agent::login(&server, USER, PASSWORD).await;
         let mut b = Agent::login(&server, OTHER, OTHER_PASSWORD).await;
         a.handshake().await;
@@ -257,7 +251,7 @@ async fn the_living_contact_center_runs_per_user_and_a_client_that_comes_later_s
     .await
     .unwrap();
     assert_eq!(server.seed(), Some(11));
-    bounded(20, async {
+    within("the test", Duration::from_secs(20), async {
         let mut a = Agent::login(&server, USER, PASSWORD).await;
         let mut b = Agent::login(&server, OTHER, OTHER_PASSWORD).await;
         a.handshake().await;
@@ -307,7 +301,7 @@ async fn the_living_contact_center_runs_per_user_and_a_client_that_comes_later_s
 #[tokio::test]
 async fn notifications_and_operations_stay_with_the_calls_owner() {
     let server = GwsSimServer::start(config(Some(vec![]))).await.unwrap();
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let mut a = Agent::login(&server, USER, PASSWORD).await;
         let mut b = Agent::login(&server, OTHER, OTHER_PASSWORD).await;
         a.handshake().await;
@@ -399,7 +393,7 @@ impl Agent {
 #[tokio::test]
 async fn agent_state_device_and_error_notifications_reach_the_user_over_cometd() {
     let server = GwsSimServer::start(config(Some(vec![]))).await.unwrap();
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let mut a = Agent::login(&server, USER, PASSWORD).await;
         a.handshake().await;
         a.subscribe("/v2/me/*").await;
@@ -463,7 +457,7 @@ async fn agent_state_device_and_error_notifications_reach_the_user_over_cometd()
 #[tokio::test]
 async fn an_expired_http_session_gets_401_on_cometd_until_the_next_login() {
     let server = GwsSimServer::start(config(Some(vec![]))).await.unwrap();
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let mut a = Agent::login(&server, USER, PASSWORD).await;
         a.handshake().await;
         a.subscribe(CALLS_CHANNEL).await;
@@ -497,7 +491,7 @@ async fn dropping_the_server_closes_its_port() {
     assert!(tokio::net::TcpStream::connect(addr).await.is_ok());
     drop(server);
     // Aborted tasks release the listener on their next poll: wait for it, bounded.
-    bounded(5, async {
+    within("the port to close", Duration::from_secs(5), async {
         while tokio::net::TcpStream::connect(addr).await.is_ok() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -509,7 +503,7 @@ async fn dropping_the_server_closes_its_port() {
 async fn shutdown_stops_serving() {
     let server = GwsSimServer::start(config(None)).await.unwrap();
     let addr = server.addr();
-    bounded(10, server.shutdown()).await;
+    within("the shutdown", Duration::from_secs(10), server.shutdown()).await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
 

@@ -2,14 +2,15 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{acked_delivery, bounded, http, post, post_text, sim, Session};
+use crate::support::{acked_delivery, http, post, post_text, sim, Session};
 use gws_cometd::bayeux::Reconnect;
 use gws_cometd_sim::{SimConfig, SimServer};
+use gws_cometd_test_support::within;
 use serde_json::json;
 
 #[tokio::test]
 async fn handshake_subscribe_publish_and_connect_receives_the_data_exactly() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = sim().await;
         let http = http();
         let r = post(
@@ -64,7 +65,7 @@ async fn handshake_subscribe_publish_and_connect_receives_the_data_exactly() {
 
 #[tokio::test]
 async fn a_held_connect_answers_as_soon_as_a_message_is_published() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = SimServer::start(SimConfig {
             long_poll_timeout: Duration::from_secs(20),
             ..SimConfig::default()
@@ -92,7 +93,7 @@ async fn a_held_connect_answers_as_soon_as_a_message_is_published() {
 
 #[tokio::test]
 async fn wildcards_deliver_to_one_or_many_segments() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = sim().await;
         let one = Session::handshake(&sim.url()).await;
         let many = Session::handshake(&sim.url()).await;
@@ -115,7 +116,7 @@ async fn wildcards_deliver_to_one_or_many_segments() {
 
 #[tokio::test]
 async fn a_session_is_bound_to_its_browser_cookie() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = sim().await;
         let owner = Session::handshake(&sim.url()).await;
         // The same clientId from a client without the cookie is unknown.
@@ -140,7 +141,7 @@ async fn a_session_is_bound_to_its_browser_cookie() {
 
 #[tokio::test]
 async fn forgotten_sessions_get_unknown_client_and_handshake_advice() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = sim().await;
         let s = Session::handshake(&sim.url()).await;
         s.subscribe("/a").await;
@@ -171,7 +172,7 @@ async fn forgotten_sessions_get_unknown_client_and_handshake_advice() {
 
 #[tokio::test]
 async fn client_publishes_are_acknowledged_recorded_and_delivered() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = sim().await;
         let s = Session::handshake(&sim.url()).await;
         s.subscribe("/chat/**").await;
@@ -204,7 +205,7 @@ async fn client_publishes_are_acknowledged_recorded_and_delivered() {
 
 #[tokio::test]
 async fn unsubscribe_stops_delivery_and_disconnect_ends_the_session() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = sim().await;
         let s = Session::handshake(&sim.url()).await;
         s.subscribe("/a").await;
@@ -224,7 +225,7 @@ async fn unsubscribe_stops_delivery_and_disconnect_ends_the_session() {
 
 #[tokio::test]
 async fn an_array_subscription_subscribes_every_channel() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = sim().await;
         let s = Session::handshake(&sim.url()).await;
         let r = s
@@ -244,7 +245,7 @@ async fn an_array_subscription_subscribes_every_channel() {
 
 #[tokio::test]
 async fn every_path_below_the_bases_is_served_and_a_single_object_is_accepted() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = sim().await;
         let base = format!("http://{}", sim.addr());
         for path in [
@@ -277,7 +278,7 @@ async fn every_path_below_the_bases_is_served_and_a_single_object_is_accepted() 
 
 #[tokio::test]
 async fn a_request_that_is_not_a_bayeux_batch_is_a_bad_request() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = sim().await;
         let r = post(&http(), &sim.url(), json!([{"id":"1"}])).await;
         assert_eq!(r.status, 400);
@@ -289,7 +290,7 @@ async fn a_request_that_is_not_a_bayeux_batch_is_a_bad_request() {
 
 #[tokio::test]
 async fn sessions_without_connects_expire_after_max_interval() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = SimServer::start(SimConfig {
             max_interval: Duration::from_millis(200),
             ..SimConfig::default()
@@ -310,7 +311,7 @@ async fn sessions_without_connects_expire_after_max_interval() {
 
 #[tokio::test]
 async fn invalid_json_is_not_published() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = sim().await;
         let s = Session::handshake(&sim.url()).await;
         s.subscribe("/a").await;
@@ -322,7 +323,7 @@ async fn invalid_json_is_not_published() {
 
 #[tokio::test]
 async fn dropping_the_server_closes_the_listener() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = sim().await;
         let addr = sim.addr();
         drop(sim);
@@ -342,7 +343,7 @@ async fn dropping_the_server_closes_the_listener() {
 
 #[tokio::test]
 async fn graceful_shutdown_answers_held_connects() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = SimServer::start(SimConfig {
             long_poll_timeout: Duration::from_secs(20),
             ..SimConfig::default()
@@ -367,7 +368,7 @@ async fn graceful_shutdown_answers_held_connects() {
 
 #[tokio::test]
 async fn the_ack_extension_numbers_batches_per_session_and_forgets_acknowledged_ones() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = sim().await;
         let (s, hs) = Session::handshake_with(&sim.url(), Some(json!({"ack": true}))).await;
         assert_eq!(hs.ext.as_ref().map(|e| e.get()), Some(r#"{"ack":true}"#));
@@ -404,7 +405,7 @@ async fn the_ack_extension_numbers_batches_per_session_and_forgets_acknowledged_
 
 #[tokio::test]
 async fn clients_that_do_not_ask_or_a_server_without_the_extension_get_no_acks() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = sim().await;
         for ext in [
             None,

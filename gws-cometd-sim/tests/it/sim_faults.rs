@@ -2,9 +2,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{acked_delivery, bounded, http, post, sim, Session};
+use crate::support::{acked_delivery, http, post, sim, Session};
 use gws_cometd::bayeux::{Message, Reconnect};
 use gws_cometd_sim::Fault;
+use gws_cometd_test_support::within;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -14,7 +15,7 @@ fn handshake_body() -> serde_json::Value {
 
 #[tokio::test]
 async fn http_status_applies_until_cleared_and_once_only_to_the_next_request() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = sim().await;
         sim.set_fault(Fault::HttpStatus(503));
         for _ in 0..2 {
@@ -42,7 +43,7 @@ async fn http_status_applies_until_cleared_and_once_only_to_the_next_request() {
 
 #[tokio::test]
 async fn malformed_replies_are_not_json() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = sim().await;
         sim.set_fault(Fault::Malformed);
         let r = post(&http(), &sim.url(), handshake_body()).await;
@@ -56,7 +57,7 @@ async fn malformed_replies_are_not_json() {
 
 #[tokio::test]
 async fn truncated_replies_are_the_first_half_of_a_valid_reply() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = sim().await;
         sim.set_fault(Fault::Truncated);
         let r = post(&http(), &sim.url(), handshake_body()).await;
@@ -72,7 +73,7 @@ async fn truncated_replies_are_the_first_half_of_a_valid_reply() {
 
 #[tokio::test]
 async fn held_requests_are_never_answered_so_the_client_deadline_fires() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = sim().await;
         sim.set_fault(Fault::Hold);
         let client = reqwest::Client::builder()
@@ -113,7 +114,7 @@ async fn raw_exchange(addr: std::net::SocketAddr, body: &str) -> (String, String
 
 #[tokio::test]
 async fn close_after_reply_closes_the_connection_without_saying_so() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = sim().await;
         sim.set_fault(Fault::CloseAfterReply);
         let body = handshake_body().to_string();
@@ -137,7 +138,7 @@ async fn close_after_reply_closes_the_connection_without_saying_so() {
 
 #[tokio::test]
 async fn without_the_fault_connections_stay_open() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = sim().await;
         let mut tcp = tokio::net::TcpStream::connect(sim.addr()).await.unwrap();
         let body = handshake_body().to_string();
@@ -161,7 +162,7 @@ async fn without_the_fault_connections_stay_open() {
 
 #[tokio::test]
 async fn slow_bodies_arrive_complete_in_pieces() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = sim().await;
         let s = Session::handshake(&sim.url()).await;
         s.subscribe("/a").await;
@@ -183,7 +184,7 @@ async fn slow_bodies_arrive_complete_in_pieces() {
 
 #[tokio::test]
 async fn reset_mid_body_breaks_the_reply() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = sim().await;
         sim.set_fault(Fault::ResetMidBody);
         let resp = http()
@@ -202,7 +203,7 @@ async fn reset_mid_body_breaks_the_reply() {
 
 #[tokio::test]
 async fn advice_none_refuses_connects() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = sim().await;
         let s = Session::handshake(&sim.url()).await;
         sim.set_fault(Fault::AdviceNone);
@@ -217,7 +218,7 @@ async fn advice_none_refuses_connects() {
 
 #[tokio::test]
 async fn denied_subscriptions_fail_with_403_and_subscribe_nothing() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = sim().await;
         let s = Session::handshake(&sim.url()).await;
         sim.set_fault(Fault::DenySubscribe("/secret".into()));
@@ -286,17 +287,27 @@ async fn a_cut_reply_is_redelivered_in_full(fault: Fault) {
 
 #[tokio::test]
 async fn with_acks_a_connect_reply_reset_mid_body_is_redelivered_in_full() {
-    bounded(10, a_cut_reply_is_redelivered_in_full(Fault::ResetMidBody)).await;
+    within(
+        "the test",
+        Duration::from_secs(10),
+        a_cut_reply_is_redelivered_in_full(Fault::ResetMidBody),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn with_acks_a_truncated_connect_reply_is_redelivered_in_full() {
-    bounded(10, a_cut_reply_is_redelivered_in_full(Fault::Truncated)).await;
+    within(
+        "the test",
+        Duration::from_secs(10),
+        a_cut_reply_is_redelivered_in_full(Fault::Truncated),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn without_acks_a_cut_connect_reply_is_lost_as_before() {
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let sim = sim().await;
         let s = Session::handshake(&sim.url()).await;
         assert!(s.subscribe("/a").await.is_successful());
@@ -318,7 +329,7 @@ async fn without_acks_a_cut_connect_reply_is_lost_as_before() {
 #[tokio::test]
 async fn a_held_route_is_accepted_and_never_answered_while_others_are_served() {
     use gws_cometd_sim::{GwsServerConfig, GwsSimServer};
-    bounded(10, async {
+    within("the test", Duration::from_secs(10), async {
         let mut config = GwsServerConfig::new("agent", "pw");
         config.scenario = Some(Vec::new());
         let server = GwsSimServer::start(config).await.unwrap();

@@ -1,18 +1,10 @@
 //! A minimal Bayeux client over reqwest for the simulator tests.
 
-use std::future::Future;
 use std::time::Duration;
 
 use gws_cometd::bayeux::Message;
 use gws_cometd_sim::{SimConfig, SimServer};
 use serde_json::{json, Value};
-
-/// Fails the test instead of hanging past `secs`.
-pub async fn bounded<F: Future>(secs: u64, f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(secs), f)
-        .await
-        .expect("test exceeded its time bound")
-}
 
 /// A simulator with a short long-poll so held connects end quickly.
 pub async fn sim() -> SimServer {
