@@ -8,7 +8,7 @@
 //! | `follow` | what `tail` and `watch` share: the target, limits, the feed |
 //! | `demo` | the built-in simulator and the login commands printed for it and `serve` |
 //! | `gws_args`, `http_args` | `--gws/--user/--password-file`, `--proxy/--cacert`, call ids |
-//! | `pairs`, `plain` | `KEY=VALUE`/`KEY:=JSON`; JSON errors in plain words |
+//! | `pairs`, `json_errors` | `KEY=VALUE`/`KEY:=JSON`; serde_json's syntax errors in plain words |
 //! | `log`, `hint`, `signal` | stderr (text/JSON), last-line hints, Ctrl-C and SIGTERM |
 
 // The doc comments of the arguments are clap's `--help` text, where a URL is shown as the
@@ -27,10 +27,10 @@ mod follow;
 mod gws_args;
 mod hint;
 mod http_args;
+mod json_errors;
 mod log;
 mod operation;
 mod pairs;
-mod plain;
 mod replay;
 mod serve;
 mod signal;

@@ -11,8 +11,8 @@ use std::process::ExitCode;
 
 use gws_cometd::fixture::{FixtureError, Reader, Replay};
 
+use super::json_errors;
 use super::log::fatal;
-use super::plain;
 use super::EXIT_FATAL;
 
 /// How stdin is named in errors.
@@ -90,7 +90,7 @@ fn describe(e: &FixtureError) -> String {
         } => format!(
             "{}:{line}:{column}: {}",
             path.display(),
-            plain::json_error(message)
+            json_errors::json_error(message)
         ),
         other => other.to_string(),
     }
