@@ -81,11 +81,6 @@ pub async fn deadline(duration: Option<Duration>) {
     }
 }
 
-/// Standard output for the lines, buffered: the commands flush it once what arrived is written.
-pub fn stdout() -> std::io::BufWriter<std::io::StdoutLock<'static>> {
-    std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock())
-}
-
 fn seconds(what: &str, secs: f64) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs)
         .map_err(|_| format!("--{what} must be a non-negative number of seconds, got {secs}"))

@@ -34,6 +34,7 @@ mod pairs;
 mod replay;
 mod serve;
 mod signal;
+mod stdout_writer;
 mod tail;
 mod user_data;
 mod watch;
