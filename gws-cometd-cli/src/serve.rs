@@ -43,6 +43,11 @@ pub struct ServeArgs {
     /// living contact center (JSON Lines or a JSON array of steps).
     #[arg(long, value_name = "FILE")]
     pub scenario: Option<PathBuf>,
+    /// Run --scenario again for every new CometD session that subscribes to /v2/me/calls
+    /// (stopping it when that session ends), instead of once per user for the server's
+    /// life: a restarted service under test sees the scenario from its start.
+    #[arg(long, requires = "scenario")]
+    pub scenario_per_session: bool,
 }
 
 /// Runs `serve`.
@@ -146,6 +151,7 @@ fn prepare(args: &ServeArgs) -> Result<(GwsServerConfig, LoginHelp), String> {
     config.gws.users = users;
     config.sim.listen = args.listen;
     config.scenario = scenario;
+    config.scenario_per_session = args.scenario_per_session;
     config.seed = args.seed;
     Ok((config, help))
 }
@@ -201,6 +207,7 @@ fn warn_if_readable_by_others(file: &Path) {
 async fn serve(config: GwsServerConfig, help: LoginHelp, listen: SocketAddr) -> ExitCode {
     let mut stop = Stop::new();
     let users = config.gws.users.len();
+    let per_session = config.scenario_per_session;
     let server = match GwsSimServer::start(config).await {
         Ok(server) => server,
         Err(e) => {
@@ -214,7 +221,8 @@ async fn serve(config: GwsServerConfig, help: LoginHelp, listen: SocketAddr) -> 
     let base = server.base_url();
     let activity = match server.seed() {
         Some(seed) => format!("the living contact center, seed {seed}: repeat with --seed {seed}"),
-        None => "the scenario".to_owned(),
+        None if per_session => "the scenario, for every new session".to_owned(),
+        None => "the scenario, once per user".to_owned(),
     };
     say(&format!(
         "GWS simulator at {base} ({users} user{}, {activity})",

@@ -1,7 +1,7 @@
 //! What tests and the server read back: counters, the client-publish log, who receives a
 //! channel, and waits for a state to be reached.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -30,13 +30,13 @@ impl Engine {
         self.lock().client_log.iter().cloned().collect()
     }
 
-    /// The owners with at least one session whose subscriptions match `channel`.
-    pub(crate) fn owners_receiving(&self, channel: &str) -> BTreeSet<String> {
+    /// The sessions (client id, owner) whose subscriptions match `channel`.
+    pub(crate) fn sessions_receiving(&self, channel: &str) -> BTreeMap<String, String> {
         self.lock()
             .sessions
-            .values()
-            .filter(|s| s.subscriptions.iter().any(|p| channel_matches(p, channel)))
-            .filter_map(|s| s.owner.clone())
+            .iter()
+            .filter(|(_, s)| s.subscriptions.iter().any(|p| channel_matches(p, channel)))
+            .filter_map(|(id, s)| Some((id.clone(), s.owner.clone()?)))
             .collect()
     }
 
