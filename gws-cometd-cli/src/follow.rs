@@ -1,7 +1,7 @@
 //! What `tail` and `watch` share: which GWS to follow (or the built-in simulator), how long,
 //! where to record, and how the session ends.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gws_cometd::fixture::Recorder;
@@ -48,8 +48,16 @@ pub struct Limits {
     pub duration: Option<f64>,
     /// Also write every notification reply body verbatim to this JSON Lines fixture
     /// (`replay` reads it).
+    /// An existing FILE that is not empty is refused unless --force or --append says what
+    /// to do with it.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
+    /// With --record: overwrite an existing FILE.
+    #[arg(long, requires = "record", conflicts_with = "append")]
+    pub force: bool,
+    /// With --record: add to the end of an existing FILE (replay then reads both sessions).
+    #[arg(long, requires = "record")]
+    pub append: bool,
     /// Longest the network may add to a request before it counts as failed, in seconds.
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     pub max_network_delay: f64,
@@ -66,11 +74,45 @@ impl Limits {
         seconds("max-network-delay", self.max_network_delay)
     }
 
-    /// The `--record` file's recorder, created now (so a bad path fails before connecting).
+    /// The `--record` file's recorder, opened now (so a bad path fails before connecting).
+    /// An existing file that is not empty is never truncated unless `--force` says so.
     pub fn recorder(&self) -> Result<Option<Recorder>, String> {
-        let recorder = self.record.as_deref().map(Recorder::create).transpose();
-        recorder.map_err(|e| e.to_string())
+        let Some(path) = self.record.as_deref() else {
+            return Ok(None);
+        };
+        let file = open_record(path, self.force, self.append)?;
+        let label = path.display().to_string();
+        Ok(Some(Recorder::new(std::io::BufWriter::new(file), label)))
     }
+}
+
+/// Opens `--record FILE`: appended to with `append`, truncated with `force`, otherwise
+/// created, or refused when it exists and is not empty.
+fn open_record(path: &Path, force: bool, append: bool) -> Result<std::fs::File, String> {
+    let shown = path.display();
+    if path.is_dir() {
+        return Err(format!("--record {shown}: is a directory, not a file"));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    if append {
+        options.append(true).create(true);
+    } else {
+        if !force {
+            if let Ok(meta) = std::fs::metadata(path) {
+                if meta.is_file() && meta.len() > 0 {
+                    return Err(format!(
+                        "--record {shown}: the file exists and is not empty ({} bytes); \
+                         refusing to overwrite it (--force overwrites it, --append adds to it)",
+                        meta.len()
+                    ));
+                }
+            }
+        }
+        options.write(true).create(true).truncate(true);
+    }
+    options
+        .open(path)
+        .map_err(|e| format!("--record {shown}: cannot open it: {e}"))
 }
 
 /// Resolves once `duration` has passed (`--duration`); without one, never.

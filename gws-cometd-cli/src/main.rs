@@ -39,8 +39,8 @@ mod tail;
 mod user_data;
 mod watch;
 
-/// Exit code: GWS refused the request (a non-zero `statusCode`), or not everything asked
-/// for arrived (`--count` within `--duration`).
+/// Exit code: GWS refused the request (a non-zero `statusCode`), not everything asked for
+/// arrived (`--count` within `--duration`), or a fixture to replay is empty.
 const EXIT_REFUSED: u8 = 1;
 /// Exit code: bad usage or input, unreachable server, refused login, or any other fatal
 /// failure (clap's own usage errors exit 2 too).
@@ -49,10 +49,31 @@ const EXIT_FATAL: u8 = 2;
 const EXIT_CODES: &str = "\
 Exit codes:
   0  done (also after Ctrl-C or SIGTERM, which disconnect cleanly)
-  1  refused or incomplete: GWS answered a non-zero statusCode, or fewer than --count lines
-     arrived within --duration
+  1  refused or incomplete: GWS answered a non-zero statusCode, fewer than --count lines
+     arrived within --duration, or replay was given an empty fixture
   2  usage error, bad input, unreachable server, login refused, or another fatal failure;
      the last stderr line says what failed and what to check";
+
+const FOLLOW_EXIT_CODES: &str = "\
+Exit codes:
+  0  done: --count lines written, --duration over, or stopped by Ctrl-C or SIGTERM (which
+     disconnect cleanly), whatever stdout does
+  1  incomplete: fewer than --count lines arrived within --duration
+  2  usage error, a --record file that holds something (see --force, --append), unreachable
+     server, login refused, or another fatal failure; the last stderr line says what failed";
+
+const REPLAY_EXIT_CODES: &str = "\
+Exit codes:
+  0  replayed (also when stdout is closed early, as by | head)
+  1  the fixture is empty: no lines to replay
+  2  the fixture cannot be read: missing, a directory, binary, or a line that is not a
+     fixture line (named as FILE:LINE:COLUMN); nothing is printed on stdout then";
+
+const SERVE_EXIT_CODES: &str = "\
+Exit codes:
+  0  stopped by Ctrl-C or SIGTERM
+  2  usage error, a bad scenario or users file, no password, or the address cannot be
+     listened on; the last stderr line says what failed";
 
 const PAIRS_AFTER_HELP: &str = "\
 Values (as httpie writes them):
@@ -102,15 +123,15 @@ struct Cli {
 enum Command {
     /// Follow an agent's calls on GWS (or the built-in simulator) and print one JSON line
     /// per call change, starting with the calls in progress.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = FOLLOW_EXIT_CODES)]
     Watch(watch::WatchArgs),
     /// Follow a Bayeux endpoint or GWS (or the built-in simulator) and print every data
     /// message as one JSON line, exactly as received.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = FOLLOW_EXIT_CODES)]
     Tail(tail::TailArgs),
     /// Replay a JSON Lines fixture (a file, or - for stdin) through the call-state reducer
     /// and print the changes, as watch does.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = REPLAY_EXIT_CODES)]
     Replay(replay::ReplayArgs),
     /// AttachUserData: append pairs to a call's attached data (an existing key gets a
     /// second occurrence).
@@ -138,7 +159,7 @@ enum Command {
     #[command(after_help = OPERATION_AFTER_HELP)]
     Hangup(call_control::CallArgs),
     /// Run the GWS simulator until Ctrl-C or SIGTERM, printing how to log in.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = SERVE_EXIT_CODES)]
     Serve(serve::ServeArgs),
     /// Follow every agent of a file and publish their call changes to NATS JetStream.
     #[cfg(feature = "bridge")]
