@@ -12,6 +12,7 @@ use super::demo::{self, Activity, Demo};
 use super::gws_args::password;
 use super::hint::describe;
 use super::http_args::HttpArgs;
+use super::numbers;
 
 /// The GWS to follow; none given means the built-in simulator.
 #[derive(clap::Args, Debug, Clone)]
@@ -41,10 +42,10 @@ pub struct GwsTarget {
 #[derive(clap::Args, Debug, Clone)]
 pub struct Limits {
     /// Exit 0 right after the Nth line is written.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = numbers::positive)]
     pub count: Option<u64>,
     /// Stop after this many seconds (exit 1 if --count lines did not all arrive).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = numbers::seconds)]
     pub duration: Option<f64>,
     /// Also write every notification reply body verbatim to this JSON Lines fixture
     /// (`replay` reads it).
@@ -59,7 +60,7 @@ pub struct Limits {
     #[arg(long, requires = "record")]
     pub append: bool,
     /// Longest the network may add to a request before it counts as failed, in seconds.
-    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    #[arg(long, default_value = "10", value_name = "SECS", allow_negative_numbers = true, value_parser = numbers::seconds)]
     pub max_network_delay: f64,
 }
 

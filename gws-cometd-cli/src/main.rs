@@ -29,6 +29,7 @@ mod hint;
 mod http_args;
 mod json_errors;
 mod log;
+mod numbers;
 mod operation;
 mod pairs;
 mod replay;
@@ -170,7 +171,16 @@ enum Command {
 /// Parses the command line, runs the subcommand, and maps its outcome to an exit code.
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    log::init(cli.log_format);
+    let command = match &cli.command {
+        Command::Watch(_) => log::Command::Watch,
+        Command::Tail(_) => log::Command::Tail,
+        Command::Replay(_) => log::Command::Replay,
+        Command::Serve(_) => log::Command::Serve,
+        #[cfg(feature = "bridge")]
+        Command::Bridge(_) => log::Command::Bridge,
+        _ => log::Command::Operation,
+    };
+    log::init(cli.log_format, command);
     use call_control::Control;
     use user_data::Operation;
     match cli.command {

@@ -14,7 +14,9 @@ use gws_cometd_sim::{GwsServerConfig, GwsSimServer};
 
 use super::demo::{generated_password, print_login, Login, PasswordFile};
 use super::gws_args::{password, PASSWORD_ENV};
+use super::log::cli_event;
 use super::log::{fatal, say};
+use super::numbers;
 use super::signal::Stop;
 use super::EXIT_FATAL;
 
@@ -37,7 +39,7 @@ pub struct ServeArgs {
     pub password_file: Option<PathBuf>,
     /// Seed of the living contact center (the default activity): the same seed gives the
     /// same calls. Default: random, printed at start.
-    #[arg(long, value_name = "N", conflicts_with = "scenario")]
+    #[arg(long, value_name = "N", conflicts_with = "scenario", allow_negative_numbers = true, value_parser = numbers::whole)]
     pub seed: Option<u64>,
     /// Run this scenario for each user once they subscribe to /v2/me/calls, instead of the
     /// living contact center (JSON Lines or a JSON array of steps).
@@ -192,7 +194,8 @@ fn warn_if_readable_by_others(file: &Path) {
         if let Ok(meta) = std::fs::metadata(file) {
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
-                tracing::warn!(
+                cli_event!(
+                    warn,
                     "the users file {} can be read by other users (mode {mode:o}): chmod 600 {}",
                     file.display(),
                     file.display()
@@ -238,7 +241,7 @@ async fn serve(config: GwsServerConfig, help: LoginHelp, listen: SocketAddr) -> 
     print_login(&base, &help.user, &help.login, true);
     say("stop with Ctrl-C");
     let signal = stop.requested().await;
-    tracing::info!("{signal}: stopping");
+    cli_event!(info, "{signal}: stopping");
     server.shutdown().await;
     drop(help);
     ExitCode::SUCCESS

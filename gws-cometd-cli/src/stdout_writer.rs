@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::log::cli_event;
+
 /// How long the end of a command waits for the queued lines to be written.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
@@ -74,7 +76,8 @@ impl StdoutWriter {
         match self.lines.try_send(line) {
             Ok(()) => {
                 if self.dropping > 0 {
-                    tracing::warn!(
+                    cli_event!(
+                        warn,
                         dropped = self.dropping,
                         "stdout is being read again: {} lines were dropped while it was not",
                         self.dropping
@@ -85,7 +88,8 @@ impl StdoutWriter {
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 if self.dropping == 0 {
-                    tracing::warn!(
+                    cli_event!(
+                        warn,
                         queued = QUEUED_LINES,
                         "stdout is not being read: dropping lines until it is (the session \
                          and --record go on)"
@@ -120,7 +124,10 @@ impl StdoutWriter {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Ok(()),
             Err(_) => {
-                tracing::debug!("stdout still blocked after {DRAIN_GRACE:?}: lines left unwritten");
+                cli_event!(
+                    debug,
+                    "stdout still blocked after {DRAIN_GRACE:?}: lines left unwritten"
+                );
                 Ok(())
             }
         }

@@ -25,6 +25,7 @@ use gws_cometd::{Client, ClientBuilder, ClientEvent, Error};
 use super::demo::{Activity, Demo};
 use super::follow::{self, open_feed, GwsTarget, Limits};
 use super::hint::describe;
+use super::log::cli_event;
 use super::log::{fatal, feed_event, SessionLog};
 use super::signal::Stop;
 use super::stdout_writer::{Offered, StdoutWriter};
@@ -242,7 +243,7 @@ async fn tail(args: TailArgs) -> Result<ExitCode, String> {
             if let Ok(Ok((source, _demo))) = tokio::time::timeout(STOP_GRACE, open).await {
                 let _ = tokio::time::timeout(STOP_GRACE, source.disconnect()).await;
             }
-            tracing::info!("{signal}: disconnected");
+            cli_event!(info, "{signal}: disconnected");
             return Ok(ExitCode::SUCCESS);
         }
     };
@@ -288,7 +289,8 @@ async fn tail(args: TailArgs) -> Result<ExitCode, String> {
         out.finish()
     );
     if dropped > 0 {
-        tracing::warn!(
+        cli_event!(
+            warn,
             dropped,
             "{dropped} lines were dropped because stdout was not read"
         );
@@ -316,7 +318,7 @@ impl Outcome {
         match self {
             Outcome::CountReached => ExitCode::SUCCESS,
             Outcome::Interrupted(signal) => {
-                tracing::info!("{signal}: disconnected");
+                cli_event!(info, "{signal}: disconnected");
                 ExitCode::SUCCESS
             }
             Outcome::TimeUp => match count {

@@ -27,6 +27,7 @@ use gws_cometd::{ClientEvent, Error};
 
 use super::demo::Activity;
 use super::follow::{self, open_feed, GwsTarget, Limits};
+use super::log::cli_event;
 use super::log::{feed_event, SessionLog};
 use super::signal::Stop;
 use super::stdout_writer::StdoutWriter;
@@ -89,7 +90,7 @@ async fn watch(args: WatchArgs) -> Result<ExitCode, String> {
             if let Ok(Ok((mut feed, _demo))) = tokio::time::timeout(STOP_GRACE, open).await {
                 let _ = tokio::time::timeout(STOP_GRACE, feed.disconnect()).await;
             }
-            tracing::info!("{signal}: disconnected");
+            cli_event!(info, "{signal}: disconnected");
             return Ok(ExitCode::SUCCESS);
         }
     };

@@ -11,4 +11,5 @@ mod cli_serve;
 mod cli_slips;
 mod cli_stuck_stdout;
 mod cli_values;
+mod cli_words;
 mod replay;
