@@ -10,6 +10,7 @@
 //! | `gws_args`, `http_args` | `--gws/--user/--password-file`, `--proxy/--cacert`, call ids |
 //! | `pairs`, `json_errors` | `KEY=VALUE`/`KEY:=JSON`; serde_json's syntax errors in plain words |
 //! | `log`, `hint`, `signal` | stderr (text/JSON), last-line hints, Ctrl-C and SIGTERM |
+//! | `numbers`, `stdout_writer` | the checks every number option gets; stdout from a thread of its own |
 
 // The doc comments of the arguments are clap's `--help` text, where a URL is shown as the
 // user types it: no `<...>` around it for rustdoc's sake.
@@ -75,6 +76,17 @@ Exit codes:
   0  stopped by Ctrl-C or SIGTERM
   2  usage error, a bad scenario or users file, no password, or the address cannot be
      listened on; the last stderr line says what failed";
+
+const COMPLETIONS_AFTER_HELP: &str = "\
+Install (then open a new shell):
+  bash  gws-cometd completions bash > ~/.local/share/bash-completion/completions/gws-cometd
+  zsh   gws-cometd completions zsh > ~/.zfunc/_gws-cometd   (with fpath+=~/.zfunc before
+        compinit in ~/.zshrc)
+  fish  gws-cometd completions fish > ~/.config/fish/completions/gws-cometd.fish
+
+Exit codes:
+  0  printed
+  2  usage error, or stdout cannot be written";
 
 const PAIRS_AFTER_HELP: &str = "\
 Values (as httpie writes them):
@@ -162,6 +174,13 @@ enum Command {
     /// Run the GWS simulator until Ctrl-C or SIGTERM, printing how to log in.
     #[command(after_help = SERVE_EXIT_CODES)]
     Serve(serve::ServeArgs),
+    /// Print the shell completion script for SHELL on stdout.
+    #[command(after_help = COMPLETIONS_AFTER_HELP)]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Follow every agent of a file and publish their call changes to NATS JetStream.
     #[cfg(feature = "bridge")]
     #[command(after_help = BRIDGE_EXIT_CODES)]
@@ -196,8 +215,27 @@ fn main() -> ExitCode {
         Command::Retrieve(args) => call_control::run(Control::Retrieve, args),
         Command::Hangup(args) => call_control::run(Control::Hangup, args),
         Command::Serve(args) => serve::run(args),
+        Command::Completions { shell } => completions(shell),
         #[cfg(feature = "bridge")]
         Command::Bridge(args) => bridge::run(args),
+    }
+}
+
+/// Prints the completion script for `shell`.
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    use clap::CommandFactory;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "gws-cometd", &mut script);
+    let mut stdout = std::io::stdout().lock();
+    match std::io::Write::write_all(&mut stdout, &script)
+        .and_then(|_| std::io::Write::flush(&mut stdout))
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            log::fatal("completions", &format!("cannot write to stdout: {e}"));
+            ExitCode::from(EXIT_FATAL)
+        }
     }
 }
 

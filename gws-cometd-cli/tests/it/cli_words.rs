@@ -121,3 +121,23 @@ async fn the_banner_is_shown_at_info_only() {
     assert!(told.status.success(), "{}", text(&told.stderr));
     assert!(text(&told.stderr).contains("built-in GWS simulator"));
 }
+
+#[tokio::test]
+async fn completions_are_printed_for_bash_zsh_and_fish() {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef gws-cometd"),
+        ("fish", "complete -c gws-cometd"),
+    ] {
+        let out = run(&mut cmd(&["completions", shell])).await;
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        assert!(script.contains(marker), "{shell}: {script:.300}");
+        for word in ["watch", "replay", "record", "scenario-per-session"] {
+            assert!(script.contains(word), "{shell} completes {word}");
+        }
+    }
+    let out = run(&mut cmd(&["completions", "tcsh"])).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("invalid value 'tcsh'"));
+}
