@@ -193,6 +193,8 @@ impl SessionLog {
                 return;
             }
         };
+        // Deadlines as they were set, as the last line says them.
+        let cause = |c: &dyn std::fmt::Display| super::hint::whole_millis(&c.to_string());
         match event {
             SessionEvent::Handshaken { .. } => cli_event!(debug, "handshaken"),
             SessionEvent::Rehandshaken { .. } => {
@@ -200,10 +202,11 @@ impl SessionLog {
             }
             SessionEvent::HandshakeFailed {
                 attempt,
-                cause,
+                cause: failure,
                 retry_in,
             } => {
-                if !self.first(cause.to_string()) {
+                let cause = cause(failure);
+                if !self.first(cause.clone()) {
                     cli_event!(debug, attempt, "handshake failed again: {cause}");
                 } else if !self.connected_once {
                     match retry_in {
@@ -223,8 +226,9 @@ impl SessionLog {
                 self.connected_once = true;
                 cli_event!(info, "connected");
             }
-            SessionEvent::ConnectionLost { cause } => {
-                if self.first(cause.to_string()) {
+            SessionEvent::ConnectionLost { cause: failure } => {
+                let cause = cause(failure);
+                if self.first(cause.clone()) {
                     cli_event!(warn, "connection lost: {cause}")
                 } else {
                     cli_event!(debug, "connection lost again: {cause}")

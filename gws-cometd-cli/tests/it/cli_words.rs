@@ -141,3 +141,35 @@ async fn completions_are_printed_for_bash_zsh_and_fish() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("invalid value 'tcsh'"));
 }
+
+/// A server that accepts connections and never answers: `tail --url` gives up after its
+/// handshake attempts, and says the deadline as it was set.
+#[tokio::test]
+async fn a_deadline_is_said_as_it_was_set() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/cometd", listener.local_addr().unwrap());
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let out = run(&mut cmd(&[
+        "tail",
+        "--url",
+        &url,
+        "--max-network-delay",
+        "1",
+    ]))
+    .await;
+    silent.abort();
+    assert_eq!(out.status.code(), Some(2));
+    assert_fatal_line(&out, "tail", &format!("{url}: no reply within 1s"));
+    let err = text(&out.stderr);
+    assert!(
+        err.lines()
+            .filter(|l| l.contains("handshake failed"))
+            .all(|l| l.contains("no reply within 1s")),
+        "{err}"
+    );
+}
