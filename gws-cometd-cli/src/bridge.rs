@@ -2,7 +2,9 @@
 //! NATS JetStream (see `gws_cometd_bridge`).
 //!
 //! Exit codes: 0 after SIGTERM/Ctrl-C with everything written; 1 when the drain left changes
-//! unwritten; 2 on bad arguments, an unreadable agents file, or a bridge that cannot start.
+//! unwritten; 2 on bad arguments, an unreadable agents file, a bridge that cannot start, or
+//! one that cannot go on until an operator acts (a nats-server older than 2.9, a stream
+//! without direct get).
 //! (Also in `--help`.)
 
 use std::net::SocketAddr;
@@ -107,7 +109,7 @@ pub fn run(args: BridgeArgs) -> ExitCode {
         // Listening before the sessions start: a signal while they log in is a clean stop.
         let mut stop = Stop::new();
         let agents = config.agents.len();
-        let bridge = match Bridge::start(config).await {
+        let mut bridge = match Bridge::start(config).await {
             Ok(b) => b,
             Err(e) => {
                 fatal("bridge", &e.to_string());
@@ -120,7 +122,15 @@ pub fn run(args: BridgeArgs) -> ExitCode {
             metrics = ?bridge.metrics_addr(),
             "bridge running"
         );
-        let signal = stop.requested().await;
+        let signal = tokio::select! {
+            signal = stop.requested() => signal,
+            failure = bridge.failed() => {
+                // Nothing was written and nothing can be: stop without a drain.
+                bridge.shutdown_within(Duration::ZERO).await;
+                fatal("bridge", &failure.to_string());
+                return ExitCode::from(EXIT_FATAL);
+            }
+        };
         cli_event!(
             info,
             "{signal}: disconnecting sessions, writing what is buffered"
@@ -130,8 +140,10 @@ pub fn run(args: BridgeArgs) -> ExitCode {
             fatal(
                 "bridge",
                 &format!(
-                    "{} changes were not written to JetStream (check that NATS is reachable)",
-                    report.unwritten
+                    "{} changes were not written to JetStream (check that NATS at {} is \
+                     reachable)",
+                    report.unwritten,
+                    gws_cometd::transport::endpoint::redact(&args.nats)
                 ),
             );
             return ExitCode::from(EXIT_REFUSED);

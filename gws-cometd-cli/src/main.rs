@@ -107,8 +107,8 @@ const BRIDGE_EXIT_CODES: &str = "\
 Exit codes:
   0  stopped by Ctrl-C or SIGTERM with every change written
   1  stopped, but changes were left unwritten (NATS unreachable during the drain)
-  2  usage error, unreadable or readable-by-others agents file, NATS or GWS layout that cannot
-     be set up; the last stderr line says what failed";
+  2  usage error, unreadable or readable-by-others agents file, a nats-server older than 2.9,
+     a stream or bucket without direct get; the last stderr line says what failed";
 
 const OPERATION_AFTER_HELP: &str = "\
 Exit codes:
