@@ -116,6 +116,9 @@ pub struct ReadmeDoctests;
 
 pub mod bayeux;
 pub mod client;
+// The feed's and the bridge's per-call queue: shared by two crates, promised to no service.
+#[doc(hidden)]
+pub mod coalesce;
 pub mod error;
 pub mod fixture;
 pub mod gws;
