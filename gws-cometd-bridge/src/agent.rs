@@ -19,11 +19,10 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::error::BridgeError;
 use super::metrics::{Metrics, SessionState};
 use super::queue::{AgentQueue, Next};
 use super::source::{self, FeedSettings, Seen};
-use super::writer::{AgentWriter, ChangeItem, Publisher, Written};
+use super::writer::{AgentWriter, Publisher, Written};
 use gws_cometd::bayeux::backoff::Backoff;
 use gws_cometd::bayeux::BackoffConfig;
 use gws_cometd::gws::rest::Credentials;
@@ -359,7 +358,7 @@ struct Writing {
 impl Writing {
     /// The next change to write, once one is ready; `None` when the reader is done and the
     /// queue empty, or the drain time is up (what is left is then counted).
-    async fn next_change(&mut self) -> Option<ChangeItem> {
+    async fn next_change(&mut self) -> Option<super::writer::ChangeItem> {
         loop {
             let stopping = *self.stop.borrow();
             if stopping {
@@ -397,7 +396,7 @@ impl Writing {
 
     /// Writes `item`, retrying with backoff (and the same message id) until it is written,
     /// held, or the drain time runs out.
-    async fn write_change(&mut self, mut item: ChangeItem) {
+    async fn write_change(&mut self, mut item: super::writer::ChangeItem) {
         let call_id = item.call_id().to_owned();
         let mut backoff = Backoff::new(&WRITE_BACKOFF);
         loop {
@@ -425,7 +424,7 @@ impl Writing {
     }
 
     /// Counts what became of `item` and takes it off the queue (or holds it).
-    fn written(&mut self, item: ChangeItem, written: Written) {
+    fn written(&mut self, item: super::writer::ChangeItem, written: Written) {
         let metrics = &self.metrics;
         if self.failing {
             self.failing = false;
@@ -449,7 +448,7 @@ impl Writing {
 
     /// Counts and logs a failed write (once per failing spell); makes the layout again
     /// when it is gone.
-    async fn failed(&mut self, e: &BridgeError, delay: Duration) {
+    async fn failed(&mut self, e: &super::error::BridgeError, delay: Duration) {
         self.metrics.inner.publish_errors.inc();
         let agent = self.writer.agent();
         if !self.failing {
