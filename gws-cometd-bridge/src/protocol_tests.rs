@@ -380,6 +380,55 @@ mod steps {
         assert_eq!(basis(&Base::EMPTY, None, true, false), Basis::AsFed);
     }
 
+    /// 4. A refused publish walks the subject after its base: its state there → written by
+    ///    a peer; not there → superseded when a newer change waits, else held until
+    ///    settled, then published on top of the subject's last message.
+    #[test]
+    fn a_refused_publish_walks_the_history_after_its_base() {
+        let c = Change::notification("B");
+        let refused = |track: &mut Track, at: Now| {
+            let mut w = StreamWrite::default();
+            assert_eq!(w.start(track, &c.facts(), at), publish(5, "A"));
+            let step = w.answer(track, &c.facts(), Answer::Refused, at);
+            assert_eq!(step, Step::Walk { after: 5 });
+            w
+        };
+        let last = || Answer::Walked(Walk::NotFound(base(7, "X")));
+        let at = c.settled();
+        let mut track = known(None, base(5, "A"));
+        let found = Answer::Walked(Walk::Found(6));
+        let step = refused(&mut track, at).answer(&mut track, &c.facts(), found, at);
+        assert_eq!(step, accounted(6, false));
+        let mut track = known(None, base(5, "A"));
+        let newer = c.at(SETTLE, true);
+        let step = refused(&mut track, newer).answer(&mut track, &c.facts(), last(), newer);
+        assert_eq!(step, Step::Done(Outcome::Superseded));
+        let mut track = known(None, base(5, "A"));
+        let early = c.at(Duration::ZERO, false);
+        let step = refused(&mut track, early).answer(&mut track, &c.facts(), last(), early);
+        assert!(matches!(step, Step::Done(Outcome::Hold { .. })), "{step:?}");
+        let mut track = known(None, base(5, "A"));
+        let step = refused(&mut track, at).answer(&mut track, &c.facts(), last(), at);
+        assert_eq!(step, publish(7, "X"));
+    }
+
+    /// 5. The KV is written only forward: read, then replaced at the revision read only by
+    ///    a newer stream sequence; an entry already as new is left alone.
+    #[test]
+    fn the_kv_is_written_only_forward() {
+        assert_eq!(kv_step(None, 9), KvStep::Read);
+        let read = KvSeen {
+            revision: 20,
+            seq: 8,
+        };
+        assert_eq!(kv_step(Some(read), 9), KvStep::Write { revision: 20 });
+        let written = KvSeen {
+            revision: 21,
+            seq: 9,
+        };
+        assert_eq!(kv_step(Some(written), 9), KvStep::UpToDate(written));
+    }
+
     /// 4. Refused again and again (peers keep writing the call): the change waits for the
     ///    history to settle instead of racing on.
     #[test]

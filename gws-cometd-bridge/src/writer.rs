@@ -8,22 +8,32 @@
 //! as
 //!
 //! 1. without a base (a call first met mid-life, a catch-up), read the subject's last
-//!    message: its state equal to the change's → already there, done;
+//!    message, or in a feed session with a floor the messages after the floor: the
+//!    change's state there → already there, done (`without_a_base_the_last_message_decides`,
+//!    `a_catch_up_found_after_the_floor_leaves_the_position_at_the_floor`; a new session
+//!    forgets the old base: `a_new_session_starts_from_what_the_stream_holds`);
 //! 2. catch-up and heal changes wait until they are `settle` old before their first publish
-//!    (a live peer that is a little behind gets to publish the steps they jump over);
+//!    (a live peer that is a little behind gets to publish the steps they jump over)
+//!    (`catch_up_and_heal_changes_wait_until_settled`);
 //! 3. publish with `Nats-Expected-Last-Subject-Sequence: <base>` and
 //!    `Nats-Msg-Id: <key>:<base>:<state>`. At most one message can follow a given base, so
-//!    peers (and this replica's own timed-out tries) never fork or repeat the history;
+//!    peers (and this replica's own timed-out tries) never fork or repeat the history
+//!    (`a_publish_names_its_base`);
 //! 4. refused as `WrongLastSequence` → walk the subject after the base: a message with the
 //!    change's state → a peer (or an earlier try) wrote it, done. None → the history moved
 //!    on without it: dropped as superseded when a newer change of the call is queued here,
-//!    held until `settle` old otherwise, then published on top of the subject's last;
+//!    held until `settle` old otherwise, then published on top of the subject's last
+//!    (`a_refused_publish_walks_the_history_after_its_base`); refused more than
+//!    [`MAX_REFUSALS`](super::protocol::MAX_REFUSALS) times in a row → held for `settle`
+//!    (`a_change_refused_again_and_again_waits`);
 //! 5. the KV entry is written only forward: each carries `Gws-Seq`, the stream sequence it
-//!    reflects, and is replaced (CAS on its revision) only by a newer one.
+//!    reflects, and is replaced (CAS on its revision) only by a newer one
+//!    (`the_kv_is_written_only_forward`).
 //!
-//! Every decision in these steps is made by the pure [`protocol`](super::protocol) (one unit
-//! test per step, `protocol::tests::steps::*`); this module does the reads and publishes its
-//! [`Step`]s ask for and hands the stream's answers back.
+//! Every decision in these steps is made by the pure [`protocol`](super::protocol); the
+//! tests named above are its unit tests, `protocol::tests::steps::*`, without NATS. This
+//! module does the publishes its [`Step`]s ask for (the reads are in
+//! [`reads`](super::reads)) and hands the stream's answers back.
 
 use std::collections::HashMap;
 use std::sync::Arc;
