@@ -31,7 +31,9 @@
 //! ## The workspace
 //!
 //! This crate is what a service depends on: no server, no command-line parser, no broker
-//! client, and no Cargo features to choose. Beside it, each a crate of its own:
+//! client. Its one Cargo feature, `server` (off by default), adds `http_server`, the
+//! HTTP/1.1 serve loop the simulator and the bridge run on; a service never turns it on.
+//! Beside it, each a crate of its own:
 //!
 //! | crate | what it is |
 //! |---|---|
@@ -114,9 +116,14 @@ pub struct ReadmeDoctests;
 
 pub mod bayeux;
 pub mod client;
+// The feed's and the bridge's per-call queue: shared by two crates, promised to no service.
+#[doc(hidden)]
+pub mod coalesce;
 pub mod error;
 pub mod fixture;
 pub mod gws;
+#[cfg(feature = "server")]
+pub mod http_server;
 mod json;
 pub mod transport;
 

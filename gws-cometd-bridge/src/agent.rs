@@ -80,8 +80,11 @@ impl AgentState {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn session(&self) -> MutexGuard<'_, Option<SessionState>> {
-        self.session.lock().unwrap_or_else(|p| p.into_inner())
+    /// The session moved `to`: the metrics follow.
+    fn moved(&self, metrics: &Metrics, to: SessionState) {
+        let mut current = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        metrics.session_moved(*current, to);
+        *current = Some(to);
     }
 }
 
@@ -167,124 +170,143 @@ async fn read(agent: Credentials, shared: Shared, state: Arc<AgentState>) {
     let metrics = &shared.metrics;
     let mut stop = shared.stop.clone();
     let mut backoff = Backoff::new(&LOGIN_BACKOFF);
-    let moved = |to: SessionState| {
-        let mut current = state.session();
-        metrics.session_moved(*current, to);
-        *current = Some(to);
-    };
-    'session: while !*stop.borrow() {
-        moved(SessionState::Connecting);
+    while !*stop.borrow() {
+        state.moved(metrics, SessionState::Connecting);
         let floor = session_floor(&shared).await;
         let connected = tokio::select! {
             // Boxed: only while logging in.
             c = Box::pin(source::connect(&shared.feed, agent.clone())) => c,
             _ = stop.wait_for(|s| *s) => break,
         };
-        let mut feed = match connected {
-            Ok(feed) => feed,
+        let delay = match connected {
+            Ok(mut feed) => {
+                metrics.login_failing(&name, false);
+                backoff.reset();
+                state.moved(metrics, SessionState::Connected);
+                if let Followed::Stopped = follow(&mut feed, &shared, &state, &name, floor).await {
+                    Box::pin(feed.disconnect()).await;
+                    break;
+                }
+                // The feed ended (a fatal session error): start over after a pause.
+                state.moved(metrics, SessionState::Disconnected);
+                metrics.inner.agent_restarts.inc();
+                backoff.next_delay()
+            }
             Err(e) => {
                 metrics.inner.login_failures.inc();
                 metrics.login_failing(&name, true);
-                moved(SessionState::LoginFailed);
+                state.moved(metrics, SessionState::LoginFailed);
                 let delay = backoff.next_delay();
                 tracing::warn!(agent = %name, retry_in = ?delay, "login failed: {e}");
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => continue,
-                    _ = stop.wait_for(|s| *s) => break,
-                }
+                delay
             }
         };
-        metrics.login_failing(&name, false);
-        backoff.reset();
-        moved(SessionState::Connected);
-        loop {
-            let event = tokio::select! {
-                e = feed.next() => Some(e),
-                _ = stop.wait_for(|s| *s) => None,
-            };
-            let Some(event) = event else {
-                Box::pin(feed.disconnect()).await;
-                break 'session;
-            };
-            let Some(event) = event else { break };
-            match source::sort(event) {
-                Seen::Change(item) => {
-                    metrics.inner.notifications.inc();
-                    let item = match floor {
-                        Some(floor) => item.in_session(floor),
-                        None => *item,
-                    };
-                    let merged = state.queue().push(item);
-                    metrics.inner.pending.inc();
-                    if merged > 0 {
-                        metrics.inner.pending.dec_by(merged as i64);
-                        metrics.inner.coalesced.inc_by(merged as u64);
-                        tracing::warn!(
-                            agent = %name,
-                            merged,
-                            "buffer full (JetStream slow or away): changes merged per call"
-                        );
-                    }
-                    state.wake.notify_one();
-                }
-                Seen::Ready { calls } => {
-                    tracing::debug!(agent = %name, calls, "caught up");
-                    if let Some(floor) = floor {
-                        sweep_ended(&shared, &name, floor, feed.store_handle(), state.clone());
-                    }
-                }
-                Seen::Gap {
-                    rehandshake,
-                    over_limit,
-                } => {
-                    metrics.inner.gaps.inc();
-                    if let Some(cause) = over_limit {
-                        tracing::warn!(agent = %name, "{cause}; healing from the server's calls");
-                    }
-                    if rehandshake {
-                        metrics.inner.rehandshakes.inc();
-                    }
-                }
-                Seen::Healed { changes } => {
-                    metrics.inner.heals.inc();
-                    tracing::info!(agent = %name, changes, "healed after a gap");
-                }
-                Seen::HealFailed(e) => {
-                    tracing::warn!(agent = %name, "reading the calls after a gap failed: {e}");
-                }
-                Seen::LoggedInAgain => {
-                    metrics.inner.relogins.inc();
-                }
-                Seen::Connected => moved(SessionState::Connected),
-                Seen::ConnectionLost => moved(SessionState::Disconnected),
-                Seen::Ended(e) => {
-                    tracing::warn!(agent = %name, "the feed ended: {e}");
-                }
-                Seen::Lagged(missed) => {
-                    tracing::warn!(agent = %name, missed, "the feed dropped events (not call changes)");
-                }
-                Seen::Nothing => {}
-            }
-        }
-        // The feed ended (a fatal session error): start over after a pause.
-        moved(SessionState::Disconnected);
-        metrics.inner.agent_restarts.inc();
-        let delay = backoff.next_delay();
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = stop.wait_for(|s| *s) => break,
         }
     }
-    moved(SessionState::Stopped);
+    state.moved(metrics, SessionState::Stopped);
     state.reader_done.store(true, Ordering::Release);
     state.wake.notify_one();
+}
+
+/// How following one feed session ended.
+enum Followed {
+    /// The bridge is stopping.
+    Stopped,
+    /// The feed ended.
+    Ended,
+}
+
+/// Sorts one feed session's events into the queue, the metrics and the log.
+async fn follow(
+    feed: &mut gws_cometd::gws::CallFeed,
+    shared: &Shared,
+    state: &Arc<AgentState>,
+    name: &str,
+    floor: Option<u64>,
+) -> Followed {
+    let metrics = &shared.metrics;
+    let mut stop = shared.stop.clone();
+    loop {
+        let event = tokio::select! {
+            e = feed.next() => e,
+            _ = stop.wait_for(|s| *s) => return Followed::Stopped,
+        };
+        let Some(event) = event else {
+            return Followed::Ended;
+        };
+        match source::sort(event) {
+            Seen::Change(item) => {
+                metrics.inner.notifications.inc();
+                let item = match floor {
+                    Some(floor) => item.in_session(floor),
+                    None => *item,
+                };
+                let merged = state.queue().push(item);
+                metrics.inner.pending.inc();
+                if merged > 0 {
+                    metrics.inner.pending.dec_by(merged as i64);
+                    metrics.inner.coalesced.inc_by(merged as u64);
+                    tracing::warn!(
+                        agent = %name,
+                        merged,
+                        "buffer full (JetStream slow or away): changes merged per call"
+                    );
+                }
+                state.wake.notify_one();
+            }
+            Seen::Ready { calls } => {
+                tracing::debug!(agent = %name, calls, "caught up");
+                if let Some(floor) = floor {
+                    sweep_ended(shared, name, floor, feed.store_handle(), state.clone());
+                }
+            }
+            other => log_event(other, name, state, metrics),
+        }
+    }
+}
+
+/// Counts and logs a feed event that is neither a change nor the end of the catch-up.
+fn log_event(seen: Seen, name: &str, state: &AgentState, metrics: &Metrics) {
+    match seen {
+        Seen::Gap {
+            rehandshake,
+            over_limit,
+        } => {
+            metrics.inner.gaps.inc();
+            if let Some(cause) = over_limit {
+                tracing::warn!(agent = %name, "{cause}; healing from the server's calls");
+            }
+            if rehandshake {
+                metrics.inner.rehandshakes.inc();
+            }
+        }
+        Seen::Healed { changes } => {
+            metrics.inner.heals.inc();
+            tracing::info!(agent = %name, changes, "healed after a gap");
+        }
+        Seen::HealFailed(e) => {
+            tracing::warn!(agent = %name, "reading the calls after a gap failed: {e}");
+        }
+        Seen::LoggedInAgain => {
+            metrics.inner.relogins.inc();
+        }
+        Seen::Connected => state.moved(metrics, SessionState::Connected),
+        Seen::ConnectionLost => state.moved(metrics, SessionState::Disconnected),
+        Seen::Ended(e) => tracing::warn!(agent = %name, "the feed ended: {e}"),
+        Seen::Lagged(missed) => {
+            tracing::warn!(agent = %name, missed, "the feed dropped events (not call changes)");
+        }
+        Seen::Change(_) | Seen::Ready { .. } | Seen::Nothing => {}
+    }
 }
 
 /// Writes the queue to JetStream until the reader is done and the queue empty, or the
 /// drain time is up.
 async fn write(agent: String, shared: Shared, state: Arc<AgentState>) {
     let metrics = &shared.metrics;
-    let mut stop = shared.stop.clone();
     let mut drain = shared.drain_until.clone();
     let mut ready = shared.publisher.clone();
     let publisher = tokio::select! {
@@ -294,112 +316,150 @@ async fn write(agent: String, shared: Shared, state: Arc<AgentState>) {
         },
         _ = wait_deadline(&mut drain) => None,
         // Stopping with nothing to write: no reason to wait for JetStream.
-        _ = nothing_left(&state, stop.clone()) => return,
+        _ = nothing_left(&state, shared.stop.clone()) => return,
     };
     let Some(publisher) = publisher else {
         give_up(&agent, &state, metrics);
         return;
     };
-    let mut writer: AgentWriter = match publisher.agent(&agent) {
+    let writer: AgentWriter = match publisher.agent(&agent) {
         Ok(w) => w,
         Err(e) => {
             tracing::error!(agent = %agent, "cannot publish this agent's calls: {e}");
             return;
         }
     };
-    let mut failing = false;
-    loop {
-        let stopping = *stop.borrow();
-        if stopping {
-            state.queue().release_holds();
-        }
-        let deadline = *drain.borrow();
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            give_up(&agent, &state, metrics);
-            return;
-        }
-        let wake = state.wake.notified();
-        tokio::pin!(wake);
-        wake.as_mut().enable();
-        let next = state.queue().next(Instant::now());
-        let item = match next {
-            Next::Item(item) => item,
-            Next::At(t) => {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(t) => {}
-                    _ = wake => {}
-                    _ = stop.changed(), if !stopping => {}
-                    _ = drain.changed() => {}
-                }
-                continue;
+    let mut writing = Writing {
+        state,
+        metrics: metrics.clone(),
+        publisher,
+        writer,
+        failing: false,
+        stop: shared.stop.clone(),
+        drain,
+    };
+    while let Some(item) = writing.next_change().await {
+        writing.write_change(item).await;
+    }
+}
+
+/// The writer task's state between changes.
+struct Writing {
+    state: Arc<AgentState>,
+    metrics: Metrics,
+    publisher: Publisher,
+    writer: AgentWriter,
+    /// The last write failed (logged once, until one works again).
+    failing: bool,
+    stop: watch::Receiver<bool>,
+    drain: watch::Receiver<Option<Instant>>,
+}
+
+impl Writing {
+    /// The next change to write, once one is ready; `None` when the reader is done and the
+    /// queue empty, or the drain time is up (what is left is then counted).
+    async fn next_change(&mut self) -> Option<super::writer::ChangeItem> {
+        loop {
+            let stopping = *self.stop.borrow();
+            if stopping {
+                self.state.queue().release_holds();
             }
-            Next::Empty => {
-                if state.reader_done.load(Ordering::Acquire) {
-                    return;
-                }
-                tokio::select! {
-                    _ = wake => {}
-                    _ = stop.changed(), if !stopping => {}
-                    _ = drain.changed() => {}
-                }
-                continue;
+            let deadline = *self.drain.borrow();
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                give_up(self.writer.agent(), &self.state, &self.metrics);
+                return None;
             }
-        };
-        let mut item = *item;
+            let wake = self.state.wake.notified();
+            tokio::pin!(wake);
+            wake.as_mut().enable();
+            let next = self.state.queue().next(Instant::now());
+            let until = match next {
+                Next::Item(item) => return Some(*item),
+                Next::At(t) => Some(t),
+                Next::Empty if self.state.reader_done.load(Ordering::Acquire) => return None,
+                Next::Empty => None,
+            };
+            let sleep = async {
+                match until {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = sleep => {}
+                _ = wake => {}
+                _ = self.stop.changed(), if !stopping => {}
+                _ = self.drain.changed() => {}
+            }
+        }
+    }
+
+    /// Writes `item`, retrying with backoff (and the same message id) until it is written,
+    /// held, or the drain time runs out.
+    async fn write_change(&mut self, mut item: super::writer::ChangeItem) {
         let call_id = item.call_id().to_owned();
         let mut backoff = Backoff::new(&WRITE_BACKOFF);
         loop {
             let newer = {
-                let state = state.clone();
+                let state = self.state.clone();
                 let id = call_id.clone();
                 move || state.queue().has_newer(&id)
             };
             // Boxed: the idle task stays small (a write's future is ~10 KB).
-            match Box::pin(writer.write(&mut item, &newer)).await {
-                Ok(written) => {
-                    if failing {
-                        failing = false;
-                        tracing::info!(agent = writer.agent(), "JetStream writes work again");
-                    }
-                    match written {
-                        Written::Published { .. } => metrics.inner.published.inc(),
-                        Written::Duplicate { .. } => metrics.inner.duplicates.inc(),
-                        Written::Superseded => metrics.inner.superseded.inc(),
-                        Written::Hold { until } => {
-                            state.queue().hold(item, Some(until));
-                            break;
-                        }
-                    };
-                    if !matches!(written, Written::Superseded) {
-                        metrics.observe_change(item.received.elapsed());
-                    }
-                    state.queue().done(&call_id);
-                    metrics.inner.pending.dec();
-                    break;
-                }
-                Err(e) => {
-                    metrics.inner.publish_errors.inc();
-                    let delay = backoff.next_delay();
-                    if !failing {
-                        failing = true;
-                        tracing::warn!(agent = writer.agent(), retry_in = ?delay, "JetStream write failed, retrying with the same message id: {e}");
-                    } else {
-                        tracing::debug!(agent = writer.agent(), retry_in = ?delay, "JetStream write failed again: {e}");
-                    }
-                    if e.is_missing_layout() {
-                        if let Err(e) = Box::pin(publisher.repair_layout()).await {
-                            tracing::warn!("making the JetStream layout again failed: {e}");
-                        }
-                    }
-                    let deadline = *drain.borrow();
-                    if deadline.is_some_and(|d| Instant::now() + delay >= d) {
-                        // Out of time: leave it to the check at the top.
-                        state.queue().hold(item, None);
-                        tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)).await;
-                        break;
-                    }
-                    tokio::time::sleep(delay).await;
-                }
+            let e = match Box::pin(self.writer.write(&mut item, &newer)).await {
+                Ok(written) => return self.written(item, written),
+                Err(e) => e,
+            };
+            let delay = backoff.next_delay();
+            self.failed(&e, delay).await;
+            let deadline = *self.drain.borrow();
+            if deadline.is_some_and(|d| Instant::now() + delay >= d) {
+                // Out of time: leave it to the check in `next_change`.
+                self.state.queue().hold(item, None);
+                tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)).await;
+                return;
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Counts what became of `item` and takes it off the queue (or holds it).
+    fn written(&mut self, item: super::writer::ChangeItem, written: Written) {
+        let metrics = &self.metrics;
+        if self.failing {
+            self.failing = false;
+            tracing::info!(agent = self.writer.agent(), "JetStream writes work again");
+        }
+        match written {
+            Written::Published { .. } => metrics.inner.published.inc(),
+            Written::Duplicate { .. } => metrics.inner.duplicates.inc(),
+            Written::Superseded => metrics.inner.superseded.inc(),
+            Written::Hold { until } => {
+                self.state.queue().hold(item, Some(until));
+                return;
+            }
+        };
+        if !matches!(written, Written::Superseded) {
+            metrics.observe_change(item.received.elapsed());
+        }
+        self.state.queue().done(item.call_id());
+        metrics.inner.pending.dec();
+    }
+
+    /// Counts and logs a failed write (once per failing spell); makes the layout again
+    /// when it is gone.
+    async fn failed(&mut self, e: &super::error::BridgeError, delay: Duration) {
+        self.metrics.inner.publish_errors.inc();
+        let agent = self.writer.agent();
+        if !self.failing {
+            self.failing = true;
+            tracing::warn!(agent, retry_in = ?delay, "JetStream write failed, retrying with the same message id: {e}");
+        } else {
+            tracing::debug!(agent, retry_in = ?delay, "JetStream write failed again: {e}");
+        }
+        if e.is_missing_layout() {
+            if let Err(e) = Box::pin(self.publisher.repair_layout()).await {
+                tracing::warn!("making the JetStream layout again failed: {e}");
             }
         }
     }

@@ -5,23 +5,21 @@
 //! otherwise; its body is JSON: `{"status":"ok"|"unavailable","nats":true|false,
 //! "sessions":{"connected":N,...},"pending":N,"loginFailing":["agent",...]}`.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::error::BridgeError;
 use super::metrics::{Metrics, SessionState};
+use gws_cometd::http_server;
 
 /// What the endpoint reads.
 #[derive(Clone)]
@@ -31,48 +29,31 @@ pub(crate) struct Health {
     pub layout_ready: Arc<AtomicBool>,
 }
 
+/// How long a stopping endpoint waits for a scrape in progress.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
 /// Binds `addr` and serves until `stop` turns true.
 pub(crate) async fn serve(
     addr: SocketAddr,
     health: Health,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), BridgeError> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| BridgeError::MetricsListen {
-            addr: addr.to_string(),
-            source,
-        })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| BridgeError::MetricsListen {
-            addr: addr.to_string(),
-            source,
-        })?;
-    let task = tokio::spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = stop.wait_for(|s| *s) => return,
-            };
-            let Ok((tcp, _)) = accepted else { continue };
-            let health = health.clone();
-            let mut stop = stop.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let health = health.clone();
-                    async move { Ok::<_, Infallible>(answer(&req, &health)) }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tcp), service);
-                tokio::pin!(conn);
-                tokio::select! {
-                    _ = conn.as_mut() => {}
-                    _ = stop.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
-                }
-            });
-        }
-    });
+    let (listener, bound) =
+        http_server::bind(addr)
+            .await
+            .map_err(|source| BridgeError::MetricsListen {
+                addr: addr.to_string(),
+                source,
+            })?;
+    let task = tokio::spawn(http_server::serve(
+        listener,
+        stop,
+        SHUTDOWN_GRACE,
+        move |req, _conn| {
+            let reply = answer(&req, &health);
+            async move { reply }
+        },
+    ));
     Ok((bound, task))
 }
 

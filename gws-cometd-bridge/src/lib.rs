@@ -6,7 +6,9 @@
 //! | [`names`] | the `=XX` escaping of agent names and call ids into subject tokens; subjects, KV keys; the shard hash |
 //! | [`agents`] | the agents file (`user:password` per line) and [`Shard`]s |
 //! | [`layout`] | the stream `GWS_CALLS` and the KV bucket `gws_calls`, made when absent |
-//! | `writer` | [`Publisher`] and [`AgentWriter`]: the per-call write protocol below |
+//! | `protocol` | the per-call write protocol below as a pure decision, one unit test per guarantee |
+//! | `writer` | [`Publisher`] and [`AgentWriter`]: the protocol's publishes |
+//! | `reads` | the protocol's reads of the stream and the KV |
 //! | `queue` | one agent's bounded buffer, coalesced per call beyond the bound |
 //! | `agent` | one agent's two tasks: feed → buffer, buffer → JetStream |
 //! | `source` | where the feed plugs in: one shared HTTP client, [`FeedEvent`](gws_cometd::gws::FeedEvent)s sorted for the bridge |
@@ -78,30 +80,36 @@
 //!   stream publish and its KV write is covered by its peer.
 //!
 //! **What is guaranteed** (for replicas that receive the same notifications of a call, in
-//! GWS's order, and a stream that keeps the call's messages):
+//! GWS's order, and a stream that keeps the call's messages). Each bullet is a unit test of
+//! the write protocol without NATS, named after it (`protocol::tests::guaranteed::*`):
 //!
-//! - no change is stored twice, by any number of replicas, across NATS reconnects, server
-//!   restarts and retries: the expected-last-subject-sequence does not depend on the
-//!   duplicate window (the id adds a second guard within it);
-//! - every change a replica received is in the stream once that replica has written it
-//!   (within its buffer bound; see below) or found it there; killing one replica loses
-//!   nothing the other one receives;
-//! - the KV entry of a call is the call as of the newest message of its subject that any
-//!   replica has finished writing, and never moves back to an older one.
+//! - **No change is stored twice** (`no_change_is_stored_twice`), by any number of
+//!   replicas, across NATS reconnects, server restarts and retries: the
+//!   expected-last-subject-sequence does not depend on the duplicate window (the id adds a
+//!   second guard within it);
+//! - **every change received is in the stream** (`every_change_received_is_in_the_stream`)
+//!   once the replica that received it has written it (within its buffer bound; see below)
+//!   or found it there; killing one replica loses nothing the other one receives;
+//! - **the KV never goes back** (`the_kv_never_goes_back`): the KV entry of a call is the
+//!   call as of the newest message of its subject that any replica has finished writing,
+//!   and never moves back to an older one.
 //!
-//! **What is not:**
+//! **What is not** (`protocol::tests::not_guaranteed::*`):
 //!
-//! - a change only the killed replica had received (GWS sent it before the other's
-//!   session existed) is in the stream only if the dead replica wrote it: the survivor's
-//!   catch-up then publishes the net state;
-//! - replicas whose views differ (one had a gap the other did not, both coalesced under
-//!   load) keep one history per call, that of whichever wrote first, and a step only the
-//!   other saw can be dropped as superseded (counted); a replica more than `settle` behind
-//!   its peer can have its catch-up win over the peer's individual steps;
-//! - a state that GWS never notified (a gap) is only as good as the feed's heal;
-//! - changes beyond an agent's buffer bound while NATS is unreachable are merged per call
-//!   (counted as `gws_bridge_changes_coalesced_total`, logged), never dropped silently; what
-//!   is still buffered when a shutdown's drain time runs out is counted as unwritten.
+//! - **a change only a killed replica received** (`a_change_only_a_killed_replica_received`;
+//!   GWS sent it before the other's session existed) is in the stream only if the dead
+//!   replica wrote it: the survivor's catch-up then publishes the net state;
+//! - **replicas whose views differ** (`replicas_whose_views_differ`; one had a gap the
+//!   other did not, both coalesced under load) keep one history per call, that of whichever
+//!   wrote first, and a step only the other saw can be dropped as superseded (counted); a
+//!   replica more than `settle` behind its peer can have its catch-up win over the peer's
+//!   individual steps;
+//! - **a state GWS never notified** (`a_state_gws_never_notified`; a gap) is only as good
+//!   as the feed's heal;
+//! - **changes beyond the buffer bound** (`changes_beyond_the_buffer_bound`) of an agent
+//!   while NATS is unreachable are merged per call (counted as
+//!   `gws_bridge_changes_coalesced_total`, logged), never dropped silently; what is still
+//!   buffered when a shutdown's drain time runs out is counted as unwritten.
 //!
 //! # Faults
 //!
@@ -124,7 +132,9 @@ mod http;
 pub mod layout;
 pub mod metrics;
 pub mod names;
+mod protocol;
 mod queue;
+mod reads;
 mod runner;
 mod source;
 mod writer;

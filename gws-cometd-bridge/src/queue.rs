@@ -8,32 +8,29 @@
 //! is counted and logged by the caller. A call's first waiting change is never merged: the
 //! merged one is computed from its call text.
 
-use std::collections::VecDeque;
-
-use indexmap::IndexMap;
+use gws_cometd::coalesce::{self, Coalesce, CoalescingQueue, Overflow};
 use tokio::time::Instant;
 
 use super::writer::ChangeItem;
 
-/// A call's waiting changes.
-#[derive(Debug, Default)]
-struct Pending {
-    items: VecDeque<ChangeItem>,
-    /// The head is not to be tried before this.
-    not_before: Option<Instant>,
-    /// The head is being written: not handed out again.
-    busy: bool,
+impl Coalesce for ChangeItem {
+    type Key = String;
+
+    fn key(&self) -> Option<&String> {
+        Some(&self.change.call_id)
+    }
+
+    /// The net change from the call before the merged ones (the waiting change before
+    /// them) to the call after `next`.
+    fn merge(&mut self, before: Option<&Self>, next: Self) {
+        let before = before.and_then(|b| b.call.as_deref());
+        ChangeItem::merge(self, before, next);
+    }
 }
 
-/// See the [module docs](self).
+/// See the [module docs](self): the library's per-key queue, merging a call's tail.
 #[derive(Debug)]
-pub(crate) struct AgentQueue {
-    calls: IndexMap<String, Pending>,
-    len: usize,
-    bound: usize,
-    /// Round robin over calls.
-    cursor: usize,
-}
+pub(crate) struct AgentQueue(CoalescingQueue<ChangeItem>);
 
 /// What [`AgentQueue::next`] found.
 #[derive(Debug)]
@@ -49,125 +46,47 @@ pub(crate) enum Next {
 
 impl AgentQueue {
     pub(crate) fn new(bound: usize) -> Self {
-        AgentQueue {
-            calls: IndexMap::new(),
-            len: 0,
-            bound: bound.max(1),
-            cursor: 0,
-        }
+        AgentQueue(CoalescingQueue::new(bound, Overflow::MergeTail))
     }
 
     /// Changes waiting (the one being written included).
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.0.len()
     }
 
     /// Adds a change; returns how many changes were merged away to stay in the bound.
     pub(crate) fn push(&mut self, item: ChangeItem) -> usize {
-        self.calls
-            .entry(item.call_id().to_owned())
-            .or_default()
-            .items
-            .push_back(item);
-        self.len += 1;
-        let mut merged = 0;
-        while self.len > self.bound {
-            let Some(n) = self.coalesce_one() else { break };
-            merged += n;
-        }
-        merged
-    }
-
-    /// Merges the waiting changes of one call (after its first, which stays, and not the
-    /// one being written) into one. `None` when no call has enough to merge.
-    fn coalesce_one(&mut self) -> Option<usize> {
-        let pending = self.calls.values_mut().find(|p| {
-            let skip = 1 + usize::from(p.busy);
-            p.items.len() >= skip + 2
-        })?;
-        let keep = 1 + usize::from(pending.busy);
-        let mut rest: Vec<ChangeItem> = pending.items.drain(keep..).collect();
-        let before = pending.items.back().and_then(|i| i.call.clone());
-        let mut merged = rest.remove(0);
-        let n = rest.len();
-        for next in rest {
-            merged.merge(before.as_deref(), next);
-        }
-        pending.items.push_back(merged);
-        self.len -= n;
-        Some(n)
+        self.0.push(item)
     }
 
     /// The next change ready at `now`, round robin over calls, skipping calls whose head is
     /// being written or held.
     pub(crate) fn next(&mut self, now: Instant) -> Next {
-        if self.calls.is_empty() {
-            return Next::Empty;
-        }
-        let n = self.calls.len();
-        let mut soonest: Option<Instant> = None;
-        for k in 0..n {
-            let i = (self.cursor + k) % n;
-            let Some((_, p)) = self.calls.get_index_mut(i) else {
-                continue;
-            };
-            if p.busy || p.items.is_empty() {
-                continue;
-            }
-            match p.not_before {
-                Some(t) if t > now => {
-                    soonest = Some(soonest.map_or(t, |s| s.min(t)));
-                }
-                _ => {
-                    p.busy = true;
-                    p.not_before = None;
-                    self.cursor = i + 1;
-                    if let Some(item) = p.items.front() {
-                        return Next::Item(Box::new(item.clone()));
-                    }
-                }
-            }
-        }
-        match soonest {
-            Some(t) => Next::At(t),
-            None => Next::Empty,
+        match self.0.next(now) {
+            coalesce::Next::Item(item) => Next::Item(Box::new(item.clone())),
+            coalesce::Next::At(t) => Next::At(t),
+            coalesce::Next::Empty => Next::Empty,
         }
     }
 
     /// Whether a newer change of `call_id` waits behind its head.
     pub(crate) fn has_newer(&self, call_id: &str) -> bool {
-        self.calls.get(call_id).is_some_and(|p| p.items.len() > 1)
+        self.0.has_newer(call_id)
     }
 
     /// The head of `call_id` was written (or dropped).
     pub(crate) fn done(&mut self, call_id: &str) {
-        if let Some(p) = self.calls.get_mut(call_id) {
-            p.busy = false;
-            if p.items.pop_front().is_some() {
-                self.len -= 1;
-            }
-            if p.items.is_empty() {
-                self.calls.shift_remove(call_id);
-            }
-        }
+        self.0.done(call_id);
     }
 
     /// The head of `call_id` (updated: `item`) is to be tried again at `until`.
     pub(crate) fn hold(&mut self, item: ChangeItem, until: Option<Instant>) {
-        if let Some(p) = self.calls.get_mut(item.call_id()) {
-            p.busy = false;
-            p.not_before = until;
-            if let Some(head) = p.items.front_mut() {
-                *head = item;
-            }
-        }
+        self.0.hold(item, until);
     }
 
     /// Drops every hold (shutting down: write what waits now).
     pub(crate) fn release_holds(&mut self) {
-        for p in self.calls.values_mut() {
-            p.not_before = None;
-        }
+        self.0.release_holds();
     }
 }
 

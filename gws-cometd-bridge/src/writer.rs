@@ -8,18 +8,32 @@
 //! as
 //!
 //! 1. without a base (a call first met mid-life, a catch-up), read the subject's last
-//!    message: its state equal to the change's → already there, done;
+//!    message, or in a feed session with a floor the messages after the floor: the
+//!    change's state there → already there, done (`without_a_base_the_last_message_decides`,
+//!    `a_catch_up_found_after_the_floor_leaves_the_position_at_the_floor`; a new session
+//!    forgets the old base: `a_new_session_starts_from_what_the_stream_holds`);
 //! 2. catch-up and heal changes wait until they are `settle` old before their first publish
-//!    (a live peer that is a little behind gets to publish the steps they jump over);
+//!    (a live peer that is a little behind gets to publish the steps they jump over)
+//!    (`catch_up_and_heal_changes_wait_until_settled`);
 //! 3. publish with `Nats-Expected-Last-Subject-Sequence: <base>` and
 //!    `Nats-Msg-Id: <key>:<base>:<state>`. At most one message can follow a given base, so
-//!    peers (and this replica's own timed-out tries) never fork or repeat the history;
+//!    peers (and this replica's own timed-out tries) never fork or repeat the history
+//!    (`a_publish_names_its_base`);
 //! 4. refused as `WrongLastSequence` → walk the subject after the base: a message with the
 //!    change's state → a peer (or an earlier try) wrote it, done. None → the history moved
 //!    on without it: dropped as superseded when a newer change of the call is queued here,
-//!    held until `settle` old otherwise, then published on top of the subject's last;
+//!    held until `settle` old otherwise, then published on top of the subject's last
+//!    (`a_refused_publish_walks_the_history_after_its_base`); refused more than
+//!    [`MAX_REFUSALS`](super::protocol::MAX_REFUSALS) times in a row → held for `settle`
+//!    (`a_change_refused_again_and_again_waits`);
 //! 5. the KV entry is written only forward: each carries `Gws-Seq`, the stream sequence it
-//!    reflects, and is replaced (CAS on its revision) only by a newer one.
+//!    reflects, and is replaced (CAS on its revision) only by a newer one
+//!    (`the_kv_is_written_only_forward`).
+//!
+//! Every decision in these steps is made by the pure [`protocol`](super::protocol); the
+//! tests named above are its unit tests, `protocol::tests::steps::*`, without NATS. This
+//! module does the publishes its [`Step`]s ask for (the reads are in
+//! [`reads`](super::reads)) and hands the stream's answers back.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,15 +41,18 @@ use std::time::Duration;
 
 use async_nats::jetstream::context::{Context, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
-use async_nats::HeaderMap;
 use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::error::BridgeError;
 use super::layout::{self, Layout, LayoutConfig, BUCKET_PREFIX};
 use super::metrics::Metrics;
-use super::names::{escape_token, state_fingerprint, unescape_token, CallAddress};
+use super::names::{escape_token, state_fingerprint, CallAddress};
+use super::protocol::{
+    basis, kv_step, message_id, Answer, Base, Basis, Facts, KvSeen, KvStep, Now, Outcome, Step,
+    StreamWrite, Track,
+};
+use super::reads::{ended_before, kv_last, kv_text_at, last_of, walk};
 use gws_cometd::gws::store::{change_between, CallChange, ChangeOrigin};
 
 /// Header: the state fingerprint of the call after a stream message (16 hex digits, or
@@ -45,9 +62,6 @@ pub const STATE_HEADER: &str = "Gws-State";
 pub const REPLICA_HEADER: &str = "Gws-Replica";
 /// Header: the `GWS_CALLS` sequence a KV entry reflects.
 pub const SEQ_HEADER: &str = "Gws-Seq";
-
-/// A walk after a base reads at most this many messages of one subject.
-const MAX_WALK: usize = 10_000;
 
 /// One change to write, with the call as it leaves it.
 #[derive(Clone, Debug)]
@@ -145,37 +159,6 @@ pub enum Written {
     },
 }
 
-/// The last stream message of a call this replica has accounted for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Base {
-    seq: u64,
-    state: String,
-}
-
-impl Base {
-    const EMPTY: Base = Base {
-        seq: 0,
-        state: String::new(),
-    };
-}
-
-/// The KV entry of a call as last seen: its revision and the stream sequence it reflects.
-#[derive(Clone, Copy, Debug)]
-struct KvSeen {
-    revision: u64,
-    seq: u64,
-}
-
-#[derive(Debug, Default)]
-struct Track {
-    /// The floor of the feed session the track belongs to.
-    floor: Option<u64>,
-    base: Option<Base>,
-    /// The state the feed's next change of this call is relative to.
-    prev_state: Option<String>,
-    kv: Option<KvSeen>,
-}
-
 struct Inner {
     js: Context,
     layout: Layout,
@@ -267,15 +250,52 @@ impl Publisher {
         floor: u64,
         live: impl Fn(&str) -> bool,
     ) -> Result<Vec<ChangeItem>, BridgeError> {
-        use async_nats::jetstream::consumer::{push, DeliverPolicy, ReplayPolicy};
         use futures::StreamExt;
         let token = escape_token(agent).ok_or_else(|| BridgeError::InvalidName {
             what: "agent name",
             reason: "it is empty".into(),
         })?;
         let prefix = format!("{BUCKET_PREFIX}{token}.");
-        let kv_stream = &self.inner.layout.kv_stream;
-        let consumer = kv_stream
+        let Some(entries) = self.kv_entries(&prefix).await? else {
+            return Ok(Vec::new());
+        };
+        let mut entries = std::pin::pin!(entries);
+        let mut out = Vec::new();
+        while let Some(m) = entries.next().await {
+            let m = m?;
+            let Some(call_id) = ended_before(&m, &prefix, floor).filter(|id| !live(id)) else {
+                continue;
+            };
+            let text = self
+                .inner
+                .layout
+                .kv_stream
+                .direct_get_last_for_subject(m.subject.as_str())
+                .await
+                .ok()
+                .and_then(|e| String::from_utf8(e.payload.to_vec()).ok());
+            let change =
+                change_between(&call_id, text.as_deref(), None, ChangeOrigin::CatchUp, None);
+            out.push(ChangeItem::new(change, None).in_session(floor));
+        }
+        Ok(out)
+    }
+
+    /// The headers of the last KV entry of every subject under `prefix`, as they are now;
+    /// `None` when there is none. Each item is read within 5 s, or the list ends there.
+    async fn kv_entries(
+        &self,
+        prefix: &str,
+    ) -> Result<
+        Option<impl futures::Stream<Item = Result<async_nats::Message, BridgeError>>>,
+        BridgeError,
+    > {
+        use async_nats::jetstream::consumer::{push, DeliverPolicy, ReplayPolicy};
+        use futures::StreamExt;
+        let consumer = self
+            .inner
+            .layout
+            .kv_stream
             .create_consumer(push::OrderedConfig {
                 deliver_subject: self.inner.js.client().new_inbox(),
                 filter_subject: format!("{prefix}>"),
@@ -287,50 +307,25 @@ impl Publisher {
             .await
             .map_err(|e| BridgeError::js("list an agent's KV entries", e))?;
         let pending = consumer.cached_info().num_pending;
-        let mut out = Vec::new();
         if pending == 0 {
-            return Ok(out);
+            return Ok(None);
         }
-        let mut messages = consumer
+        let messages = consumer
             .messages()
             .await
             .map_err(|e| BridgeError::js("list an agent's KV entries", e))?;
-        for _ in 0..pending {
+        let timed = futures::stream::unfold(messages, |mut messages| async move {
             let next = tokio::time::timeout(Duration::from_secs(5), messages.next()).await;
-            let m = match next {
-                Ok(Some(Ok(m))) => m.message,
-                Ok(Some(Err(e))) => return Err(BridgeError::js("list an agent's KV entries", e)),
-                _ => break,
-            };
-            let Some(headers) = m.headers.as_ref() else {
-                continue;
-            };
-            let seq: u64 = header(headers, SEQ_HEADER)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            if header(headers, "KV-Operation").is_some() || seq == 0 || seq > floor {
-                continue;
+            match next {
+                Ok(Some(Ok(m))) => Some((Ok(m.message), messages)),
+                Ok(Some(Err(e))) => Some((
+                    Err(BridgeError::js("list an agent's KV entries", e)),
+                    messages,
+                )),
+                _ => None,
             }
-            let Some(call_id) = m
-                .subject
-                .strip_prefix(prefix.as_str())
-                .and_then(unescape_token)
-            else {
-                continue;
-            };
-            if live(&call_id) {
-                continue;
-            }
-            let text = kv_stream
-                .direct_get_last_for_subject(m.subject.as_str())
-                .await
-                .ok()
-                .and_then(|e| String::from_utf8(e.payload.to_vec()).ok());
-            let change =
-                change_between(&call_id, text.as_deref(), None, ChangeOrigin::CatchUp, None);
-            out.push(ChangeItem::new(change, None).in_session(floor));
-        }
-        Ok(out)
+        });
+        Ok(Some(timed.take(pending as usize)))
     }
 
     /// The metrics it counts into.
@@ -356,11 +351,6 @@ impl std::fmt::Debug for AgentWriter {
     }
 }
 
-enum Walk {
-    Found(u64),
-    NotFound(Base),
-}
-
 impl AgentWriter {
     /// The agent.
     pub fn agent(&self) -> &str {
@@ -377,13 +367,22 @@ impl AgentWriter {
     ) -> Result<Written, BridgeError> {
         let address = CallAddress::with_agent_token(&self.token, item.call_id())?;
         let written = match item.stream_seq {
+            // A retry after the KV write failed: the stream part is done.
             Some(seq) => Written::Duplicate { seq },
             None => match self.write_stream(&address, item, newer_queued).await? {
-                w @ (Written::Published { seq } | Written::Duplicate { seq }) => {
+                Outcome::Accounted { seq, published } => {
                     item.stream_seq = Some(seq);
-                    w
+                    if published {
+                        Written::Published { seq }
+                    } else {
+                        Written::Duplicate { seq }
+                    }
                 }
-                other => return Ok(other),
+                Outcome::Superseded => return Ok(Written::Superseded),
+                Outcome::Hold { until, reason } => {
+                    tracing::debug!(agent = %self.agent, call = item.call_id(), ?reason, "change held");
+                    return Ok(Written::Hold { until });
+                }
             },
         };
         let seq = item.stream_seq.unwrap_or_default();
@@ -394,223 +393,117 @@ impl AgentWriter {
         Ok(written)
     }
 
+    /// Runs the [`protocol`]'s steps for `item`: each read or publish it asks for, and its
+    /// answer back.
     async fn write_stream(
         &mut self,
         address: &CallAddress,
         item: &ChangeItem,
         newer_queued: &(dyn Fn() -> bool + Send + Sync),
-    ) -> Result<Written, BridgeError> {
+    ) -> Result<Outcome, BridgeError> {
         let p = self.publisher.inner.clone();
-        let stream = &p.layout.stream;
-        let call_id = item.call_id().to_owned();
-        let track = self.tracks.entry(call_id.clone()).or_default();
-        if track.floor != item.floor {
-            // A new feed session: what this replica knew of the call may be stale.
-            *track = Track {
-                floor: item.floor,
-                ..Track::default()
-            };
-        }
-        let catching_up = item.change.origin != ChangeOrigin::Notification;
-        let mut base = match (track.base.clone(), item.floor) {
-            (Some(base), _) if !catching_up || base.state != item.state => base,
-            (Some(base), _) => {
-                // A catch-up or heal that finds the call as it says: nothing new.
-                return Ok(self.accounted(&call_id, base.seq, item, false));
-            }
-            (None, _) if item.change.new && !catching_up => Base::EMPTY,
-            (None, Some(floor)) => {
-                match walk(stream, &address.subject, floor, &item.state).await? {
-                    Walk::Found(seq) => {
-                        let written = self.accounted(&call_id, seq, item, false);
-                        if catching_up {
-                            // The session's notifications may still repeat steps before it.
-                            let track = self.tracks.entry(call_id.clone()).or_default();
-                            track.base = Some(Base {
-                                seq: floor,
-                                state: String::new(),
-                            });
-                        }
-                        return Ok(written);
-                    }
-                    Walk::NotFound(last) if last.seq <= floor => {
-                        // Nothing since the session started: the last message is the base.
-                        if last.state == item.state {
-                            return Ok(self.accounted(&call_id, last.seq, item, false));
-                        }
-                        let track = self.tracks.entry(call_id.clone()).or_default();
-                        track.base = Some(last.clone());
-                        last
-                    }
-                    Walk::NotFound(last) => {
-                        // Peers wrote since the session started, not this state (yet).
-                        let track = self.tracks.entry(call_id.clone()).or_default();
-                        track.base = Some(Base {
-                            seq: floor,
-                            state: String::new(),
-                        });
-                        if newer_queued() {
-                            track.prev_state = Some(item.state.clone());
-                            return Ok(Written::Superseded);
-                        }
-                        let settled = item.settled_at(p.settle);
-                        if Instant::now() < settled {
-                            return Ok(Written::Hold { until: settled });
-                        }
-                        last
-                    }
-                }
-            }
-            (None, None) => {
-                let last = last_of(stream, &address.subject).await?;
-                if last.state == item.state {
-                    return Ok(self.accounted(&call_id, last.seq, item, false));
-                }
-                track.base = Some(last.clone());
-                last
-            }
+        let facts = Facts {
+            state: &item.state,
+            catching_up: item.change.origin != ChangeOrigin::Notification,
+            new: item.change.new,
+            floor: item.floor,
+            settled_at: item.settled_at(p.settle),
         };
-        if catching_up {
-            if newer_queued() {
-                // Notifications of the call wait behind it: they carry its state, step by
-                // step (a session's first notifications can be older than its catch-up).
-                let track = self.tracks.entry(call_id.clone()).or_default();
-                track.prev_state = Some(item.state.clone());
-                return Ok(Written::Superseded);
-            }
-            if Instant::now() < item.settled_at(p.settle) {
-                return Ok(Written::Hold {
-                    until: item.settled_at(p.settle),
-                });
-            }
-        }
-        let mut walks = 0;
+        let now = || Now {
+            now: Instant::now(),
+            newer_queued: newer_queued(),
+            settle: p.settle,
+        };
+        let mut write = StreamWrite::default();
+        let mut step = write.start(self.track(item.call_id()), &facts, now());
         loop {
-            let prev_state = self.tracks.get(&call_id).and_then(|t| t.prev_state.clone());
-            let change = self.change_over(address, &base, prev_state, item).await;
-            let payload = payload(&self.agent, &change, item.coalesced);
-            let id = format!("{}:{}:{}", address.key, base.seq, item.state);
-            let msg = PublishMessage::build()
-                .payload(Bytes::from(payload))
-                .message_id(&id)
-                .expected_last_subject_sequence(base.seq)
-                .header(STATE_HEADER, item.state.as_str())
-                .header(REPLICA_HEADER, p.replica.as_str());
-            let started = Instant::now();
-            let ack = match p.js.send_publish(address.subject.clone(), msg).await {
-                Ok(ack) => ack.await,
-                Err(e) => Err(e),
+            let answer = match step {
+                Step::Done(outcome) => return Ok(outcome),
+                Step::ReadLast => Answer::Last(last_of(&p.layout.stream, &address.subject).await?),
+                Step::Walk { after } => Answer::Walked(
+                    walk(&p.layout.stream, &address.subject, after, &item.state).await?,
+                ),
+                Step::Publish { base } => self.publish(address, item, &base).await?,
             };
-            match ack {
-                Ok(ack) => {
-                    p.metrics.observe_publish(started.elapsed());
-                    let published = !ack.duplicate;
-                    return Ok(self.accounted(&call_id, ack.sequence, item, published));
-                }
-                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
-                    walks += 1;
-                    match walk(stream, &address.subject, base.seq, &item.state).await? {
-                        Walk::Found(seq) => return Ok(self.accounted(&call_id, seq, item, false)),
-                        Walk::NotFound(last) => {
-                            let track = self.tracks.entry(call_id.clone()).or_default();
-                            track.base = Some(last.clone());
-                            if newer_queued() {
-                                track.prev_state = Some(item.state.clone());
-                                return Ok(Written::Superseded);
-                            }
-                            let settled = item.settled_at(p.settle);
-                            if Instant::now() < settled || walks > 3 {
-                                return Ok(Written::Hold {
-                                    until: settled.max(Instant::now() + p.settle),
-                                });
-                            }
-                            base = last;
-                        }
-                    }
-                }
-                Err(e) => {
-                    let missing = e.kind() == PublishErrorKind::StreamNotFound;
-                    return Err(BridgeError::JetStream {
-                        op: "publish",
-                        reason: e.to_string(),
-                        missing,
-                    });
-                }
-            }
+            step = write.answer(self.track(item.call_id()), &facts, answer, now());
         }
     }
 
-    /// The change to publish over `base`: the feed's, when it is relative to the state at
-    /// `base`; else the change from the call as the KV holds it at `base` (a replica that
-    /// joined mid-call, or whose history differs), so each message of a subject describes
-    /// the step from the message before it.
+    fn track(&mut self, call_id: &str) -> &mut Track {
+        self.tracks.entry(call_id.to_owned()).or_default()
+    }
+
+    /// Publishes `item` over `base`: stored, or refused because `base` is not the subject's
+    /// last message any more.
+    async fn publish(
+        &self,
+        address: &CallAddress,
+        item: &ChangeItem,
+        base: &Base,
+    ) -> Result<Answer, BridgeError> {
+        let p = &self.publisher.inner;
+        let change = self.change_over(address, base, item).await;
+        let payload = payload(&self.agent, &change, item.coalesced);
+        let msg = PublishMessage::build()
+            .payload(Bytes::from(payload))
+            .message_id(message_id(&address.key, base.seq, &item.state))
+            .expected_last_subject_sequence(base.seq)
+            .header(STATE_HEADER, item.state.as_str())
+            .header(REPLICA_HEADER, p.replica.as_str());
+        let started = Instant::now();
+        let ack = match p.js.send_publish(address.subject.clone(), msg).await {
+            Ok(ack) => ack.await,
+            Err(e) => Err(e),
+        };
+        match ack {
+            Ok(ack) => {
+                p.metrics.observe_publish(started.elapsed());
+                Ok(Answer::Stored {
+                    seq: ack.sequence,
+                    duplicate: ack.duplicate,
+                })
+            }
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(Answer::Refused),
+            Err(e) => Err(publish_error("publish", &e)),
+        }
+    }
+
+    /// The change to publish over `base` (see [`basis`]): the feed's, or the step from the
+    /// call as the KV holds it at `base`, so each message of a subject describes the step
+    /// from the message before it.
     async fn change_over(
         &self,
         address: &CallAddress,
         base: &Base,
-        prev_state: Option<String>,
         item: &ChangeItem,
     ) -> CallChange {
         let c = &item.change;
-        if base.seq == 0 {
-            if c.new || item.call.is_none() {
-                return c.clone();
+        let prev_state = self
+            .tracks
+            .get(item.call_id())
+            .and_then(|t| t.prev_state.as_deref());
+        let before = match basis(base, prev_state, c.new, item.call.is_none()) {
+            Basis::AsFed => return c.clone(),
+            Basis::FromNothing => None,
+            Basis::FromKvAt(seq) => {
+                let kv = &self.publisher.inner.layout.kv_stream;
+                match kv_text_at(kv, &address.key, seq).await {
+                    Some(before) => Some(before),
+                    None => return c.clone(),
+                }
             }
-            return change_between(
-                &c.call_id,
-                None,
-                item.call.as_deref(),
-                c.origin,
-                c.notification_type.clone(),
-            );
-        }
-        let relative = match &prev_state {
-            Some(prev) => *prev == base.state,
-            None => false,
         };
-        if relative {
-            return c.clone();
-        }
-        match kv_text_at(
-            &self.publisher.inner.layout.kv_stream,
-            &address.key,
-            base.seq,
+        change_between(
+            &c.call_id,
+            before.as_deref(),
+            item.call.as_deref(),
+            c.origin,
+            c.notification_type.clone(),
         )
-        .await
-        {
-            Some(before) => change_between(
-                &c.call_id,
-                Some(&before),
-                item.call.as_deref(),
-                c.origin,
-                c.notification_type.clone(),
-            ),
-            None => c.clone(),
-        }
-    }
-
-    fn accounted(
-        &mut self,
-        call_id: &str,
-        seq: u64,
-        item: &ChangeItem,
-        published: bool,
-    ) -> Written {
-        let track = self.tracks.entry(call_id.to_owned()).or_default();
-        track.base = Some(Base {
-            seq,
-            state: item.state.clone(),
-        });
-        track.prev_state = Some(item.state.clone());
-        if published {
-            Written::Published { seq }
-        } else {
-            Written::Duplicate { seq }
-        }
     }
 
     /// Writes the KV entry for the stream message at `seq`, unless it already reflects `seq`
-    /// or a later one.
+    /// or a later one ([`kv_step`]).
     async fn write_kv(
         &mut self,
         address: &CallAddress,
@@ -621,16 +514,19 @@ impl AgentWriter {
         let subject = format!("{BUCKET_PREFIX}{}", address.key);
         let mut seen = self.tracks.get(item.call_id()).and_then(|t| t.kv);
         loop {
-            let current = match seen {
-                Some(s) => s,
-                None => kv_last(&p.layout.kv_stream, &subject).await?,
+            let revision = match kv_step(seen, seq) {
+                KvStep::Read => {
+                    seen = Some(kv_last(&p.layout.kv_stream, &subject).await?);
+                    continue;
+                }
+                KvStep::UpToDate(current) => {
+                    self.remember_kv(item.call_id(), Some(current));
+                    return Ok(());
+                }
+                KvStep::Write { revision } => revision,
             };
-            if current.seq >= seq {
-                self.remember_kv(item.call_id(), current);
-                return Ok(());
-            }
             let mut msg = PublishMessage::build()
-                .expected_last_subject_sequence(current.revision)
+                .expected_last_subject_sequence(revision)
                 .header(SEQ_HEADER, seq.to_string());
             msg = match item.call.as_deref() {
                 Some(text) => msg.payload(Bytes::copy_from_slice(text.as_bytes())),
@@ -643,13 +539,11 @@ impl AgentWriter {
             match ack {
                 Ok(ack) => {
                     p.metrics.inner.kv_writes.inc();
-                    self.remember_kv(
-                        item.call_id(),
-                        KvSeen {
-                            revision: ack.sequence,
-                            seq,
-                        },
-                    );
+                    let written = KvSeen {
+                        revision: ack.sequence,
+                        seq,
+                    };
+                    self.remember_kv(item.call_id(), Some(written));
                     return Ok(());
                 }
                 Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
@@ -657,25 +551,30 @@ impl AgentWriter {
                     seen = None;
                 }
                 Err(e) => {
-                    if let Some(t) = self.tracks.get_mut(item.call_id()) {
-                        // The write may land later: read before the next try.
-                        t.kv = None;
-                    }
-                    let missing = e.kind() == PublishErrorKind::StreamNotFound;
-                    return Err(BridgeError::JetStream {
-                        op: "KV write",
-                        reason: e.to_string(),
-                        missing,
-                    });
+                    // The write may land later: read before the next try.
+                    self.remember_kv(item.call_id(), None);
+                    return Err(publish_error("KV write", &e));
                 }
             }
         }
     }
 
-    fn remember_kv(&mut self, call_id: &str, seen: KvSeen) {
+    fn remember_kv(&mut self, call_id: &str, seen: Option<KvSeen>) {
         if let Some(t) = self.tracks.get_mut(call_id) {
-            t.kv = Some(seen);
+            t.kv = seen;
         }
+    }
+}
+
+/// A publish error other than a refused expectation: transient, or the layout gone.
+fn publish_error(
+    op: &'static str,
+    e: &async_nats::jetstream::context::PublishError,
+) -> BridgeError {
+    BridgeError::JetStream {
+        op,
+        reason: e.to_string(),
+        missing: e.kind() == PublishErrorKind::StreamNotFound,
     }
 }
 
@@ -698,91 +597,6 @@ pub(crate) fn payload(agent: &str, change: &CallChange, coalesced: u32) -> Vec<u
         _ => out.push(b'}'),
     }
     out
-}
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).map(|v| v.as_str())
-}
-
-/// The subject's last message, or [`Base::EMPTY`].
-async fn last_of(stream: &Stream, subject: &str) -> Result<Base, BridgeError> {
-    match stream.direct_get_last_for_subject(subject).await {
-        Ok(m) => Ok(Base {
-            seq: m.sequence,
-            state: header(&m.headers, STATE_HEADER)
-                .unwrap_or_default()
-                .to_owned(),
-        }),
-        Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(Base::EMPTY),
-        Err(e) => Err(BridgeError::js("read the last message of a call", e)),
-    }
-}
-
-/// Reads the subject's messages after `after`, looking for one with `state`.
-async fn walk(
-    stream: &Stream,
-    subject: &str,
-    after: u64,
-    state: &str,
-) -> Result<Walk, BridgeError> {
-    let mut last = Base::EMPTY;
-    let mut seq = after;
-    for _ in 0..MAX_WALK {
-        match stream
-            .direct_get_next_for_subject(subject, Some(seq + 1))
-            .await
-        {
-            Ok(m) => {
-                let s = header(&m.headers, STATE_HEADER).unwrap_or_default();
-                if s == state {
-                    return Ok(Walk::Found(m.sequence));
-                }
-                seq = m.sequence;
-                last = Base {
-                    seq: m.sequence,
-                    state: s.to_owned(),
-                };
-            }
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
-            Err(e) => return Err(BridgeError::js("read a call's history", e)),
-        }
-    }
-    if last.seq == 0 {
-        // Refused, yet nothing after the base: the base itself was wrong (purged, say).
-        last = last_of(stream, subject).await?;
-    }
-    Ok(Walk::NotFound(last))
-}
-
-/// The KV entry of `subject`: its revision and `Gws-Seq` (0 when absent or not written by a
-/// bridge); revision 0 when there is none.
-async fn kv_last(kv_stream: &Stream, subject: &str) -> Result<KvSeen, BridgeError> {
-    match kv_stream.direct_get_last_for_subject(subject).await {
-        Ok(m) => Ok(KvSeen {
-            revision: m.sequence,
-            seq: header(&m.headers, SEQ_HEADER)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0),
-        }),
-        Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(KvSeen {
-            revision: 0,
-            seq: 0,
-        }),
-        Err(e) => Err(BridgeError::js("read a KV entry", e)),
-    }
-}
-
-/// The call text the KV holds for `key`, if it reflects stream sequence `seq`.
-async fn kv_text_at(kv_stream: &Stream, key: &str, seq: u64) -> Option<String> {
-    let m = kv_stream
-        .direct_get_last_for_subject(format!("{BUCKET_PREFIX}{key}"))
-        .await
-        .ok()?;
-    let reflects = header(&m.headers, SEQ_HEADER).and_then(|s| s.parse::<u64>().ok()) == Some(seq);
-    if !reflects || header(&m.headers, "KV-Operation").is_some() {
-        return None;
-    }
-    String::from_utf8(m.payload.to_vec()).ok()
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The simulator's HTTP/1.1 server on hyper: accept loop, per-connection tasks, a small
-//! router of [`Route`]s, and the faults that act on the HTTP exchange itself.
+//! The simulator's HTTP/1.1 server: the library's serve loop, a small router of
+//! [`Route`]s, and the faults that act on the HTTP exchange itself.
 //!
 //! Routes see the standard `http` request with its body read (`Request<Bytes>`) and answer a
 //! whole `Response<Bytes>`; faults then shape how it is sent. Routes are tried in order; the
@@ -7,7 +7,6 @@
 //! answering only when it refuses a request (e.g. a missing session cookie) and passing the
 //! rest on.
 
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,12 +17,11 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, COOKIE};
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify};
-use tokio::task::JoinSet;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use gws_cometd::http_server::{self, Connection};
 
 use super::fault::{ActiveFaults, FaultSet};
 
@@ -109,71 +107,16 @@ pub(crate) struct Shared {
     pub shutdown: watch::Receiver<bool>,
 }
 
-/// Accepts connections until shutdown; then lets open connections finish, bounded.
+/// Accepts connections until shutdown; then lets open connections finish, bounded. The
+/// loop is the library's ([`gws_cometd::http_server`]); the simulator adds its routes and
+/// faults.
 pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    let mut conns = JoinSet::new();
-    let mut shutdown = shared.shutdown.clone();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    conns.spawn(serve_connection(stream, shared.clone()));
-                }
-                Err(e) => {
-                    // Typically out of file descriptors: pause instead of spinning.
-                    tracing::warn!(error = %e, "simulator accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            _ = shutdown.changed() => break,
-        }
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while conns.join_next().await.is_some() {}
+    let shutdown = shared.shutdown.clone();
+    http_server::serve(listener, shutdown, SHUTDOWN_GRACE, move |req, conn| {
+        let shared = shared.clone();
+        async move { handle(req, &shared, &conn).await }
     })
     .await;
-    // Dropping the JoinSet aborts whatever is still open.
-}
-
-async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
-    let close_requested = Arc::new(Notify::new());
-    let svc = {
-        let shared = shared.clone();
-        let close_requested = close_requested.clone();
-        service_fn(move |req| {
-            let shared = shared.clone();
-            let close_requested = close_requested.clone();
-            async move { Ok::<_, Infallible>(handle(req, &shared, &close_requested).await) }
-        })
-    };
-    let conn =
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
-    tokio::pin!(conn);
-    let mut shutdown = shared.shutdown.clone();
-    let mut stopping = *shutdown.borrow();
-    if stopping {
-        conn.as_mut().graceful_shutdown();
-    }
-    loop {
-        tokio::select! {
-            res = conn.as_mut() => {
-                if let Err(e) = res {
-                    tracing::debug!(error = %e, "simulator connection ended with an error");
-                }
-                return;
-            }
-            // hyper closes the connection after the reply in progress, without adding a
-            // `Connection: close` header: exactly the misbehaviour the fault wants.
-            _ = close_requested.notified() => conn.as_mut().graceful_shutdown(),
-            _ = shutdown.changed(), if !stopping => {
-                stopping = true;
-                conn.as_mut().graceful_shutdown();
-            }
-        }
-    }
 }
 
 fn full(body: Bytes) -> Body {
@@ -187,15 +130,13 @@ fn whole(r: Response<Bytes>) -> Response<Body> {
     r.map(full)
 }
 
-async fn handle(
-    req: Request<Incoming>,
-    shared: &Shared,
-    close_requested: &Notify,
-) -> Response<Body> {
+async fn handle(req: Request<Incoming>, shared: &Shared, conn: &Connection) -> Response<Body> {
     shared.requests.fetch_add(1, Ordering::Relaxed);
     let faults = shared.faults.take();
     if faults.close_after_reply {
-        close_requested.notify_one();
+        // hyper closes the connection after this reply without adding a `Connection:
+        // close` header: exactly the misbehaviour the fault wants.
+        conn.close_after_reply();
     }
     if let Some(code) = faults.status {
         let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

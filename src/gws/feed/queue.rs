@@ -9,9 +9,8 @@
 //! Other events queue up to a bound; beyond it the oldest go, and the consumer is told how
 //! many with [`FeedEvent::Lagged`].
 
-use std::collections::{HashMap, VecDeque};
-
 use super::{CallEvent, FeedEvent};
+use crate::coalesce::{Coalesce, CoalescingQueue, Overflow};
 use crate::gws::model::{NotificationType, RawJson};
 use crate::gws::store::{change_between, CallChange, ChangeOrigin};
 
@@ -21,14 +20,15 @@ pub(super) const MAX_EVENTS: usize = 1024;
 /// Call changes kept apart for a consumer that is behind; beyond, each call's join.
 pub(super) const MAX_CHANGES: usize = 1024;
 
-enum Slot {
+/// What waits for the consumer: an event, in its place, or a call's change (or changes,
+/// joined) not yet taken.
+enum Waiting {
     Event(Box<FeedEvent>),
-    /// The change waiting under this number in `pending`.
-    Call(u64),
+    Change(Box<PendingChange>),
 }
 
 /// A call's change (or changes) not yet taken.
-struct Pending {
+struct PendingChange {
     call_id: String,
     /// The change, when there is only one.
     first: CallChange,
@@ -43,90 +43,100 @@ struct Pending {
     notification_type: Option<NotificationType>,
 }
 
+impl Coalesce for Waiting {
+    type Key = String;
+
+    fn key(&self) -> Option<&String> {
+        match self {
+            Waiting::Event(_) => None,
+            Waiting::Change(p) => Some(&p.call_id),
+        }
+    }
+
+    /// A later change of the call joins: the net change is computed when it is taken, from
+    /// the call as the consumer last saw it (`base`) to its last text.
+    fn merge(&mut self, _before: Option<&Self>, next: Self) {
+        let (Waiting::Change(p), Waiting::Change(next)) = (self, next) else {
+            return;
+        };
+        p.count += next.count;
+        p.last = next.last;
+        p.removed = next.removed;
+        if next.origin == ChangeOrigin::Heal {
+            p.origin = ChangeOrigin::Heal;
+        }
+        if next.notification_type.is_some() {
+            p.notification_type = next.notification_type;
+        }
+    }
+}
+
+impl PendingChange {
+    fn into_event(self) -> CallEvent {
+        let change = if self.count == 1 {
+            self.first
+        } else {
+            let mut net = change_between(
+                &self.call_id,
+                self.base.as_deref(),
+                self.last.as_deref(),
+                self.origin,
+                self.notification_type,
+            );
+            net.removed = self.removed;
+            net
+        };
+        let call = if self.removed {
+            None
+        } else {
+            self.last.and_then(|t| RawJson::from_text(t).ok())
+        };
+        CallEvent { change, call }
+    }
+}
+
 /// See the [module docs](self).
 pub(super) struct Queue {
-    slots: VecDeque<Slot>,
-    pending: HashMap<u64, Pending>,
-    /// Each call's last change waiting, the one a further change joins.
-    last: HashMap<String, u64>,
-    next: u64,
-    events: usize,
+    waiting: CoalescingQueue<Waiting>,
     lagged: u64,
     max_events: usize,
-    max_changes: usize,
 }
 
 impl Queue {
     pub(super) fn new(max_events: usize, max_changes: usize) -> Self {
         Queue {
-            slots: VecDeque::new(),
-            pending: HashMap::new(),
-            last: HashMap::new(),
-            next: 0,
-            events: 0,
+            waiting: CoalescingQueue::new(max_changes, Overflow::JoinLast),
             lagged: 0,
             max_events,
-            max_changes,
         }
     }
 
     /// Events (not call changes) waiting.
     pub(super) fn events(&self) -> usize {
-        self.events
+        self.waiting.unkeyed_len()
     }
 
     /// Queues an event; the oldest event goes when more than the bound wait.
     pub(super) fn push_event(&mut self, event: FeedEvent) {
-        if self.events >= self.max_events {
-            if let Some(i) = self.slots.iter().position(|s| matches!(s, Slot::Event(_))) {
-                self.slots.remove(i);
-                self.events -= 1;
-                self.lagged += 1;
-            }
+        if self.events() >= self.max_events && self.waiting.remove_oldest_unkeyed().is_some() {
+            self.lagged += 1;
         }
-        self.slots.push_back(Slot::Event(Box::new(event)));
-        self.events += 1;
+        self.waiting.push(Waiting::Event(Box::new(event)));
     }
 
     /// Queues the change of one call, whose text was `before` (`None`: new to the store) and
     /// is `after` (its last text, also when it left the store).
     pub(super) fn push_change(&mut self, change: CallChange, before: Option<&str>, after: &str) {
-        let joins = self.pending.len() >= self.max_changes;
-        match self.last.get(&change.call_id).filter(|_| joins) {
-            Some(at) => {
-                let Some(p) = self.pending.get_mut(at) else {
-                    return;
-                };
-                p.count += 1;
-                p.last = Some(after.to_owned());
-                p.removed = change.removed;
-                if change.origin == ChangeOrigin::Heal {
-                    p.origin = ChangeOrigin::Heal;
-                }
-                if change.notification_type.is_some() {
-                    p.notification_type = change.notification_type;
-                }
-            }
-            None => {
-                let at = self.next;
-                self.next += 1;
-                self.last.insert(change.call_id.clone(), at);
-                self.pending.insert(
-                    at,
-                    Pending {
-                        call_id: change.call_id.clone(),
-                        count: 1,
-                        base: before.map(str::to_owned),
-                        last: Some(after.to_owned()),
-                        removed: change.removed,
-                        origin: change.origin,
-                        notification_type: change.notification_type.clone(),
-                        first: change,
-                    },
-                );
-                self.slots.push_back(Slot::Call(at));
-            }
-        }
+        self.waiting.push(Waiting::Change(Box::new(PendingChange {
+            call_id: change.call_id.clone(),
+            count: 1,
+            base: before.map(str::to_owned),
+            last: Some(after.to_owned()),
+            removed: change.removed,
+            origin: change.origin,
+            notification_type: change.notification_type.clone(),
+            first: change,
+        })));
     }
 
     /// The next event for the consumer.
@@ -135,36 +145,9 @@ impl Queue {
             let missed = std::mem::take(&mut self.lagged);
             return Some(FeedEvent::Lagged { missed });
         }
-        match self.slots.pop_front()? {
-            Slot::Event(event) => {
-                self.events -= 1;
-                Some(*event)
-            }
-            Slot::Call(at) => {
-                let p = self.pending.remove(&at)?;
-                if self.last.get(&p.call_id) == Some(&at) {
-                    self.last.remove(&p.call_id);
-                }
-                let change = if p.count == 1 {
-                    p.first
-                } else {
-                    let mut net = change_between(
-                        &p.call_id,
-                        p.base.as_deref(),
-                        p.last.as_deref(),
-                        p.origin,
-                        p.notification_type,
-                    );
-                    net.removed = p.removed;
-                    net
-                };
-                let call = if p.removed {
-                    None
-                } else {
-                    p.last.and_then(|t| RawJson::from_text(t).ok())
-                };
-                Some(FeedEvent::Call(CallEvent { change, call }))
-            }
+        match self.waiting.pop_front()? {
+            Waiting::Event(event) => Some(*event),
+            Waiting::Change(p) => Some(FeedEvent::Call(p.into_event())),
         }
     }
 }
