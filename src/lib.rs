@@ -112,6 +112,7 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub mod backoff;
 pub mod bayeux;
 pub mod client;
 pub mod error;

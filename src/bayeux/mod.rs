@@ -3,13 +3,11 @@
 //! Nothing here opens a socket, awaits or reads a clock: callers pass the current time in,
 //! so every rule is unit-tested with explicit instants.
 
-pub mod backoff;
 pub mod channel;
 pub mod message;
 pub mod session;
 pub mod split;
 
-pub use backoff::BackoffConfig;
 pub use channel::{channel_matches, ChannelName, InvalidChannel};
 pub use message::{Advice, BayeuxError, Message, Reconnect, Subscription};
 pub use session::{

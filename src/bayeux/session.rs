@@ -39,9 +39,9 @@ use serde_json::value::RawValue;
 
 use self::ack::{Ack, Verdict};
 use self::subscriptions::Subscriptions;
-use super::backoff::Backoff;
 use super::channel::ChannelName;
 use super::message::{Advice, Message, Reconnect, Subscription};
+use crate::backoff::Backoff;
 
 pub use types::{
     Cause, Event, Failure, FailureKind, GapCause, Limit, Request, RequestId, SessionConfig,

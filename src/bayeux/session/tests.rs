@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 use serde_json::value::RawValue;
 
 use super::*;
-use crate::bayeux::backoff::BackoffConfig;
+use crate::backoff::BackoffConfig;
 
 // ---- helpers ----
 

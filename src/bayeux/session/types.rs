@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 
-use crate::bayeux::backoff::BackoffConfig;
+use crate::backoff::BackoffConfig;
 use crate::bayeux::channel::ChannelName;
 use crate::bayeux::message::Message;
 
