@@ -217,7 +217,11 @@ impl ReplyReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::body_from_bytes;
+
+    /// A reply body of one chunk.
+    fn body_from_bytes(body: Bytes) -> ReplyBody {
+        Box::pin(futures::stream::once(std::future::ready(Ok(body))))
+    }
 
     const SILENCE: Duration = Duration::from_secs(1);
     const NO_LIMIT: usize = usize::MAX;
