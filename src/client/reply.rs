@@ -22,8 +22,7 @@ use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, StreamExt};
 use tokio::time::{Instant, Sleep};
 
-use crate::bayeux::split::Element;
-use crate::bayeux::ArraySplitter;
+use crate::bayeux::split::{ArraySplitter, Element};
 use crate::transport::{ReplyBody, SendFuture, TransportError};
 
 /// What a [`ReplyReader`] produced.
