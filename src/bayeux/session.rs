@@ -24,6 +24,20 @@
 //!
 //! Server advice (`reconnect`, `interval`, `timeout`, `maxInterval`, milliseconds) is merged
 //! field by field from every reply and persists until replaced.
+//!
+//! Where the session is lives in one `Phase` (handshaking, handshaken, disconnecting,
+//! terminated) whose variants carry what is true in them: the `clientId`, the
+//! acknowledged-messages extension, the long poll due or in flight. [`State`] summarises it.
+//!
+//! | module | what it is |
+//! |---|---|
+//! | `phase` | the phase and the long-poll slot |
+//! | `long_poll` | handshakes and connects: requests, replies, failures, backoff, expiry |
+//! | `batch` | the batch slot: subscribe, unsubscribe, publish, disconnect |
+//! | `reply` | replies as they arrive: [`ReplyPart`] in, [`Verdict`] out |
+//! | `ack` | the acknowledged-messages extension |
+//! | `subscriptions` | the desired subscriptions and where each stands |
+//! | `types` | the values that cross the boundary: config, requests, failures, events |
 
 mod ack;
 mod batch;

@@ -6,8 +6,8 @@
 use std::hash::{BuildHasher, Hasher};
 use std::time::Instant;
 
-use super::ack::Fingerprint;
-use super::phase::Phase;
+use super::ack::{Fingerprint, Verdict as AckVerdict};
+use super::phase::{LongPoll, Phase};
 use super::types::{Failure, GapCause, RequestId, SessionEvent};
 use super::{Event, Session, CONNECT};
 use crate::bayeux::message::Message;
@@ -80,12 +80,13 @@ impl Session {
             ReplyPart::Element { message, text } => self.reply_element(id, message, text),
             ReplyPart::TooLarge { size, limit } => {
                 // Its place in the reply counts, redelivered or not; its size stands for it.
-                match self.redelivered(id, "", || Fingerprint::TooLarge { size }) {
-                    true => Verdict::Duplicate,
-                    false => Verdict::Gap(GapCause::MessageTooLarge {
+                if self.redelivered(id, || Fingerprint::TooLarge { size }) {
+                    Verdict::Duplicate
+                } else {
+                    Verdict::Gap(GapCause::MessageTooLarge {
                         size: usize::try_from(size).unwrap_or(usize::MAX),
                         limit,
-                    }),
+                    })
                 }
             }
             ReplyPart::End => {
@@ -108,7 +109,8 @@ impl Session {
             h.write(text);
             Fingerprint::Text(h.finish())
         };
-        if self.redelivered(id, &message.channel, fingerprint) {
+        // The connect's own answer is not one of the messages the server redelivers.
+        if message.channel != CONNECT && self.redelivered(id, fingerprint) {
             tracing::debug!(channel = %message.channel, "dropping a message redelivered after a cut");
             return Verdict::Duplicate;
         }
@@ -122,32 +124,27 @@ impl Session {
         Verdict::Taken
     }
 
-    /// Whether an element of the reply to `id` on `channel` was delivered before, from a
-    /// reply that was cut: only the current connect's elements are counted, and only while
-    /// the acknowledged-messages extension is on (`fingerprint` is computed only then).
-    fn redelivered(
-        &mut self,
-        id: RequestId,
-        channel: &str,
-        fingerprint: impl FnOnce() -> Fingerprint,
-    ) -> bool {
+    /// Whether the next element of the reply to `id` was delivered before, from a reply that
+    /// was cut: only the current connect's elements are counted, and only while the
+    /// acknowledged-messages extension is on (`fingerprint` is computed only then).
+    fn redelivered(&mut self, id: RequestId, fingerprint: impl FnOnce() -> Fingerprint) -> bool {
         let Phase::Handshaken {
-            long_poll: super::phase::LongPoll::Sent(flight),
+            long_poll: LongPoll::Sent(flight),
             ack: Some(ack),
             ..
         } = &mut self.phase
         else {
             return false;
         };
-        if flight.id != id || channel == CONNECT {
+        if flight.id != id {
             return false;
         }
         let position = flight.elements;
         flight.elements += 1;
         match ack.element(position, fingerprint()) {
-            super::ack::Verdict::Deliver => false,
-            super::ack::Verdict::Duplicate => true,
-            super::ack::Verdict::Mismatch => {
+            AckVerdict::Deliver => false,
+            AckVerdict::Duplicate => true,
+            AckVerdict::Mismatch => {
                 self.emit(SessionEvent::Gap {
                     cause: GapCause::RedeliveryMismatch,
                 });
