@@ -12,9 +12,22 @@
 //! | GWS | [`gws`] | the typed model, the one wire decoder, the [`CallStore`](gws::CallStore) reducer, the REST session, the [`CallFeed`](gws::CallFeed) |
 //! | client | [`client`] | [`ClientBuilder`] → cloneable [`Client`] handle and its driver task; subscriptions as `Stream`s; [`ClientEvent`]s |
 //! | transport | [`transport`] | the [`Transport`](transport::Transport) trait; long polling over HTTP and its builder |
-//! | protocol | [`bayeux`] | the sans-IO protocol: messages, advice, channels, the session state machine |
+//! | protocol | [`bayeux`] | the sans-IO protocol: messages, advice, channels, what the session tells the application (its state machine and the reply splitter are the driver's, inside the crate) |
+//! | beside | [`backoff`] | retry delays: exponential, jittered, capped, reset on success |
 //! | beside | [`fixture`] | JSON Lines recording and replay of what came over the wire |
 //! | top | [`error`] | [`Error`]: each layer's error type, composed |
+//!
+//! ## The public types, by module
+//!
+//! | module | what a user needs |
+//! |---|---|
+//! | the crate root | [`Client`], [`ClientBuilder`], [`ClientEvent`], [`EventStream`], [`Subscriber`], [`TypedSubscriber`], [`Error`], [`Result`] |
+//! | [`client`] | the same, and [`ReplyTap`](client::ReplyTap), [`DEFAULT_BUFFER`](client::DEFAULT_BUFFER), [`DEFAULT_MAX_MESSAGE_BYTES`](client::DEFAULT_MAX_MESSAGE_BYTES) |
+//! | [`gws`] | [`CallFeed`](gws::CallFeed) and its [`FeedEvent`](gws::FeedEvent)s, [`CallStore`](gws::CallStore), [`Call`](gws::Call), [`UserData`](gws::UserData), the notifications ([`CallStateChangeMessage`](gws::CallStateChangeMessage), [`Notification`](gws::Notification)); [`gws::rest`]: [`GwsSession`](gws::rest::GwsSession), [`Credentials`](gws::rest::Credentials), [`RestError`](gws::rest::RestError) |
+//! | [`bayeux`] | [`Message`](bayeux::Message) and its parts ([`Advice`](bayeux::Advice), [`Reconnect`](bayeux::Reconnect), [`Subscription`](bayeux::Subscription), [`BayeuxError`](bayeux::BayeuxError)); [`ChannelName`](bayeux::ChannelName), [`channel_matches`](bayeux::channel_matches); what the session says: [`SessionEvent`](bayeux::SessionEvent), [`GapCause`](bayeux::GapCause), [`Cause`](bayeux::Cause), [`Failure`](bayeux::Failure) of a [`FailureKind`](bayeux::FailureKind), [`Limit`](bayeux::Limit), [`SessionError`](bayeux::SessionError) |
+//! | [`transport`] | [`Transport`](transport::Transport) ([`SendFuture`](transport::SendFuture), [`ReplyBody`](transport::ReplyBody)); [`HttpTransport`](transport::HttpTransport) and its builder, [`HttpOptions`](transport::HttpOptions), [`new_client`](transport::http::new_client), [`Cookies`](transport::Cookies), [`TransportError`](transport::TransportError) |
+//! | [`backoff`] | [`BackoffConfig`](backoff::BackoffConfig), [`Backoff`](backoff::Backoff) |
+//! | [`fixture`] | [`Recorder`](fixture::Recorder), [`Replay`](fixture::Replay), [`read`](fixture::read) |
 //!
 //! ## Where things go
 //!
@@ -114,6 +127,7 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub mod backoff;
 pub mod bayeux;
 pub mod client;
 // The feed's and the bridge's per-call queue: shared by two crates, promised to no service.

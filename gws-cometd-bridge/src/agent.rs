@@ -23,8 +23,7 @@ use super::metrics::{Metrics, SessionState};
 use super::queue::{AgentQueue, Next};
 use super::source::{self, FeedSettings, Seen};
 use super::writer::{AgentWriter, Publisher, Written};
-use gws_cometd::bayeux::backoff::Backoff;
-use gws_cometd::bayeux::BackoffConfig;
+use gws_cometd::backoff::{Backoff, BackoffConfig};
 use gws_cometd::gws::rest::Credentials;
 
 /// Backoff between logins of an agent whose login failed (or whose feed ended).

@@ -2,18 +2,18 @@
 //!
 //! Nothing here opens a socket, awaits or reads a clock: callers pass the current time in,
 //! so every rule is unit-tested with explicit instants.
+//!
+//! What a user meets is public: the [`Message`] and its parts ([`Advice`], [`Reconnect`],
+//! [`Subscription`], [`BayeuxError`]), [`ChannelName`]s, and what the session tells the
+//! application ([`SessionEvent`] and its [`Cause`], [`GapCause`], [`Limit`], [`Failure`] of
+//! a [`FailureKind`], [`SessionError`]). The session itself, its requests and the reply
+//! splitter are the client driver's machinery and stay inside the crate.
 
-pub mod backoff;
-pub mod channel;
-pub mod message;
-pub mod session;
-pub mod split;
+mod channel;
+mod message;
+pub(crate) mod session;
+pub(crate) mod split;
 
-pub use backoff::BackoffConfig;
 pub use channel::{channel_matches, ChannelName, InvalidChannel};
 pub use message::{Advice, BayeuxError, Message, Reconnect, Subscription};
-pub use session::{
-    Cause, Event, Failure, FailureKind, GapCause, Limit, Request, RequestId, Session,
-    SessionConfig, SessionError, SessionEvent, Slot, State, Termination,
-};
-pub use split::{ArraySplitter, SplitError, SplitErrorKind};
+pub use session::{Cause, Failure, FailureKind, GapCause, Limit, SessionError, SessionEvent};

@@ -17,8 +17,8 @@ use super::{Client, ReplyTap, Shared, COMMAND_BUFFER, DEFAULT_BUFFER, DEFAULT_MA
 ///
 /// [`ClientEvent::Lagged`]: super::ClientEvent::Lagged
 const EVENT_BUFFER: usize = 32;
+use crate::backoff::BackoffConfig;
 use crate::bayeux::session::{Session, SessionConfig};
-use crate::bayeux::BackoffConfig;
 use crate::error::Result;
 use crate::transport::{HttpTransport, Transport, TransportError};
 

@@ -2,7 +2,6 @@
 //! and hands data messages to local subscribers.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -13,7 +12,8 @@ use tokio::time::Instant;
 use super::reply::{Progress, ReplyReader};
 use super::{ClientEvent, Command, ReplyTap};
 use crate::bayeux::session::{
-    Event, Failure, GapCause, Request, RequestId, Session, SessionEvent, Termination,
+    Event, Failure, GapCause, ReplyPart, Request, RequestId, Session, SessionEvent, Termination,
+    Verdict,
 };
 use crate::bayeux::{ChannelName, Message};
 use crate::error::{Error, Result};
@@ -28,14 +28,11 @@ struct LocalSubscriber {
     tx: mpsc::Sender<Box<Message>>,
 }
 
-/// A request in flight and what its reply carried so far.
+/// A request in flight and how far its reply got.
 struct Flight {
     id: RequestId,
     reader: ReplyReader,
-    /// Messages for the session (meta replies, publish acknowledgements), handed over when
-    /// the body is complete.
-    metas: Vec<Message>,
-    /// Elements of the reply seen so far.
+    /// Elements of the reply seen so far, for errors.
     elements: usize,
 }
 
@@ -64,8 +61,6 @@ pub(super) struct Driver {
     /// An error of the client's own (not the session's) that ends it.
     pending_error: Option<Error>,
     limits: Limits,
-    /// Hashes redelivered messages, so the same text always gives the same hash.
-    hasher: std::collections::hash_map::RandomState,
     /// The failures of the current outage already logged at the default level: each
     /// distinct one is logged once, until the next successful connect.
     outage_log: std::collections::HashSet<String>,
@@ -87,12 +82,6 @@ fn poll_flights(
     Poll::Pending
 }
 
-/// Data messages go to subscribers as they arrive; everything else (meta replies, and
-/// publish acknowledgements, which carry `successful`) is the session's.
-fn is_plain_data(m: &Message) -> bool {
-    !m.is_meta() && m.successful.is_none()
-}
-
 impl Driver {
     pub(super) fn new(
         session: Session,
@@ -104,7 +93,6 @@ impl Driver {
     ) -> Self {
         Driver {
             limits,
-            hasher: Default::default(),
             outage_log: Default::default(),
             session,
             endpoint: transport.endpoint().into(),
@@ -176,7 +164,6 @@ impl Driver {
         self.in_flight.push(Flight {
             id: req.id,
             reader,
-            metas: Vec::new(),
             elements: 0,
         });
     }
@@ -212,7 +199,7 @@ impl Driver {
         } else {
             tracing::debug!(%failure, "request failed again");
         }
-        self.session.handle_failure(id, failure, now);
+        self.session.reply(id, ReplyPart::Failed(failure), now);
     }
 
     /// Logs a session event; one that repeats a failure already logged in this outage is
@@ -238,19 +225,29 @@ impl Driver {
         }
     }
 
-    /// Returns whether flight `k` is still in flight.
+    /// Hands progress of flight `k` to the session and does what it says. Returns whether
+    /// flight `k` is still in flight.
     async fn handle_progress(&mut self, k: usize, progress: Progress) -> bool {
         let now = Instant::now().into_std();
+        let id = self.in_flight[k].id;
         match progress {
             Progress::Head => {
-                self.session.reply_started(self.in_flight[k].id, now);
+                self.session.reply(id, ReplyPart::Head, now);
                 true
             }
             Progress::Element(bytes) => {
                 let flight = &mut self.in_flight[k];
                 flight.elements += 1;
-                let m = match serde_json::from_slice::<Message>(&bytes) {
-                    Ok(m) => m,
+                match serde_json::from_slice::<Message>(&bytes) {
+                    Ok(message) => {
+                        let part = ReplyPart::Element {
+                            message,
+                            text: &bytes,
+                        };
+                        let verdict = self.session.reply(id, part, now);
+                        self.follow(verdict).await;
+                        true
+                    }
                     Err(e) => {
                         let n = flight.elements;
                         let mut flight = self.in_flight.remove(k);
@@ -260,54 +257,41 @@ impl Driver {
                             "message {n} of the reply: {e} (it starts {excerpt:?})"
                         ));
                         self.record(&mut flight, false);
-                        self.fail(flight.id, failure, now);
-                        return false;
+                        self.fail(id, failure, now);
+                        false
                     }
-                };
-                let id = flight.id;
-                if self.session.dedupes()
-                    && !self
-                        .session
-                        .accept_element(id, &m.channel, self.hash(&bytes))
-                {
-                    tracing::debug!(channel = %m.channel, "dropping a message redelivered after a cut");
-                    return true;
                 }
-                if is_plain_data(&m) {
-                    if self.session.delivers_data() {
-                        self.dispatch(m).await;
-                    }
-                } else {
-                    self.in_flight[k].metas.push(m);
-                }
-                true
             }
             Progress::TooLarge { size } => {
-                let id = self.in_flight[k].id;
-                // Its place in the reply counts, redelivered or not; its size stands for it.
-                if self.session.dedupes() && !self.session.accept_element(id, "", size) {
-                    return true;
-                }
-                let cause = GapCause::MessageTooLarge {
-                    size: usize::try_from(size).unwrap_or(usize::MAX),
-                    limit: self.limits.max_message_bytes,
-                };
-                self.emit(SessionEvent::Gap { cause });
+                let limit = self.limits.max_message_bytes;
+                let verdict = self
+                    .session
+                    .reply(id, ReplyPart::TooLarge { size, limit }, now);
+                self.follow(verdict).await;
                 true
             }
             Progress::End => {
                 let mut flight = self.in_flight.remove(k);
                 if self.record(&mut flight, true) {
-                    self.session.handle_reply(flight.id, flight.metas, now);
+                    self.session.reply(id, ReplyPart::End, now);
                 }
                 false
             }
             Progress::Failed(error) => {
                 let mut flight = self.in_flight.remove(k);
                 self.record(&mut flight, false);
-                self.fail(flight.id, Failure::from(error), now);
+                self.fail(id, Failure::from(error), now);
                 false
             }
+        }
+    }
+
+    /// Does what the session said about a reply element.
+    async fn follow(&mut self, verdict: Verdict) {
+        match verdict {
+            Verdict::Deliver(m) => self.dispatch(m).await,
+            Verdict::Gap(cause) => self.emit(SessionEvent::Gap { cause }),
+            Verdict::Duplicate | Verdict::Taken | Verdict::Ignored => {}
         }
     }
 
@@ -327,12 +311,6 @@ impl Driver {
                 false
             }
         }
-    }
-
-    fn hash(&self, bytes: &[u8]) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        h.write(bytes);
-        h.finish()
     }
 
     /// An event of the driver's own (not the session's), logged and handed out.

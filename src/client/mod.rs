@@ -1,7 +1,8 @@
 //! The asynchronous client: a cloneable [`Client`] handle talking to one driver task.
 //!
-//! The driver owns the [`Session`](crate::bayeux::Session) state machine and the
-//! [`Transport`], and only does I/O and timers. Local
+//! The driver owns the Bayeux session state machine (crate-private, in `bayeux::session`)
+//! and the [`Transport`], and only does I/O and timers: it hands the session each part of
+//! each reply and does what the session's verdict says. Local
 //! subscribers are registered with the driver; the Bayeux subscriptions they need are
 //! desired state in the session, restored after every re-handshake.
 //!

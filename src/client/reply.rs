@@ -22,8 +22,7 @@ use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, StreamExt};
 use tokio::time::{Instant, Sleep};
 
-use crate::bayeux::split::Element;
-use crate::bayeux::ArraySplitter;
+use crate::bayeux::split::{ArraySplitter, Element};
 use crate::transport::{ReplyBody, SendFuture, TransportError};
 
 /// What a [`ReplyReader`] produced.
@@ -217,7 +216,11 @@ impl ReplyReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::body_from_bytes;
+
+    /// A reply body of one chunk.
+    fn body_from_bytes(body: Bytes) -> ReplyBody {
+        Box::pin(futures::stream::once(std::future::ready(Ok(body))))
+    }
 
     const SILENCE: Duration = Duration::from_secs(1);
     const NO_LIMIT: usize = usize::MAX;

@@ -23,7 +23,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, COOKIE};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, COOKIE};
 use url::Url;
 
 use super::cookies::Cookies;
@@ -147,16 +147,6 @@ pub(crate) fn request_error(url: &str, e: reqwest::Error, after: Duration) -> Tr
     }
 }
 
-/// A Basic `Authorization` header value, marked sensitive so it is never printed.
-pub(crate) fn basic_auth_header(user: &str, password: &str) -> HeaderValue {
-    use base64::Engine;
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    let mut v = HeaderValue::from_str(&format!("Basic {token}"))
-        .unwrap_or_else(|_| HeaderValue::from_static(""));
-    v.set_sensitive(true);
-    v
-}
-
 /// The HTTP long-polling transport. Cloning shares it.
 #[derive(Clone)]
 pub struct HttpTransport {
@@ -170,6 +160,9 @@ struct Inner {
     endpoint: String,
     headers: HeaderMap,
     shared_headers: Option<SharedHeaders>,
+    /// HTTP Basic credentials: reqwest's `basic_auth` encodes them on each request and marks
+    /// the header sensitive, so they are never printed. Never shown by `Debug`.
+    credentials: Option<(String, String)>,
 }
 
 impl fmt::Debug for HttpTransport {
@@ -260,9 +253,6 @@ impl HttpTransportBuilder {
             v.set_sensitive(true);
             headers.append(n, v);
         }
-        if let Some((user, password)) = &credentials {
-            headers.insert(AUTHORIZATION, basic_auth_header(user, password));
-        }
         headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("application/json;charset=UTF-8"),
@@ -279,6 +269,7 @@ impl HttpTransportBuilder {
                 url,
                 headers,
                 shared_headers: self.shared_headers,
+                credentials,
             }),
         })
     }
@@ -300,12 +291,16 @@ impl HttpTransport {
 }
 
 impl Inner {
-    async fn send(self: Arc<Self>, body: Vec<u8>) -> Result<ReplyBody, TransportError> {
+    /// The POST carrying `body`, with every header the session sends.
+    fn request(&self, body: Vec<u8>) -> reqwest::RequestBuilder {
         let mut req = self
             .http
             .post(self.url.clone())
             .headers(self.headers.clone())
             .body(body);
+        if let Some((user, password)) = &self.credentials {
+            req = req.basic_auth(user, Some(password));
+        }
         if let Some(shared) = &self.shared_headers {
             let extra = shared.read().map(|h| h.clone()).unwrap_or_default();
             req = req.headers(extra);
@@ -313,8 +308,13 @@ impl Inner {
         if let Some(cookie) = self.cookies.header_for(&self.url) {
             req = req.header(COOKIE, cookie);
         }
+        req
+    }
+
+    async fn send(self: Arc<Self>, body: Vec<u8>) -> Result<ReplyBody, TransportError> {
         // Deadlines are the client's; this one is never reached first.
-        let mut resp = req
+        let mut resp = self
+            .request(body)
             .send()
             .await
             .map_err(|e| request_error(&self.endpoint, e, Duration::ZERO))?;
@@ -376,6 +376,7 @@ impl Transport for HttpTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reqwest::header::AUTHORIZATION;
 
     #[test]
     fn credentials_in_the_url_become_a_sensitive_basic_header() {
@@ -383,9 +384,11 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(t.endpoint(), "http://127.0.0.1:9/cometd");
-        let auth = &t.inner.headers[AUTHORIZATION];
+        let req = t.inner.request(Vec::new()).build().unwrap();
+        let auth = &req.headers()[AUTHORIZATION];
         assert!(auth.is_sensitive());
-        assert_eq!(auth, &basic_auth_header("agent", "p@ss"));
+        // base64 of "agent:p@ss".
+        assert_eq!(auth, "Basic YWdlbnQ6cEBzcw==");
         assert!(!format!("{t:?}").contains("p@ss"));
     }
 

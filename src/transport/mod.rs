@@ -36,11 +36,6 @@ pub type ReplyBody = Pin<Box<dyn Stream<Item = Result<Bytes, TransportError>> + 
 pub type SendFuture =
     Pin<Box<dyn Future<Output = Result<ReplyBody, TransportError>> + Send + 'static>>;
 
-/// A [`ReplyBody`] of one chunk, for transports that have the whole body at once.
-pub fn body_from_bytes(body: Bytes) -> ReplyBody {
-    Box::pin(futures::stream::once(std::future::ready(Ok(body))))
-}
-
 /// Sends request bodies (JSON arrays of Bayeux messages) and returns reply bodies.
 ///
 /// Implementations must be cancel-safe: the client drops the future (or the body stream)

@@ -8,14 +8,26 @@
 //!
 //! So after a connect reply is cut, the next one starts with the same messages. The session
 //! counts the elements of each connect reply (the `/meta/connect` answer itself aside) and
-//! remembers a hash of each one it let through since the last acknowledged batch: an element
-//! at a position already delivered is a duplicate and is dropped, after checking that its
-//! hash is the one delivered there. A different hash means the server's queue is not what
+//! remembers a [`Fingerprint`] of each one it let through since the last acknowledged batch:
+//! an element at a position already delivered is a duplicate and is dropped, after checking
+//! that its fingerprint is the one delivered there. A different one means the server's queue is not what
 //! was delivered (it was rebuilt, or another node answers): that is reported as a gap and
 //! delivery goes on from there. State lives per session: a new handshake starts afresh.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
+
+/// What identifies an element of a connect reply, to tell a redelivery from another message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Fingerprint {
+    /// A hash of its text.
+    Text(u64),
+    /// An element over the size limit is never read whole, so its size stands for it.
+    TooLarge {
+        /// Its size in bytes, as far as it was read.
+        size: u64,
+    },
+}
 
 /// What to do with one element of a connect reply.
 #[derive(Debug, PartialEq, Eq)]
@@ -34,8 +46,8 @@ pub(super) enum Verdict {
 pub(super) struct Ack {
     /// The last batch received whole; 0 before any.
     batch: u64,
-    /// Hashes of the elements delivered since that batch, in position order.
-    delivered: Vec<u64>,
+    /// The elements delivered since that batch, in position order.
+    delivered: Vec<Fingerprint>,
 }
 
 /// The handshake `ext`: the application's, with `ack:true` added.
@@ -91,19 +103,18 @@ impl Ack {
         RawValue::from_string(text).unwrap_or_default()
     }
 
-    /// Element `position` (0-based, `/meta/connect` answers not counted) of a connect reply,
-    /// whose text hashes to `hash`.
-    pub(super) fn element(&mut self, position: usize, hash: u64) -> Verdict {
+    /// Element `position` (0-based, `/meta/connect` answers not counted) of a connect reply.
+    pub(super) fn element(&mut self, position: usize, element: Fingerprint) -> Verdict {
         match self.delivered.get(position) {
-            Some(&h) if h == hash => Verdict::Duplicate,
+            Some(&f) if f == element => Verdict::Duplicate,
             Some(_) => {
                 self.delivered.truncate(position);
-                self.delivered.push(hash);
+                self.delivered.push(element);
                 Verdict::Mismatch
             }
             None => {
                 // Positions past the delivered ones are new, whatever came between.
-                self.delivered.push(hash);
+                self.delivered.push(element);
                 Verdict::Deliver
             }
         }
@@ -122,6 +133,10 @@ impl Ack {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn t(hash: u64) -> Fingerprint {
+        Fingerprint::Text(hash)
+    }
 
     fn raw(s: &str) -> Box<RawValue> {
         RawValue::from_string(s.to_owned()).unwrap()
@@ -159,16 +174,16 @@ mod tests {
     fn elements_delivered_before_a_cut_are_dropped_once_redelivered() {
         let mut a = Ack::default();
         // A reply cut after two elements.
-        assert_eq!(a.element(0, 10), Verdict::Deliver);
-        assert_eq!(a.element(1, 11), Verdict::Deliver);
+        assert_eq!(a.element(0, t(10)), Verdict::Deliver);
+        assert_eq!(a.element(1, t(11)), Verdict::Deliver);
         // Redelivered from the first, with one more.
-        assert_eq!(a.element(0, 10), Verdict::Duplicate);
-        assert_eq!(a.element(1, 11), Verdict::Duplicate);
-        assert_eq!(a.element(2, 12), Verdict::Deliver);
+        assert_eq!(a.element(0, t(10)), Verdict::Duplicate);
+        assert_eq!(a.element(1, t(11)), Verdict::Duplicate);
+        assert_eq!(a.element(2, t(12)), Verdict::Deliver);
         a.reply_received(Some(&raw(r#"{"ack":4}"#)));
         assert_eq!(a.connect_ext().get(), r#"{"ack":4}"#);
         // Acknowledged: the next reply's first element is new.
-        assert_eq!(a.element(0, 10), Verdict::Deliver);
+        assert_eq!(a.element(0, t(10)), Verdict::Deliver);
         // A reply without a batch number keeps the last one.
         a.reply_received(None);
         assert_eq!(a.connect_ext().get(), r#"{"ack":4}"#);
@@ -177,12 +192,27 @@ mod tests {
     #[test]
     fn a_redelivery_that_differs_is_a_mismatch_and_delivery_goes_on() {
         let mut a = Ack::default();
-        a.element(0, 10);
-        a.element(1, 11);
-        assert_eq!(a.element(0, 10), Verdict::Duplicate);
-        assert_eq!(a.element(1, 99), Verdict::Mismatch);
-        assert_eq!(a.element(2, 12), Verdict::Deliver);
+        a.element(0, t(10));
+        a.element(1, t(11));
+        assert_eq!(a.element(0, t(10)), Verdict::Duplicate);
+        assert_eq!(a.element(1, t(99)), Verdict::Mismatch);
+        assert_eq!(a.element(2, t(12)), Verdict::Deliver);
         // What counts as delivered is now what was handed out last.
-        assert_eq!(a.element(1, 99), Verdict::Duplicate);
+        assert_eq!(a.element(1, t(99)), Verdict::Duplicate);
+    }
+
+    #[test]
+    fn an_element_over_the_limit_is_known_by_its_size_never_taken_for_a_hash() {
+        let mut a = Ack::default();
+        assert_eq!(
+            a.element(0, Fingerprint::TooLarge { size: 18 }),
+            Verdict::Deliver
+        );
+        assert_eq!(
+            a.element(0, Fingerprint::TooLarge { size: 18 }),
+            Verdict::Duplicate
+        );
+        // A text whose hash happens to equal the size is another element.
+        assert_eq!(a.element(0, t(18)), Verdict::Mismatch);
     }
 }

@@ -84,6 +84,7 @@ impl Subscriptions {
     }
 
     /// The channels the application wants, in the order first asked for.
+    #[cfg(test)]
     pub(super) fn desired(&self) -> impl Iterator<Item = &ChannelName> {
         self.entries
             .iter()

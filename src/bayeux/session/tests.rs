@@ -3,9 +3,58 @@ use std::time::{Duration, Instant};
 use serde_json::value::RawValue;
 
 use super::*;
-use crate::bayeux::backoff::BackoffConfig;
+use crate::backoff::BackoffConfig;
 
 // ---- helpers ----
+
+/// The tests hand replies over as the driver does, through [`Session::reply`].
+impl Session {
+    /// A whole reply, element by element, then its end. What the session says to deliver is
+    /// queued as an [`Event::Message`], where the tests look for it.
+    fn handle_reply(&mut self, id: RequestId, messages: Vec<Message>, now: Instant) {
+        for message in messages {
+            let text = serde_json::to_vec(&message).unwrap();
+            let part = ReplyPart::Element {
+                message,
+                text: &text,
+            };
+            match self.reply(id, part, now) {
+                Verdict::Deliver(m) => self.events.push_back(Event::Message(m)),
+                Verdict::Gap(cause) => self.emit(SessionEvent::Gap { cause }),
+                Verdict::Duplicate | Verdict::Taken | Verdict::Ignored => {}
+            }
+        }
+        self.reply(id, ReplyPart::End, now);
+    }
+
+    fn handle_failure(&mut self, id: RequestId, failure: Failure, now: Instant) {
+        assert_eq!(
+            self.reply(id, ReplyPart::Failed(failure), now),
+            Verdict::Taken
+        );
+    }
+
+    fn reply_started(&mut self, id: RequestId, now: Instant) {
+        assert_eq!(self.reply(id, ReplyPart::Head, now), Verdict::Taken);
+    }
+
+    /// One element of a reply as it arrives: a data message on `channel` whose text is
+    /// `payload`.
+    fn element(&mut self, id: RequestId, channel: &str, payload: &str, now: Instant) -> Verdict {
+        let message = data(channel, payload);
+        let text = serde_json::to_vec(&message).unwrap();
+        let part = ReplyPart::Element {
+            message,
+            text: &text,
+        };
+        self.reply(id, part, now)
+    }
+
+    /// Whether the acknowledged-messages extension is on.
+    fn dedupes(&self) -> bool {
+        self.phase.ack().is_some()
+    }
+}
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -181,7 +230,7 @@ fn a_new_session_handshakes_at_once_with_version_long_polling_and_an_id() {
     assert_eq!(s.state(), State::Unconnected);
     assert_eq!(s.poll_timeout(), Some(t0));
     let req = s.poll_request(t0).unwrap();
-    assert_eq!(req.slot, Slot::Connect);
+    assert_eq!(req.slot, Slot::LongPoll);
     assert_eq!(channels(&req), ["/meta/handshake"]);
     let m = &req.messages[0];
     assert_eq!(m.version.as_deref(), Some("1.0"));
@@ -421,7 +470,7 @@ fn reconnect_handshake_advice_rehandshakes_and_restores_every_subscription() {
     assert_eq!(reqs.len(), 2);
     assert_eq!(timeout_advice(&reqs[0].messages[0]), Some(0));
     let sub = &reqs[1];
-    assert_eq!(sub.slot, Slot::Other);
+    assert_eq!(sub.slot, Slot::Batch);
     assert_eq!(subscriptions(sub), ["/a", "/b", "/c"]);
     assert!(sub
         .messages
@@ -967,18 +1016,24 @@ fn data_is_delivered_for_any_request_until_terminated_and_then_never() {
     let t0 = Instant::now();
     let mut s = connected(t0);
     let long_poll = s.poll_request(t0).unwrap();
-    assert!(s.delivers_data());
+    assert_eq!(
+        s.element(long_poll.id, "/x", "0", t0),
+        Verdict::Deliver(data("/x", "0"))
+    );
     s.disconnect();
     // Abandoned, but its data still counts.
-    assert!(s.delivers_data());
+    assert_eq!(
+        s.element(long_poll.id, "/x", "1", t0),
+        Verdict::Deliver(data("/x", "1"))
+    );
     s.handle_reply(long_poll.id, vec![data("/x", "1")], t0);
     assert_eq!(events(&mut s), [Event::Message(data("/x", "1"))]);
     let d = s.poll_request(t0).unwrap();
     s.handle_reply(d.id, vec![ok(&d, 0)], t0);
     assert_eq!(s.state(), State::Terminated);
     events(&mut s);
-    // What `delivers_data` says is what `handle_reply` does.
-    assert!(!s.delivers_data());
+    // Once terminated, nothing of a reply is delivered.
+    assert_eq!(s.element(long_poll.id, "/x", "2", t0), Verdict::Ignored);
     s.handle_reply(long_poll.id, vec![data("/x", "2")], t0);
     assert_eq!(events(&mut s), []);
 }
@@ -1011,7 +1066,7 @@ fn data_and_acks_in_replies_to_other_requests_are_delivered_in_order() {
     let id = s.publish(ch("/service/echo"), raw(r#"{"q":1}"#));
     let _long_poll = s.poll_request(t0).unwrap();
     let p = s.poll_request(t0).unwrap();
-    assert_eq!(p.slot, Slot::Other);
+    assert_eq!(p.slot, Slot::Batch);
     assert_eq!(p.messages[0].data.as_ref().unwrap().get(), r#"{"q":1}"#);
     s.handle_reply(
         p.id,
@@ -1022,16 +1077,20 @@ fn data_and_acks_in_replies_to_other_requests_are_delivered_in_order() {
         ],
         t0,
     );
+    // Data is handed out as it arrives, the acknowledgement once the reply is whole (a reply
+    // cut short acknowledges nothing): the order the driver has always produced. Before the
+    // session took replies element by element, this test handed it the batch whole and saw
+    // the ack between the two messages, an order no client ever gave a user.
     assert_eq!(
         events(&mut s),
         [
             Event::Message(data("/v2/me/calls", "1")),
+            Event::Message(data("/v2/me/calls", "2")),
             Event::PublishAck {
                 publish_id: id,
                 successful: true,
                 error: None
             },
-            Event::Message(data("/v2/me/calls", "2")),
         ]
     );
 }
@@ -1066,7 +1125,7 @@ fn queued_subscribes_unsubscribes_and_publishes_go_in_one_batch() {
     let p = s.publish(ch("/service/p"), raw("1"));
     let _long_poll = s.poll_request(t0).unwrap();
     let batch = s.poll_request(t0).unwrap();
-    assert_eq!(batch.slot, Slot::Other);
+    assert_eq!(batch.slot, Slot::Batch);
     assert_eq!(batch.deadline, t0 + ms(10_000));
     assert_eq!(
         channels(&batch),
@@ -1256,7 +1315,7 @@ fn disconnect_sends_meta_disconnect_on_the_other_slot_and_abandons_the_connect()
     s.disconnect();
     assert_eq!(s.state(), State::Disconnecting);
     let d = s.poll_request(t0).unwrap();
-    assert_eq!(d.slot, Slot::Other);
+    assert_eq!(d.slot, Slot::Batch);
     assert_eq!(channels(&d), ["/meta/disconnect"]);
     assert_eq!(d.messages[0].client_id.as_deref(), Some("c1"));
     assert_eq!(d.deadline, t0 + ms(10_000));
@@ -1505,7 +1564,7 @@ fn a_lost_reply_on_the_other_slot_is_a_gap_only_for_a_subscribed_session() {
     s.publish(ch("/x"), raw("1"));
     let p = requests(&mut s, t0)
         .into_iter()
-        .find(|r| r.slot == Slot::Other)
+        .find(|r| r.slot == Slot::Batch)
         .unwrap();
     s.handle_failure(p.id, reset(), t0);
     assert!(gaps(&events(&mut s)).is_empty(), "nothing subscribed");
@@ -1569,28 +1628,46 @@ fn messages_delivered_before_a_cut_are_refused_when_redelivered() {
     let c = s.poll_request(t0).unwrap();
     assert!(s.dedupes());
     // Two messages arrive, then the reply is cut.
-    assert!(s.accept_element(c.id, "/a", 1));
-    assert!(s.accept_element(c.id, "/a", 2));
+    let t1 = t0 + ms(500);
+    assert_eq!(
+        s.element(c.id, "/a", "1", t0),
+        Verdict::Deliver(data("/a", "1"))
+    );
+    assert_eq!(
+        s.element(c.id, "/a", "2", t0),
+        Verdict::Deliver(data("/a", "2"))
+    );
     s.handle_failure(c.id, reset(), t0);
     // The redelivery starts with them, then a third, then the connect answer.
-    let c = s.poll_request(t0 + ms(500)).unwrap();
-    assert!(!s.accept_element(c.id, "/a", 1));
-    assert!(!s.accept_element(c.id, "/a", 2));
-    assert!(s.accept_element(c.id, "/a", 3));
-    assert!(s.accept_element(c.id, "/meta/connect", 99));
-    s.handle_reply(
-        c.id,
-        vec![with_ext(ok(&c, 0), r#"{"ack":2}"#)],
-        t0 + ms(500),
+    let c = s.poll_request(t1).unwrap();
+    assert_eq!(s.element(c.id, "/a", "1", t1), Verdict::Duplicate);
+    assert_eq!(s.element(c.id, "/a", "2", t1), Verdict::Duplicate);
+    assert_eq!(
+        s.element(c.id, "/a", "3", t1),
+        Verdict::Deliver(data("/a", "3"))
     );
+    let answer = with_ext(ok(&c, 0), r#"{"ack":2}"#);
+    let text = serde_json::to_vec(&answer).unwrap();
+    let part = ReplyPart::Element {
+        message: answer,
+        text: &text,
+    };
+    assert_eq!(s.reply(c.id, part, t1), Verdict::Taken);
+    s.reply(c.id, ReplyPart::End, t1);
     assert!(gaps(&events(&mut s)).is_empty());
     // Acknowledged: the next reply's elements are all new.
-    let c = s.poll_request(t0 + ms(500)).unwrap();
-    assert!(s.accept_element(c.id, "/a", 1));
+    let c = s.poll_request(t1).unwrap();
+    assert_eq!(
+        s.element(c.id, "/a", "1", t1),
+        Verdict::Deliver(data("/a", "1"))
+    );
     // Elements of other requests are never refused.
     s.publish(ch("/x"), raw("1"));
-    let p = s.poll_request(t0 + ms(500)).unwrap();
-    assert!(s.accept_element(p.id, "/a", 1));
+    let p = s.poll_request(t1).unwrap();
+    assert_eq!(
+        s.element(p.id, "/a", "1", t1),
+        Verdict::Deliver(data("/a", "1"))
+    );
 }
 
 #[test]
@@ -1598,12 +1675,16 @@ fn a_redelivery_that_differs_from_what_was_delivered_is_a_gap() {
     let t0 = Instant::now();
     let mut s = acked(t0);
     let c = s.poll_request(t0).unwrap();
-    s.accept_element(c.id, "/a", 1);
-    s.accept_element(c.id, "/a", 2);
+    s.element(c.id, "/a", "1", t0);
+    s.element(c.id, "/a", "2", t0);
     s.handle_failure(c.id, reset(), t0);
-    let c = s.poll_request(t0 + ms(500)).unwrap();
-    assert!(!s.accept_element(c.id, "/a", 1));
-    assert!(s.accept_element(c.id, "/a", 7));
+    let t1 = t0 + ms(500);
+    let c = s.poll_request(t1).unwrap();
+    assert_eq!(s.element(c.id, "/a", "1", t1), Verdict::Duplicate);
+    assert_eq!(
+        s.element(c.id, "/a", "7", t1),
+        Verdict::Deliver(data("/a", "7"))
+    );
     assert_eq!(gaps(&events(&mut s)), [GapCause::RedeliveryMismatch]);
 }
 
@@ -1653,4 +1734,63 @@ fn after_a_long_outage_the_next_attempt_is_never_more_than_the_default_cap_away(
         let wait = s.poll_timeout().unwrap().saturating_duration_since(now);
         assert!(wait <= ms(2_000), "retry {wait:?} after the failure");
     }
+}
+
+// ---- replies element by element ----
+
+#[test]
+fn an_element_over_the_limit_is_a_gap_once_even_when_redelivered() {
+    let t0 = Instant::now();
+    let mut s = acked(t0);
+    let c = s.poll_request(t0).unwrap();
+    let too_large = |size| ReplyPart::TooLarge { size, limit: 8 };
+    let gap = |size| Verdict::Gap(GapCause::MessageTooLarge { size, limit: 8 });
+    assert_eq!(s.reply(c.id, too_large(18), t0), gap(18));
+    s.handle_failure(c.id, reset(), t0);
+    let t1 = t0 + ms(500);
+    let c = s.poll_request(t1).unwrap();
+    // Redelivered: its size stands for it, so it is known again and not reported twice.
+    assert_eq!(s.reply(c.id, too_large(18), t1), Verdict::Duplicate);
+    s.handle_failure(c.id, reset(), t1);
+    let t2 = t1 + ms(1_000);
+    let c = s.poll_request(t2).unwrap();
+    // A message whose text happens to hash to anything is never taken for it.
+    assert_eq!(
+        s.element(c.id, "/a", "18", t2),
+        Verdict::Deliver(data("/a", "18"))
+    );
+    assert_eq!(gaps(&events(&mut s)), [GapCause::RedeliveryMismatch]);
+}
+
+#[test]
+fn a_connect_answer_counts_only_once_its_reply_is_whole() {
+    let t0 = Instant::now();
+    let mut s = connected(t0);
+    let c = s.poll_request(t0).unwrap();
+    let answer = ok(&c, 0);
+    let text = serde_json::to_vec(&answer).unwrap();
+    let part = ReplyPart::Element {
+        message: answer,
+        text: &text,
+    };
+    assert_eq!(s.reply(c.id, part, t0), Verdict::Taken);
+    assert_eq!(s.state(), State::Connected, "nothing answered yet");
+    assert!(
+        s.poll_request(t0).is_none(),
+        "the connect is still outstanding"
+    );
+    // Cut before its end: the answer it carried does not count.
+    s.handle_failure(c.id, reset(), t0);
+    assert_eq!(s.state(), State::Backoff);
+}
+
+#[test]
+fn the_head_of_another_requests_reply_says_nothing_about_the_session() {
+    let t0 = Instant::now();
+    let mut s = connected(t0);
+    s.publish(ch("/x"), raw("1"));
+    let _long_poll = s.poll_request(t0).unwrap();
+    let p = s.poll_request(t0).unwrap();
+    assert_eq!(s.reply(p.id, ReplyPart::Head, t0), Verdict::Taken);
+    assert_eq!(events(&mut s), []);
 }

@@ -7,27 +7,27 @@ use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 
-use crate::bayeux::backoff::BackoffConfig;
+use crate::backoff::BackoffConfig;
 use crate::bayeux::channel::ChannelName;
 use crate::bayeux::message::Message;
 
 /// How a session retries and how long it waits for replies.
 #[derive(Clone)]
-pub struct SessionConfig {
+pub(crate) struct SessionConfig {
     /// Added to every request's deadline for the network round trip (default 10 s). A
     /// `/meta/connect` deadline also includes the `advice.timeout` it asks the server to hold.
-    pub max_network_delay: Duration,
+    pub(crate) max_network_delay: Duration,
     /// Delays between failed handshakes and connects.
-    pub backoff: BackoffConfig,
+    pub(crate) backoff: BackoffConfig,
     /// `None`: retry the first handshake forever. `Some(n)`: after `n` failed handshakes
     /// with no handshake ever succeeded, stop with [`SessionError::Unreachable`].
-    pub initial_handshake_attempts: Option<u32>,
+    pub(crate) initial_handshake_attempts: Option<u32>,
     /// The `ext` object sent with every handshake (for example authentication data).
-    pub handshake_ext: Option<Box<RawValue>>,
+    pub(crate) handshake_ext: Option<Box<RawValue>>,
     /// Ask for the acknowledged-messages extension (default true): when the server agrees,
     /// it redelivers what a lost or cut connect reply carried, and the session hands each
     /// message out once.
-    pub ack: bool,
+    pub(crate) ack: bool,
 }
 
 impl Default for SessionConfig {
@@ -64,28 +64,28 @@ impl fmt::Debug for SessionConfig {
 /// Which of the two concurrent requests a [`Request`] occupies. At most one request is in
 /// flight per slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Slot {
-    /// The long poll: `/meta/handshake` and `/meta/connect`.
-    Connect,
+pub(crate) enum Slot {
+    /// The long poll: `/meta/handshake`, then `/meta/connect` again and again.
+    LongPoll,
     /// Everything else, batched: subscribe, unsubscribe, publish, disconnect.
-    Other,
+    Batch,
 }
 
-/// Identifies a [`Request`] when its outcome is reported back.
+/// Identifies a [`Request`] when its reply is handed back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RequestId(pub(super) u64);
+pub(crate) struct RequestId(pub(super) u64);
 
 /// A batch of messages to send in one HTTP request.
-pub struct Request {
-    /// Give this back to [`Session::handle_reply`](super::Session::handle_reply) or
-    /// [`Session::handle_failure`](super::Session::handle_failure).
-    pub id: RequestId,
+pub(crate) struct Request {
+    /// Give this back with each part of the reply to
+    /// [`Session::reply`](super::Session::reply).
+    pub(crate) id: RequestId,
     /// The slot it occupies.
-    pub slot: Slot,
+    pub(crate) slot: Slot,
     /// The messages, in order.
-    pub messages: Vec<Message>,
-    /// When this passes without a reply, report a [`FailureKind::Timeout`].
-    pub deadline: Instant,
+    pub(crate) messages: Vec<Message>,
+    /// When this passes without a reply, hand back a [`FailureKind::Timeout`].
+    pub(crate) deadline: Instant,
 }
 
 /// Prints channels only: a handshake's `ext` may carry credentials.
@@ -389,7 +389,7 @@ pub enum SessionError {
 
 /// Why a session ended.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Termination {
+pub(crate) enum Termination {
     /// [`Session::disconnect`](super::Session::disconnect) completed.
     Disconnected,
     /// The session failed for good.
@@ -494,7 +494,7 @@ impl SessionEvent {
 // would add an allocation per message to save space on the rare lifecycle events.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
-pub enum Event {
+pub(crate) enum Event {
     /// A data (non-meta) message, from any reply, in the order received.
     Message(Message),
     /// Something happened to the session; hand it to the application.
@@ -515,9 +515,9 @@ pub enum Event {
     },
 }
 
-/// Where a session is in its life.
+/// Where a session is in its life: the summary of its phase, for logs and tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum State {
+pub(crate) enum State {
     /// Created; the first handshake has not gone out yet.
     Unconnected,
     /// A handshake is in flight or about to go out.
@@ -537,7 +537,7 @@ pub enum State {
 
 impl State {
     /// A short lowercase name for logs.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             State::Unconnected => "unconnected",
             State::Handshaking => "handshaking",

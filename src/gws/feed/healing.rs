@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use crate::bayeux::backoff::{Backoff, BackoffConfig};
+use crate::backoff::{Backoff, BackoffConfig};
 use crate::gws::store::ChangeOrigin;
 
 /// See the [module docs](self).

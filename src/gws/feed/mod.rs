@@ -38,7 +38,7 @@ use futures::Stream;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use self::queue::Queue;
-use self::task::{Feed, Opening};
+use self::task::{Feed, FeedSettings};
 use super::model::{Device, DeviceStateChangeMessage, ErrorMessage, RawJson};
 use super::rest::{ContactCenterSession, Credentials, GwsSession};
 use super::store::{CallChange, CallStore, ChangeOrigin};
@@ -296,7 +296,7 @@ impl CallFeedBuilder {
         let store = Arc::new(Mutex::new(CallStore::new()));
         let (control, commands) = mpsc::channel(4);
         let (ready_tx, ready_rx) = oneshot::channel();
-        let opening = Opening {
+        let settings = FeedSettings {
             devices: self.devices,
             max_network_delay: self.max_network_delay,
             max_message_bytes: self.max_message_bytes,
@@ -306,7 +306,7 @@ impl CallFeedBuilder {
         };
         let feed = Feed::start(
             session.clone(),
-            opening,
+            settings,
             store.clone(),
             shared.clone(),
             commands,

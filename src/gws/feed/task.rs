@@ -25,8 +25,8 @@ use tokio::time::Instant;
 use super::healing::Healing;
 use super::queue::MAX_EVENTS;
 use super::{lock, Control, Delivery, FeedEvent, Shared, SharedTap};
-use crate::bayeux::backoff::Backoff;
-use crate::bayeux::{BackoffConfig, GapCause, Message, SessionEvent};
+use crate::backoff::{Backoff, BackoffConfig};
+use crate::bayeux::{GapCause, Message, SessionEvent};
 use crate::client::{ClientBuilder, ClientEvent, EventStream, Subscriber};
 use crate::error::{Error, Result};
 use crate::fixture;
@@ -46,8 +46,9 @@ const SETTLE_MIN: Duration = Duration::from_millis(50);
 /// The most a read's answer waits for notifications sent before it.
 const SETTLE_MAX: Duration = Duration::from_secs(2);
 
-/// How the feed opens notification clients.
-pub(super) struct Opening {
+/// What the feed was built with: which channels it follows, how it hands changes out, and
+/// how it opens each notification client (it opens a new one after losing a login).
+pub(super) struct FeedSettings {
     pub(super) devices: bool,
     pub(super) max_network_delay: Duration,
     pub(super) max_message_bytes: usize,
@@ -82,7 +83,7 @@ struct Settling {
 /// The task's state.
 pub(super) struct Feed {
     session: GwsSession,
-    opening: Opening,
+    settings: FeedSettings,
     store: Arc<Mutex<CallStore>>,
     shared: Arc<Shared>,
     commands: mpsc::Receiver<Control>,
@@ -102,7 +103,7 @@ impl Feed {
     /// Opens the first notification client.
     pub(super) async fn start(
         session: GwsSession,
-        opening: Opening,
+        settings: FeedSettings,
         store: Arc<Mutex<CallStore>>,
         shared: Arc<Shared>,
         commands: mpsc::Receiver<Control>,
@@ -110,7 +111,7 @@ impl Feed {
     ) -> Result<Feed> {
         let mut feed = Feed {
             session,
-            opening,
+            settings,
             store,
             shared,
             commands,
@@ -121,8 +122,8 @@ impl Feed {
             settling: None,
             touched: HashSet::new(),
         };
-        let attempts = feed.opening.initial_handshake_attempts;
-        feed.conn = Some(open(&feed.session, &feed.opening, attempts).await?);
+        let attempts = feed.settings.initial_handshake_attempts;
+        feed.conn = Some(open(&feed.session, &feed.settings, attempts).await?);
         Ok(feed)
     }
 
@@ -185,7 +186,8 @@ impl Feed {
     /// Whether a message may be taken now: with [`Delivery::Messages`] the consumer sets
     /// the pace.
     fn room(&self) -> bool {
-        self.opening.delivery == Delivery::Changes || lock(&self.shared.queue).events() < MAX_EVENTS
+        self.settings.delivery == Delivery::Changes
+            || lock(&self.shared.queue).events() < MAX_EVENTS
     }
 
     async fn disconnect(&mut self) {
@@ -206,7 +208,7 @@ impl Feed {
             }
             let mut store = lock(&self.store);
             if let Some(mut applied) = store.apply(call, std::time::Instant::now()) {
-                if self.opening.delivery == Delivery::Changes {
+                if self.settings.delivery == Delivery::Changes {
                     let change = applied.change();
                     lock(&self.shared.queue).push_change(
                         change,
@@ -230,12 +232,12 @@ impl Feed {
                 tracing::debug!("{e}");
                 self.healing.gap();
                 self.push(FeedEvent::Gap { cause });
-                if self.opening.delivery == Delivery::Changes {
+                if self.settings.delivery == Delivery::Changes {
                     return;
                 }
             }
         }
-        if self.opening.delivery == Delivery::Messages {
+        if self.settings.delivery == Delivery::Messages {
             self.push(FeedEvent::Message(raw));
             return;
         }
@@ -313,7 +315,7 @@ impl Feed {
             return self.end(Arc::new(e));
         }
         // The server was there before: keep trying its handshake like any other outage.
-        match open(&self.session, &self.opening, None).await {
+        match open(&self.session, &self.settings, None).await {
             Ok(conn) => self.conn = Some(conn),
             Err(e) => return self.end(Arc::new(e)),
         }
@@ -348,7 +350,7 @@ impl Feed {
         self.healing.started();
         self.touched.clear();
         let session = self.session.clone();
-        let devices = self.opening.devices;
+        let devices = self.settings.devices;
         let read: Read = Box::pin(async move {
             let calls = session.calls().await?;
             let devices = match devices {
@@ -415,7 +417,7 @@ impl Feed {
             let keep = |id: &str| kept.iter().any(|k| k == id);
             lock(&self.store).reconcile(&snapshot.calls, now, origin, keep)
         };
-        if let Some(tap) = self.opening.tap.clone() {
+        if let Some(tap) = self.settings.tap.clone() {
             let line = fixture::snapshot_line(origin, &snapshot.calls, &kept);
             let recorded = (*lock(&tap))(line.as_bytes());
             if let Err(source) = recorded {
@@ -423,7 +425,7 @@ impl Feed {
             }
         }
         let changes = reconciled.len();
-        if self.opening.delivery == Delivery::Changes {
+        if self.settings.delivery == Delivery::Changes {
             let mut queue = lock(&self.shared.queue);
             for r in reconciled {
                 let after = r.call.as_deref().or(r.previous.as_deref()).unwrap_or("{}");
@@ -457,7 +459,7 @@ impl Feed {
 /// A notification client for `session`; `handshake_attempts` bounds its first handshake.
 async fn open(
     session: &GwsSession,
-    opening: &Opening,
+    settings: &FeedSettings,
     handshake_attempts: Option<u32>,
 ) -> Result<Connection> {
     let transport = HttpTransport::builder(session.notifications_url())
@@ -466,17 +468,17 @@ async fn open(
         .shared_headers(session.csrf_headers())
         .build()?;
     let mut builder = ClientBuilder::new(transport)
-        .max_network_delay(opening.max_network_delay)
-        .max_message_bytes(opening.max_message_bytes)
+        .max_network_delay(settings.max_network_delay)
+        .max_message_bytes(settings.max_message_bytes)
         .initial_handshake_attempts(handshake_attempts);
-    if let Some(tap) = &opening.tap {
+    if let Some(tap) = &settings.tap {
         let tap = tap.clone();
         builder = builder.on_reply(move |body| (*lock(&tap))(body));
     }
     let client = builder.build()?;
     let events = client.events();
     let mut channels = vec![CALLS_CHANNEL];
-    if opening.devices {
+    if settings.devices {
         channels.push(DEVICES_CHANNEL);
     }
     let messages = client.subscribe_all(channels).await?;

@@ -1,22 +1,65 @@
-//! The second request slot: subscribe, unsubscribe, publish and disconnect messages batched
-//! into one request at a time, beside the long poll, and what their replies mean.
+//! The batch slot, beside the long poll: subscribe, unsubscribe, publish and disconnect
+//! messages batched into one request at a time, and what their replies mean.
 
 use std::time::Instant;
 
+use serde_json::value::RawValue;
+
+use super::phase::Phase;
 use super::subscriptions::Change;
-use super::{
-    Entry, Event, Failure, FailureKind, OtherFlight, Reconnect, Request, Session, SessionError,
-    Slot, State, Subscription, Termination, DISCONNECT, SUBSCRIBE, UNSUBSCRIBE,
-};
-use crate::bayeux::message::Message;
+use super::types::{Failure, FailureKind, Request, RequestId, SessionError, Slot, Termination};
+use super::{Event, Session, DISCONNECT, SUBSCRIBE, UNSUBSCRIBE};
+use crate::bayeux::channel::ChannelName;
+use crate::bayeux::message::{Message, Reconnect, Subscription};
+
+/// One message of the batch in flight.
+#[derive(Debug)]
+enum Entry {
+    Subscribe(ChannelName),
+    Unsubscribe(ChannelName),
+    Publish(u64),
+    Disconnect,
+}
+
+/// The batch in flight. `generation` says which `clientId` it was sent for: after a
+/// re-handshake its meta replies no longer describe the current session.
+#[derive(Debug)]
+pub(super) struct BatchFlight {
+    pub(super) id: RequestId,
+    generation: u64,
+    /// Each message's id and what it asked.
+    entries: Vec<(String, Entry)>,
+    /// What of its reply is answered once the reply is whole (meta replies, publish
+    /// acknowledgements).
+    pub(super) held: Vec<Message>,
+}
+
+impl BatchFlight {
+    /// The publishes it carries.
+    pub(super) fn publishes(&self) -> impl Iterator<Item = u64> + '_ {
+        self.entries.iter().filter_map(|(_, e)| match e {
+            Entry::Publish(id) => Some(*id),
+            _ => None,
+        })
+    }
+}
+
+/// A publish waiting for the next batch.
+#[derive(Debug)]
+pub(super) struct QueuedPublish {
+    pub(super) id: u64,
+    pub(super) channel: ChannelName,
+    pub(super) data: Box<RawValue>,
+}
 
 impl Session {
-    /// Batches everything queued for the other slot, or `None` when there is nothing.
-    pub(super) fn other_request(&mut self, now: Instant) -> Option<Request> {
-        let client_id = self.client_id.clone()?;
+    /// Batches everything queued for the batch slot, or `None` when there is nothing.
+    pub(super) fn batch_request(&mut self, now: Instant) -> Option<Request> {
+        let client_id = self.client_id()?.to_owned();
+        let disconnecting = matches!(self.phase, Phase::Disconnecting { .. });
         let mut entries = Vec::new();
         let mut messages = Vec::new();
-        if !self.disconnect_requested {
+        if !disconnecting {
             for (change, channel) in self.subs.take_requests() {
                 let msg_id = self.msg_id();
                 let (meta, entry) = match change {
@@ -40,7 +83,7 @@ impl Session {
             messages.push(m);
             entries.push((msg_id, Entry::Publish(p.id)));
         }
-        if self.disconnect_requested {
+        if disconnecting {
             let msg_id = self.msg_id();
             let mut m = Message::new(DISCONNECT);
             m.id = Some(msg_id.clone());
@@ -52,28 +95,28 @@ impl Session {
             return None;
         }
         let id = self.request_id();
-        self.other = Some(OtherFlight {
+        self.batch = Some(BatchFlight {
             id,
             generation: self.generation,
             entries,
+            held: Vec::new(),
         });
         Some(Request {
             id,
-            slot: Slot::Other,
+            slot: Slot::Batch,
             messages,
             deadline: now + self.config.max_network_delay,
         })
     }
 
-    pub(super) fn other_reply(
-        &mut self,
-        flight: OtherFlight,
-        messages: Vec<Message>,
-        now: Instant,
-    ) {
+    /// The reply to batch `id` arrived whole. False when `id` is not the batch in flight.
+    pub(super) fn batch_reply(&mut self, id: RequestId, now: Instant) -> bool {
+        let Some(flight) = self.batch.take_if(|b| b.id == id) else {
+            return false;
+        };
         let mut answered = vec![false; flight.entries.len()];
-        for m in messages {
-            let current = flight.generation == self.generation && self.state != State::Terminated;
+        for m in flight.held {
+            let current = flight.generation == self.generation && !self.phase.is_terminated();
             let idx =
                 flight.entries.iter().enumerate().position(|(i, (mid, _))| {
                     !answered[i] && m.id.as_deref() == Some(mid.as_str())
@@ -145,7 +188,7 @@ impl Session {
             }
             // Advice on a non-connect reply is followed too (a disconnect reply's
             // `reconnect: none` is moot: the session is already over).
-            if self.state != State::Terminated {
+            if !self.phase.is_terminated() {
                 match m.advice.as_ref().and_then(|a| a.reconnect.as_ref()) {
                     Some(Reconnect::Handshake) => self.rehandshake(now, now, "advice"),
                     Some(Reconnect::None) => {
@@ -165,14 +208,19 @@ impl Session {
             .filter(|(_, a)| !a)
             .map(|(e, _)| e.1);
         let current = flight.generation == self.generation;
-        self.other_entries_failed(unanswered, current, "no reply to this message");
+        self.entries_failed(unanswered, current, "no reply to this message");
+        true
     }
 
-    pub(super) fn other_failure(&mut self, flight: OtherFlight, failure: Failure, now: Instant) {
+    /// Batch `id` yielded no whole reply (nothing, if it is not the batch in flight).
+    pub(super) fn batch_failure(&mut self, id: RequestId, failure: Failure, now: Instant) {
+        let Some(flight) = self.batch.take_if(|b| b.id == id) else {
+            return;
+        };
         let current = flight.generation == self.generation;
         let reason = failure.to_string();
         let entries = flight.entries.into_iter().map(|e| e.1);
-        self.other_entries_failed(entries, current, &reason);
+        self.entries_failed(entries, current, &reason);
         // Without the extension, data can ride any reply of a subscribed session.
         if current && self.subs.any_subscribed() {
             self.reply_lost(&failure);
@@ -186,9 +234,9 @@ impl Session {
         }
     }
 
-    /// Entries of an other-slot request that got no answer. Publishes are acked as failed;
+    /// Entries of a batch that got no answer. Publishes are acked as failed;
     /// subscription changes wait for the next successful connect; a disconnect completes.
-    fn other_entries_failed(
+    fn entries_failed(
         &mut self,
         entries: impl Iterator<Item = Entry>,
         current: bool,
@@ -199,7 +247,7 @@ impl Session {
                 Entry::Publish(id) => self.fail_publish(id, reason),
                 Entry::Disconnect => self.finish_disconnect(),
                 Entry::Subscribe(c) | Entry::Unsubscribe(c) => {
-                    if current && self.state != State::Terminated {
+                    if current && !self.phase.is_terminated() {
                         self.subs.unanswered(c, &mut self.events);
                     }
                 }

@@ -4,6 +4,9 @@
 //! plain iterator with no way to start over, so [`Backoff`] keeps the builder and builds a
 //! fresh iterator on [`Backoff::reset`]. Nothing here reads a clock: callers add the delay to
 //! the instant they were given.
+//!
+//! Top-level rather than in [`bayeux`](crate::bayeux): the session retries handshakes and
+//! connects with it, and the feed's healing and the bridge's agents retry with it too.
 
 use std::time::Duration;
 
