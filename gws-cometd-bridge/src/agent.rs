@@ -503,7 +503,7 @@ fn give_up(agent: &str, state: &AgentState, metrics: &Metrics) {
     if left > 0 {
         metrics.inner.unwritten.inc_by(left as u64);
         metrics.inner.pending.dec_by(left as i64);
-        tracing::warn!(
+        tracing::info!(
             agent,
             left,
             "shutting down with changes not written to JetStream"

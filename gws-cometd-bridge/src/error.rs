@@ -39,10 +39,23 @@ pub enum BridgeError {
         /// Why.
         reason: String,
     },
-    /// The stream or the KV bucket could not be created or read, or has a layout the bridge
-    /// cannot work with.
+    /// The stream or the KV bucket has a layout the bridge cannot work with: the operator
+    /// must change it, retrying cannot help.
     #[error("JetStream layout: {0}")]
     Layout(String),
+    /// The NATS server is older than the bridge needs.
+    #[error(
+        "NATS at {url}: nats-server {found} found, the bridge needs {needed} or later \
+         (JetStream direct get)"
+    )]
+    UnsupportedServer {
+        /// The server URL (without credentials).
+        url: String,
+        /// The version the server announced.
+        found: String,
+        /// The oldest version the bridge works with.
+        needed: &'static str,
+    },
     /// A JetStream request failed; retried with backoff by the bridge.
     #[error("JetStream {op}: {reason}")]
     JetStream {
@@ -73,6 +86,15 @@ impl BridgeError {
             reason: e.to_string(),
             missing: false,
         }
+    }
+
+    /// True when the bridge cannot go on until an operator acts (an old server, a layout it
+    /// cannot use): [`Bridge::failed`](crate::Bridge::failed) reports it.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            BridgeError::Layout(_) | BridgeError::UnsupportedServer { .. }
+        )
     }
 
     /// True when the stream or bucket is missing (the bridge makes its layout again).

@@ -11,7 +11,6 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::kv;
 use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
 use async_nats::jetstream::Context;
 
@@ -71,14 +70,22 @@ impl LayoutConfig {
         }
     }
 
-    /// The bucket's configuration as the bridge creates it.
-    pub fn kv_config(&self) -> kv::Config {
-        kv::Config {
-            bucket: BUCKET.to_owned(),
-            description: "gws-cometd bridge: the latest snapshot of every call".into(),
-            history: 1,
+    /// The configuration of the bucket's stream ([`BUCKET_STREAM`]) as the bridge creates
+    /// it: what a KV bucket is (one subject per key, rollups, no deletes through the stream
+    /// API, direct get), written out so that making it needs no account-info request, whose
+    /// nats-server 2.9 reply the NATS client cannot read.
+    pub fn kv_stream_config(&self) -> stream::Config {
+        stream::Config {
+            name: BUCKET_STREAM.to_owned(),
+            subjects: vec![format!("{BUCKET_PREFIX}>")],
+            description: Some("gws-cometd bridge: the latest snapshot of every call".into()),
+            max_messages_per_subject: 1,
             max_age: self.kv_max_age,
             storage: StorageType::File,
+            discard: DiscardPolicy::New,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
             num_replicas: self.replicas.max(1),
             ..Default::default()
         }
@@ -92,46 +99,45 @@ pub(crate) struct Layout {
     pub kv_stream: stream::Stream,
 }
 
-/// Gets or creates the stream and the bucket.
+/// Gets or creates the stream and the bucket's stream. A layout the bridge cannot work with
+/// is [`BridgeError::Layout`] (the operator must act; retrying cannot help); a request that
+/// failed is [`BridgeError::JetStream`] (retried).
 pub(crate) async fn ensure(js: &Context, config: &LayoutConfig) -> Result<Layout, BridgeError> {
-    let layout = |e: String| BridgeError::Layout(e);
-    let mut stream = match js.get_stream(STREAM).await {
+    Ok(Layout {
+        stream: get_or_create(js, config.stream_config(), "stream").await?,
+        kv_stream: get_or_create(js, config.kv_stream_config(), "KV bucket").await?,
+    })
+}
+
+/// The stream `config` names, created with `config` when absent, checked for direct get.
+async fn get_or_create(
+    js: &Context,
+    config: stream::Config,
+    what: &'static str,
+) -> Result<stream::Stream, BridgeError> {
+    let name = config.name.clone();
+    let mut stream = match js.get_stream(&name).await {
         Ok(s) => s,
-        Err(_) => match js.create_stream(config.stream_config()).await {
+        Err(_) => match js.create_stream(config).await {
             Ok(s) => {
-                tracing::info!(stream = STREAM, "created the stream");
+                tracing::info!(stream = %name, "created the {what}");
                 s
             }
             // Another replica may have created it meanwhile.
-            Err(create) => js
-                .get_stream(STREAM)
-                .await
-                .map_err(|_| layout(format!("cannot create stream {STREAM}: {create}")))?,
+            Err(create) => js.get_stream(&name).await.map_err(|_| {
+                BridgeError::js("layout", format!("cannot create {what} {name}: {create}"))
+            })?,
         },
     };
     let info = stream
         .info()
         .await
-        .map_err(|e| layout(format!("cannot read stream {STREAM}: {e}")))?;
+        .map_err(|e| BridgeError::js("layout", format!("cannot read {what} {name}: {e}")))?;
     if !info.config.allow_direct {
-        return Err(layout(format!(
-            "stream {STREAM} exists without allow_direct; the bridge reads through direct get \
-             (nats stream edit {STREAM} --allow-direct)"
+        return Err(BridgeError::Layout(format!(
+            "{what} {name} exists without allow_direct; the bridge reads through direct get \
+             (nats stream edit {name} --allow-direct)"
         )));
     }
-    if js.get_key_value(BUCKET).await.is_err() {
-        match js.create_key_value(config.kv_config()).await {
-            Ok(_) => tracing::info!(bucket = BUCKET, "created the KV bucket"),
-            Err(create) => {
-                js.get_key_value(BUCKET)
-                    .await
-                    .map_err(|_| layout(format!("cannot create KV bucket {BUCKET}: {create}")))?;
-            }
-        }
-    }
-    let kv_stream = js
-        .get_stream(BUCKET_STREAM)
-        .await
-        .map_err(|e| layout(format!("cannot read stream {BUCKET_STREAM}: {e}")))?;
-    Ok(Layout { stream, kv_stream })
+    Ok(stream)
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::context::ContextBuilder;
 use async_nats::{ConnectOptions, Event};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -112,6 +112,7 @@ pub struct Bridge {
     setup: JoinHandle<()>,
     http: Option<(SocketAddr, JoinHandle<()>)>,
     nats: async_nats::Client,
+    failed: Option<oneshot::Receiver<BridgeError>>,
 }
 
 impl std::fmt::Debug for Bridge {
@@ -130,7 +131,8 @@ impl Bridge {
     /// cannot be built.
     pub async fn start(config: BridgeConfig) -> Result<Bridge, BridgeError> {
         let metrics = Metrics::new();
-        let nats = connect_nats(&config, &metrics).await?;
+        let (connected_tx, connected) = watch::channel(false);
+        let nats = connect_nats(&config, &metrics, connected_tx).await?;
         let js = ContextBuilder::new()
             .timeout(config.nats_timeout)
             .build(nats.clone());
@@ -139,45 +141,22 @@ impl Bridge {
         let (stop, stop_rx) = watch::channel(false);
         let (drain, drain_rx) = watch::channel(None);
 
-        let setup = {
-            let (metrics, layout, replica, settle) = (
-                metrics.clone(),
-                config.layout.clone(),
-                config.replica.clone(),
-                config.settle,
-            );
-            let ready = layout_ready.clone();
-            let mut stop = stop_rx.clone();
-            tokio::spawn(async move {
-                let mut backoff = Backoff::new(&BackoffConfig {
-                    initial: Duration::from_millis(200),
-                    max: Duration::from_secs(10),
-                    ..BackoffConfig::default()
-                });
-                loop {
-                    match Publisher::new(js.clone(), &layout, &replica, settle, metrics.clone())
-                        .await
-                    {
-                        Ok(p) => {
-                            ready.store(true, Ordering::Release);
-                            tracing::info!("JetStream layout ready");
-                            let _ = publisher_tx.send(Some(p));
-                            // Keep the sender: writers wait on it.
-                            let _ = stop.wait_for(|s| *s).await;
-                            return;
-                        }
-                        Err(e) => {
-                            let delay = backoff.next_delay();
-                            tracing::warn!(retry_in = ?delay, "JetStream not ready: {e}");
-                            tokio::select! {
-                                _ = tokio::time::sleep(delay) => {}
-                                _ = stop.wait_for(|s| *s) => return,
-                            }
-                        }
-                    }
-                }
-            })
-        };
+        let (failed_tx, failed) = oneshot::channel();
+        let setup = tokio::spawn(
+            Setup {
+                nats: nats.clone(),
+                url: gws_cometd::transport::endpoint::redact(&config.nats_url),
+                js,
+                connected: connected.clone(),
+                layout: config.layout.clone(),
+                replica: config.replica.clone(),
+                settle: config.settle,
+                metrics: metrics.clone(),
+                ready: layout_ready.clone(),
+                stop: stop_rx.clone(),
+            }
+            .run(publisher_tx, failed_tx),
+        );
 
         let http = match config.metrics_listen {
             Some(addr) => Some(
@@ -222,7 +201,22 @@ impl Bridge {
             setup,
             http,
             nats,
+            failed: Some(failed),
         })
+    }
+
+    /// Resolves when the bridge cannot go on until an operator acts (see
+    /// [`BridgeError::is_fatal`]): a nats-server older than 2.9, a stream or bucket without
+    /// direct get. Everything else (NATS away, requests timing out) is retried and never
+    /// resolves this. Pending forever once it has resolved.
+    pub async fn failed(&mut self) -> BridgeError {
+        match self.failed.take() {
+            Some(rx) => match rx.await {
+                Ok(e) => e,
+                Err(_) => std::future::pending().await,
+            },
+            None => std::future::pending().await,
+        }
     }
 
     /// The counters.
@@ -238,10 +232,17 @@ impl Bridge {
     /// Stops: disconnects every session, writes what is buffered (for at most the drain
     /// timeout), flushes NATS.
     pub async fn shutdown(self) -> ShutdownReport {
+        let drain = self.drain_timeout;
+        self.shutdown_within(drain).await
+    }
+
+    /// [`shutdown`](Self::shutdown) with this drain time instead of the configured one
+    /// (zero after [`failed`](Self::failed): nothing can be written).
+    pub async fn shutdown_within(self, drain: Duration) -> ShutdownReport {
         let before = self.metrics.inner.unwritten.get();
         let _ = self.stop.send(true);
-        let _ = self.drain.send(Some(Instant::now() + self.drain_timeout));
-        let bound = self.drain_timeout + Duration::from_secs(15);
+        let _ = self.drain.send(Some(Instant::now() + drain));
+        let bound = drain + Duration::from_secs(15);
         let (readers, writers): (Vec<_>, Vec<_>) = self
             .agents
             .into_iter()
@@ -281,12 +282,139 @@ impl Bridge {
     }
 }
 
+/// Why a TCP connection to the first server of `urls` fails, if it does.
+async fn probe(urls: &str) -> Option<String> {
+    let first = urls.split(',').next()?.trim();
+    let addr: async_nats::ServerAddr = first.parse().ok()?;
+    let connect = tokio::net::TcpStream::connect((addr.host(), addr.port()));
+    match tokio::time::timeout(Duration::from_secs(2), connect).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some("no answer within 2 s".into()),
+    }
+}
+
+/// The oldest nats-server the bridge works with: direct get (`allow_direct`) came in 2.9.
+const NEEDED_SERVER: (u64, u64) = (2, 9);
+
+/// `major.minor` of a server version such as `2.10.4` or `2.11.0-RC.1`.
+fn major_minor(version: &str) -> Option<(u64, u64)> {
+    let mut parts = version.trim_start_matches('v').split('.');
+    let number = |p: Option<&str>| -> Option<u64> {
+        let p = p?;
+        let digits = p.find(|c: char| !c.is_ascii_digit()).unwrap_or(p.len());
+        p[..digits].parse().ok()
+    };
+    Some((number(parts.next())?, number(parts.next())?))
+}
+
+/// The background task that waits for NATS, checks the server and makes the layout.
+struct Setup {
+    nats: async_nats::Client,
+    url: String,
+    js: async_nats::jetstream::Context,
+    connected: watch::Receiver<bool>,
+    layout: LayoutConfig,
+    replica: String,
+    settle: Duration,
+    metrics: Metrics,
+    ready: Arc<AtomicBool>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Setup {
+    async fn run(
+        mut self,
+        publisher: watch::Sender<Option<Publisher>>,
+        failed: oneshot::Sender<BridgeError>,
+    ) {
+        let mut backoff = Backoff::new(&BackoffConfig {
+            initial: Duration::from_millis(200),
+            max: Duration::from_secs(10),
+            ..BackoffConfig::default()
+        });
+        let mut last_warning = String::new();
+        loop {
+            // While NATS is away the connection's own warning says so; a layout request
+            // would only time out and say it again.
+            tokio::select! {
+                _ = self.connected.wait_for(|c| *c) => {}
+                _ = self.stop.wait_for(|s| *s) => return,
+            }
+            let attempt = match self.check_server() {
+                Ok(()) => {
+                    Publisher::new(
+                        self.js.clone(),
+                        &self.layout,
+                        &self.replica,
+                        self.settle,
+                        self.metrics.clone(),
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
+            match attempt {
+                Ok(p) => {
+                    self.ready.store(true, Ordering::Release);
+                    tracing::info!("JetStream layout ready");
+                    let _ = publisher.send(Some(p));
+                    // Keep the sender: writers wait on it.
+                    let _ = self.stop.wait_for(|s| *s).await;
+                    return;
+                }
+                Err(e) if e.is_fatal() => {
+                    let _ = failed.send(e);
+                    return;
+                }
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    let warning = e.to_string();
+                    if warning != last_warning {
+                        tracing::warn!(retry_in = ?delay, "JetStream not ready: {warning}");
+                        last_warning = warning;
+                    } else {
+                        tracing::debug!(retry_in = ?delay, "JetStream still not ready: {warning}");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = self.stop.wait_for(|s| *s) => return,
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_server(&self) -> Result<(), BridgeError> {
+        check_version(&self.nats.server_info().version, &self.url)
+    }
+}
+
+/// Refuses a server older than [`NEEDED_SERVER`]. A version the bridge cannot read is given
+/// the benefit of the doubt: the layout check still refuses a server without direct get.
+fn check_version(found: &str, url: &str) -> Result<(), BridgeError> {
+    match major_minor(found) {
+        Some(v) if v < NEEDED_SERVER => Err(BridgeError::UnsupportedServer {
+            url: url.to_owned(),
+            found: found.to_owned(),
+            needed: "2.9",
+        }),
+        _ => Ok(()),
+    }
+}
+
 async fn connect_nats(
     config: &BridgeConfig,
     metrics: &Metrics,
+    connected: watch::Sender<bool>,
 ) -> Result<async_nats::Client, BridgeError> {
     let events = metrics.clone();
     let url = gws_cometd::transport::endpoint::redact(&config.nats_url);
+    let connected = Arc::new(connected);
+    // One warning per episode of NATS being unreachable, naming the URL at once.
+    let unreachable_said = Arc::new(AtomicBool::new(false));
+    let event_url = url.clone();
+    let connected_now = connected.clone();
     let client = ConnectOptions::new()
         .name(format!("gws-cometd bridge {}", config.replica))
         .retry_on_initial_connect()
@@ -295,20 +423,41 @@ async fn connect_nats(
         .reconnect_delay_callback(|n| Duration::from_millis((100 * n as u64).min(1000)))
         .event_callback(move |event| {
             let metrics = events.clone();
+            let connected = connected.clone();
+            let said = unreachable_said.clone();
+            let url = event_url.clone();
             async move {
                 match event {
                     Event::Connected => {
                         metrics.inner.nats_connected.set(1);
-                        tracing::info!("NATS connected");
+                        said.store(false, Ordering::Relaxed);
+                        connected.send_replace(true);
+                        tracing::info!(url, "NATS connected");
                     }
                     Event::Disconnected => {
                         metrics.inner.nats_connected.set(0);
+                        connected.send_replace(false);
+                        said.store(true, Ordering::Relaxed);
                         tracing::warn!(
+                            url,
                             "NATS disconnected; reconnecting (changes wait in the buffers)"
+                        );
+                    }
+                    Event::ClientError(e) if !said.swap(true, Ordering::Relaxed) => {
+                        // The client's error names only a kind ("IO error"); a plain connect
+                        // finds the cause a person can act on ("Connection refused").
+                        let cause = match probe(&url).await {
+                            Some(cause) => cause,
+                            None => e.to_string(),
+                        };
+                        tracing::warn!(
+                            "cannot reach NATS at {url}: {cause}; retrying (changes wait in \
+                             the buffers)"
                         );
                     }
                     Event::Closed => {
                         metrics.inner.nats_connected.set(0);
+                        connected.send_replace(false);
                     }
                     other => tracing::debug!("NATS: {other}"),
                 }
@@ -322,6 +471,37 @@ async fn connect_nats(
         })?;
     if client.connection_state() == async_nats::connection::State::Connected {
         metrics.inner.nats_connected.set(1);
+        connected_now.send_replace(true);
     }
     Ok(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_version, major_minor};
+
+    #[test]
+    fn server_versions_are_read_as_major_and_minor() {
+        assert_eq!(major_minor("2.9.10"), Some((2, 9)));
+        assert_eq!(major_minor("2.10.4"), Some((2, 10)));
+        assert_eq!(major_minor("v2.11.0-RC.1"), Some((2, 11)));
+        assert_eq!(major_minor("2"), None);
+        assert_eq!(major_minor("next"), None);
+    }
+
+    #[test]
+    fn servers_before_2_9_are_refused_in_one_line_naming_both_versions() {
+        let url = "nats://127.0.0.1:4222";
+        let e = check_version("2.8.4", url).unwrap_err();
+        assert!(e.is_fatal());
+        assert_eq!(
+            e.to_string(),
+            "NATS at nats://127.0.0.1:4222: nats-server 2.8.4 found, the bridge needs 2.9 or \
+             later (JetStream direct get)"
+        );
+        assert!(check_version("1.4.1", url).is_err());
+        for ok in ["2.9.0", "2.9.10", "2.10.0", "3.0.0", "unknown"] {
+            assert!(check_version(ok, url).is_ok(), "{ok}");
+        }
+    }
 }

@@ -2,7 +2,9 @@
 //! NATS JetStream (see `gws_cometd_bridge`).
 //!
 //! Exit codes: 0 after SIGTERM/Ctrl-C with everything written; 1 when the drain left changes
-//! unwritten; 2 on bad arguments, an unreadable agents file, or a bridge that cannot start.
+//! unwritten; 2 on bad arguments, an unreadable agents file, a bridge that cannot start, or
+//! one that cannot go on until an operator acts (a nats-server older than 2.9, a stream
+//! without direct get).
 //! (Also in `--help`.)
 
 use std::net::SocketAddr;
@@ -15,7 +17,9 @@ use gws_cometd_bridge::{
 };
 
 use super::http_args::HttpArgs;
+use super::log::cli_event;
 use super::log::fatal;
+use super::numbers;
 use super::signal::Stop;
 use super::{EXIT_FATAL, EXIT_REFUSED};
 
@@ -46,32 +50,32 @@ pub struct BridgeArgs {
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
     /// Changes buffered per agent while NATS is slow or away, before merging per call.
-    #[arg(long, default_value_t = 1000, value_name = "N")]
+    #[arg(long, default_value = "1000", value_name = "N", allow_negative_numbers = true, value_parser = numbers::positive_usize)]
     pub buffer: usize,
     /// Seconds a catch-up or heal change waits before it is published over a history that
     /// does not show it.
-    #[arg(long, default_value_t = 1.0, value_name = "SECS")]
+    #[arg(long, default_value = "1", value_name = "SECS", allow_negative_numbers = true, value_parser = numbers::seconds_or_zero)]
     pub settle: f64,
     /// Seconds a JetStream ack may take before the write is retried (same message id).
-    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    #[arg(long, default_value = "5", value_name = "SECS", allow_negative_numbers = true, value_parser = numbers::seconds)]
     pub nats_timeout: f64,
     /// Seconds a shutdown waits for buffered changes.
-    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    #[arg(long, default_value = "10", value_name = "SECS", allow_negative_numbers = true, value_parser = numbers::seconds)]
     pub drain_timeout: f64,
     /// When creating GWS_CALLS: how long changes are kept, in seconds (default 7 days).
-    #[arg(long, default_value_t = 7.0 * 24.0 * 3600.0, value_name = "SECS")]
+    #[arg(long, default_value = "604800", value_name = "SECS", allow_negative_numbers = true, value_parser = numbers::seconds)]
     pub stream_max_age: f64,
     /// When creating GWS_CALLS: the duplicate window, in seconds.
-    #[arg(long, default_value_t = 600.0, value_name = "SECS")]
+    #[arg(long, default_value = "600", value_name = "SECS", allow_negative_numbers = true, value_parser = numbers::seconds)]
     pub duplicate_window: f64,
     /// When creating the gws_calls bucket: how long an entry lives, in seconds.
-    #[arg(long, default_value_t = 24.0 * 3600.0, value_name = "SECS")]
+    #[arg(long, default_value = "86400", value_name = "SECS", allow_negative_numbers = true, value_parser = numbers::seconds)]
     pub kv_max_age: f64,
     /// When creating the stream and the bucket: copies on a JetStream cluster.
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(long, default_value = "1", value_name = "N", allow_negative_numbers = true, value_parser = numbers::positive_usize)]
     pub replicas: usize,
     /// Longest the network may add to a GWS request, in seconds.
-    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    #[arg(long, default_value = "10", value_name = "SECS", allow_negative_numbers = true, value_parser = numbers::seconds)]
     pub max_network_delay: f64,
     #[command(flatten)]
     pub http: HttpArgs,
@@ -105,28 +109,41 @@ pub fn run(args: BridgeArgs) -> ExitCode {
         // Listening before the sessions start: a signal while they log in is a clean stop.
         let mut stop = Stop::new();
         let agents = config.agents.len();
-        let bridge = match Bridge::start(config).await {
+        let mut bridge = match Bridge::start(config).await {
             Ok(b) => b,
             Err(e) => {
                 fatal("bridge", &e.to_string());
                 return ExitCode::from(EXIT_FATAL);
             }
         };
-        tracing::info!(
+        cli_event!(info,
             agents,
             shard = %args.shard,
             metrics = ?bridge.metrics_addr(),
             "bridge running"
         );
-        let signal = stop.requested().await;
-        tracing::info!("{signal}: disconnecting sessions, writing what is buffered");
+        let signal = tokio::select! {
+            signal = stop.requested() => signal,
+            failure = bridge.failed() => {
+                // Nothing was written and nothing can be: stop without a drain.
+                bridge.shutdown_within(Duration::ZERO).await;
+                fatal("bridge", &failure.to_string());
+                return ExitCode::from(EXIT_FATAL);
+            }
+        };
+        cli_event!(
+            info,
+            "{signal}: disconnecting sessions, writing what is buffered"
+        );
         let report = bridge.shutdown().await;
         if report.unwritten > 0 {
             fatal(
                 "bridge",
                 &format!(
-                    "{} changes were not written to JetStream (check that NATS is reachable)",
-                    report.unwritten
+                    "{} changes were not written to JetStream (check that NATS at {} is \
+                     reachable)",
+                    report.unwritten,
+                    gws_cometd::transport::endpoint::redact(&args.nats)
                 ),
             );
             return ExitCode::from(EXIT_REFUSED);
@@ -144,7 +161,8 @@ fn config(args: &BridgeArgs) -> Result<BridgeConfig, String> {
     let file = AgentsFile::load(&args.agents, permissions).map_err(|e| e.to_string())?;
     let total = file.agents.len();
     let agents = file.shard(args.shard);
-    tracing::info!(
+    cli_event!(
+        info,
         "shard {}: {} of the {total} agents in {}",
         args.shard,
         agents.len(),

@@ -1,7 +1,7 @@
 //! What `tail` and `watch` share: which GWS to follow (or the built-in simulator), how long,
 //! where to record, and how the session ends.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gws_cometd::fixture::Recorder;
@@ -12,6 +12,7 @@ use super::demo::{self, Activity, Demo};
 use super::gws_args::password;
 use super::hint::describe;
 use super::http_args::HttpArgs;
+use super::numbers;
 
 /// The GWS to follow; none given means the built-in simulator.
 #[derive(clap::Args, Debug, Clone)]
@@ -41,17 +42,25 @@ pub struct GwsTarget {
 #[derive(clap::Args, Debug, Clone)]
 pub struct Limits {
     /// Exit 0 right after the Nth line is written.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = numbers::positive)]
     pub count: Option<u64>,
     /// Stop after this many seconds (exit 1 if --count lines did not all arrive).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = numbers::seconds)]
     pub duration: Option<f64>,
     /// Also write every notification reply body verbatim to this JSON Lines fixture
     /// (`replay` reads it).
+    /// An existing FILE that is not empty is refused unless --force or --append says what
+    /// to do with it.
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
+    /// With --record: overwrite an existing FILE.
+    #[arg(long, requires = "record", conflicts_with = "append")]
+    pub force: bool,
+    /// With --record: add to the end of an existing FILE (replay then reads both sessions).
+    #[arg(long, requires = "record")]
+    pub append: bool,
     /// Longest the network may add to a request before it counts as failed, in seconds.
-    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    #[arg(long, default_value = "10", value_name = "SECS", allow_negative_numbers = true, value_parser = numbers::seconds)]
     pub max_network_delay: f64,
 }
 
@@ -66,11 +75,45 @@ impl Limits {
         seconds("max-network-delay", self.max_network_delay)
     }
 
-    /// The `--record` file's recorder, created now (so a bad path fails before connecting).
+    /// The `--record` file's recorder, opened now (so a bad path fails before connecting).
+    /// An existing file that is not empty is never truncated unless `--force` says so.
     pub fn recorder(&self) -> Result<Option<Recorder>, String> {
-        let recorder = self.record.as_deref().map(Recorder::create).transpose();
-        recorder.map_err(|e| e.to_string())
+        let Some(path) = self.record.as_deref() else {
+            return Ok(None);
+        };
+        let file = open_record(path, self.force, self.append)?;
+        let label = path.display().to_string();
+        Ok(Some(Recorder::new(std::io::BufWriter::new(file), label)))
     }
+}
+
+/// Opens `--record FILE`: appended to with `append`, truncated with `force`, otherwise
+/// created, or refused when it exists and is not empty.
+fn open_record(path: &Path, force: bool, append: bool) -> Result<std::fs::File, String> {
+    let shown = path.display();
+    if path.is_dir() {
+        return Err(format!("--record {shown}: is a directory, not a file"));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    if append {
+        options.append(true).create(true);
+    } else {
+        if !force {
+            if let Ok(meta) = std::fs::metadata(path) {
+                if meta.is_file() && meta.len() > 0 {
+                    return Err(format!(
+                        "--record {shown}: the file exists and is not empty ({} bytes); \
+                         refusing to overwrite it (--force overwrites it, --append adds to it)",
+                        meta.len()
+                    ));
+                }
+            }
+        }
+        options.write(true).create(true).truncate(true);
+    }
+    options
+        .open(path)
+        .map_err(|e| format!("--record {shown}: cannot open it: {e}"))
 }
 
 /// Resolves once `duration` has passed (`--duration`); without one, never.
@@ -79,11 +122,6 @@ pub async fn deadline(duration: Option<Duration>) {
         Some(d) => tokio::time::sleep(d).await,
         None => std::future::pending().await,
     }
-}
-
-/// Standard output for the lines, buffered: the commands flush it once what arrived is written.
-pub fn stdout() -> std::io::BufWriter<std::io::StdoutLock<'static>> {
-    std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock())
 }
 
 fn seconds(what: &str, secs: f64) -> Result<Duration, String> {

@@ -13,12 +13,54 @@ const CHECK_TLS: &str =
 
 /// The error followed by what to check next.
 pub fn describe(error: &Error) -> String {
-    format!("{error}{}", hint(error))
+    format!("{}{}", whole_millis(&error.to_string()), hint(error))
 }
 
 /// A REST error followed by what to check next.
 pub fn describe_rest(error: &RestError) -> String {
-    format!("{error}{}", rest_hint(error))
+    format!("{}{}", whole_millis(&error.to_string()), rest_hint(error))
+}
+
+/// `text` with every `within DURATION` rounded to the millisecond: a deadline is said as
+/// it was set (`no reply within 10s`), not as the nanoseconds left when it was armed
+/// (`9.999987329s`), so `tail` and `watch` say the same.
+pub fn whole_millis(text: &str) -> String {
+    const LEAD: &str = "within ";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(LEAD) {
+        let (before, after) = rest.split_at(at + LEAD.len());
+        out.push_str(before);
+        let end = after
+            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c.is_alphabetic()))
+            .unwrap_or(after.len());
+        let (token, tail) = after.split_at(end);
+        match parse_debug_duration(token) {
+            Some(d) => {
+                let millis = (d.as_secs_f64() * 1000.0).round() as u64;
+                out.push_str(&format!("{:?}", std::time::Duration::from_millis(millis)));
+            }
+            None => out.push_str(token),
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A duration as `{:?}` writes it (`9.999987329s`, `999.93ms`, `12µs`, `5ns`).
+fn parse_debug_duration(token: &str) -> Option<std::time::Duration> {
+    let split = token.find(|c: char| c.is_alphabetic())?;
+    let (number, unit) = token.split_at(split);
+    let value: f64 = number.parse().ok()?;
+    let secs = match unit {
+        "s" => value,
+        "ms" => value / 1e3,
+        "µs" | "us" => value / 1e6,
+        "ns" => value / 1e9,
+        _ => return None,
+    };
+    std::time::Duration::try_from_secs_f64(secs).ok()
 }
 
 fn hint(error: &Error) -> &'static str {
@@ -67,5 +109,25 @@ fn transport_hint(error: &TransportError) -> &'static str {
             " (check the base URL: REST is expected at BASE_URL/api/v2/me)"
         }
         _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_are_said_to_the_millisecond() {
+        assert_eq!(
+            whole_millis("http://h/cometd: no reply within 9.999987329s (check)"),
+            "http://h/cometd: no reply within 10s (check)"
+        );
+        assert_eq!(
+            whole_millis("a: no reply within 999.932539ms; b: within 1.5s"),
+            "a: no reply within 1s; b: within 1.5s"
+        );
+        assert_eq!(whole_millis("within 607ms"), "within 607ms");
+        assert_eq!(whole_millis("within reach"), "within reach");
+        assert_eq!(whole_millis("nothing to change"), "nothing to change");
     }
 }

@@ -1,13 +1,17 @@
 //! Where the CLI's words go: logs on stderr (text or JSON Lines), the one line a command ends
 //! with when it fails, and the plain lines that tell a person what to run next.
 //!
-//! Without `RUST_LOG`, three kinds of library records are left out, because the commands
-//! report the same things themselves: the Bayeux session events (presented by
+//! Two kinds of library records are left out, with or without `RUST_LOG`, because the
+//! commands report the same things themselves: the Bayeux session events (presented by
 //! [`SessionLog`], so that retries before the first connection are information), and the
-//! ERROR records of a client or feed that stopped for good (the command's last line says
-//! it, with what to check). A fatal end is then one line, not that line after a few
-//! WARN/ERROR lines saying the same. `RUST_LOG` (e.g. `RUST_LOG=debug`) replaces this filter
-//! entirely.
+//! records of a client that stopped for good (the command's last line says it, with what to
+//! check). Each session event is then said once, and a fatal end is one line, not that line
+//! after a few WARN/ERROR lines saying the same. A `RUST_LOG` that names one of those
+//! targets (e.g. `RUST_LOG=info,gws_cometd::client::driver=debug`) gets it back.
+//!
+//! Every line the CLI logs itself is under the running command's target,
+//! `gws_cometd::cli::<command>` (`watch`, `tail`, `replay`, `serve`, `bridge`, and
+//! `operation` for the REST commands).
 
 use std::sync::OnceLock;
 
@@ -25,23 +29,67 @@ pub enum LogFormat {
     Json,
 }
 
-/// The filter when `RUST_LOG` is not set. The two library targets turned off are where the
-/// library logs session events and the client's fatal end, which the CLI reports itself;
-/// async-nats says every reconnect attempt at INFO, which the bridge's own warnings cover.
-const DEFAULT_FILTER: &str =
-    "info,gws_cometd::bayeux::session::types=off,gws_cometd::client::driver=off,async_nats=warn";
+/// The filter when `RUST_LOG` is not set. async-nats says every reconnect attempt at INFO,
+/// which the bridge's own warnings cover.
+const DEFAULT_FILTER: &str = "info,async_nats=warn";
+
+/// Library targets turned off whatever `RUST_LOG` says (unless it names them): where the
+/// library logs session events and the client's fatal end, which the commands report
+/// themselves ([`SessionLog`], the last line), so that each is said once.
+const SAID_BY_THE_COMMANDS: [&str; 2] = [
+    "gws_cometd::bayeux::session::types",
+    "gws_cometd::client::driver",
+];
 
 static FORMAT: OnceLock<LogFormat> = OnceLock::new();
 
-/// Sends logs to stderr in `format`, filtered by `RUST_LOG` or [`DEFAULT_FILTER`].
-pub fn init(format: LogFormat) {
+/// The command running, which names the target of every line the CLI logs.
+static COMMAND: OnceLock<Command> = OnceLock::new();
+
+/// The commands, as log targets: each logs under `gws_cometd::cli::<command>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    Watch,
+    Tail,
+    Replay,
+    Serve,
+    Bridge,
+    /// The REST commands: attach, update, delete-pair, delete-all, answer, hold, ...
+    Operation,
+}
+
+/// The command running (set by [`init`]).
+pub fn command() -> Command {
+    COMMAND.get().copied().unwrap_or(Command::Operation)
+}
+
+/// Logs at `$level` under the running command's target, `gws_cometd::cli::<command>`
+/// (tracing needs a target known at compile time, hence one arm per command).
+macro_rules! cli_event {
+    ($level:ident, $($arg:tt)+) => {
+        match $crate::log::command() {
+            $crate::log::Command::Watch => tracing::$level!(target: "gws_cometd::cli::watch", $($arg)+),
+            $crate::log::Command::Tail => tracing::$level!(target: "gws_cometd::cli::tail", $($arg)+),
+            $crate::log::Command::Replay => tracing::$level!(target: "gws_cometd::cli::replay", $($arg)+),
+            $crate::log::Command::Serve => tracing::$level!(target: "gws_cometd::cli::serve", $($arg)+),
+            $crate::log::Command::Bridge => tracing::$level!(target: "gws_cometd::cli::bridge", $($arg)+),
+            $crate::log::Command::Operation => tracing::$level!(target: "gws_cometd::cli::operation", $($arg)+),
+        }
+    };
+}
+pub(crate) use cli_event;
+
+/// Sends logs to stderr in `format`, filtered by `RUST_LOG` or [`DEFAULT_FILTER`], with
+/// [`SAID_BY_THE_COMMANDS`] off; the CLI's own lines are `command`'s.
+pub fn init(format: LogFormat, command: Command) {
     use tracing_subscriber::filter::EnvFilter;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::Layer;
     let _ = FORMAT.set(format);
+    let _ = COMMAND.set(command);
     let user_filter = std::env::var("RUST_LOG").ok().filter(|d| !d.is_empty());
-    let filter = EnvFilter::new(user_filter.as_deref().unwrap_or(DEFAULT_FILTER));
+    let filter = filter_directives(user_filter.as_deref());
     let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let layer = match format {
         LogFormat::Text => layer
@@ -50,8 +98,20 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => layer.json().flatten_event(true).boxed(),
     };
     tracing_subscriber::registry()
-        .with(layer.with_filter(filter))
+        .with(layer.with_filter(EnvFilter::new(filter)))
         .init();
+}
+
+/// `RUST_LOG` (or [`DEFAULT_FILTER`]) with [`SAID_BY_THE_COMMANDS`] off, except a target
+/// the user names.
+fn filter_directives(user: Option<&str>) -> String {
+    let mut filter = user.unwrap_or(DEFAULT_FILTER).to_owned();
+    for target in SAID_BY_THE_COMMANDS {
+        if !filter.contains(target) {
+            filter.push_str(&format!(",{target}=off"));
+        }
+    }
+    filter
 }
 
 fn format() -> LogFormat {
@@ -63,16 +123,39 @@ fn format() -> LogFormat {
 pub fn fatal(command: &str, message: &str) {
     match format() {
         LogFormat::Text => eprintln!("gws-cometd {command}: {message}"),
-        LogFormat::Json => tracing::error!(command, "{message}"),
+        LogFormat::Json => cli_event!(error, command, "{message}"),
     }
 }
 
 /// A line for the person at the terminal (how to log in, what to run): as is in text, an
-/// INFO record in JSON.
+/// INFO record in JSON; left out, like any INFO line, when the level is above INFO
+/// (`RUST_LOG=warn`).
 pub fn say(message: &str) {
     match format() {
-        LogFormat::Text => eprintln!("{message}"),
-        LogFormat::Json => tracing::info!("{message}"),
+        LogFormat::Text => {
+            if said_at_info() {
+                eprintln!("{message}")
+            }
+        }
+        LogFormat::Json => cli_event!(info, "{message}"),
+    }
+}
+
+/// Whether the running command's INFO lines are shown.
+fn said_at_info() -> bool {
+    match command() {
+        Command::Watch => tracing::enabled!(target: "gws_cometd::cli::watch", tracing::Level::INFO),
+        Command::Tail => tracing::enabled!(target: "gws_cometd::cli::tail", tracing::Level::INFO),
+        Command::Replay => {
+            tracing::enabled!(target: "gws_cometd::cli::replay", tracing::Level::INFO)
+        }
+        Command::Serve => tracing::enabled!(target: "gws_cometd::cli::serve", tracing::Level::INFO),
+        Command::Bridge => {
+            tracing::enabled!(target: "gws_cometd::cli::bridge", tracing::Level::INFO)
+        }
+        Command::Operation => {
+            tracing::enabled!(target: "gws_cometd::cli::operation", tracing::Level::INFO)
+        }
     }
 }
 
@@ -102,56 +185,61 @@ impl SessionLog {
         let event = match event {
             ClientEvent::Session(event) => event,
             ClientEvent::Lagged { missed } => {
-                tracing::debug!(missed, "session events were dropped");
+                cli_event!(debug, missed, "session events were dropped");
                 return;
             }
             other => {
-                tracing::debug!(?other, "client event");
+                cli_event!(debug, ?other, "client event");
                 return;
             }
         };
+        // Deadlines as they were set, as the last line says them.
+        let cause = |c: &dyn std::fmt::Display| super::hint::whole_millis(&c.to_string());
         match event {
-            SessionEvent::Handshaken { .. } => tracing::debug!("handshaken"),
+            SessionEvent::Handshaken { .. } => cli_event!(debug, "handshaken"),
             SessionEvent::Rehandshaken { .. } => {
-                tracing::info!("re-handshaken: restoring the subscriptions")
+                cli_event!(info, "re-handshaken: restoring the subscriptions")
             }
             SessionEvent::HandshakeFailed {
                 attempt,
-                cause,
+                cause: failure,
                 retry_in,
             } => {
-                if !self.first(cause.to_string()) {
-                    tracing::debug!(attempt, "handshake failed again: {cause}");
+                let cause = cause(failure);
+                if !self.first(cause.clone()) {
+                    cli_event!(debug, attempt, "handshake failed again: {cause}");
                 } else if !self.connected_once {
                     match retry_in {
-                        Some(delay) => tracing::info!(
+                        Some(delay) => cli_event!(
+                            info,
                             attempt,
                             "handshake failed ({cause}); retrying in {delay:?}"
                         ),
-                        None => tracing::debug!(attempt, "handshake failed: {cause}"),
+                        None => cli_event!(debug, attempt, "handshake failed: {cause}"),
                     }
                 } else {
-                    tracing::warn!(attempt, ?retry_in, "handshake failed: {cause}")
+                    cli_event!(warn, attempt, ?retry_in, "handshake failed: {cause}")
                 }
             }
             SessionEvent::Connected => {
                 self.outage.clear();
                 self.connected_once = true;
-                tracing::info!("connected");
+                cli_event!(info, "connected");
             }
-            SessionEvent::ConnectionLost { cause } => {
-                if self.first(cause.to_string()) {
-                    tracing::warn!("connection lost: {cause}")
+            SessionEvent::ConnectionLost { cause: failure } => {
+                let cause = cause(failure);
+                if self.first(cause.clone()) {
+                    cli_event!(warn, "connection lost: {cause}")
                 } else {
-                    tracing::debug!("connection lost again: {cause}")
+                    cli_event!(debug, "connection lost again: {cause}")
                 }
             }
-            SessionEvent::Subscribed { channel } => tracing::info!(%channel, "subscribed"),
+            SessionEvent::Subscribed { channel } => cli_event!(info, %channel, "subscribed"),
             SessionEvent::SubscriptionDenied { channel, error } => {
-                tracing::warn!(%channel, "subscription denied: {error}")
+                cli_event!(warn, %channel, "subscription denied: {error}")
             }
             SessionEvent::Gap { cause } => gap(&cause.to_string()),
-            _ => tracing::debug!(?event, "session event"),
+            _ => cli_event!(debug, ?event, "session event"),
         }
     }
 
@@ -162,7 +250,7 @@ impl SessionLog {
 }
 
 fn gap(cause: &str) {
-    tracing::warn!("messages may have been lost ({cause})")
+    cli_event!(warn, "messages may have been lost ({cause})")
 }
 
 /// Logs a feed event that is neither a call change, a message nor a session event. The
@@ -171,18 +259,25 @@ fn gap(cause: &str) {
 pub fn feed_event(event: &FeedEvent) {
     match event {
         FeedEvent::Gap { cause } => {
-            tracing::warn!("messages may have been lost ({cause}); healing from the server's calls")
+            cli_event!(
+                warn,
+                "messages may have been lost ({cause}); healing from the server's calls"
+            )
         }
         FeedEvent::Lagged { missed } => {
-            tracing::warn!(missed, "fell behind: {missed} feed events were dropped")
+            cli_event!(
+                warn,
+                missed,
+                "fell behind: {missed} feed events were dropped"
+            )
         }
         FeedEvent::SessionStarted(started) => {
             if started.partial {
-                tracing::warn!("StartContactCenterSession: partial success");
+                cli_event!(warn, "StartContactCenterSession: partial success");
             } else {
-                tracing::info!("StartContactCenterSession: started");
+                cli_event!(info, "StartContactCenterSession: started");
             }
         }
-        other => tracing::debug!(?other, "feed event"),
+        other => cli_event!(debug, ?other, "feed event"),
     }
 }

@@ -8,8 +8,9 @@
 //! | `follow` | what `tail` and `watch` share: the target, limits, the feed |
 //! | `demo` | the built-in simulator and the login commands printed for it and `serve` |
 //! | `gws_args`, `http_args` | `--gws/--user/--password-file`, `--proxy/--cacert`, call ids |
-//! | `pairs`, `plain` | `KEY=VALUE`/`KEY:=JSON`; JSON errors in plain words |
+//! | `pairs`, `json_errors` | `KEY=VALUE`/`KEY:=JSON`; serde_json's syntax errors in plain words |
 //! | `log`, `hint`, `signal` | stderr (text/JSON), last-line hints, Ctrl-C and SIGTERM |
+//! | `numbers`, `stdout_writer` | the checks every number option gets; stdout from a thread of its own |
 
 // The doc comments of the arguments are clap's `--help` text, where a URL is shown as the
 // user types it: no `<...>` around it for rustdoc's sake.
@@ -27,19 +28,21 @@ mod follow;
 mod gws_args;
 mod hint;
 mod http_args;
+mod json_errors;
 mod log;
+mod numbers;
 mod operation;
 mod pairs;
-mod plain;
 mod replay;
 mod serve;
 mod signal;
+mod stdout_writer;
 mod tail;
 mod user_data;
 mod watch;
 
-/// Exit code: GWS refused the request (a non-zero `statusCode`), or not everything asked
-/// for arrived (`--count` within `--duration`).
+/// Exit code: GWS refused the request (a non-zero `statusCode`), not everything asked for
+/// arrived (`--count` within `--duration`), or a fixture to replay is empty.
 const EXIT_REFUSED: u8 = 1;
 /// Exit code: bad usage or input, unreachable server, refused login, or any other fatal
 /// failure (clap's own usage errors exit 2 too).
@@ -48,10 +51,42 @@ const EXIT_FATAL: u8 = 2;
 const EXIT_CODES: &str = "\
 Exit codes:
   0  done (also after Ctrl-C or SIGTERM, which disconnect cleanly)
-  1  refused or incomplete: GWS answered a non-zero statusCode, or fewer than --count lines
-     arrived within --duration
+  1  refused or incomplete: GWS answered a non-zero statusCode, fewer than --count lines
+     arrived within --duration, or replay was given an empty fixture
   2  usage error, bad input, unreachable server, login refused, or another fatal failure;
      the last stderr line says what failed and what to check";
+
+const FOLLOW_EXIT_CODES: &str = "\
+Exit codes:
+  0  done: --count lines written, --duration over, or stopped by Ctrl-C or SIGTERM (which
+     disconnect cleanly), whatever stdout does
+  1  incomplete: fewer than --count lines arrived within --duration
+  2  usage error, a --record file that holds something (see --force, --append), unreachable
+     server, login refused, or another fatal failure; the last stderr line says what failed";
+
+const REPLAY_EXIT_CODES: &str = "\
+Exit codes:
+  0  replayed (also when stdout is closed early, as by | head)
+  1  the fixture is empty: no lines to replay
+  2  the fixture cannot be read: missing, a directory, binary, or a line that is not a
+     fixture line (named as FILE:LINE:COLUMN); nothing is printed on stdout then";
+
+const SERVE_EXIT_CODES: &str = "\
+Exit codes:
+  0  stopped by Ctrl-C or SIGTERM
+  2  usage error, a bad scenario or users file, no password, or the address cannot be
+     listened on; the last stderr line says what failed";
+
+const COMPLETIONS_AFTER_HELP: &str = "\
+Install (then open a new shell):
+  bash  gws-cometd completions bash > ~/.local/share/bash-completion/completions/gws-cometd
+  zsh   gws-cometd completions zsh > ~/.zfunc/_gws-cometd   (with fpath+=~/.zfunc before
+        compinit in ~/.zshrc)
+  fish  gws-cometd completions fish > ~/.config/fish/completions/gws-cometd.fish
+
+Exit codes:
+  0  printed
+  2  usage error, or stdout cannot be written";
 
 const PAIRS_AFTER_HELP: &str = "\
 Values (as httpie writes them):
@@ -72,8 +107,8 @@ const BRIDGE_EXIT_CODES: &str = "\
 Exit codes:
   0  stopped by Ctrl-C or SIGTERM with every change written
   1  stopped, but changes were left unwritten (NATS unreachable during the drain)
-  2  usage error, unreadable or readable-by-others agents file, NATS or GWS layout that cannot
-     be set up; the last stderr line says what failed";
+  2  usage error, unreadable or readable-by-others agents file, a nats-server older than 2.9,
+     a stream or bucket without direct get; the last stderr line says what failed";
 
 const OPERATION_AFTER_HELP: &str = "\
 Exit codes:
@@ -101,15 +136,15 @@ struct Cli {
 enum Command {
     /// Follow an agent's calls on GWS (or the built-in simulator) and print one JSON line
     /// per call change, starting with the calls in progress.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = FOLLOW_EXIT_CODES)]
     Watch(watch::WatchArgs),
     /// Follow a Bayeux endpoint or GWS (or the built-in simulator) and print every data
     /// message as one JSON line, exactly as received.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = FOLLOW_EXIT_CODES)]
     Tail(tail::TailArgs),
     /// Replay a JSON Lines fixture (a file, or - for stdin) through the call-state reducer
     /// and print the changes, as watch does.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = REPLAY_EXIT_CODES)]
     Replay(replay::ReplayArgs),
     /// AttachUserData: append pairs to a call's attached data (an existing key gets a
     /// second occurrence).
@@ -137,8 +172,15 @@ enum Command {
     #[command(after_help = OPERATION_AFTER_HELP)]
     Hangup(call_control::CallArgs),
     /// Run the GWS simulator until Ctrl-C or SIGTERM, printing how to log in.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = SERVE_EXIT_CODES)]
     Serve(serve::ServeArgs),
+    /// Print the shell completion script for SHELL on stdout.
+    #[command(after_help = COMPLETIONS_AFTER_HELP)]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Follow every agent of a file and publish their call changes to NATS JetStream.
     #[cfg(feature = "bridge")]
     #[command(after_help = BRIDGE_EXIT_CODES)]
@@ -148,7 +190,16 @@ enum Command {
 /// Parses the command line, runs the subcommand, and maps its outcome to an exit code.
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    log::init(cli.log_format);
+    let command = match &cli.command {
+        Command::Watch(_) => log::Command::Watch,
+        Command::Tail(_) => log::Command::Tail,
+        Command::Replay(_) => log::Command::Replay,
+        Command::Serve(_) => log::Command::Serve,
+        #[cfg(feature = "bridge")]
+        Command::Bridge(_) => log::Command::Bridge,
+        _ => log::Command::Operation,
+    };
+    log::init(cli.log_format, command);
     use call_control::Control;
     use user_data::Operation;
     match cli.command {
@@ -164,8 +215,27 @@ fn main() -> ExitCode {
         Command::Retrieve(args) => call_control::run(Control::Retrieve, args),
         Command::Hangup(args) => call_control::run(Control::Hangup, args),
         Command::Serve(args) => serve::run(args),
+        Command::Completions { shell } => completions(shell),
         #[cfg(feature = "bridge")]
         Command::Bridge(args) => bridge::run(args),
+    }
+}
+
+/// Prints the completion script for `shell`.
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    use clap::CommandFactory;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "gws-cometd", &mut script);
+    let mut stdout = std::io::stdout().lock();
+    match std::io::Write::write_all(&mut stdout, &script)
+        .and_then(|_| std::io::Write::flush(&mut stdout))
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            log::fatal("completions", &format!("cannot write to stdout: {e}"));
+            ExitCode::from(EXIT_FATAL)
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use gws_cometd::gws::rest::UserValue;
 
-use super::plain;
+use super::json_errors;
 
 /// A pair argument that could not be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -32,12 +32,12 @@ pub fn parse_pair(arg: &str) -> Result<(String, UserValue), InvalidPair> {
     }
     let value = if json {
         UserValue::json(value).map_err(|e| {
-            let (message, column) = plain::serde_message(&e);
+            let (message, column) = json_errors::serde_message(&e);
             // The column within the argument, so the mistake can be found in it.
             let column = column + key.len() + 2;
             invalid(format!(
                 "after ':=' at column {column}: {}",
-                plain::json_error(&message)
+                json_errors::json_error(&message)
             ))
         })?
     } else {

@@ -14,7 +14,9 @@ use gws_cometd_sim::{GwsServerConfig, GwsSimServer};
 
 use super::demo::{generated_password, print_login, Login, PasswordFile};
 use super::gws_args::{password, PASSWORD_ENV};
+use super::log::cli_event;
 use super::log::{fatal, say};
+use super::numbers;
 use super::signal::Stop;
 use super::EXIT_FATAL;
 
@@ -37,12 +39,17 @@ pub struct ServeArgs {
     pub password_file: Option<PathBuf>,
     /// Seed of the living contact center (the default activity): the same seed gives the
     /// same calls. Default: random, printed at start.
-    #[arg(long, value_name = "N", conflicts_with = "scenario")]
+    #[arg(long, value_name = "N", conflicts_with = "scenario", allow_negative_numbers = true, value_parser = numbers::whole)]
     pub seed: Option<u64>,
     /// Run this scenario for each user once they subscribe to /v2/me/calls, instead of the
     /// living contact center (JSON Lines or a JSON array of steps).
     #[arg(long, value_name = "FILE")]
     pub scenario: Option<PathBuf>,
+    /// Run --scenario again for every new CometD session that subscribes to /v2/me/calls
+    /// (stopping it when that session ends), instead of once per user for the server's
+    /// life: a restarted service under test sees the scenario from its start.
+    #[arg(long, requires = "scenario")]
+    pub scenario_per_session: bool,
 }
 
 /// Runs `serve`.
@@ -146,6 +153,7 @@ fn prepare(args: &ServeArgs) -> Result<(GwsServerConfig, LoginHelp), String> {
     config.gws.users = users;
     config.sim.listen = args.listen;
     config.scenario = scenario;
+    config.scenario_per_session = args.scenario_per_session;
     config.seed = args.seed;
     Ok((config, help))
 }
@@ -186,7 +194,8 @@ fn warn_if_readable_by_others(file: &Path) {
         if let Ok(meta) = std::fs::metadata(file) {
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
-                tracing::warn!(
+                cli_event!(
+                    warn,
                     "the users file {} can be read by other users (mode {mode:o}): chmod 600 {}",
                     file.display(),
                     file.display()
@@ -201,6 +210,7 @@ fn warn_if_readable_by_others(file: &Path) {
 async fn serve(config: GwsServerConfig, help: LoginHelp, listen: SocketAddr) -> ExitCode {
     let mut stop = Stop::new();
     let users = config.gws.users.len();
+    let per_session = config.scenario_per_session;
     let server = match GwsSimServer::start(config).await {
         Ok(server) => server,
         Err(e) => {
@@ -214,7 +224,8 @@ async fn serve(config: GwsServerConfig, help: LoginHelp, listen: SocketAddr) -> 
     let base = server.base_url();
     let activity = match server.seed() {
         Some(seed) => format!("the living contact center, seed {seed}: repeat with --seed {seed}"),
-        None => "the scenario".to_owned(),
+        None if per_session => "the scenario, for every new session".to_owned(),
+        None => "the scenario, once per user".to_owned(),
     };
     say(&format!(
         "GWS simulator at {base} ({users} user{}, {activity})",
@@ -230,7 +241,7 @@ async fn serve(config: GwsServerConfig, help: LoginHelp, listen: SocketAddr) -> 
     print_login(&base, &help.user, &help.login, true);
     say("stop with Ctrl-C");
     let signal = stop.requested().await;
-    tracing::info!("{signal}: stopping");
+    cli_event!(info, "{signal}: stopping");
     server.shutdown().await;
     drop(help);
     ExitCode::SUCCESS

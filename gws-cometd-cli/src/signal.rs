@@ -1,6 +1,8 @@
 //! Stopping on request: Ctrl-C (SIGINT) and SIGTERM (what `kill`, systemd and container
 //! runtimes send) both end a command cleanly, with `/meta/disconnect`, and exit 0.
 
+use super::log::cli_event;
+
 /// The stop signals, listened to from creation on: create it before connecting, so a signal
 /// that arrives during the connection is a clean stop, not the default kill.
 pub struct Stop {
@@ -21,7 +23,7 @@ impl Stop {
             ] {
                 match signal(kind) {
                     Ok(s) => signals.push((s, name)),
-                    Err(e) => tracing::warn!("cannot listen for {name}: {e}"),
+                    Err(e) => cli_event!(warn, "cannot listen for {name}: {e}"),
                 }
             }
             Stop { signals }
@@ -49,7 +51,7 @@ impl Stop {
         #[cfg(not(unix))]
         {
             if let Err(e) = tokio::signal::ctrl_c().await {
-                tracing::warn!("cannot listen for Ctrl-C: {e}");
+                cli_event!(warn, "cannot listen for Ctrl-C: {e}");
                 std::future::pending::<()>().await;
             }
             "Ctrl-C"

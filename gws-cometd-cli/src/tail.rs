@@ -3,6 +3,12 @@
 //! stdout carries exactly one compact line per data message,
 //! `{"channel":"<channel>","data":<data exactly as received>}`, in arrival order; logs and
 //! session events go to stderr.
+//!
+//! stdout is written from a thread of its own: a reader that stops reading costs neither the
+//! session nor `--record`. Lines are taken from the session as they come (with GWS, tail
+//! prints every message, so nothing can be coalesced); while stdout is
+//! [`QUEUED_LINES`](super::stdout_writer::QUEUED_LINES) lines behind, new lines are dropped,
+//! and stderr says when that starts, how many when it ends, and the total at exit.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -19,8 +25,10 @@ use gws_cometd::{Client, ClientBuilder, ClientEvent, Error};
 use super::demo::{Activity, Demo};
 use super::follow::{self, open_feed, GwsTarget, Limits};
 use super::hint::describe;
+use super::log::cli_event;
 use super::log::{fatal, feed_event, SessionLog};
 use super::signal::Stop;
+use super::stdout_writer::{Offered, StdoutWriter};
 use super::{EXIT_FATAL, EXIT_REFUSED};
 
 /// How long a stop waits for a connection being made, and then for `/meta/disconnect`: a
@@ -145,14 +153,6 @@ impl Source {
         }
     }
 
-    /// A message already buffered, without waiting.
-    fn try_next(&mut self) -> Option<Message> {
-        match self {
-            Source::Bayeux { messages, .. } => messages.try_next(),
-            Source::Gws { .. } => None,
-        }
-    }
-
     async fn disconnect(self) {
         match self {
             Source::Bayeux { client, .. } => client.disconnect().await,
@@ -243,57 +243,62 @@ async fn tail(args: TailArgs) -> Result<ExitCode, String> {
             if let Ok(Ok((source, _demo))) = tokio::time::timeout(STOP_GRACE, open).await {
                 let _ = tokio::time::timeout(STOP_GRACE, source.disconnect()).await;
             }
-            tracing::info!("{signal}: disconnected");
+            cli_event!(info, "{signal}: disconnected");
             return Ok(ExitCode::SUCCESS);
         }
     };
 
-    let mut out = follow::stdout();
+    // stdout is written by a thread of its own: a reader that stops reading holds up
+    // neither the session nor --record nor the end of the run. While it is
+    // QUEUED_LINES behind, lines are dropped and counted on stderr.
+    let mut out = StdoutWriter::start()?;
     let mut written: u64 = 0;
     let deadline = follow::deadline(duration);
     tokio::pin!(deadline);
 
     let outcome = loop {
-        tokio::select! {
+        let m = tokio::select! {
             biased;
-            next = source.next() => {
-                let m = match next {
-                    Next::Line(m) => m,
-                    Next::Terminated(error) => break Outcome::Terminated(error),
-                    Next::Ended => break Outcome::Stopped,
-                };
-                let mut next = Some(m);
-                let mut done = false;
-                let mut failed = None;
-                // Write everything already buffered, then flush once.
-                while let Some(m) = next {
-                    if let Err(e) = write_line(&mut out, &m) {
-                        failed = Some(e);
-                        break;
-                    }
-                    written += 1;
-                    if args.limits.count == Some(written) {
-                        done = true;
-                        break;
-                    }
-                    next = source.try_next();
-                }
-                if let Some(e) = failed.or_else(|| out.flush().err()) {
-                    break Outcome::Stdout(e);
-                }
-                if done {
-                    break Outcome::CountReached;
-                }
-            }
             signal = stop.requested() => break Outcome::Interrupted(signal),
             _ = &mut deadline => break Outcome::TimeUp,
+            next = source.next() => match next {
+                Next::Line(m) => m,
+                Next::Terminated(error) => break Outcome::Terminated(error),
+                Next::Ended => break Outcome::Stopped,
+            },
+        };
+        let mut line = Vec::with_capacity(m.data.as_deref().map_or(4, |d| d.get().len()) + 64);
+        if let Err(e) = write_line(&mut line, &m) {
+            break Outcome::Stdout(e);
+        }
+        match out.offer(line).await {
+            Ok(Offered::Queued) => written += 1,
+            Ok(Offered::Dropped) => {}
+            Err(e) => break Outcome::Stdout(e),
+        }
+        if args.limits.count == Some(written) {
+            break Outcome::CountReached;
         }
     };
-    let _ = out.flush();
-    drop(out);
+    let dropped = out.dropped();
 
-    // Best effort: a server that is gone must not keep tail from exiting.
-    let _ = tokio::time::timeout(STOP_GRACE, source.disconnect()).await;
+    // Best effort, side by side: a server that is gone or a stdout nobody reads must not
+    // keep tail from exiting.
+    let (_, drained) = tokio::join!(
+        tokio::time::timeout(STOP_GRACE, source.disconnect()),
+        out.finish()
+    );
+    if dropped > 0 {
+        cli_event!(
+            warn,
+            dropped,
+            "{dropped} lines were dropped because stdout was not read"
+        );
+    }
+    let outcome = match (outcome, drained) {
+        (Outcome::CountReached | Outcome::TimeUp, Err(e)) => Outcome::Stdout(e),
+        (outcome, _) => outcome,
+    };
     Ok(outcome.exit("tail", "messages", written, args.limits.count))
 }
 
@@ -313,7 +318,7 @@ impl Outcome {
         match self {
             Outcome::CountReached => ExitCode::SUCCESS,
             Outcome::Interrupted(signal) => {
-                tracing::info!("{signal}: disconnected");
+                cli_event!(info, "{signal}: disconnected");
                 ExitCode::SUCCESS
             }
             Outcome::TimeUp => match count {

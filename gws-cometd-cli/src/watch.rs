@@ -5,7 +5,9 @@
 //! and a service can be tested against a replay and run against `watch`. It starts with the
 //! calls already in progress (`"origin":"catchUp"`), then follows live changes; after a gap
 //! the calls that differed come with `"origin":"heal"`. While the consumer is behind, a
-//! call's changes are merged into one (the feed never lets a slow reader cost the session).
+//! call's changes are merged into one (the feed never lets a slow reader cost the session):
+//! stdout is written from a thread of its own, and while it is behind the feed coalesces.
+//! `--duration`, Ctrl-C and SIGTERM end the run whatever stdout does.
 //!
 //! Everything else goes to stderr as log lines (JSON ones with `--log-format json`):
 //!
@@ -18,7 +20,6 @@
 //! | a GWS `ErrorMessage` (a voice operation failed) | WARN `GWS reports an error: ...` (`code`) |
 //! | a notification that does not fit the model | WARN (the store is unchanged) |
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use gws_cometd::gws::{CallChange, CallFeed, Delivery, FeedEvent};
@@ -26,8 +27,10 @@ use gws_cometd::{ClientEvent, Error};
 
 use super::demo::Activity;
 use super::follow::{self, open_feed, GwsTarget, Limits};
+use super::log::cli_event;
 use super::log::{feed_event, SessionLog};
 use super::signal::Stop;
+use super::stdout_writer::StdoutWriter;
 use super::tail::{Outcome, STOP_GRACE};
 
 /// Arguments of `watch`.
@@ -87,48 +90,69 @@ async fn watch(args: WatchArgs) -> Result<ExitCode, String> {
             if let Ok(Ok((mut feed, _demo))) = tokio::time::timeout(STOP_GRACE, open).await {
                 let _ = tokio::time::timeout(STOP_GRACE, feed.disconnect()).await;
             }
-            tracing::info!("{signal}: disconnected");
+            cli_event!(info, "{signal}: disconnected");
             return Ok(ExitCode::SUCCESS);
         }
     };
     // connect() returned once the session was up and the calls were read.
     let mut log = SessionLog::connected();
 
-    let mut out = follow::stdout();
+    // stdout is written by a thread of its own: a reader that stops reading holds up
+    // neither the session nor --record nor the end of the run. While it is behind, no
+    // change is taken from the feed, which coalesces them per call meanwhile.
+    let mut out = StdoutWriter::start()?;
     let mut written: u64 = 0;
     let deadline = follow::deadline(duration);
     tokio::pin!(deadline);
 
     let outcome = loop {
+        let permit = tokio::select! {
+            biased;
+            signal = stop.requested() => break Outcome::Interrupted(signal),
+            _ = &mut deadline => break Outcome::TimeUp,
+            permit = out.reserve() => match permit {
+                Ok(permit) => permit,
+                Err(e) => break Outcome::Stdout(e),
+            },
+        };
         let change = tokio::select! {
             biased;
+            signal = stop.requested() => break Outcome::Interrupted(signal),
+            _ = &mut deadline => break Outcome::TimeUp,
             next = next(&mut feed, &mut log) => match next {
                 Next::Change(change) => change,
                 Next::Terminated(error) => break Outcome::Terminated(error),
                 Next::Ended => break Outcome::Stopped,
             },
-            signal = stop.requested() => break Outcome::Interrupted(signal),
-            _ = &mut deadline => break Outcome::TimeUp,
         };
-        match write_change(&mut out, &change) {
-            Ok(()) => written += 1,
+        match change_line(&change) {
+            Ok(line) => {
+                permit.send(line);
+                written += 1;
+            }
             Err(e) => break Outcome::Stdout(e),
         }
         if args.limits.count == Some(written) {
             break Outcome::CountReached;
         }
     };
-    let _ = out.flush();
-    drop(out);
 
-    // Best effort: a server that is gone must not keep watch from exiting.
-    let _ = tokio::time::timeout(STOP_GRACE, feed.disconnect()).await;
+    // Best effort, side by side: a server that is gone or a stdout nobody reads must not
+    // keep watch from exiting.
+    let (_, drained) = tokio::join!(
+        tokio::time::timeout(STOP_GRACE, feed.disconnect()),
+        out.finish()
+    );
+    let outcome = match (outcome, drained) {
+        (Outcome::CountReached | Outcome::TimeUp, Err(e)) => Outcome::Stdout(e),
+        (outcome, _) => outcome,
+    };
     Ok(outcome.exit("watch", "changes", written, args.limits.count))
 }
 
-/// Writes one change as a line and flushes it: a reader sees each change as it happens.
-fn write_change(out: &mut impl Write, change: &CallChange) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, change)?;
-    out.write_all(b"\n")?;
-    out.flush()
+/// One change as a JSON line.
+fn change_line(change: &CallChange) -> std::io::Result<Vec<u8>> {
+    let mut line = serde_json::to_vec(change)?;
+    line.push(b'\n');
+    Ok(line)
 }

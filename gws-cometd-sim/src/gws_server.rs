@@ -9,11 +9,14 @@
 //!
 //! Notifications of a call go only to its owner's Bayeux sessions. The first time one of a
 //! user's sessions subscribes to [`CALLS_CHANNEL`], the living contact center (or the
-//! configured scenario) starts for that user, once per user, for the server's life. Once an HTTP session is gone (expired or
+//! configured scenario) starts for that user, once per user, for the server's life; with
+//! [`GwsServerConfig::scenario_per_session`], the scenario starts again for every new
+//! session that subscribes, and stops when that session ends. Once an HTTP session is gone
+//! (expired or
 //! [`GwsSim::expire_http_sessions`]), CometD requests made with it get 401, so a client logs
 //! in again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +28,7 @@ use hyper::header::WWW_AUTHENTICATE;
 use hyper::{Request, Response, StatusCode};
 use serde_json::value::RawValue;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 
 use super::bayeux_route::BayeuxRoute;
 use super::engine::Engine;
@@ -52,6 +55,11 @@ pub struct GwsServerConfig {
     /// default) runs the living contact center ([`GwsSim::run_living_center_for`]),
     /// `Some(steps)` runs this scenario instead, and `Some(vec![])` nothing.
     pub scenario: Option<Vec<ScenarioStep>>,
+    /// Runs the scenario for every new Bayeux session that subscribes to [`CALLS_CHANNEL`]
+    /// (for its user, from the start; stopped when that session ends) instead of once per
+    /// user: a restarted client or service under test sees the scenario again. No effect on
+    /// the living contact center.
+    pub scenario_per_session: bool,
     /// The living contact center's seed: the same seed gives every user the same sequence
     /// of calls and operations. `None` picks one at random (logged, and shown by
     /// [`GwsSimServer::seed`]).
@@ -65,6 +73,7 @@ impl GwsServerConfig {
             sim: SimConfig::default(),
             gws: GwsSimConfig::new(user, password),
             scenario: None,
+            scenario_per_session: false,
             seed: None,
         }
     }
@@ -101,6 +110,7 @@ impl GwsSimServer {
             sim,
             gws: mut gws_config,
             scenario,
+            scenario_per_session,
             seed,
         } = config;
         let activity = match scenario {
@@ -142,7 +152,14 @@ impl GwsSimServer {
             Activity::Scenario(_) => None,
         };
         if !matches!(&activity, Activity::Scenario(steps) if steps.is_empty()) {
-            bayeux.spawn(start_per_user(gws.clone(), engine, activity, shutdown));
+            let per_session = scenario_per_session && matches!(activity, Activity::Scenario(_));
+            bayeux.spawn(start_activities(
+                gws.clone(),
+                engine,
+                activity,
+                per_session,
+                shutdown,
+            ));
         }
         tracing::debug!(addr = %bayeux.addr(), ?seed, "GWS simulator listening");
         Ok(GwsSimServer { bayeux, gws, seed })
@@ -183,41 +200,71 @@ impl GwsSimServer {
 }
 
 /// Starts the activity for every user the first time one of their sessions subscribes to
-/// the calls channel. Its tasks live in a [`JoinSet`], so they end with this task.
-async fn start_per_user(
+/// the calls channel, or with `per_session` for every new session that does (stopping it
+/// when the session ends). Its tasks live in a [`JoinSet`], so they end with this task.
+async fn start_activities(
     gws: GwsSim,
     engine: Arc<Engine>,
     activity: Activity,
+    per_session: bool,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut started: BTreeSet<String> = BTreeSet::new();
+    // What an activity was started for: a user, or a session (its client id) with
+    // `per_session`; the handle stops a session's scenario when the session is gone.
+    let mut started: HashMap<String, AbortHandle> = HashMap::new();
     let mut running = JoinSet::new();
+    // Who receives the calls now, each with the key it is started under.
+    let receiving = |engine: &Engine| -> BTreeMap<String, String> {
+        let sessions = engine.sessions_receiving(CALLS_CHANNEL);
+        if per_session {
+            sessions
+        } else {
+            sessions.into_values().map(|u| (u.clone(), u)).collect()
+        }
+    };
     loop {
         {
-            let new_subscriber = engine.wait_until(WATCH_RECHECK, |e| {
-                e.owners_receiving(CALLS_CHANNEL)
-                    .iter()
-                    .any(|o| !started.contains(o))
+            let changed = engine.wait_until(WATCH_RECHECK, |e| {
+                let now = receiving(e);
+                now.keys().any(|k| !started.contains_key(k))
+                    || (per_session && started.keys().any(|k| !now.contains_key(k)))
             });
             tokio::select! {
-                _ = new_subscriber => {}
+                _ = changed => {}
                 _ = shutdown.wait_for(|stop| *stop) => return,
                 Some(_) = running.join_next(), if !running.is_empty() => continue,
             }
         }
-        for user in engine.owners_receiving(CALLS_CHANNEL) {
-            if started.insert(user.clone()) {
-                match &activity {
-                    Activity::Scenario(steps) => {
-                        tracing::info!(%user, "starting the scenario");
-                        running.spawn(gws.scenario(user, steps.clone()));
-                    }
-                    Activity::LivingCenter { seed } => {
-                        tracing::info!(%user, seed, "starting the living contact center");
-                        running.spawn(gws.living_center(user, *seed));
-                    }
+        let now = receiving(&engine);
+        if per_session {
+            started.retain(|session, task| {
+                let keep = now.contains_key(session);
+                if !keep {
+                    tracing::info!(client_id = %session, "session gone: stopping its scenario");
+                    task.abort();
                 }
+                keep
+            });
+        }
+        for (key, user) in now {
+            if started.contains_key(&key) {
+                continue;
             }
+            let task = match &activity {
+                Activity::Scenario(steps) => {
+                    if per_session {
+                        tracing::info!(%user, client_id = %key, "starting the scenario for a new session");
+                    } else {
+                        tracing::info!(%user, "starting the scenario");
+                    }
+                    running.spawn(gws.scenario(user, steps.clone()))
+                }
+                Activity::LivingCenter { seed } => {
+                    tracing::info!(%user, seed, "starting the living contact center");
+                    running.spawn(gws.living_center(user, *seed))
+                }
+            };
+            started.insert(key, task);
         }
     }
 }

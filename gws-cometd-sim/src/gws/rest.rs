@@ -9,7 +9,7 @@ use super::agent::StartRefused;
 use super::auth::Login;
 use super::calls::Pairs;
 use super::{fnv1a, AgentState, GwsSim, RawPairs, SimCallError, CSRF_HEADER};
-use crate::json::quote;
+use crate::json_string::quote;
 use crate::server::{add_header, json_reply};
 
 /// `{"statusCode":code,"statusMessage":message}` with this HTTP status.

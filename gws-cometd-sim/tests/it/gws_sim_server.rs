@@ -243,6 +243,35 @@ async fn each_user_gets_the_scenario_once_and_sees_only_their_own_call() {
 }
 
 #[tokio::test]
+async fn with_scenario_per_session_a_new_session_of_the_same_user_sees_the_scenario_again() {
+    let server = GwsSimServer::start(GwsServerConfig {
+        scenario_per_session: true,
+        ..config(Some(GwsSim::one_call_scenario()))
+    })
+    .await
+    .unwrap();
+    within("the test", Duration::from_secs(15), async {
+        let mut a = Agent::login(&server, USER, PASSWORD).await;
+        a.handshake().await;
+        a.subscribe(CALLS_CHANNEL).await;
+        let first = a.notifications(3).await;
+        assert_eq!(first[0]["call"]["state"], "Ringing");
+
+        // The service under test is restarted: a new login, a new session, the scenario
+        // from its start, with a call of its own.
+        let mut again = Agent::login(&server, USER, PASSWORD).await;
+        again.handshake().await;
+        again.subscribe(CALLS_CHANNEL).await;
+        let second = again.notifications(3).await;
+        assert_eq!(second[0]["call"]["state"], "Ringing");
+        assert_eq!(second[2]["call"]["userData"]["AccountNumber"], "12345");
+        assert_ne!(second[0]["call"]["id"], first[0]["call"]["id"]);
+        assert_eq!(server.gws().call_ids_for(USER).len(), 2);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn the_living_contact_center_runs_per_user_and_a_client_that_comes_later_sees_new_calls() {
     let server = GwsSimServer::start(GwsServerConfig {
         seed: Some(11),

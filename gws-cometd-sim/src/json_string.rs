@@ -1,4 +1,5 @@
-//! JSON text helpers for the simulator's hand-built replies.
+//! A string as a JSON string literal, for the replies and notifications the simulator builds
+//! as text.
 
 /// `s` as a JSON string literal, quotes included and escapes applied.
 pub(crate) fn quote(s: &str) -> String {
