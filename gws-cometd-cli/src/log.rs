@@ -15,7 +15,7 @@
 
 use std::sync::OnceLock;
 
-use gws_cometd::bayeux::SessionEvent;
+use gws_cometd::bayeux::{GapCause, SessionEvent};
 use gws_cometd::gws::FeedEvent;
 use gws_cometd::ClientEvent;
 
@@ -258,6 +258,11 @@ fn gap(cause: &str) {
 /// it does not log is said here.
 pub fn feed_event(event: &FeedEvent) {
     match event {
+        // Repeated each staleness bound while replies do not get through: the feed's own
+        // "may be stale" warning said it once for the episode.
+        FeedEvent::Gap {
+            cause: cause @ GapCause::RedeliveryOverdue { .. },
+        } => cli_event!(info, "{cause}; reading the server's calls"),
         FeedEvent::Gap { cause } => {
             cli_event!(
                 warn,

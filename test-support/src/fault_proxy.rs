@@ -163,6 +163,17 @@ impl FaultProxy {
         self.shared.faults.send_modify(|f| f.cut = Some(cut));
     }
 
+    /// While set, server bytes that contain `pattern` (within one chunk the proxy reads, or
+    /// across two) are not forwarded: the connection is reset instead, on both sides, and
+    /// counted as a cut. A middlebox that always breaks one kind of reply, such as every
+    /// reply carrying a notification. `None` turns it off; so does [`clear`](Self::clear).
+    pub fn reset_replies_containing(&self, pattern: Option<&[u8]>) {
+        let pattern = pattern.filter(|p| !p.is_empty()).map(Arc::from);
+        self.shared
+            .faults
+            .send_modify(|f| f.reset_containing = pattern);
+    }
+
     /// While on, no byte goes from the server to any client (live or new): the proxy holds
     /// them, and releases them intact, in order, when turned off. Bytes already handed to the
     /// kernel still arrive. Client→server bytes keep flowing.
@@ -253,6 +264,8 @@ struct Faults {
     bandwidth: Option<u64>,
     refusal: Refusal,
     cut: Option<CutPlan>,
+    /// Server bytes containing this reset the connection before they are forwarded.
+    reset_containing: Option<Arc<[u8]>>,
 }
 
 impl Faults {
@@ -516,6 +529,8 @@ async fn write_side<W: AsyncWrite + Unpin>(
 ) -> Result<(), End> {
     let mut faults = shared.faults.subscribe();
     let mut cutter = Cutter::default();
+    // The last bytes forwarded, so that a pattern split across two chunks is found.
+    let mut tail: Vec<u8> = Vec::new();
     while let Some((read_at, chunk)) = chunks.recv().await {
         let latency = faults.borrow().latency;
         if !latency.is_zero() {
@@ -526,6 +541,16 @@ async fn write_side<W: AsyncWrite + Unpin>(
             let n = chunk.len() as u64;
             shared.counters.client_to_server.fetch_add(n, Relaxed);
             continue;
+        }
+        let pattern = faults.borrow().reset_containing.clone();
+        if let Some(pattern) = pattern {
+            tail.extend_from_slice(&chunk);
+            if tail.windows(pattern.len()).any(|w| *w == *pattern) {
+                shared.counters.cuts.fetch_add(1, Relaxed);
+                return Err(End::Cut(Cut::Reset));
+            }
+            let keep = pattern.len() - 1;
+            tail.drain(..tail.len().saturating_sub(keep));
         }
         let mut rest = &chunk[..];
         while !rest.is_empty() {

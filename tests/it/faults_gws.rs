@@ -89,12 +89,24 @@ fn base_url(proxy: &FaultProxy) -> String {
 }
 
 async fn feed(base: &str) -> CallFeed {
+    feed_with_bound(base, 2 * MAX_NETWORK_DELAY).await
+}
+
+/// A feed whose withheld messages are overdue after `bound` (the default is twice the max
+/// network delay).
+async fn feed_with_bound(base: &str, bound: Duration) -> CallFeed {
     CallFeed::builder(base, Credentials::new(USER, PASSWORD))
         .max_network_delay(MAX_NETWORK_DELAY)
+        .staleness_bound(bound)
         .connect()
         .await
         .expect("the feed connects")
 }
+
+/// Longer than every phase of the fault schedule (the longest, the stall, is 4 s): with the
+/// acknowledged-messages extension each phase's withheld messages are redelivered within
+/// it, so none becomes a gap.
+const SCHEDULE_BOUND: Duration = Duration::from_secs(8);
 
 /// `text` with the value of `"duration"` replaced by `*`: the simulator renders it from the
 /// clock, so two renderings of an unchanged call differ there.
@@ -337,7 +349,7 @@ async fn run_schedule(ack: bool) -> (Vec<Row>, Vec<(Instant, FeedEvent)>, GwsSim
     let proxy = proxy_to(&sim).await;
     let driver = Driver::start(sim.gws().clone(), 0x5eed_0001);
     sleep(Duration::from_millis(300)).await;
-    let feed = feed(&base_url(&proxy)).await;
+    let feed = feed_with_bound(&base_url(&proxy), SCHEDULE_BOUND).await;
     let store = feed.store_handle();
     let consumer = Consumer::start(feed);
     sleep(SETTLE).await;
@@ -455,6 +467,101 @@ async fn without_ack_every_gap_is_healed_and_the_store_equals_the_server() {
             })
             .count();
         println!("FAULT-SUITE feed: {heal_changes} changes came from heals");
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Replies that never get through.
+
+/// With the acknowledged-messages extension, a middlebox resets every reply that carries a
+/// call notification, for 14 s of operations and then while the calls rest: the server
+/// replays the same growing batch after every cut, so nothing would ever arrive. The feed
+/// says at once that its store may be stale, treats the withheld batch as lost when the
+/// bound passes (a gap, a read of the server's calls, a new session), reads again each
+/// bound while it lasts, and so its store equals the server's within 30 s of the last change
+/// although the fault goes on. When the fault ends, it says the store is complete again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ack_replies_that_never_get_through_leave_the_store_stale_for_a_bounded_time() {
+    const BOUND: Duration = Duration::from_secs(2);
+    within_real("the test", Duration::from_secs(120), async {
+        let sim = sim(sim_config(true)).await;
+        let proxy = proxy_to(&sim).await;
+        let driver = Driver::start(sim.gws().clone(), 0x5eed_0002);
+        sleep(Duration::from_millis(300)).await;
+        let feed = feed_with_bound(&base_url(&proxy), BOUND).await;
+        let store = feed.store_handle();
+        let consumer = Consumer::start(feed);
+        sleep(SETTLE).await;
+
+        let fault_from = Instant::now();
+        proxy.reset_replies_containing(Some(b"CallStateChangeMessage"));
+        sleep(Duration::from_secs(14)).await;
+        let paused = driver.pause().await;
+        let last_change = Instant::now();
+        let caught_up = settle(sim.gws(), &store, Duration::from_secs(30)).await;
+        let cuts = proxy.stats().cuts;
+        // The fault is still on: the store caught up through the REST API alone.
+        let caught_up = caught_up.unwrap_or_else(|diff| {
+            panic!(
+                "30 s after the last change, under the fault, the store still differs:\n{}",
+                diff.join("\n")
+            )
+        });
+        let fault_to = Instant::now();
+        proxy.reset_replies_containing(None);
+        drop(paused);
+        sleep(Duration::from_secs(2)).await;
+        let paused = driver.pause().await;
+        let after = settle(sim.gws(), &store, HEAL_LIMIT).await;
+        drop(paused);
+        sleep(Duration::from_secs(2 * BOUND.as_secs())).await;
+        drop(driver);
+        let log = consumer.finish().await;
+        after.unwrap_or_else(|diff| panic!("after the fault: {}", diff.join("\n")));
+
+        assert!(cuts >= 3, "the proxy reset notification replies: {cuts}");
+        let during = |at: &Instant| *at >= fault_from && *at <= fault_to;
+        let first_stale = log
+            .iter()
+            .find(|(at, e)| during(at) && matches!(e, FeedEvent::Stale { .. }))
+            .map(|(at, _)| at.duration_since(fault_from))
+            .expect("the feed said its store may be stale");
+        let overdue = log
+            .iter()
+            .filter(|(at, e)| {
+                during(at)
+                    && matches!(
+                        e,
+                        FeedEvent::Gap {
+                            cause: GapCause::RedeliveryOverdue { .. }
+                        }
+                    )
+            })
+            .count();
+        let heals = log
+            .iter()
+            .filter(|(at, e)| during(at) && is_healed(e))
+            .count();
+        assert!(overdue >= 3, "overdue gaps while the fault lasted: {overdue}");
+        assert!(heals >= 3, "heals while the fault lasted: {heals}");
+        // The last word on staleness is that the store is complete.
+        let last = log
+            .iter()
+            .rev()
+            .find(|(_, e)| matches!(e, FeedEvent::Stale { .. } | FeedEvent::Fresh { .. }));
+        assert!(
+            matches!(last, Some((_, FeedEvent::Fresh { .. }))),
+            "the feed ends known complete: {last:?}"
+        );
+        println!(
+            "FAULT-SUITE feed+ack, every notification reply reset: stale said after {first_stale:.1?}, \
+             {overdue} overdue gaps and {heals} heals in {:.1?}, store equal to the server \
+             {caught_up:.1?} after the last change (fault still on), {} handshakes",
+            fault_to.duration_since(fault_from),
+            sim.bayeux().stats().handshakes,
+        );
+        let _ = last_change;
     })
     .await;
 }

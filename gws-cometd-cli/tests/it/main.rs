@@ -9,6 +9,7 @@ mod cli_follow;
 mod cli_replay;
 mod cli_serve;
 mod cli_slips;
+mod cli_stale;
 mod cli_stuck_stdout;
 mod cli_values;
 mod cli_words;

@@ -288,6 +288,13 @@ pub enum GapCause {
         /// The limit's value.
         max: usize,
     },
+    /// Connect replies kept failing and what they held was not redelivered within the
+    /// feed's staleness bound (a middlebox that breaks every reply carrying a notification,
+    /// say): the feed treats it as lost, reads the server's state and starts a new session.
+    RedeliveryOverdue {
+        /// How long it had been withheld.
+        waited: Duration,
+    },
 }
 
 /// A documented limit on what one message may hold, beyond its size in bytes: what a
@@ -347,6 +354,10 @@ impl fmt::Display for GapCause {
                 "a message on {channel} was over the {} limit of {max} ({}) and was not applied",
                 limit.what(),
                 limit.name()
+            ),
+            GapCause::RedeliveryOverdue { waited } => write!(
+                f,
+                "what failed connects held was not redelivered within {waited:.1?}"
             ),
         }
     }

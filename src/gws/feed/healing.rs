@@ -98,6 +98,11 @@ impl Healing {
         self.failures
     }
 
+    /// Whether a read is owed or under way.
+    pub(super) fn owed(&self) -> bool {
+        self.needed.is_some() || self.in_flight.is_some() || self.again
+    }
+
     /// When a retry is due, if one is waiting.
     pub(super) fn wake_at(&self) -> Option<Instant> {
         if self.needed.is_some() && self.in_flight.is_none() {

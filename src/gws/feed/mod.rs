@@ -18,6 +18,18 @@
 //!   retried with backoff). What differed comes as changes marked [`ChangeOrigin::Heal`],
 //!   then [`FeedEvent::Healed`]. Calls a notification touched while the list was being read
 //!   are left as the notification said: it is as new as the list, or newer.
+//! - **Staleness is bounded and said.** From the first moment messages may have been
+//!   withheld (a connect that failed: with the acknowledged-messages extension the server
+//!   sends them again on the next connect) or lost (a gap), until the store is known complete
+//!   again, the store may be stale: [`FeedEvent::Stale`] says so with since-when and what
+//!   failed, [`FeedEvent::Fresh`] when it is over, one WARN and one INFO line per episode.
+//!   Messages withheld for longer than [`CallFeedBuilder::staleness_bound`] (twice the max
+//!   network delay by default) are a gap ([`GapCause::RedeliveryOverdue`]): the feed reads
+//!   the server's calls, and again each time the bound passes while they stay withheld, so
+//!   while the REST API answers the store trails the server by at most about the bound plus
+//!   one read. With the extension it also starts a new session then: the server would
+//!   otherwise replay the same growing batch after every cut, and a middlebox that always
+//!   breaks a large reply would freeze the session for good.
 //! - **An expired HTTP session** (CometD answers 401) means logging in again, reconnecting
 //!   and healing ([`FeedEvent::LoggedInAgain`]).
 //! - **A slow consumer never costs the session** (with [`Delivery::Changes`], the default):
@@ -29,6 +41,7 @@
 
 mod healing;
 mod queue;
+mod staleness;
 mod task;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -132,6 +145,19 @@ pub enum FeedEvent {
     },
     /// Reading the server's calls failed; it is retried with backoff.
     HealFailed(Arc<Error>),
+    /// The store may be stale from `since` on: messages may have been withheld or lost.
+    /// Once per episode; [`FeedEvent::Fresh`] ends it. See the [module docs](self).
+    Stale {
+        /// When the episode began (the wall clock of that moment).
+        since: std::time::SystemTime,
+        /// What failed first.
+        cause: String,
+    },
+    /// The store is known complete again after a [`FeedEvent::Stale`] episode.
+    Fresh {
+        /// How long the episode lasted.
+        stale_for: Duration,
+    },
     /// The HTTP session had expired; the feed logged in again (a heal follows).
     LoggedInAgain,
     /// The consumer was behind and `missed` events other than call changes were dropped
@@ -168,6 +194,7 @@ pub struct CallFeedBuilder {
     credentials: Credentials,
     devices: bool,
     max_network_delay: Duration,
+    staleness_bound: Option<Duration>,
     max_message_bytes: usize,
     initial_handshake_attempts: Option<u32>,
     start_session: Vec<String>,
@@ -267,6 +294,15 @@ impl CallFeedBuilder {
         self
     }
 
+    /// How long messages withheld by failed connects may take to come again before the feed
+    /// treats them as lost: it reads the server's calls then, and again each time this
+    /// passes while they stay withheld (see the [module docs](self)). Default: twice the
+    /// max network delay (20 s); at least 100 ms.
+    pub fn staleness_bound(mut self, bound: Duration) -> Self {
+        self.staleness_bound = Some(bound);
+        self
+    }
+
     /// Logs in, connects, subscribes and catches up. Fails on a bad URL, wrong credentials,
     /// an unreachable server, or a catch-up that failed three times.
     pub async fn connect(self) -> Result<CallFeed> {
@@ -299,6 +335,10 @@ impl CallFeedBuilder {
         let settings = FeedSettings {
             devices: self.devices,
             max_network_delay: self.max_network_delay,
+            staleness_bound: self
+                .staleness_bound
+                .unwrap_or(2 * self.max_network_delay)
+                .max(Duration::from_millis(100)),
             max_message_bytes: self.max_message_bytes,
             initial_handshake_attempts: self.initial_handshake_attempts,
             delivery: self.delivery,
@@ -381,6 +421,7 @@ impl CallFeed {
             credentials,
             devices: false,
             max_network_delay: Duration::from_secs(10),
+            staleness_bound: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             initial_handshake_attempts: Some(3),
             start_session: Vec::new(),

@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use super::healing::Healing;
 use super::queue::MAX_EVENTS;
+use super::staleness::Staleness;
 use super::{lock, Control, Delivery, FeedEvent, Shared, SharedTap};
 use crate::backoff::{Backoff, BackoffConfig};
 use crate::bayeux::{GapCause, Message, SessionEvent};
@@ -51,6 +52,7 @@ const SETTLE_MAX: Duration = Duration::from_secs(2);
 pub(super) struct FeedSettings {
     pub(super) devices: bool,
     pub(super) max_network_delay: Duration,
+    pub(super) staleness_bound: Duration,
     pub(super) max_message_bytes: usize,
     pub(super) initial_handshake_attempts: Option<u32>,
     pub(super) delivery: Delivery,
@@ -97,6 +99,9 @@ pub(super) struct Feed {
     settling: Option<Settling>,
     /// Calls a notification touched since the read started.
     touched: HashSet<String>,
+    staleness: Staleness,
+    /// The current session acknowledges messages (cut replies are redelivered).
+    acknowledged: bool,
 }
 
 impl Feed {
@@ -109,6 +114,7 @@ impl Feed {
         commands: mpsc::Receiver<Control>,
         ready: oneshot::Sender<Result<(), Arc<Error>>>,
     ) -> Result<Feed> {
+        let bound = settings.staleness_bound;
         let mut feed = Feed {
             session,
             settings,
@@ -121,6 +127,8 @@ impl Feed {
             read: None,
             settling: None,
             touched: HashSet::new(),
+            staleness: Staleness::new(bound),
+            acknowledged: false,
         };
         let attempts = feed.settings.initial_handshake_attempts;
         feed.conn = Some(open(&feed.session, &feed.settings, attempts).await?);
@@ -139,6 +147,7 @@ impl Feed {
             let Some(conn) = self.conn.as_mut() else {
                 break;
             };
+            let overdue_at = self.staleness.overdue_at().map(Instant::from_std);
             let read = self.read.as_mut().map(|(_, _, r)| r);
             let reading = read.is_some();
             let settle_at = self.settling.as_ref().map(|s| s.until);
@@ -169,6 +178,7 @@ impl Feed {
                     }
                 }
                 _ = sleep_until_opt(wake) => {}
+                _ = sleep_until_opt(overdue_at), if overdue_at.is_some() => self.on_overdue().await,
                 _ = self.shared.space.notified(), if !room => {}
                 cmd = self.commands.recv() => {
                     self.disconnect().await;
@@ -230,8 +240,7 @@ impl Feed {
                     max: wire::max_of(limit),
                 };
                 tracing::debug!("{e}");
-                self.healing.gap();
-                self.push(FeedEvent::Gap { cause });
+                self.gap(cause);
                 if self.settings.delivery == Delivery::Changes {
                     return;
                 }
@@ -276,11 +285,31 @@ impl Feed {
     async fn on_event(&mut self, ev: ClientEvent) -> bool {
         match ev {
             ClientEvent::Session(SessionEvent::Gap { cause }) => {
-                self.healing.gap();
-                self.push(FeedEvent::Gap { cause });
+                self.gap(cause);
                 true
             }
             ClientEvent::Session(event) => {
+                let now = std::time::Instant::now();
+                match &event {
+                    SessionEvent::ConnectionLost { cause } => {
+                        let cause = || format!("connection lost: {cause}");
+                        if self.staleness.withheld(now, cause) {
+                            self.stale_started();
+                        }
+                    }
+                    SessionEvent::HandshakeFailed { cause, .. } => {
+                        let cause = || format!("handshake failed: {cause}");
+                        if self.staleness.withheld(now, cause) {
+                            self.stale_started();
+                        }
+                    }
+                    SessionEvent::Connected => {
+                        self.staleness.delivered();
+                        self.try_fresh();
+                    }
+                    SessionEvent::AcknowledgedMessages => self.acknowledged = true,
+                    _ => {}
+                }
                 match &event {
                     SessionEvent::Subscribed { channel } if channel.as_str() == CALLS_CHANNEL => {
                         self.healing.subscribed(true)
@@ -288,7 +317,10 @@ impl Feed {
                     SessionEvent::Unsubscribed { channel } if channel.as_str() == CALLS_CHANNEL => {
                         self.healing.subscribed(false)
                     }
-                    SessionEvent::Rehandshaken { .. } => self.healing.subscribed(false),
+                    SessionEvent::Rehandshaken { .. } => {
+                        self.healing.subscribed(false);
+                        self.acknowledged = false;
+                    }
                     _ => {}
                 }
                 self.push(FeedEvent::Session(ClientEvent::Session(event)));
@@ -321,7 +353,13 @@ impl Feed {
         }
         tracing::info!("logged in again; reading the server's calls");
         self.healing.subscribed(false);
+        self.acknowledged = false;
         self.healing.gap();
+        if self.staleness.lost(std::time::Instant::now(), || {
+            "the HTTP session expired".into()
+        }) {
+            self.stale_started();
+        }
         self.read = None;
         self.settling = None;
         self.push(FeedEvent::LoggedInAgain);
@@ -344,6 +382,89 @@ impl Feed {
         }
         self.conn = None;
         false
+    }
+
+    /// Messages may have been lost: a read is owed, and the store may be stale until then.
+    fn gap(&mut self, cause: GapCause) {
+        self.healing.gap();
+        if self
+            .staleness
+            .lost(std::time::Instant::now(), || cause.to_string())
+        {
+            self.stale_started();
+        }
+        self.push(FeedEvent::Gap { cause });
+    }
+
+    /// An episode began: said once, at WARN, with what failed.
+    fn stale_started(&mut self) {
+        let Some(since) = self.staleness.since() else {
+            return;
+        };
+        let ago = since.elapsed();
+        let since = std::time::SystemTime::now()
+            .checked_sub(ago)
+            .unwrap_or_else(std::time::SystemTime::now);
+        let cause = self.staleness_cause();
+        tracing::warn!(
+            "the store may be stale: {cause}; reading the server's calls if nothing comes \
+             within {:.1?}",
+            self.staleness.bound()
+        );
+        self.push(FeedEvent::Stale { since, cause });
+    }
+
+    fn staleness_cause(&self) -> String {
+        self.staleness.cause().unwrap_or_default().to_owned()
+    }
+
+    /// Ends the episode if nothing is withheld and no read is owed.
+    fn try_fresh(&mut self) {
+        let owed = self.healing.owed();
+        if let Some((stale_for, cause)) = self.staleness.end(std::time::Instant::now(), owed) {
+            tracing::info!(
+                "the store is known complete again after {stale_for:.1?} of possible \
+                 staleness (it began with: {cause})"
+            );
+            self.push(FeedEvent::Fresh { stale_for });
+        }
+    }
+
+    /// Withheld messages did not come within the bound: a gap, so a read; with the
+    /// acknowledged-messages extension also a new session, so the server stops replaying a
+    /// batch that cannot get through.
+    async fn on_overdue(&mut self) {
+        let now = std::time::Instant::now();
+        if !self.staleness.overdue(now) {
+            return;
+        }
+        let waited = self
+            .staleness
+            .withheld_for(now)
+            .unwrap_or(self.staleness.bound());
+        self.staleness.overdue_handled(now);
+        self.gap(GapCause::RedeliveryOverdue { waited });
+        if self.acknowledged {
+            self.renew_session().await;
+        }
+    }
+
+    /// Opens a new notification client (one handshake attempt, bounded by the staleness
+    /// bound) and drops the old one; on failure the old one goes on and the next overdue
+    /// tries again.
+    async fn renew_session(&mut self) {
+        let bound = self.staleness.bound();
+        match tokio::time::timeout(bound, open(&self.session, &self.settings, Some(1))).await {
+            Ok(Ok(conn)) => {
+                tracing::info!("started a new session: the server's replays did not get through");
+                self.disconnect().await;
+                self.conn = Some(conn);
+                self.healing.subscribed(false);
+                self.acknowledged = false;
+            }
+            Ok(Err(e)) => tracing::debug!("a new session could not start yet: {e}"),
+            Err(_) => tracing::debug!("a new session did not start within {bound:?}"),
+        }
     }
 
     fn start_read(&mut self, origin: ChangeOrigin) {
@@ -440,6 +561,7 @@ impl Feed {
             self.push(FeedEvent::Devices { devices, origin });
         }
         self.healing.succeeded();
+        self.try_fresh();
         match self.ready.take() {
             Some(ready) => {
                 let calls = lock(&self.store).len();
