@@ -49,6 +49,7 @@ const SETTLE_MAX: Duration = Duration::from_secs(2);
 
 /// What the feed was built with: which channels it follows, how it hands changes out, and
 /// how it opens each notification client (it opens a new one after losing a login).
+#[derive(Clone)]
 pub(super) struct FeedSettings {
     pub(super) devices: bool,
     pub(super) max_network_delay: Duration,
@@ -74,6 +75,13 @@ struct Snapshot {
 }
 
 type Read = Pin<Box<dyn Future<Output = Result<Snapshot>> + Send>>;
+
+/// A new notification client starting, with the events it said until its calls channel
+/// was subscribed.
+type Renewal = Pin<Box<dyn Future<Output = Renewed> + Send>>;
+
+/// What a [`Renewal`] brought, or why it did not start.
+type Renewed = std::result::Result<(Connection, Vec<ClientEvent>), String>;
 
 /// A read's answer, waiting for notifications sent before it (see the [module docs](self)).
 struct Settling {
@@ -102,6 +110,8 @@ pub(super) struct Feed {
     staleness: Staleness,
     /// The current session acknowledges messages (cut replies are redelivered).
     acknowledged: bool,
+    /// A new session starting, bounded by the staleness bound.
+    renewal: Option<Renewal>,
 }
 
 impl Feed {
@@ -129,6 +139,7 @@ impl Feed {
             touched: HashSet::new(),
             staleness: Staleness::new(bound),
             acknowledged: false,
+            renewal: None,
         };
         let attempts = feed.settings.initial_handshake_attempts;
         feed.conn = Some(open(&feed.session, &feed.settings, attempts).await?);
@@ -148,6 +159,7 @@ impl Feed {
                 break;
             };
             let overdue_at = self.staleness.overdue_at().map(Instant::from_std);
+            let renewing = self.renewal.is_some();
             let read = self.read.as_mut().map(|(_, _, r)| r);
             let reading = read.is_some();
             let settle_at = self.settling.as_ref().map(|s| s.until);
@@ -178,7 +190,11 @@ impl Feed {
                     }
                 }
                 _ = sleep_until_opt(wake) => {}
-                _ = sleep_until_opt(overdue_at), if overdue_at.is_some() => self.on_overdue().await,
+                _ = sleep_until_opt(overdue_at), if overdue_at.is_some() => self.on_overdue(),
+                renewed = async { self.renewal.as_mut().expect("guarded by `renewing`").await }, if renewing => {
+                    self.renewal = None;
+                    self.renewed(renewed).await;
+                }
                 _ = self.shared.space.notified(), if !room => {}
                 cmd = self.commands.recv() => {
                     self.disconnect().await;
@@ -433,7 +449,7 @@ impl Feed {
     /// Withheld messages did not come within the bound: a gap, so a read; with the
     /// acknowledged-messages extension also a new session, so the server stops replaying a
     /// batch that cannot get through.
-    async fn on_overdue(&mut self) {
+    fn on_overdue(&mut self) {
         let now = std::time::Instant::now();
         if !self.staleness.overdue(now) {
             return;
@@ -444,26 +460,32 @@ impl Feed {
             .unwrap_or(self.staleness.bound());
         self.staleness.overdue_handled(now);
         self.gap(GapCause::RedeliveryOverdue { waited });
-        if self.acknowledged {
-            self.renew_session().await;
+        if self.acknowledged && self.renewal.is_none() {
+            self.renewal = Some(renewal(
+                self.session.clone(),
+                self.settings.clone(),
+                self.staleness.bound(),
+            ));
         }
     }
 
-    /// Opens a new notification client (one handshake attempt, bounded by the staleness
-    /// bound) and drops the old one; on failure the old one goes on and the next overdue
-    /// tries again.
-    async fn renew_session(&mut self) {
-        let bound = self.staleness.bound();
-        match tokio::time::timeout(bound, open(&self.session, &self.settings, Some(1))).await {
-            Ok(Ok(conn)) => {
+    /// A new session started (its calls channel subscribed): the old one is dropped and
+    /// the new one's events are taken as the feed's own. One that did not start in time
+    /// (the server unreachable too, say) is dropped; the old one goes on, and the next
+    /// overdue tries again.
+    async fn renewed(&mut self, renewed: Renewed) {
+        match renewed {
+            Ok((conn, seen)) => {
                 tracing::info!("started a new session: the server's replays did not get through");
                 self.disconnect().await;
                 self.conn = Some(conn);
                 self.healing.subscribed(false);
                 self.acknowledged = false;
+                for ev in seen {
+                    self.on_event(ev).await;
+                }
             }
-            Ok(Err(e)) => tracing::debug!("a new session could not start yet: {e}"),
-            Err(_) => tracing::debug!("a new session did not start within {bound:?}"),
+            Err(e) => tracing::debug!("a new session did not start: {e}"),
         }
     }
 
@@ -609,6 +631,39 @@ async fn open(
         events,
         messages,
         messages_open: true,
+    })
+}
+
+/// Opens a notification client and waits (at most `bound`) until its calls channel is
+/// subscribed; dropping the future drops the client, which then ends its session.
+fn renewal(session: GwsSession, settings: FeedSettings, bound: Duration) -> Renewal {
+    Box::pin(async move {
+        let started = async {
+            let mut conn = open(&session, &settings, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut seen = Vec::new();
+            while let Some(ev) = conn.events.next().await {
+                let subscribed = matches!(
+                    &ev,
+                    ClientEvent::Session(SessionEvent::Subscribed { channel })
+                        if channel.as_str() == CALLS_CHANNEL
+                );
+                let ended = matches!(ev, ClientEvent::Terminated { .. });
+                seen.push(ev);
+                if subscribed {
+                    return Ok((conn, seen));
+                }
+                if ended {
+                    break;
+                }
+            }
+            Err("its client stopped".to_owned())
+        };
+        match tokio::time::timeout(bound, started).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("not subscribed within {bound:.1?}")),
+        }
     })
 }
 
