@@ -258,6 +258,9 @@ async fn follow(
             }
             Seen::Ready { calls } => {
                 tracing::debug!(agent = %name, calls, "caught up");
+                // A new feed starts from the server's calls: whatever an earlier one missed
+                // is healed.
+                metrics.agent_stale(name, None);
                 if let Some(floor) = floor {
                     sweep_ended(shared, name, floor, feed.store_handle(), state.clone());
                 }
@@ -298,6 +301,8 @@ fn log_event(seen: Seen, name: &str, state: &AgentState, metrics: &Metrics) {
         Seen::Lagged(missed) => {
             tracing::warn!(agent = %name, missed, "the feed dropped events (not call changes)");
         }
+        Seen::Stale(since) => metrics.agent_stale(name, Some(since)),
+        Seen::Fresh => metrics.agent_stale(name, None),
         Seen::Change(_) | Seen::Ready { .. } | Seen::Nothing => {}
     }
 }

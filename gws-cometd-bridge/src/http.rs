@@ -2,8 +2,12 @@
 //! `GET /healthz` over HTTP/1.1.
 //!
 //! `/healthz` answers 200 while the NATS connection is up and the layout is made, 503
-//! otherwise; its body is JSON: `{"status":"ok"|"unavailable","nats":true|false,
-//! "sessions":{"connected":N,...},"pending":N,"loginFailing":["agent",...]}`.
+//! otherwise; its body is JSON: `{"status":"ok"|"degraded"|"unavailable","stale":["agent",
+//! ...],"nats":true|false,"sessions":{"connected":N,...},"pending":N,"loginFailing":
+//! ["agent",...]}`. `degraded` (still 200: restarting the bridge would not help) names the
+//! agents whose store has possibly been stale for longer than the feeds' staleness bound
+//! (twice the max network delay): notifications are not getting through, and the bridge
+//! publishes what its reads of the server's calls find until they do.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +31,9 @@ pub(crate) struct Health {
     pub metrics: Metrics,
     /// The stream and bucket are there.
     pub layout_ready: Arc<AtomicBool>,
+    /// How long an agent's store may be stale before `/healthz` says `degraded`: the
+    /// feeds' staleness bound.
+    pub stale_bound: std::time::Duration,
 }
 
 /// How long a stopping endpoint waits for a scrape in progress.
@@ -74,12 +81,25 @@ fn answer(req: &Request<Incoming>, health: &Health) -> Response<Full<Bytes>> {
         "/healthz" => {
             let m = health.metrics.snapshot();
             let ok = m.nats_connected && health.layout_ready.load(Ordering::Acquire);
+            let stale: Vec<String> = health
+                .metrics
+                .stale_agents_since()
+                .into_iter()
+                .filter(|(_, since)| since.elapsed() >= health.stale_bound)
+                .map(|(agent, _)| agent)
+                .collect();
             let sessions: serde_json::Map<String, serde_json::Value> = SessionState::ALL
                 .iter()
                 .map(|s| (s.name().to_owned(), m.sessions_in(*s).into()))
                 .collect();
+            let status = match (ok, stale.is_empty()) {
+                (false, _) => "unavailable",
+                (true, false) => "degraded",
+                (true, true) => "ok",
+            };
             let body = serde_json::json!({
-                "status": if ok { "ok" } else { "unavailable" },
+                "status": status,
+                "stale": stale,
                 "nats": m.nats_connected,
                 "sessions": sessions,
                 "pending": m.pending,

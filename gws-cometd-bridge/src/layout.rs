@@ -70,7 +70,7 @@ impl LayoutConfig {
         }
     }
 
-    /// The configuration of the bucket's stream ([`BUCKET_STREAM`]) as the bridge creates
+    /// The configuration of the bucket's stream (`KV_gws_calls`) as the bridge creates
     /// it: what a KV bucket is (one subject per key, rollups, no deletes through the stream
     /// API, direct get), written out so that making it needs no account-info request, whose
     /// nats-server 2.9 reply the NATS client cannot read.

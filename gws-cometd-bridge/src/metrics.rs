@@ -19,6 +19,8 @@
 //! | `gws_bridge_publish_errors_total` | counter | JetStream writes that failed and were retried |
 //! | `gws_bridge_kv_writes_total`, `gws_bridge_kv_conflicts_total` | counter | KV entries written; CAS refusals (a peer wrote first) |
 //! | `gws_bridge_nats_connected` | gauge | 1 while the NATS connection is up |
+//! | `gws_bridge_stale_agents` | gauge | agents whose store may be stale now (messages withheld or lost, not healed yet) |
+//! | `gws_bridge_oldest_staleness_seconds` | gauge | how long the stalest of them has been so (0 when none is) |
 //! | `gws_bridge_publish_latency_seconds` | histogram | from a stream publish to its ack |
 //! | `gws_bridge_change_latency_seconds` | histogram | from receiving a change to its being in the stream and the KV |
 
@@ -108,10 +110,14 @@ pub(crate) struct Inner {
     pub kv_writes: Counter,
     pub kv_conflicts: Counter,
     pub nats_connected: Gauge,
+    stale_agents: Gauge,
+    oldest_staleness: Gauge<f64, std::sync::atomic::AtomicU64>,
     publish_latency: Histogram,
     change_latency: Histogram,
     /// Agents whose login is failing now (for `/healthz`).
     failing: Mutex<std::collections::BTreeSet<String>>,
+    /// Agents whose store may be stale, and since when.
+    stale: Mutex<std::collections::BTreeMap<String, std::time::Instant>>,
     /// Sum and count of change latencies, for [`MetricsSnapshot`].
     latency_micros: AtomicU64,
 }
@@ -170,6 +176,8 @@ pub struct MetricsSnapshot {
     pub kv_conflicts: u64,
     /// See the module docs.
     pub nats_connected: bool,
+    /// See the module docs.
+    pub stale_agents: i64,
 }
 
 impl MetricsSnapshot {
@@ -272,6 +280,17 @@ impl Metrics {
             "nats_connected",
             "1 while the NATS connection is up",
         );
+        let stale_agents = gauge(
+            &mut registry,
+            "stale_agents",
+            "Agents whose store may be stale now (messages withheld or lost, not healed yet)",
+        );
+        let oldest_staleness = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "oldest_staleness_seconds",
+            "How long the stalest agent's store has possibly been stale (0 when none is)",
+            oldest_staleness.clone(),
+        );
         // 100 µs to ~6.5 s.
         let publish_latency = Histogram::new(exponential_buckets(0.0001, 2.0, 17));
         registry.register(
@@ -306,9 +325,12 @@ impl Metrics {
                 kv_writes,
                 kv_conflicts,
                 nats_connected,
+                stale_agents,
+                oldest_staleness,
                 publish_latency,
                 change_latency,
                 failing: Mutex::new(Default::default()),
+                stale: Mutex::new(Default::default()),
                 latency_micros: AtomicU64::new(0),
             }),
         }
@@ -316,6 +338,13 @@ impl Metrics {
 
     /// The Prometheus text exposition (OpenMetrics) of every metric.
     pub fn encode(&self) -> String {
+        // A duration that grows by itself: computed when it is read.
+        let oldest = self
+            .stale_agents_since()
+            .into_iter()
+            .map(|(_, since)| since.elapsed().as_secs_f64())
+            .fold(0.0, f64::max);
+        self.inner.oldest_staleness.set(oldest);
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry);
@@ -351,7 +380,28 @@ impl Metrics {
             kv_writes: self.inner.kv_writes.get(),
             kv_conflicts: self.inner.kv_conflicts.get(),
             nats_connected: self.inner.nats_connected.get() > 0,
+            stale_agents: self.inner.stale_agents.get(),
         }
+    }
+
+    /// An agent's store may be stale since `since`, or (`None`) is known complete again.
+    pub(crate) fn agent_stale(&self, agent: &str, since: Option<std::time::Instant>) {
+        let mut map = self.inner.stale.lock().unwrap_or_else(|p| p.into_inner());
+        match since {
+            Some(since) => {
+                map.entry(agent.to_owned()).or_insert(since);
+            }
+            None => {
+                map.remove(agent);
+            }
+        }
+        self.inner.stale_agents.set(map.len() as i64);
+    }
+
+    /// The agents whose store may be stale now, and since when.
+    pub fn stale_agents_since(&self) -> Vec<(String, std::time::Instant)> {
+        let map = self.inner.stale.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter().map(|(a, t)| (a.clone(), *t)).collect()
     }
 
     /// An agent's session moved from `from` (if any) to `to`.

@@ -165,6 +165,8 @@ impl Bridge {
                     Health {
                         metrics: metrics.clone(),
                         layout_ready,
+                        // The feeds' default staleness bound.
+                        stale_bound: 2 * config.max_network_delay,
                     },
                     stop_rx.clone(),
                 )

@@ -63,6 +63,10 @@ pub(crate) enum Seen {
     ConnectionLost,
     /// The feed ended for good (its next `next()` is `None`).
     Ended(Arc<Error>),
+    /// The agent's store may be stale since then (the feed logged why).
+    Stale(std::time::Instant),
+    /// The agent's store is known complete again.
+    Fresh,
     /// The consumer was behind and the feed dropped events other than call changes.
     Lagged(u64),
     /// Nothing for the bridge.
@@ -86,6 +90,13 @@ pub(crate) fn sort(event: FeedEvent) -> Seen {
         FeedEvent::HealFailed(e) => Seen::HealFailed(e),
         FeedEvent::LoggedInAgain => Seen::LoggedInAgain,
         FeedEvent::Lagged { missed } => Seen::Lagged(missed),
+        FeedEvent::Stale { since, .. } => {
+            // The feed gives the wall clock; the bridge measures on the monotonic one.
+            let ago = since.elapsed().unwrap_or_default();
+            let now = std::time::Instant::now();
+            Seen::Stale(now.checked_sub(ago).unwrap_or(now))
+        }
+        FeedEvent::Fresh { .. } => Seen::Fresh,
         FeedEvent::Session(ClientEvent::Session(SessionEvent::Connected)) => Seen::Connected,
         FeedEvent::Session(ClientEvent::Session(SessionEvent::ConnectionLost { .. })) => {
             Seen::ConnectionLost

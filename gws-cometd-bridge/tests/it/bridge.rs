@@ -1039,3 +1039,154 @@ async fn on_nats_server_2_9_replicas_publish_every_change_exactly_once() {
     })
     .await;
 }
+
+/// Whether every call the simulator has for the first `n` agents is in the KV as the
+/// simulator has it (but for `duration`), and every call an observer saw end is gone.
+async fn kv_equals_sim(
+    js: &jetstream::Context,
+    sim: &GwsSimServer,
+    observed: &Observed,
+    n: usize,
+) -> bool {
+    let Ok(kv) = js.get_key_value(BUCKET).await else {
+        return false;
+    };
+    let strip = |t: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(t).unwrap();
+        v.as_object_mut().unwrap().remove("duration");
+        v
+    };
+    for i in 0..n {
+        for id in sim.gws().call_ids_for(&agent(i)) {
+            let key = CallAddress::new(&agent(i), &id).unwrap().key;
+            let Ok(Some(value)) = kv.get(&key).await else {
+                return false;
+            };
+            let Some(now) = sim.gws().call_json(&id) else {
+                continue; // it ended meanwhile
+            };
+            if strip(std::str::from_utf8(&value).unwrap()) != strip(&now) {
+                return false;
+            }
+        }
+    }
+    let ended: Vec<(String, String)> = observed
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|(agent, seen)| {
+            seen.iter()
+                .filter(|s| s.change["removed"] == serde_json::json!(true))
+                .map(|s| (agent.clone(), s.call_id.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for (agent, id) in ended {
+        let key = CallAddress::new(&agent, &id).unwrap().key;
+        if !matches!(kv.get(&key).await, Ok(None)) {
+            return false;
+        }
+    }
+    true
+}
+
+async fn healthz(http: &reqwest::Client, addr: std::net::SocketAddr) -> serde_json::Value {
+    let text = http
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The simulator grants the acknowledged-messages extension and a middlebox between it and
+/// the bridge resets every reply carrying a call notification (the server replays the same
+/// batch after each cut: nothing would ever arrive). `/healthz` says `degraded` naming the
+/// agents, the stale gauge counts them, and the KV still comes to equal the simulator's
+/// calls through the feeds' reads while the fault goes on; once it ends, `ok` again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_that_never_get_through_are_published_from_reads_and_healthz_is_degraded() {
+    const N: usize = 2;
+    within("the test", Duration::from_secs(90), async {
+        let nats = nats_server().await;
+        let mut sim_config = GwsServerConfig::new(agent(0), PASSWORD);
+        for i in 1..N {
+            sim_config.gws = sim_config.gws.with_user(agent(i), PASSWORD);
+        }
+        sim_config.scenario = Some(parse_scenario(SCENARIO).expect("scenario"));
+        sim_config.sim.ack_extension = true;
+        let sim = GwsSimServer::start(sim_config).await.expect("simulator");
+        let (observed, observers) = observe(&sim, N).await;
+        let proxy = gws_cometd_test_support::fault_proxy::FaultProxy::start(sim.addr())
+            .await
+            .unwrap();
+        proxy.reset_replies_containing(Some(b"CallStateChangeMessage"));
+        let mut config = BridgeConfig::new(format!("http://{}", proxy.addr()), agents(N), nats.url());
+        config.max_network_delay = Duration::from_secs(1);
+        config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+        config.settle = Duration::from_millis(200);
+        let bridge = Bridge::start(config).await.expect("bridge");
+        let addr = bridge.metrics_addr().unwrap();
+        let http = reqwest::Client::new();
+        let started = Instant::now();
+        let degraded = within("healthz degraded", Duration::from_secs(20), async {
+            loop {
+                let h = healthz(&http, addr).await;
+                if h["status"] == "degraded" {
+                    return h;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+        let degraded_after = started.elapsed();
+        assert!(!degraded["stale"].as_array().unwrap().is_empty(), "{degraded}");
+        assert!(bridge.metrics().snapshot().stale_agents >= 1);
+        let text = http
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(text.contains("gws_bridge_oldest_staleness_seconds"), "{text}");
+        // The scenario ends 5.1 s after the sessions subscribed; then the KV must come to
+        // equal the simulator through reads alone, the fault still on.
+        tokio::time::sleep(Duration::from_secs(6).saturating_sub(started.elapsed())).await;
+        let js = js(&nats).await;
+        let js_ref = &js;
+        let caught_up = Instant::now();
+        within("the KV equal to the simulator under the fault", Duration::from_secs(30), async {
+            while !kv_equals_sim(js_ref, &sim, &observed, N).await {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await;
+        let took = caught_up.elapsed();
+        assert!(proxy.stats().cuts >= 1);
+        proxy.reset_replies_containing(None);
+        within("healthz ok again", Duration::from_secs(15), async {
+            loop {
+                if healthz(&http, addr).await["status"] == "ok" {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+        assert_eq!(bridge.metrics().snapshot().stale_agents, 0);
+        println!(
+            "FAULT-SUITE bridge, every notification reply reset: /healthz degraded {degraded_after:.1?} after the start, KV equal to the simulator {took:.1?} after the scenario's end (fault on)",
+        );
+        let report = bridge.shutdown().await;
+        assert_eq!(report.unwritten, 0);
+        for o in observers {
+            o.abort();
+        }
+    })
+    .await;
+}
