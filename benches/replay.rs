@@ -1,6 +1,8 @@
 //! Decode + apply over a generated 200 000-message fixture (~1 KB per message, 2 000 calls),
-//! against the floor of validating the same bytes with serde_json into `IgnoredAny`, in the
-//! same run. Both `replay` modes go through `fixture::Replay` (the one wire decoder, then
+//! against two floors in the same run: validating the same bytes with serde_json into
+//! `IgnoredAny`, and with sonic-rs (SIMD) into `IgnoredAny`. Before criterion's own runs, a
+//! summary prints the decoder's time (`calls_in_text` on every line, the fastest of a few
+//! runs) and its ratio to each floor. Both `replay` modes go through `fixture::Replay` (the one wire decoder, then
 //! `CallStore::apply`); `replay --snapshot` never asks for the changes, plain `replay` works
 //! out each one (its user-data diff) and writes it.
 //!
@@ -8,7 +10,7 @@
 
 use std::hint::black_box;
 use std::io::Write;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gws_cometd::bayeux::Message;
@@ -72,6 +74,8 @@ fn bench(c: &mut Criterion) {
     let path = dir.path().join("bench.jsonl");
     std::fs::write(&path, &bytes).unwrap();
 
+    summary(&lines);
+
     let mut g = c.benchmark_group("replay");
     g.throughput(Throughput::Bytes(bytes.len() as u64));
 
@@ -79,6 +83,13 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for l in &lines {
                 black_box(serde_json::from_slice::<serde::de::IgnoredAny>(l).unwrap());
+            }
+        })
+    });
+    g.bench_function("floor: sonic-rs IgnoredAny per line (memory)", |b| {
+        b.iter(|| {
+            for l in &lines {
+                black_box(sonic_rs::from_slice::<serde::de::IgnoredAny>(l).unwrap());
             }
         })
     });
@@ -164,6 +175,53 @@ fn bench(c: &mut Criterion) {
         },
     );
     g.finish();
+}
+
+/// The fastest of `RUNS` runs of `f`.
+fn fastest(f: impl Fn()) -> Duration {
+    const RUNS: usize = 7;
+    (0..RUNS)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .min()
+        .unwrap_or_default()
+}
+
+/// The decoder against both floors, measured one after the other in this run.
+fn summary(lines: &[&[u8]]) {
+    let texts: Vec<&str> = lines
+        .iter()
+        .map(|l| std::str::from_utf8(l).unwrap())
+        .collect();
+    let serde_floor = fastest(|| {
+        for l in lines {
+            black_box(serde_json::from_slice::<serde::de::IgnoredAny>(l).unwrap());
+        }
+    });
+    let sonic_floor = fastest(|| {
+        for l in lines {
+            black_box(sonic_rs::from_slice::<serde::de::IgnoredAny>(l).unwrap());
+        }
+    });
+    let decoder = fastest(|| {
+        for t in &texts {
+            black_box(calls_in_text(t).unwrap());
+        }
+    });
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let ratio = |d: Duration| decoder.as_secs_f64() / d.as_secs_f64();
+    eprintln!("same-run summary (fastest of 7, memory):");
+    eprintln!("  floor serde_json IgnoredAny: {:8.1} ms", ms(serde_floor));
+    eprintln!("  floor sonic-rs IgnoredAny:   {:8.1} ms", ms(sonic_floor));
+    eprintln!(
+        "  decoder calls_in_text:       {:8.1} ms  = {:.2}x serde_json floor, {:.2}x sonic-rs floor",
+        ms(decoder),
+        ratio(serde_floor),
+        ratio(sonic_floor)
+    );
 }
 
 criterion_group!(benches, bench);
