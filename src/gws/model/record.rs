@@ -159,7 +159,7 @@ impl<'de, R: Record> de::DeserializeSeed<'de> for FieldSeed<'_, 'de, R> {
 pub(crate) fn lenient_record<R: Record>(text: &str, skip: &[&str]) -> Option<R> {
     let mut record = R::default();
     let mut ok = true;
-    crate::gws::wire::scan::for_each_member(text, |key, range| {
+    crate::gws::wire::json::for_each_member(text, |key, range| {
         let Some(value) = text.get(range) else {
             ok = false;
             return;
