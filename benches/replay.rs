@@ -177,50 +177,52 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-/// The fastest of `RUNS` runs of `f`.
-fn fastest(f: impl Fn()) -> Duration {
-    const RUNS: usize = 7;
-    (0..RUNS)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .min()
-        .unwrap_or_default()
+/// How long `f` takes.
+fn timed(f: impl Fn()) -> Duration {
+    let t = Instant::now();
+    f();
+    t.elapsed()
 }
 
-/// The decoder against both floors, measured one after the other in this run.
+/// The decoder against both floors in this run: rounds of the three, one after the other
+/// (so a change in the machine's load touches all three alike), the fastest of each kept.
 fn summary(lines: &[&[u8]]) {
+    const ROUNDS: usize = 9;
     let texts: Vec<&str> = lines
         .iter()
         .map(|l| std::str::from_utf8(l).unwrap())
         .collect();
-    let serde_floor = fastest(|| {
+    let serde_floor = || {
         for l in lines {
             black_box(serde_json::from_slice::<serde::de::IgnoredAny>(l).unwrap());
         }
-    });
-    let sonic_floor = fastest(|| {
+    };
+    let sonic_floor = || {
         for l in lines {
             black_box(sonic_rs::from_slice::<serde::de::IgnoredAny>(l).unwrap());
         }
-    });
-    let decoder = fastest(|| {
+    };
+    let decoder = || {
         for t in &texts {
             black_box(calls_in_text(t).unwrap());
         }
-    });
+    };
+    let mut best = [Duration::MAX; 3];
+    for _ in 0..ROUNDS {
+        best[0] = best[0].min(timed(serde_floor));
+        best[1] = best[1].min(timed(sonic_floor));
+        best[2] = best[2].min(timed(decoder));
+    }
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let ratio = |d: Duration| decoder.as_secs_f64() / d.as_secs_f64();
-    eprintln!("same-run summary (fastest of 7, memory):");
-    eprintln!("  floor serde_json IgnoredAny: {:8.1} ms", ms(serde_floor));
-    eprintln!("  floor sonic-rs IgnoredAny:   {:8.1} ms", ms(sonic_floor));
+    let ratio = |d: Duration| best[2].as_secs_f64() / d.as_secs_f64();
+    eprintln!("same-run summary (fastest of {ROUNDS} interleaved rounds, memory):");
+    eprintln!("  floor serde_json IgnoredAny: {:8.1} ms", ms(best[0]));
+    eprintln!("  floor sonic-rs IgnoredAny:   {:8.1} ms", ms(best[1]));
     eprintln!(
         "  decoder calls_in_text:       {:8.1} ms  = {:.2}x serde_json floor, {:.2}x sonic-rs floor",
-        ms(decoder),
-        ratio(serde_floor),
-        ratio(sonic_floor)
+        ms(best[2]),
+        ratio(best[0]),
+        ratio(best[1])
     );
 }
 

@@ -287,6 +287,11 @@ pub(crate) use record;
 
 /// Declares an open string enum: known variants with their wire spelling, and `Other`
 /// keeping any other string as received.
+///
+/// Not serde's derive: `#[serde(other)]` takes only a unit variant (the unknown value would
+/// be dropped), and an `#[serde(untagged)] Other(String)` variant buffers every value before
+/// matching it; the macro also writes `as_str`, `From<&str>` and `Display` from the same
+/// list of spellings.
 macro_rules! open_enum {
     (
         $(#[$meta:meta])*

@@ -15,12 +15,14 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 /// Where `part`, a slice borrowed from `text`, starts in it.
+#[inline]
 pub(crate) fn offset(text: &str, part: &str) -> usize {
     // Both point into one allocation, `part` not before `text`: the difference is the index.
     (part.as_ptr() as usize).saturating_sub(text.as_ptr() as usize)
 }
 
 /// Where the piece `raw` (borrowed from `text`) is in it.
+#[inline]
 pub(crate) fn range_of(text: &str, raw: &RawValue) -> Range<usize> {
     let start = offset(text, raw.get());
     start..start + raw.get().len()
@@ -28,6 +30,7 @@ pub(crate) fn range_of(text: &str, raw: &RawValue) -> Range<usize> {
 
 /// The first byte at or after `at` that is not whitespace, a comma or a colon: where the next
 /// value starts, once serde_json has checked the punctuation before it.
+#[inline]
 pub(crate) fn next_value(text: &str, at: usize) -> usize {
     let b = text.as_bytes();
     let mut i = at;
@@ -39,6 +42,7 @@ pub(crate) fn next_value(text: &str, at: usize) -> usize {
 
 /// Just after the bracket that closes a container whose last value (or opening bracket)
 /// ends at `at`.
+#[inline]
 pub(crate) fn after_close(text: &str, at: usize) -> usize {
     let b = text.as_bytes();
     let mut i = at;
@@ -51,9 +55,12 @@ pub(crate) fn after_close(text: &str, at: usize) -> usize {
 /// The decoded text of a string's JSON text (quotes included): borrowed unless it has
 /// escapes. The error is serde_json's, without its position (an escape of half a surrogate
 /// pair, which serde_json's skipping lets through).
+#[inline]
 pub(crate) fn string_text(raw: &str) -> Result<Cow<'_, str>, String> {
     match raw.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
-        Some(inner) if !inner.contains('\\') => Ok(Cow::Borrowed(inner)),
+        Some(inner) if memchr::memchr(b'\\', inner.as_bytes()).is_none() => {
+            Ok(Cow::Borrowed(inner))
+        }
         _ => serde_json::from_str::<String>(raw)
             .map(Cow::Owned)
             .map_err(|e| without_position(&e)),
@@ -83,6 +90,10 @@ pub(crate) fn line_column(text: &[u8], at: usize) -> (usize, usize) {
 /// strings.
 pub(crate) fn nests_deeper_than(text: &str, max: usize) -> bool {
     let b = text.as_bytes();
+    // The usual case, decided by one vectorized pass: too few brackets to nest that deep.
+    if memchr::memchr2_iter(b'{', b'[', b).nth(max).is_none() {
+        return false;
+    }
     let (mut depth, mut i) = (0usize, 0);
     while let Some(&c) = b.get(i) {
         match c {

@@ -81,6 +81,7 @@ impl<'a> Pass<'a> {
     }
 
     /// Where the value after `key` starts.
+    #[inline]
     fn value_after(&self, key: &RawValue) -> usize {
         next_value(self.text, range_of(self.text, key).end)
     }
@@ -139,6 +140,7 @@ impl<'a> Pass<'a> {
     }
 
     /// A key, decoded; the fault says which key when it does not decode.
+    #[inline]
     fn key(&self, raw: &'a RawValue) -> Result<Cow<'a, str>, Fault> {
         string_text(raw.get()).map_err(|e| {
             let at = range_of(self.text, raw).start;
@@ -434,30 +436,50 @@ impl<'a> Visitor<'a> for Call<'_, 'a> {
             user_data: None,
             bad_key: None,
         };
+        // Where the last member's value ends, or its key when the value was only checked
+        // (most members: serde_json skips them without handing their text back).
+        let mut last_end = Ok(self.start + 1);
         while let Some(raw) = map.next_key::<&'a RawValue>()? {
+            let key = pass.key(raw);
+            let wanted = matches!(key.as_deref(), Ok("id" | "state" | "userData"));
+            if !wanted {
+                map.next_value::<de::IgnoredAny>()?;
+                last_end = Err(raw);
+                if let Err(fault) = key {
+                    fields.bad_key.get_or_insert(fault);
+                }
+                continue;
+            }
             let value = map.next_value::<&'a RawValue>()?;
             let range = range_of(pass.text, value);
-            fields.end = range.end;
-            match pass.key(raw) {
-                Ok(key) => match key.as_ref() {
-                    "id" => fields.id = Some(value),
-                    "state" => fields.state = Some(value),
-                    "userData" => {
-                        if json::nests_deeper_than(value.get(), self.max_depth) {
-                            let limit = Limit::UserDataDepth;
-                            let fault = Fault::over(range.start, limit, self.max_depth);
-                            return Err(pass.fail(fault));
-                        }
-                        fields.user_data = Some(value);
+            last_end = Ok(range.end);
+            match key.as_deref() {
+                Ok("id") => fields.id = Some(value),
+                Ok("state") => fields.state = Some(value),
+                _ => {
+                    if json::nests_deeper_than(value.get(), self.max_depth) {
+                        let limit = Limit::UserDataDepth;
+                        let fault = Fault::over(range.start, limit, self.max_depth);
+                        return Err(pass.fail(fault));
                     }
-                    _ => {}
-                },
-                Err(fault) => {
-                    fields.bad_key.get_or_insert(fault);
+                    fields.user_data = Some(value);
                 }
             }
         }
-        fields.end = after_close(pass.text, fields.end);
+        let end = match last_end {
+            Ok(end) => end,
+            // The last value's end: read once more, that value alone.
+            Err(key) => {
+                let start = pass.value_after(key);
+                let mut reader =
+                    serde_json::Deserializer::from_str(pass.slice(start..pass.text.len()));
+                match <&RawValue as de::Deserialize>::deserialize(&mut reader) {
+                    Ok(value) => range_of(pass.text, value).end,
+                    Err(e) => return Err(de::Error::custom(e)),
+                }
+            }
+        };
+        fields.end = after_close(pass.text, end);
         Ok(fields)
     }
 }
