@@ -17,8 +17,9 @@
 //! | [`calls_in_batch`], [`calls_in_text`] | a whole reply body (replay's hot path) | its [`CallNotification`]s |
 //!
 //! The typed views ([`GwsNotification`](crate::gws::GwsNotification),
-//! [`CallStateChangeMessage`], [`DeviceStateChangeMessage`],
-//! [`ErrorMessage`]) are read from the same text when asked for,
+//! [`CallStateChangeMessage`](crate::gws::CallStateChangeMessage),
+//! [`DeviceStateChangeMessage`](crate::gws::DeviceStateChangeMessage),
+//! [`ErrorMessage`](crate::gws::ErrorMessage)) are read from the same text when asked for,
 //! after this decoder has said what the text is.
 //!
 //! # Limits
