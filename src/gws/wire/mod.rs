@@ -452,7 +452,17 @@ mod tests {
             nested(1000)
         ));
         assert_eq!(calls_in_text(&elsewhere).unwrap().len(), 1);
-        // A syntax error inside over-deep user data is still a limit error (found first).
+        // 20 000 levels on a 256 KiB stack: refused with the limit, nothing recursed.
+        let deep = call(&nested(20_000));
+        let refused = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || calls_in_text(&deep).map(|c| c.len()).map_err(|e| e.limit()))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(refused, Err(Some(Limit::UserDataDepth)));
+        // A syntax error is not a limit error. (Inside over-deep user data, serde_json's
+        // check of the value comes before its depth is counted: the syntax error is found.)
         assert!(calls_in_text("[1,").unwrap_err().limit().is_none());
     }
 }
