@@ -1,6 +1,8 @@
 //! Decode + apply over a generated 200 000-message fixture (~1 KB per message, 2 000 calls),
-//! against the floor of validating the same bytes with serde_json into `IgnoredAny`, in the
-//! same run. Both `replay` modes go through `fixture::Replay` (the one wire decoder, then
+//! against two floors in the same run: validating the same bytes with serde_json into
+//! `IgnoredAny`, and with sonic-rs (SIMD) into `IgnoredAny`. Before criterion's own runs, a
+//! summary prints the decoder's time (`calls_in_text` on every line, the fastest of a few
+//! runs) and its ratio to each floor. Both `replay` modes go through `fixture::Replay` (the one wire decoder, then
 //! `CallStore::apply`); `replay --snapshot` never asks for the changes, plain `replay` works
 //! out each one (its user-data diff) and writes it.
 //!
@@ -8,7 +10,7 @@
 
 use std::hint::black_box;
 use std::io::Write;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use gws_cometd::bayeux::Message;
@@ -72,6 +74,8 @@ fn bench(c: &mut Criterion) {
     let path = dir.path().join("bench.jsonl");
     std::fs::write(&path, &bytes).unwrap();
 
+    summary(&lines);
+
     let mut g = c.benchmark_group("replay");
     g.throughput(Throughput::Bytes(bytes.len() as u64));
 
@@ -79,6 +83,13 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for l in &lines {
                 black_box(serde_json::from_slice::<serde::de::IgnoredAny>(l).unwrap());
+            }
+        })
+    });
+    g.bench_function("floor: sonic-rs IgnoredAny per line (memory)", |b| {
+        b.iter(|| {
+            for l in &lines {
+                black_box(sonic_rs::from_slice::<serde::de::IgnoredAny>(l).unwrap());
             }
         })
     });
@@ -164,6 +175,55 @@ fn bench(c: &mut Criterion) {
         },
     );
     g.finish();
+}
+
+/// How long `f` takes.
+fn timed(f: impl Fn()) -> Duration {
+    let t = Instant::now();
+    f();
+    t.elapsed()
+}
+
+/// The decoder against both floors in this run: rounds of the three, one after the other
+/// (so a change in the machine's load touches all three alike), the fastest of each kept.
+fn summary(lines: &[&[u8]]) {
+    const ROUNDS: usize = 9;
+    let texts: Vec<&str> = lines
+        .iter()
+        .map(|l| std::str::from_utf8(l).unwrap())
+        .collect();
+    let serde_floor = || {
+        for l in lines {
+            black_box(serde_json::from_slice::<serde::de::IgnoredAny>(l).unwrap());
+        }
+    };
+    let sonic_floor = || {
+        for l in lines {
+            black_box(sonic_rs::from_slice::<serde::de::IgnoredAny>(l).unwrap());
+        }
+    };
+    let decoder = || {
+        for t in &texts {
+            black_box(calls_in_text(t).unwrap());
+        }
+    };
+    let mut best = [Duration::MAX; 3];
+    for _ in 0..ROUNDS {
+        best[0] = best[0].min(timed(serde_floor));
+        best[1] = best[1].min(timed(sonic_floor));
+        best[2] = best[2].min(timed(decoder));
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let ratio = |d: Duration| best[2].as_secs_f64() / d.as_secs_f64();
+    eprintln!("same-run summary (fastest of {ROUNDS} interleaved rounds, memory):");
+    eprintln!("  floor serde_json IgnoredAny: {:8.1} ms", ms(best[0]));
+    eprintln!("  floor sonic-rs IgnoredAny:   {:8.1} ms", ms(best[1]));
+    eprintln!(
+        "  decoder calls_in_text:       {:8.1} ms  = {:.2}x serde_json floor, {:.2}x sonic-rs floor",
+        ms(best[2]),
+        ratio(best[0]),
+        ratio(best[1])
+    );
 }
 
 criterion_group!(benches, bench);

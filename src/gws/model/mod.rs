@@ -21,6 +21,7 @@ pub(crate) mod diff;
 mod error_message;
 mod notification;
 pub(crate) mod record;
+pub(crate) mod tokens;
 mod user_data;
 
 pub use call::{

@@ -159,7 +159,7 @@ impl<'de, R: Record> de::DeserializeSeed<'de> for FieldSeed<'_, 'de, R> {
 pub(crate) fn lenient_record<R: Record>(text: &str, skip: &[&str]) -> Option<R> {
     let mut record = R::default();
     let mut ok = true;
-    crate::gws::wire::scan::for_each_member(text, |key, range| {
+    crate::gws::wire::json::for_each_member(text, |key, range| {
         let Some(value) = text.get(range) else {
             ok = false;
             return;
@@ -287,6 +287,11 @@ pub(crate) use record;
 
 /// Declares an open string enum: known variants with their wire spelling, and `Other`
 /// keeping any other string as received.
+///
+/// Not serde's derive: `#[serde(other)]` takes only a unit variant (the unknown value would
+/// be dropped), and an `#[serde(untagged)] Other(String)` variant buffers every value before
+/// matching it; the macro also writes `as_str`, `From<&str>` and `Display` from the same
+/// list of spellings.
 macro_rules! open_enum {
     (
         $(#[$meta:meta])*

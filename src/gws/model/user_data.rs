@@ -9,7 +9,6 @@
 //! no copy of each level's text), and hold at most [`MAX_USER_DATA_DEPTH`] levels: deeper
 //! text is refused, so the recursion that compares, writes and drops a [`Value`] is bounded.
 
-use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -18,7 +17,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use super::record::Key;
-use crate::gws::wire::scan::Scanner;
+use super::tokens::{Token, Tokens};
 
 /// How deep a call's `userData` may nest, the object itself being level 1: `{"a":{"b":1}}`
 /// is 2 levels deep. The wire decoder refuses a call notification whose `userData` nests
@@ -174,10 +173,11 @@ impl Value {
     }
 }
 
-/// A container being built by [`Value::from_json`].
+/// A container being built by [`Value::from_json`]: a list's items, or an object's pairs
+/// and the key of the value that comes next.
 enum Building {
-    List(Vec<Value>, bool),
-    Object(Vec<(String, Value)>, String, bool),
+    List(Vec<Value>),
+    Object(Vec<(String, Value)>, String),
 }
 
 impl Value {
@@ -185,76 +185,48 @@ impl Value {
     /// explicit stack; `None` when it is not one JSON value, nests deeper than `max_depth`
     /// containers, or has a string or key that escapes half a surrogate pair.
     pub(crate) fn from_json(text: &str, max_depth: usize) -> Option<Value> {
-        let mut s = Scanner::new(text);
+        let mut tokens = Tokens::new(text);
         let mut open: Vec<Building> = Vec::new();
-        loop {
-            // A value starts here.
-            let mut done = match s.peek()? {
-                b'{' | b'[' if open.len() >= max_depth => return None,
-                b'{' => {
-                    s.bump();
-                    open.push(Building::Object(Vec::with_capacity(1), String::new(), true));
-                    None
+        let mut whole = None;
+        while let Some(token) = tokens.next()? {
+            let done = match token {
+                Token::Open { .. } if open.len() >= max_depth => return None,
+                // Started with room for one (a chain of one-member containers then
+                // allocates once a level) and without the room a grown vector keeps.
+                Token::Open { object: true } => {
+                    open.push(Building::Object(Vec::with_capacity(1), String::new()));
+                    continue;
                 }
-                b'[' => {
-                    s.bump();
-                    open.push(Building::List(Vec::with_capacity(1), true));
-                    None
+                Token::Open { object: false } => {
+                    open.push(Building::List(Vec::with_capacity(1)));
+                    continue;
                 }
-                b'"' => {
-                    let token = s.string().ok()?;
-                    let text = s.decoded(token, "string").ok()?;
-                    Some(Value::String(text.into_owned()))
-                }
-                _ => {
-                    let range = s.skip_value().ok()?;
-                    Some(Value::scalar(s.slice(range))?)
-                }
-            };
-            // Put what is done in its container, and close the containers it ends, until
-            // the next value starts.
-            loop {
-                let Some(top) = open.last_mut() else {
-                    s.end().ok()?;
-                    return done;
-                };
-                let more = match top {
-                    Building::Object(pairs, key, first) => {
-                        if let Some(v) = done.take() {
-                            pairs.push((std::mem::take(key), v));
-                        }
-                        match s.next_key(first).ok()? {
-                            Some(k) => {
-                                *key = s.decoded(k, "key").ok()?.into_owned();
-                                true
-                            }
-                            None => false,
-                        }
+                Token::Key(k) => {
+                    if let Some(Building::Object(_, key)) = open.last_mut() {
+                        *key = k.into_owned();
                     }
-                    Building::List(items, first) => {
-                        if let Some(v) = done.take() {
-                            items.push(v);
-                        }
-                        s.next_element(first).ok()?
-                    }
-                };
-                if more {
-                    break;
+                    continue;
                 }
-                // Started with room for one (a chain of one-member containers then allocates
-                // once a level) and without the room a grown vector keeps.
-                done = match open.pop()? {
-                    Building::Object(mut pairs, _, _) => {
+                Token::Str(s) => Value::String(s.into_owned()),
+                Token::Scalar(t) => Value::scalar(t)?,
+                Token::Close => match open.pop()? {
+                    Building::Object(mut pairs, _) => {
                         pairs.shrink_to_fit();
-                        Some(Value::Object(UserData { pairs }))
+                        Value::Object(UserData { pairs })
                     }
-                    Building::List(mut items, _) => {
+                    Building::List(mut items) => {
                         items.shrink_to_fit();
-                        Some(Value::List(items))
+                        Value::List(items)
                     }
-                };
+                },
+            };
+            match open.last_mut() {
+                Some(Building::Object(pairs, key)) => pairs.push((std::mem::take(key), done)),
+                Some(Building::List(items)) => items.push(done),
+                None => whole = Some(done),
             }
         }
+        whole
     }
 
     /// A number or literal from its (validated) text.
@@ -275,85 +247,11 @@ impl Value {
     }
 }
 
-/// One step of a walk over a JSON value's text (see [`same_json`]).
-#[derive(PartialEq)]
-enum Step<'a> {
-    Open {
-        object: bool,
-    },
-    Key(Cow<'a, str>),
-    Str(Cow<'a, str>),
-    /// A number or literal, as text.
-    Scalar(&'a str),
-    Close,
-}
-
-/// A walk over one JSON value's text, step by step, with an explicit stack.
-struct Walk<'a> {
-    s: Scanner<'a>,
-    /// Per open container: an object?, and still before its first member?
-    open: Vec<(bool, bool)>,
-    value_next: bool,
-}
-
-impl<'a> Walk<'a> {
-    fn new(text: &'a str) -> Self {
-        Walk {
-            s: Scanner::new(text),
-            open: Vec::new(),
-            value_next: true,
-        }
-    }
-
-    /// The next step; `Some(None)` at the end, `None` when the text is not one JSON value
-    /// (or a string escapes half a surrogate pair).
-    fn next(&mut self) -> Option<Option<Step<'a>>> {
-        if !self.value_next {
-            let Some((object, first)) = self.open.last_mut() else {
-                return self.s.end().ok().map(|()| None);
-            };
-            if *object {
-                return match self.s.next_key(first).ok()? {
-                    Some(k) => {
-                        self.value_next = true;
-                        Some(Some(Step::Key(self.s.decoded(k, "key").ok()?)))
-                    }
-                    None => {
-                        self.open.pop();
-                        Some(Some(Step::Close))
-                    }
-                };
-            }
-            if !self.s.next_element(first).ok()? {
-                self.open.pop();
-                return Some(Some(Step::Close));
-            }
-        }
-        self.value_next = false;
-        Some(Some(match self.s.peek()? {
-            c @ (b'{' | b'[') => {
-                self.s.bump();
-                let object = c == b'{';
-                self.open.push((object, true));
-                Step::Open { object }
-            }
-            b'"' => {
-                let token = self.s.string().ok()?;
-                Step::Str(self.s.decoded(token, "string").ok()?)
-            }
-            _ => {
-                let range = self.s.skip_value().ok()?;
-                Step::Scalar(self.s.slice(range))
-            }
-        }))
-    }
-}
-
 /// Whether two JSON value texts are equal as [`Value`]s (strings and keys decoded, numbers
-/// and literals by their text, members in order), without building either: both are walked
-/// in step, in one pass and with an explicit stack. `None` when either is not JSON.
+/// and literals by their text, members in order), without building either: their
+/// [`Tokens`] are compared in step, in one pass. `None` when either is not JSON.
 pub(crate) fn same_json(a: &str, b: &str) -> Option<bool> {
-    let (mut a, mut b) = (Walk::new(a), Walk::new(b));
+    let (mut a, mut b) = (Tokens::new(a), Tokens::new(b));
     loop {
         let (x, y) = (a.next()?, b.next()?);
         if x != y {

@@ -25,7 +25,7 @@ use self::members::Members;
 use self::ordered::OrderedMap;
 use super::model::diff::{JsonText, UserDataDiff};
 use super::model::{Call, CallState, NotificationType};
-use super::wire::{scan, CallNotification};
+use super::wire::{json, CallNotification};
 
 /// A call's state before and after a notification.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -188,9 +188,9 @@ pub struct Reconciled {
 fn same_but_the_clock(a: &str, b: &str) -> bool {
     const CLOCK: &str = "\"duration\"";
     fn members(t: &str) -> Option<Vec<(&str, &str)>> {
-        let spans = crate::gws::wire::scan::spans(t)?;
+        let members = json::members(t)?;
         Some(
-            spans
+            members
                 .into_iter()
                 .map(|m| (t.get(m.key).unwrap_or(""), t.get(m.value).unwrap_or("")))
                 .filter(|(k, _)| *k != CLOCK)
@@ -281,7 +281,7 @@ fn pairs(text: Option<&str>) -> Vec<(Cow<'_, str>, JsonText<'_>)> {
     let mut out = Vec::new();
     if let Some(text) = text {
         out.reserve(16);
-        scan::for_each_member(text, |k, r| {
+        json::for_each_member(text, |k, r| {
             if let Some(v) = text.get(r) {
                 out.push((k, JsonText(v)));
             }

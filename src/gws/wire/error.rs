@@ -3,7 +3,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use super::scan::{self, ScanError};
+use super::json;
+use super::read::Fault;
 use crate::bayeux::Limit;
 
 /// Why a reply body (or a message's `data`) could not be read: its JSON is malformed, or a
@@ -48,15 +49,15 @@ impl DecodeError {
         self.limit
     }
 
-    /// The error a scan of `text` stopped with, placed as serde_json places it.
-    pub(crate) fn from_scan(text: &[u8], error: ScanError) -> DecodeError {
-        let (line, column) = scan::line_column(text, error.at);
+    /// The fault a read of `text` stopped with, placed as serde_json places its errors.
+    pub(crate) fn from_fault(text: &[u8], fault: Fault) -> DecodeError {
+        let (line, column) = json::line_column(text, fault.at);
         DecodeError {
             line,
             column,
-            message: error.what,
-            syntax: error.syntax,
-            limit: error.limit,
+            message: fault.what,
+            syntax: fault.syntax,
+            limit: fault.limit,
         }
     }
 }
@@ -68,7 +69,7 @@ impl From<&serde_json::Error> for DecodeError {
         DecodeError {
             line: e.line(),
             column: e.column(),
-            message: Cow::Owned(scan::without_position(e)),
+            message: Cow::Owned(json::without_position(e)),
             syntax: e.is_syntax() || e.is_eof(),
             limit: None,
         }

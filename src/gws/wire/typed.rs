@@ -71,7 +71,7 @@ impl CallStateChangeMessage {
             return m;
         }
         let mut m = CallStateChangeMessage::default();
-        let _ = super::scan::for_each_member(data, |key, range| {
+        let _ = super::json::for_each_member(data, |key, range| {
             let Some(value) = data.get(range) else {
                 return;
             };
