@@ -24,6 +24,34 @@ use crate::engine::Engine;
 /// that never reads waits this long once.
 pub(crate) const CATCH_UP_WAIT: Duration = Duration::from_secs(1);
 
+/// How long after the catch-up read the first notification waits: the read's reply must
+/// reach the client first, or the client (the GWS feed does) takes the notification as
+/// newer than the read and keeps it over the read.
+pub(crate) const CATCH_UP_SETTLE: Duration = Duration::from_millis(100);
+
+/// Longest a notification waits for the one before it to leave in a connect reply.
+const DRAIN_WAIT: Duration = Duration::from_secs(2);
+/// How often the session's queue is looked at meanwhile.
+const DRAIN_POLL: Duration = Duration::from_millis(2);
+
+/// Waits (at most [`DRAIN_WAIT`]) until nothing is queued for the session: each
+/// notification then leaves in a reply of its own, as a live server sends them one change at
+/// a time, so a client that merges changes arriving together (the GWS feed does, per call)
+/// sees every one even at speed max.
+async fn wait_drained(engine: &Engine, client_id: &str) {
+    let deadline = tokio::time::Instant::now() + DRAIN_WAIT;
+    while engine.queued_for(client_id).is_some_and(|n| n > 0) {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::debug!(
+                client_id,
+                "the session is not taking its notifications: going on"
+            );
+            return;
+        }
+        tokio::time::sleep(DRAIN_POLL).await;
+    }
+}
+
 /// One user's recording and what their call reads answer.
 pub(crate) struct UserReplay {
     pub recording: Arc<Recording>,
@@ -157,7 +185,9 @@ pub(crate) async fn play(user: Arc<UserReplay>, engine: Arc<Engine>, client_id: 
     );
     // A read answered already (it raced this task's start) counts: then waiting would only
     // slow the replay down.
-    let _ = tokio::time::timeout(CATCH_UP_WAIT, reads.changed()).await;
+    if let Ok(Ok(())) = tokio::time::timeout(CATCH_UP_WAIT, reads.changed()).await {
+        tokio::time::sleep(CATCH_UP_SETTLE).await;
+    }
     let mut loops = 0;
     loop {
         let now = std::time::Instant::now();
@@ -173,6 +203,7 @@ pub(crate) async fn play(user: Arc<UserReplay>, engine: Arc<Engine>, client_id: 
             match &timed.step {
                 Step::Deliver(msg) => {
                     pacer.wait_turn(gap).await;
+                    wait_drained(&engine, &client_id).await;
                     if !engine.deliver_to_session(&client_id, msg) {
                         tracing::debug!(client_id, channel = %msg.channel, "not subscribed: skipped");
                     }
