@@ -235,3 +235,77 @@ impl Pacer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How long `wait_turn(gap)` takes, in paused time, while `meanwhile` acts on the control.
+    async fn waited(
+        control: &ReplayControl,
+        gap: Duration,
+        meanwhile: impl std::future::Future<Output = ()>,
+    ) -> Duration {
+        let mut pacer = Pacer::new(control);
+        let start = Instant::now();
+        tokio::join!(pacer.wait_turn(gap), meanwhile);
+        start.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gap_is_the_recorded_one_divided_by_the_speed() {
+        let control = ReplayControl::new(Speed::factor(4.0).unwrap(), 3);
+        let took = waited(&control, Duration::from_secs(2), async {}).await;
+        assert_eq!(took, Duration::from_millis(500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_speed_rescales_what_is_left_of_the_gap() {
+        let control = ReplayControl::new(Speed::factor(1.0).unwrap(), 3);
+        // 1 s of 4 s waited at 1x, the remaining 3 s at 3x: 1 s more.
+        let took = waited(&control, Duration::from_secs(4), async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            control.set_speed(Speed::factor(3.0).unwrap());
+        })
+        .await;
+        assert_eq!(took, Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn paused_waits_for_a_step_or_play_and_max_waits_not_at_all() {
+        let control = ReplayControl::new(Speed::Max, 3);
+        assert_eq!(
+            waited(&control, Duration::from_secs(9), async {}).await,
+            Duration::ZERO
+        );
+        control.pause();
+        let took = waited(&control, Duration::ZERO, async {
+            tokio::time::sleep(Duration::from_secs(7)).await;
+            control.step();
+        })
+        .await;
+        assert_eq!(took, Duration::from_secs(7));
+        // One session's pacer: a step asked for while it played is not kept for a later
+        // pause.
+        let mut pacer = Pacer::new(&control);
+        control.play();
+        control.step();
+        pacer.wait_turn(Duration::ZERO).await;
+        control.pause();
+        let start = Instant::now();
+        tokio::join!(pacer.wait_turn(Duration::ZERO), async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            control.play();
+        });
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn speeds_read_as_max_or_a_factor_above_zero() {
+        assert_eq!("max".parse::<Speed>(), Ok(Speed::Max));
+        assert_eq!("2.5".parse::<Speed>(), Ok(Speed::Factor(2.5)));
+        for bad in ["0", "-1", "fast", "inf", "NaN"] {
+            assert!(bad.parse::<Speed>().is_err(), "{bad}");
+        }
+    }
+}
