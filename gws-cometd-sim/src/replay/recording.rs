@@ -62,15 +62,16 @@ impl Recording {
             steps: Vec::new(),
             stamped: false,
         };
-        let mut first_stamp = None;
+        let mut clock = Clock::default();
         let mut caught_up = false;
         let mut replies = 0u64;
         while let Some(batch) = reader.next_batch() {
             let (line, messages) = batch?;
+            let handshake = messages.iter().any(|m| m.channel == "/meta/handshake");
             let at_ms = match reader.time_stamp() {
                 Some(stamp) => {
                     recording.stamped = true;
-                    stamp.saturating_sub(*first_stamp.get_or_insert(stamp))
+                    clock.at(stamp, handshake)
                 }
                 None => replies * UNSTAMPED_GAP_MS,
             };
@@ -141,6 +142,35 @@ impl Recording {
     pub fn duration(&self) -> std::time::Duration {
         let last = self.steps.last().map_or(0, |t| t.at_ms);
         std::time::Duration::from_millis(last)
+    }
+}
+
+/// Turns time stamps into times from the first one, leaving out the time between the
+/// sessions of a recording made of several (`--record --append`, a re-handshake): a new
+/// session plays at most [`UNSTAMPED_GAP_MS`] after the line before it, not hours later.
+#[derive(Default)]
+struct Clock {
+    first: Option<u64>,
+    /// Recorded time left out so far.
+    skipped: u64,
+    last_at: u64,
+    sessions: u32,
+}
+
+impl Clock {
+    fn at(&mut self, stamp: u64, handshake: bool) -> u64 {
+        let first = *self.first.get_or_insert(stamp);
+        let mut at = stamp.saturating_sub(first).saturating_sub(self.skipped);
+        if handshake {
+            self.sessions += 1;
+            let latest = self.last_at + UNSTAMPED_GAP_MS;
+            if self.sessions > 1 && at > latest {
+                self.skipped += at - latest;
+                at = latest;
+            }
+        }
+        self.last_at = self.last_at.max(at);
+        at
     }
 }
 

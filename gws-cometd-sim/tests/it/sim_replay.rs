@@ -400,3 +400,26 @@ fn a_fixture_that_does_not_read_is_an_error_at_file_line_and_column() {
     .unwrap();
     assert_eq!(Recording::open(&quiet).unwrap().notifications(), 0);
 }
+
+#[test]
+fn the_time_between_two_sessions_of_an_appended_recording_is_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let handshake =
+        r#"[{"channel":"/meta/handshake","successful":true,"clientId":"x","version":"1.0"}]"#;
+    let recording = recording(
+        dir.path(),
+        &[
+            stamp(0),
+            handshake.to_owned(),
+            stamp(500),
+            line("/v2/me/calls", &notification("A", "Ringing")),
+            // The next day, `--record --append`.
+            stamp(86_400_000),
+            handshake.to_owned(),
+            stamp(86_400_300),
+            line("/v2/me/calls", &notification("A", "Released")),
+        ],
+    );
+    // 500 ms, then at most a second to the new session, then its 300 ms.
+    assert_eq!(recording.duration(), Duration::from_millis(1800));
+}
