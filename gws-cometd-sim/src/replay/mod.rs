@@ -12,7 +12,8 @@
 //!
 //! Pace: a recording's time stamps (written by `watch --record`) set the gaps, scaled by
 //! [`Speed`]; a fixture without stamps plays its replies carrying notifications
-//! [`UNSTAMPED_GAP_MS`] apart. A session first waits up to a second for the user's catch-up
+//! [`UNSTAMPED_GAP_MS`] apart, and the time between two sessions of one recording
+//! (`--record --append`) is left out. A session first waits up to a second for the user's catch-up
 //! read, so a client that reads (as the GWS feed does) never gets a notification that races
 //! it.
 //!

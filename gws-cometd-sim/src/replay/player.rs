@@ -183,8 +183,7 @@ pub(crate) async fn play(user: Arc<UserReplay>, engine: Arc<Engine>, client_id: 
         fixture = %user.recording.path().display(),
         "replaying the recording to a new session"
     );
-    // A read answered already (it raced this task's start) counts: then waiting would only
-    // slow the replay down.
+    // Only a read after this session's start counts: one before it was another session's.
     if let Ok(Ok(())) = tokio::time::timeout(CATCH_UP_WAIT, reads.changed()).await {
         tokio::time::sleep(CATCH_UP_SETTLE).await;
     }
@@ -196,12 +195,14 @@ pub(crate) async fn play(user: Arc<UserReplay>, engine: Arc<Engine>, client_id: 
             false
         });
         let mut delivered = 0;
+        // Each pass starts from the calls the recording began with.
+        user.update(id, &store, delivered, loops);
         let mut last_at = 0;
         for timed in &user.recording.steps {
-            let gap = Duration::from_millis(timed.at_ms.saturating_sub(last_at));
-            last_at = timed.at_ms;
             match &timed.step {
                 Step::Deliver(msg) => {
+                    let gap = Duration::from_millis(timed.at_ms.saturating_sub(last_at));
+                    last_at = timed.at_ms;
                     pacer.wait_turn(gap).await;
                     wait_drained(&engine, &client_id).await;
                     if !engine.deliver_to_session(&client_id, msg) {
@@ -215,9 +216,9 @@ pub(crate) async fn play(user: Arc<UserReplay>, engine: Arc<Engine>, client_id: 
                     // notifications.
                     tokio::task::yield_now().await;
                 }
-                Step::Snapshot(calls) => {
-                    reconcile_heal(&mut store, calls);
-                }
+                // Taken as reached right after the notification before it (it has no
+                // wait of its own, so pause and step count notifications only).
+                Step::Snapshot(calls) => reconcile_heal(&mut store, calls),
             }
             user.update(id, &store, delivered, loops);
         }

@@ -184,6 +184,12 @@ async fn a_client_reads_the_calls_at_start_then_gets_every_notification_byte_for
                 .to_owned(),
             catch_up,
             line("/v2/me/calls", &notification("A", "Held")),
+            // The recorder healed a gap here: it learnt of call C from the read.
+            format!(
+                r#"{{"channel":"/gws-cometd/heal","data":{{"calls":[{},{}],"kept":[]}}}}"#,
+                call("A", "Held"),
+                call("C", "Established")
+            ),
             line("/v2/me/devices", DEVICES),
             line("/v2/me/calls", &notification("B", "Ringing")),
         ],
@@ -222,10 +228,12 @@ async fn a_client_reads_the_calls_at_start_then_gets_every_notification_byte_for
             ("/v2/me/calls".to_owned(), notification("B", "Ringing")),
         ]
     );
-    // A heal read now answers the calls as of the point reached, each as last received.
+    // A heal read now answers the calls as of the point reached (the recorder's heal
+    // included), each as last received.
     let reached = format!(
-        r#"{{"statusCode":0,"calls":[{},{}]}}"#,
+        r#"{{"statusCode":0,"calls":[{},{},{}]}}"#,
         call("A", "Held"),
+        call("C", "Established"),
         call("B", "Ringing")
     );
     assert!(control.wait_for_delivered(3, Duration::from_secs(5)).await);
