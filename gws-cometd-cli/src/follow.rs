@@ -83,7 +83,10 @@ impl Limits {
         };
         let file = open_record(path, self.force, self.append)?;
         let label = path.display().to_string();
-        Ok(Some(Recorder::new(std::io::BufWriter::new(file), label)))
+        // Time stamps let `serve --replay` play the recording back at its own pace.
+        Ok(Some(
+            Recorder::new(std::io::BufWriter::new(file), label).with_time_stamps(),
+        ))
     }
 }
 

@@ -74,8 +74,9 @@ Exit codes:
 const SERVE_EXIT_CODES: &str = "\
 Exit codes:
   0  stopped by Ctrl-C or SIGTERM
-  2  usage error, a bad scenario or users file, no password, or the address cannot be
-     listened on; the last stderr line says what failed";
+  2  usage error, a bad scenario or users file, a --replay fixture that does not read
+     (named as FILE:LINE:COLUMN; nothing is served then), no password, or the address
+     cannot be listened on; the last stderr line says what failed";
 
 const COMPLETIONS_AFTER_HELP: &str = "\
 Install (then open a new shell):

@@ -4,12 +4,19 @@
 //! Who may log in: `--users FILE` (`user:password` lines), or one `--user` (default `agent`)
 //! whose password comes from `GWS_PASSWORD` or `--password-file`; with none of these, a
 //! random password is written to a private file that the printed commands name.
+//!
+//! What happens once a user subscribes: the living contact center, a `--scenario`, or with
+//! `--replay` a recording served as recorded (see `gws_cometd_sim::replay`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use gws_cometd_sim::gws::load_scenario;
+use gws_cometd_sim::replay::{Recording, ReplayConfig, Speed, UNSTAMPED_GAP_MS};
 use gws_cometd_sim::{GwsServerConfig, GwsSimServer};
 
 use super::demo::{generated_password, print_login, Login, PasswordFile};
@@ -50,6 +57,24 @@ pub struct ServeArgs {
     /// life: a restarted service under test sees the scenario from its start.
     #[arg(long, requires = "scenario")]
     pub scenario_per_session: bool,
+    /// Serve a recording (a `watch --record` fixture) to any GWS client instead of the
+    /// living contact center: the user's calls read answers the calls as the recording began,
+    /// then every recorded notification comes in order, on its recorded channel, as recorded.
+    /// Replayed per session: each new CometD session of the user that subscribes to
+    /// /v2/me/calls gets the recording from its start. A bare FILE is for the one configured
+    /// user; USER=FILE (repeatable) gives each user their own. A fixture that does not read
+    /// is refused at start, nothing served.
+    #[arg(long, value_name = "[USER=]FILE", conflicts_with_all = ["scenario", "seed"])]
+    pub replay: Vec<String>,
+    /// The --replay pace: a factor of the recorded pace (1 as recorded, 2 twice as fast), or
+    /// max (no waiting). Fixtures recorded without time stamps play their replies carrying
+    /// notifications one second apart at 1.
+    #[arg(long, value_name = "X|max", requires = "replay", default_value = "1")]
+    pub speed: Speed,
+    /// Start the recording over after its last notification, for as long as the session
+    /// lives.
+    #[arg(long = "loop", requires = "replay")]
+    pub looped: bool,
 }
 
 /// Runs `serve`.
@@ -155,7 +180,81 @@ fn prepare(args: &ServeArgs) -> Result<(GwsServerConfig, LoginHelp), String> {
     config.scenario = scenario;
     config.scenario_per_session = args.scenario_per_session;
     config.seed = args.seed;
+    config.replay = replay_config(args, &config.gws.users)?;
     Ok((config, help))
+}
+
+/// Reads the `--replay` fixtures, each for its user. A fixture that does not read is an
+/// error naming `FILE:LINE:COL`, before anything is served.
+fn replay_config(
+    args: &ServeArgs,
+    users: &[(String, String)],
+) -> Result<Option<ReplayConfig>, String> {
+    if args.replay.is_empty() {
+        return Ok(None);
+    }
+    let names: Vec<&str> = users.iter().map(|(u, _)| u.as_str()).collect();
+    let mut recordings = BTreeMap::new();
+    for given in &args.replay {
+        let (user, file) = replay_target(given, &names)?;
+        if recordings.contains_key(&user) {
+            return Err(format!("--replay {given}: {user} already has a recording"));
+        }
+        let recording = Recording::open(&file).map_err(|e| format!("--replay: {e}"))?;
+        say_what_is_replayed(&user, &recording);
+        recordings.insert(user, Arc::new(recording));
+    }
+    Ok(Some(ReplayConfig {
+        recordings,
+        speed: args.speed,
+        looped: args.looped,
+    }))
+}
+
+/// `USER=FILE` when USER is a configured user, else a bare FILE for the one user.
+fn replay_target(given: &str, users: &[&str]) -> Result<(String, PathBuf), String> {
+    if let Some((user, file)) = given.split_once('=') {
+        if users.contains(&user) && !file.is_empty() {
+            return Ok((user.to_owned(), PathBuf::from(file)));
+        }
+        if !Path::new(given).exists() {
+            return Err(format!(
+                "--replay {given}: {user:?} is not a configured user (users: {})",
+                users.join(", ")
+            ));
+        }
+    }
+    match users {
+        [one] => Ok(((*one).to_owned(), PathBuf::from(given))),
+        _ => Err(format!(
+            "--replay {given}: for which user? Say --replay USER=FILE (users: {})",
+            users.join(", ")
+        )),
+    }
+}
+
+fn say_what_is_replayed(user: &str, recording: &Recording) {
+    let file = recording.path().display();
+    let calls = recording.calls_at_start();
+    if recording.notifications() == 0 {
+        cli_event!(
+            warn,
+            "{file} holds no notifications: {user} gets its {calls} call(s) at start and nothing              else"
+        );
+        return;
+    }
+    let pace = if recording.is_stamped() {
+        format!("{:.1}s at speed 1", recording.duration().as_secs_f64())
+    } else {
+        format!(
+            "no time stamps: replies {}s apart at speed 1",
+            UNSTAMPED_GAP_MS / 1000
+        )
+    };
+    say(&format!(
+        "replaying {file} to {user}: {} notification(s), {calls} call(s) at start ({pace})",
+        recording.notifications()
+    ));
 }
 
 /// Reads `user:password` lines; warns when others may read the file.
@@ -211,6 +310,10 @@ async fn serve(config: GwsServerConfig, help: LoginHelp, listen: SocketAddr) -> 
     let mut stop = Stop::new();
     let users = config.gws.users.len();
     let per_session = config.scenario_per_session;
+    let replay = config
+        .replay
+        .as_ref()
+        .map(|r| (r.speed, r.looped, r.recordings.len()));
     let server = match GwsSimServer::start(config).await {
         Ok(server) => server,
         Err(e) => {
@@ -222,10 +325,17 @@ async fn serve(config: GwsServerConfig, help: LoginHelp, listen: SocketAddr) -> 
         }
     };
     let base = server.base_url();
-    let activity = match server.seed() {
-        Some(seed) => format!("the living contact center, seed {seed}: repeat with --seed {seed}"),
-        None if per_session => "the scenario, for every new session".to_owned(),
-        None => "the scenario, once per user".to_owned(),
+    let activity = match (server.seed(), replay) {
+        (_, Some((speed, looped, users))) => format!(
+            "replaying {users} recording{} at {speed} speed, for every new session{}",
+            if users == 1 { "" } else { "s" },
+            if looped { ", looped" } else { "" }
+        ),
+        (Some(seed), _) => {
+            format!("the living contact center, seed {seed}: repeat with --seed {seed}")
+        }
+        (None, _) if per_session => "the scenario, for every new session".to_owned(),
+        (None, _) => "the scenario, once per user".to_owned(),
     };
     say(&format!(
         "GWS simulator at {base} ({users} user{}, {activity})",

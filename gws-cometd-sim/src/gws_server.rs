@@ -11,7 +11,9 @@
 //! user's sessions subscribes to [`CALLS_CHANNEL`], the living contact center (or the
 //! configured scenario) starts for that user, once per user, for the server's life; with
 //! [`GwsServerConfig::scenario_per_session`], the scenario starts again for every new
-//! session that subscribes, and stops when that session ends. Once an HTTP session is gone
+//! session that subscribes, and stops when that session ends. With
+//! [`GwsServerConfig::replay`], each new session of a user with a recording gets the
+//! recording instead (see [`crate::replay`]). Once an HTTP session is gone
 //! (expired or
 //! [`GwsSim::expire_http_sessions`]), CometD requests made with it get 401, so a client logs
 //! in again.
@@ -34,6 +36,7 @@ use super::bayeux_route::BayeuxRoute;
 use super::engine::Engine;
 use super::fault::ActiveFaults;
 use super::gws::{GwsSim, GwsSimConfig, Publish, ScenarioStep, CALLS_CHANNEL};
+use super::replay::{play, ReplayConfig, ReplayControl, Replays};
 use super::server::{add_header, json_reply, Route};
 use super::{SimConfig, SimServer};
 
@@ -64,6 +67,11 @@ pub struct GwsServerConfig {
     /// of calls and operations. `None` picks one at random (logged, and shown by
     /// [`GwsSimServer::seed`]).
     pub seed: Option<u64>,
+    /// Serve recordings instead of any other activity (see [`crate::replay`]): each new
+    /// session of a user with a recording that subscribes to [`CALLS_CHANNEL`] gets it from
+    /// its start, and that user's call reads answer the recording's calls. Takes precedence
+    /// over `scenario` and the living contact center.
+    pub replay: Option<ReplayConfig>,
 }
 
 impl GwsServerConfig {
@@ -75,6 +83,7 @@ impl GwsServerConfig {
             scenario: None,
             scenario_per_session: false,
             seed: None,
+            replay: None,
         }
     }
 }
@@ -83,7 +92,11 @@ impl GwsServerConfig {
 #[derive(Clone)]
 enum Activity {
     Scenario(Vec<ScenarioStep>),
-    LivingCenter { seed: u64 },
+    LivingCenter {
+        seed: u64,
+    },
+    /// Always per session.
+    Replay(Replays),
 }
 
 /// A running GWS simulator. Dropping it stops the server and every scenario;
@@ -92,6 +105,7 @@ pub struct GwsSimServer {
     bayeux: SimServer,
     gws: GwsSim,
     seed: Option<u64>,
+    replays: Option<Replays>,
 }
 
 impl std::fmt::Debug for GwsSimServer {
@@ -112,10 +126,13 @@ impl GwsSimServer {
             scenario,
             scenario_per_session,
             seed,
+            replay,
         } = config;
-        let activity = match scenario {
-            Some(steps) => Activity::Scenario(steps),
-            None => Activity::LivingCenter {
+        let replays = replay.as_ref().map(Replays::new);
+        let activity = match (&replays, scenario) {
+            (Some(replays), _) => Activity::Replay(replays.clone()),
+            (None, Some(steps)) => Activity::Scenario(steps),
+            (None, None) => Activity::LivingCenter {
                 seed: seed.unwrap_or_else(|| fastrand::u64(..)),
             },
         };
@@ -149,10 +166,16 @@ impl GwsSimServer {
             made.ok_or_else(|| std::io::Error::other("simulator routes were not built"))?;
         let seed = match &activity {
             Activity::LivingCenter { seed } => Some(*seed),
-            Activity::Scenario(_) => None,
+            Activity::Scenario(_) | Activity::Replay(_) => None,
         };
+        if let Some(replays) = replays.clone() {
+            gws.set_calls_source(Arc::new(move |user: &str| {
+                replays.user(user).map(|u| u.read_calls())
+            }));
+        }
         if !matches!(&activity, Activity::Scenario(steps) if steps.is_empty()) {
-            let per_session = scenario_per_session && matches!(activity, Activity::Scenario(_));
+            let per_session = matches!(activity, Activity::Replay(_))
+                || (scenario_per_session && matches!(activity, Activity::Scenario(_)));
             bayeux.spawn(start_activities(
                 gws.clone(),
                 engine,
@@ -162,7 +185,18 @@ impl GwsSimServer {
             ));
         }
         tracing::debug!(addr = %bayeux.addr(), ?seed, "GWS simulator listening");
-        Ok(GwsSimServer { bayeux, gws, seed })
+        Ok(GwsSimServer {
+            bayeux,
+            gws,
+            seed,
+            replays,
+        })
+    }
+
+    /// The control of `user`'s replay (play, pause, step, speed, position); `None` when
+    /// the server replays nothing for that user.
+    pub fn replay_control(&self, user: &str) -> Option<ReplayControl> {
+        self.replays.as_ref()?.control(user)
     }
 
     /// The living contact center's seed (the configured one or the one picked at random);
@@ -263,6 +297,13 @@ async fn start_activities(
                     tracing::info!(%user, seed, "starting the living contact center");
                     running.spawn(gws.living_center(user, *seed))
                 }
+                Activity::Replay(replays) => match replays.user(&user) {
+                    Some(replay) => {
+                        running.spawn(play(replay.clone(), engine.clone(), key.clone()))
+                    }
+                    // Nothing to replay for this user: nothing happens for them.
+                    None => running.spawn(async {}),
+                },
             };
             started.insert(key, task);
         }

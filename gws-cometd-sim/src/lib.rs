@@ -18,6 +18,7 @@
 //! | [`gws`] | the GWS REST model: HTTP sessions, calls, user data, scenarios |
 //! | `gws_server` | [`GwsSimServer`]: the GWS model and an authenticated, per-user notification endpoint on one server |
 //! | `json_string` | `quote`: a string as a JSON string literal, for replies built as text |
+//! | [`replay`] | recordings served to any GWS client (`serve --replay`), with a control handle |
 //!
 //! Routes see the standard `http` types (`Request<Bytes>` in, `Response<Bytes>` out).
 //! Extensions such as the GWS REST endpoints plug in through `SimServer::start_with`: their
@@ -41,6 +42,7 @@ mod fault;
 pub mod gws;
 mod gws_server;
 mod json_string;
+pub mod replay;
 mod server;
 
 use std::collections::BTreeMap;

@@ -8,6 +8,7 @@ mod cli;
 mod cli_follow;
 mod cli_replay;
 mod cli_serve;
+mod cli_serve_replay;
 mod cli_slips;
 mod cli_stale;
 mod cli_stuck_stdout;

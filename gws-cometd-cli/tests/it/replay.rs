@@ -319,3 +319,53 @@ fn the_snapshot_writes_each_call_byte_for_byte_as_received() {
         "{changes}"
     );
 }
+
+#[test]
+fn time_stamps_are_written_before_bodies_and_read_out_of_the_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stamped.jsonl");
+    let mut rec = Recorder::create(&path).unwrap().with_time_stamps();
+    rec.record(br#"[{"channel":"/v2/me/calls","data":{"n":1}}]"#)
+        .unwrap();
+    rec.record(br#"[{"channel":"/v2/me/calls","data":{"n":2}}]"#)
+        .unwrap();
+    drop(rec);
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        written.starts_with(r#"{"channel":"/gws-cometd/time","data":{"unixMs":"#),
+        "{written}"
+    );
+    // The stamps are not messages: the reader hands back the two bodies only, and keeps the
+    // stamp of each.
+    let mut reader = Reader::open(&path).unwrap();
+    let (line, batch) = reader.next_batch().unwrap().unwrap();
+    assert_eq!(line, 2);
+    assert_eq!(batch[0].data.as_ref().unwrap().get(), r#"{"n":1}"#);
+    let first = reader.time_stamp().expect("a stamp before the first body");
+    assert!(first > 1_600_000_000_000, "{first}");
+    let (_, batch) = reader.next_batch().unwrap().unwrap();
+    assert_eq!(batch[0].data.as_ref().unwrap().get(), r#"{"n":2}"#);
+    assert!(reader.time_stamp().unwrap() >= first);
+    assert!(reader.next_batch().is_none());
+    // Old fixtures carry none.
+    let mut old = Reader::open(fixture("inbound-call.jsonl")).unwrap();
+    old.next_batch().unwrap().unwrap();
+    assert_eq!(old.time_stamp(), None);
+}
+
+#[test]
+fn a_bad_time_stamp_is_an_error_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad-stamp.jsonl");
+    std::fs::write(
+        &path,
+        "[{\"channel\":\"/x\",\"data\":{}}]\n{\"channel\":\"/gws-cometd/time\",\"data\":{\"unixMs\":\"soon\"}}\n",
+    )
+    .unwrap();
+    let err = Reader::open(&path)
+        .unwrap()
+        .find_map(Result::err)
+        .expect("an error");
+    let shown = err.to_string();
+    assert!(shown.contains("bad-stamp.jsonl:2:"), "{shown}");
+}

@@ -40,6 +40,12 @@ impl Engine {
             .collect()
     }
 
+    /// Messages queued for the session `client_id` and not yet in a connect reply; `None`
+    /// when there is no such session.
+    pub(crate) fn queued_for(&self, client_id: &str) -> Option<usize> {
+        self.lock().sessions.get(client_id).map(|s| s.queue.len())
+    }
+
     pub(super) fn subscriber_count(&self, channel: &str) -> usize {
         self.lock()
             .sessions

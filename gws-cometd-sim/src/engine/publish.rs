@@ -47,27 +47,32 @@ impl Engine {
     /// Queues `data` on `channel` for every session with a matching subscription; returns
     /// how many sessions got it.
     pub(crate) fn publish(&self, channel: &str, data: &RawValue) -> usize {
-        self.publish_where(channel, data, |_| true)
+        self.publish_where(&data_message(channel, data), |_, _| true)
     }
 
     /// Like [`publish`](Self::publish), but only to the sessions `owner` owns.
     pub(crate) fn publish_to(&self, owner: &str, channel: &str, data: &RawValue) -> usize {
-        self.publish_where(channel, data, |s| s.owner.as_deref() == Some(owner))
+        self.publish_where(&data_message(channel, data), |_, s| {
+            s.owner.as_deref() == Some(owner)
+        })
     }
 
-    fn publish_where(
-        &self,
-        channel: &str,
-        data: &RawValue,
-        to: impl Fn(&Session) -> bool,
-    ) -> usize {
+    /// Queues `msg` as it is (every field kept, as a recording holds it) for the session
+    /// `client_id` alone, if it is subscribed to the message's channel; returns whether it
+    /// was queued.
+    pub(crate) fn deliver_to_session(&self, client_id: &str, msg: &Message) -> bool {
+        self.publish_where(msg, |id, _| id == client_id) == 1
+    }
+
+    fn publish_where(&self, msg: &Message, to: impl Fn(&str, &Session) -> bool) -> usize {
+        let channel = msg.channel.as_str();
         let mut st = self.lock();
         st.stats.published += 1;
         let max = self.cfg.max_queue.max(1);
         let mut count = 0;
         let mut dropped = 0;
         for (id, s) in st.sessions.iter_mut() {
-            if !to(s) || !s.subscriptions.iter().any(|p| channel_matches(p, channel)) {
+            if !to(id, s) || !s.subscriptions.iter().any(|p| channel_matches(p, channel)) {
                 continue;
             }
             if s.queue.len() >= max {
@@ -83,13 +88,18 @@ impl Engine {
                     );
                 }
             }
-            let mut m = Message::new(channel);
-            m.data = Some(data.to_owned());
-            s.queue.push_back(m);
+            s.queue.push_back(msg.clone());
             s.wake.notify_waiters();
             count += 1;
         }
         st.stats.dropped += dropped;
         count
     }
+}
+
+/// A data message as the server publishes it: the channel and the data, nothing else.
+fn data_message(channel: &str, data: &RawValue) -> Message {
+    let mut m = Message::new(channel);
+    m.data = Some(data.to_owned());
+    m
 }

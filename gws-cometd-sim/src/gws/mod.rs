@@ -116,6 +116,11 @@ pub const CSRF_HEADER: &str = "X-CSRF-TOKEN";
 /// (that would deadlock).
 pub type Publish = Arc<dyn Fn(&str, &str, String) + Send + Sync>;
 
+/// Answers `GET /api/v2/me/calls` for a user in place of the simulator's own calls (the
+/// whole reply body), or `None` to leave the user to the simulator: how a replay serves the
+/// calls of its recording. Set with [`GwsSim::set_calls_source`].
+pub type CallsSource = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// How the simulated GWS behaves.
 #[derive(Clone)]
 pub struct GwsSimConfig {
@@ -230,6 +235,8 @@ struct Inner {
     publish_order: Mutex<()>,
     /// Dropped with the simulator; scenario tasks watch it and stop.
     alive: tokio::sync::watch::Sender<()>,
+    /// Who answers call listings instead of the model, for some users (a replay).
+    calls_source: std::sync::OnceLock<CallsSource>,
 }
 
 /// The simulated GWS REST server and call model. Cloning shares it; scenario tasks stop
@@ -270,8 +277,27 @@ impl GwsSim {
                 state: Mutex::new(State::default()),
                 publish_order: Mutex::new(()),
                 alive,
+                calls_source: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Lets `source` answer `GET /api/v2/me/calls` for the users it knows (see
+    /// [`CallsSource`]); only the first source set is kept. Operations still act on the
+    /// simulator's own calls.
+    pub fn set_calls_source(&self, source: CallsSource) {
+        if self.inner.calls_source.set(source).is_err() {
+            tracing::warn!("a calls source was already set: the new one is ignored");
+        }
+    }
+
+    /// The `GET /api/v2/me/calls` reply body for `user`: the calls source's when it knows
+    /// the user, else the simulator's.
+    fn listed_calls(&self, user: &str) -> String {
+        let source = self.inner.calls_source.get();
+        source
+            .and_then(|s| s(user))
+            .unwrap_or_else(|| self.calls_json_for(user))
     }
 
     /// The configuration.

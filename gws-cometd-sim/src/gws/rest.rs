@@ -113,7 +113,7 @@ impl GwsSim {
         let posts = *method == Method::POST;
         match (reads, posts, rest) {
             (true, _, "") => json_reply(StatusCode::OK, self.me_json(user)),
-            (true, _, "/calls") => json_reply(StatusCode::OK, self.calls_json_for(user)),
+            (true, _, "/calls") => json_reply(StatusCode::OK, self.listed_calls(user)),
             (true, _, "/devices") => match self.devices_json_for(user) {
                 Some(devices) => json_reply(StatusCode::OK, devices),
                 None => not_found("Not found"),

@@ -5,3 +5,4 @@ mod support;
 mod gws_sim_server;
 mod sim_bayeux;
 mod sim_faults;
+mod sim_replay;
