@@ -6,6 +6,7 @@
 //! | `/api/v2/me...` | [`GwsSim::handle`] (login, calls, user data) |
 //! | `/api/v2/notifications...` | Bayeux, for a valid `JSESSIONID` (else 401) and, with CSRF on, its token (else 403); the Bayeux session belongs to that user |
 //! | `/cometd...` | plain Bayeux, no authentication |
+//! | `/`, `/console/...` | the console in a browser (see `console`), with the REST API's credentials |
 //!
 //! Notifications of a call go only to its owner's Bayeux sessions. The first time one of a
 //! user's sessions subscribes to [`CALLS_CHANNEL`], the living contact center (or the
@@ -31,6 +32,7 @@ use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinSet};
 
 use super::bayeux_route::BayeuxRoute;
+use super::console::{ConsoleRoute, Hub};
 use super::engine::Engine;
 use super::fault::ActiveFaults;
 use super::gws::{GwsSim, GwsSimConfig, Publish, ScenarioStep, CALLS_CHANNEL};
@@ -120,31 +122,38 @@ impl GwsSimServer {
             },
         };
         let mut made = None;
-        let mut bayeux =
-            SimServer::start_with(sim, |ext| {
-                gws_config.public_url = format!("http://{}", ext.addr);
-                let engine = ext.engine.clone();
-                let publish: Publish = Arc::new(move |user: &str, channel: &str, data: String| {
-                    match RawValue::from_string(data) {
-                        Ok(raw) => {
-                            engine.publish_to(user, channel, &raw);
-                        }
-                        Err(e) => tracing::warn!(channel, error = %e, "notification is not JSON"),
+        let mut bayeux = SimServer::start_with(sim, |ext| {
+            gws_config.public_url = format!("http://{}", ext.addr);
+            let engine = ext.engine.clone();
+            let hub = Arc::new(Hub::default());
+            let console_hub = hub.clone();
+            let publish: Publish = Arc::new(move |user: &str, channel: &str, data: String| {
+                console_hub.note(user, channel, &data);
+                match RawValue::from_string(data) {
+                    Ok(raw) => {
+                        engine.publish_to(user, channel, &raw);
                     }
-                });
-                let gws = GwsSim::new(gws_config, publish);
-                made = Some((gws.clone(), ext.engine.clone(), ext.shutdown.clone()));
-                let rest: Arc<dyn Route> = Arc::new(RestRoute { gws: gws.clone() });
-                let notifications: Arc<dyn Route> = Arc::new(NotificationsRoute {
-                    gws,
-                    bayeux: BayeuxRoute {
-                        engine: ext.engine.clone(),
-                        bases: vec![NOTIFICATIONS_PATH.to_owned()],
-                    },
-                });
-                vec![rest, notifications]
-            })
-            .await?;
+                    Err(e) => tracing::warn!(channel, error = %e, "notification is not JSON"),
+                }
+            });
+            let gws = GwsSim::new(gws_config, publish);
+            made = Some((gws.clone(), ext.engine.clone(), ext.shutdown.clone()));
+            let rest: Arc<dyn Route> = Arc::new(RestRoute { gws: gws.clone() });
+            let console: Arc<dyn Route> = Arc::new(ConsoleRoute {
+                gws: gws.clone(),
+                hub,
+                shutdown: ext.shutdown.clone(),
+            });
+            let notifications: Arc<dyn Route> = Arc::new(NotificationsRoute {
+                gws,
+                bayeux: BayeuxRoute {
+                    engine: ext.engine.clone(),
+                    bases: vec![NOTIFICATIONS_PATH.to_owned()],
+                },
+            });
+            vec![rest, notifications, console]
+        })
+        .await?;
         let (gws, engine, shutdown) =
             made.ok_or_else(|| std::io::Error::other("simulator routes were not built"))?;
         let seed = match &activity {
