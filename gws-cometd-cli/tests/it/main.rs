@@ -1,5 +1,6 @@
 //! The integration tests of this crate, in one binary (one link, one build).
 
+mod browser;
 mod support;
 
 #[cfg(feature = "bridge")]
@@ -12,4 +13,5 @@ mod cli_slips;
 mod cli_stuck_stdout;
 mod cli_values;
 mod cli_words;
+mod console;
 mod replay;

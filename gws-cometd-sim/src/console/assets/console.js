@@ -113,7 +113,7 @@ function controls(call) {
 }
 
 function dataTable(call) {
-  if (call.userData.length === 0) return el('p', { class: 'no-data', text: 'No attached data.' });
+  if (call.userData.length === 0) return el('p', { class: 'no-data', text: 'None yet.' });
   const takes = call.capabilities.includes('DeleteUserDataPair');
   const rows = call.userData.map((pair) => {
     const del = el('button', {
@@ -142,15 +142,21 @@ function attachForm(card) {
   });
   const attach = el('button', { type: 'submit', text: 'Attach', 'data-testid': 'attach' });
   const update = el('button', { type: 'button', text: 'Update', 'data-testid': 'update' });
-  const clear = el('button', { type: 'button', text: 'Delete all', class: 'danger', 'data-testid': 'delete-all' });
   update.addEventListener('click', () => send('UpdateUserData'));
-  clear.addEventListener('click', () => act(() => operation(card.dataset.callId, 'DeleteUserData')));
-  const form = el('form', { class: 'attach', autocomplete: 'off' }, [key, value, attach, update, clear]);
+  const form = el('form', { class: 'attach', autocomplete: 'off' }, [key, value, attach, update]);
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     send('AttachUserData');
   });
   return form;
+}
+
+function dataHead(card) {
+  const clear = el('button', {
+    type: 'button', text: 'Delete all', class: 'ghost small danger', 'data-testid': 'delete-all',
+  });
+  clear.addEventListener('click', () => act(() => operation(card.dataset.callId, 'DeleteUserData')));
+  return el('div', { class: 'data-head' }, [el('span', { text: 'Attached data' }), clear]);
 }
 
 // Cards are kept per call, so what is typed in a call's form survives updates.
@@ -160,23 +166,23 @@ function card(call) {
   let c = cards.get(call.id);
   if (!c) {
     c = el('article', { class: 'call', 'data-testid': 'call', 'data-call-id': call.id });
-    c.append(el('div', { class: 'call-head' }), el('div'), el('div'));
-    c.append(attachForm(c));
+    c.append(el('div', { class: 'call-top' }), el('div', { class: 'parties', 'data-testid': 'parties' }));
+    c.append(el('div'), dataHead(c), el('div'), attachForm(c));
     cards.set(call.id, c);
   }
   c.dataset.state = call.state;
-  const [head, actions, data, form] = c.children;
-  const parties = `${call.ani} → ${call.dnis}`;
-  head.replaceChildren(
+  const [top, parties, actions, head, data, form] = c.children;
+  top.replaceChildren(
     el('span', { class: 'state', text: call.state, 'data-testid': 'state' }),
     el('span', { class: 'type', text: call.callType, 'data-testid': 'type' }),
-    el('span', { class: 'parties', text: parties, 'data-testid': 'parties' }),
-    el('span', { class: 'call-id', text: call.id }),
+    el('span', { class: 'call-id', text: call.id, title: 'call id' }),
   );
+  parties.textContent = `${call.ani} → ${call.dnis}`;
   actions.replaceWith(controls(call));
   data.replaceWith(dataTable(call));
   const takes = call.capabilities.includes('AttachUserData');
   for (const b of form.querySelectorAll('button')) b.disabled = !takes;
+  head.querySelector('button').disabled = !call.capabilities.includes('DeleteUserData') || call.userData.length === 0;
   return c;
 }
 
