@@ -117,7 +117,7 @@ function dataTable(call) {
   const takes = call.capabilities.includes('DeleteUserDataPair');
   const rows = call.userData.map((pair) => {
     const del = el('button', {
-      type: 'button', class: 'ghost small danger', text: '✕',
+      type: 'button', class: 'ghost small remove', text: '✕',
       'data-testid': 'delete-pair', 'data-key': pair.key, 'aria-label': `Delete ${pair.key}`,
     });
     del.disabled = !takes;
