@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::browser::{browser, scenario};
-use crate::support::{gws_cmd, gws_sim, BIN, PASSWORD, USER, WAIT};
+use crate::support::{gws_cmd, gws_sim, read_until, BIN, PASSWORD, USER, WAIT};
 
 /// How soon a change must show on the page.
 const LIVE: u64 = 1000;
@@ -178,12 +178,9 @@ async fn an_attach_from_the_console_reaches_watch_as_the_page_shows_it() {
     let sim = gws_sim().await;
     let mut watch = gws_cmd(&sim, "watch", &[]).spawn().unwrap();
     let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
-    assert!(
-        sim.bayeux()
-            .wait_for_subscribers("/v2/me/calls", 1, WAIT)
-            .await,
-        "watch subscribed"
-    );
+    // Rung after the catch-up, the call comes as notifications, as the page lists them.
+    let mut stderr = BufReader::new(watch.stderr.take().unwrap());
+    read_until(&mut stderr, "caught up with the server's calls").await;
     let id = ring(&sim, "5115", &[]);
     let result = scenario("attach", &args(&sim, json!({ "callId": id }))).await;
     assert_clean(&result);
