@@ -75,6 +75,69 @@ const scenarios = {
     return { shown: await shown(page, args.callId), changes };
   },
 
+  // A whole call from the desk phone: dial, far end answers, the user-data operations,
+  // hold, retrieve, hang up, end of wrap-up.
+  async phone({ page }) {
+    const ids = () => page.getByTestId('call').evaluateAll((cards) => cards.map((c) => c.dataset.callId));
+    const before = await ids();
+    await page.getByTestId('dial-to').fill('+442075550123');
+    await page.getByTestId('dial').click();
+    await page.waitForFunction(
+      (known) => [...document.querySelectorAll('[data-testid=call]')].some((c) => !known.includes(c.dataset.callId)),
+      before,
+    );
+    const id = (await ids()).find((i) => !before.includes(i));
+    const card = callCard(page, id);
+    const steps = [];
+    // Waits until the card shows `state` and `pairs` ("K=1,K=2"); records what it showed.
+    const step = async (name, state, pairs) => {
+      await page.waitForFunction(
+        ([cardId, want, wantPairs]) => {
+          const c = document.querySelector(`[data-call-id="${cardId}"]`);
+          const got = [...c.querySelectorAll('[data-testid=pair]')].map((r) => [
+            r.querySelector('[data-testid=pair-key]').textContent,
+            r.querySelector('[data-testid=pair-value]').textContent,
+          ].join('=')).join(',');
+          return c.dataset.state === want && got === wantPairs;
+        },
+        [id, state, pairs],
+      ).catch(async (e) => {
+        throw new Error(`${name}: wanted ${state} [${pairs}], saw ${JSON.stringify(await shown(page, id))}: ${e.message}`);
+      });
+      const seen = await shown(page, id);
+      steps.push([name, seen.state, seen.pairs.map((p) => p.join('=')).join(',')]);
+    };
+    const pair = async (key, value, button) => {
+      await card.getByTestId('attach-key').fill(key);
+      await card.getByTestId('attach-value').fill(value);
+      await card.getByTestId(button).click();
+    };
+    await step('dial', 'Dialing', '');
+    await card.getByTestId('remote-answer').click();
+    await step('far end answers', 'Established', '');
+    await pair('K', '1', 'attach');
+    await step('attach', 'Established', 'K=1');
+    await pair('K', '2', 'attach');
+    await step('attach again', 'Established', 'K=1,K=2');
+    await pair('K', '3', 'update');
+    await step('update', 'Established', 'K=3,K=3');
+    await card.getByTestId('delete-pair').first().click();
+    await step('delete pair', 'Established', '');
+    await pair('A', '1', 'attach');
+    await step('attach', 'Established', 'A=1');
+    await card.getByTestId('delete-all').click();
+    await step('delete all', 'Established', '');
+    await card.getByTestId('hold').click();
+    await step('hold', 'Held', '');
+    await card.getByTestId('retrieve').click();
+    await step('retrieve', 'Established', '');
+    await card.getByTestId('hangup').click();
+    await step('hang up', 'Released', '');
+    await card.getByTestId('complete').click();
+    await card.waitFor({ state: 'detached' });
+    return { id, steps };
+  },
+
   // Refusals show on the page: the console's own, and GWS's.
   async refused({ page }, args) {
     await page.getByTestId('ring-data').fill('Score:=not json');

@@ -218,6 +218,45 @@ async fn an_attach_from_the_console_reaches_watch_as_the_page_shows_it() {
 }
 
 #[tokio::test]
+async fn the_console_drives_a_call_like_a_desk_phone_through_gws_operations() {
+    let Some(_browser) = browser().await else {
+        return;
+    };
+    let sim = gws_sim().await;
+    let result = scenario("phone", &args(&sim, json!({}))).await;
+    assert_clean(&result);
+    let steps: Vec<Vec<String>> = serde_json::from_value(result["steps"].clone()).unwrap();
+    let expected = [
+        ["dial", "Dialing", ""],
+        ["far end answers", "Established", ""],
+        ["attach", "Established", "K=1"],
+        ["attach again", "Established", "K=1,K=2"],
+        ["update", "Established", "K=3,K=3"],
+        ["delete pair", "Established", ""],
+        ["attach", "Established", "A=1"],
+        ["delete all", "Established", ""],
+        ["hold", "Held", ""],
+        ["retrieve", "Established", ""],
+        ["hang up", "Released", ""],
+    ];
+    assert_eq!(steps, expected);
+    let stats = sim.gws().stats();
+    for (operation, n) in [
+        ("AttachUserData", 3),
+        ("UpdateUserData", 1),
+        ("DeleteUserDataPair", 1),
+        ("DeleteUserData", 1),
+        ("Hold", 1),
+        ("Retrieve", 1),
+        ("Hangup", 1),
+        ("Complete", 1),
+    ] {
+        assert_eq!(stats.operation(operation), n, "{operation}");
+    }
+    assert!(sim.gws().call_ids().is_empty(), "the call completed");
+}
+
+#[tokio::test]
 async fn console_refusals_show_on_the_page() {
     let Some(_browser) = browser().await else {
         return;

@@ -135,10 +135,17 @@ function attachForm(card) {
   const key = el('input', { placeholder: 'key', 'data-testid': 'attach-key', 'aria-label': 'Key' });
   const value = el('input', { placeholder: 'value', 'data-testid': 'attach-value', 'aria-label': 'Value' });
   const send = (op) => act(async () => {
-    if (!key.value) throw new Error(`${op}: the key is empty`);
-    await operation(card.dataset.callId, op, { userData: { [key.value]: value.value } });
+    const [k, v] = [key.value, value.value];
+    if (!k) throw new Error(`${op}: the key is empty`);
+    // Cleared at once: the change may show (and the next pair be typed) before the reply.
     key.value = '';
     value.value = '';
+    try {
+      await operation(card.dataset.callId, op, { userData: { [k]: v } });
+    } catch (e) {
+      if (!key.value && !value.value) [key.value, value.value] = [k, v];
+      throw e;
+    }
   });
   const attach = el('button', { type: 'submit', text: 'Attach', 'data-testid': 'attach' });
   const update = el('button', { type: 'button', text: 'Update', 'data-testid': 'update' });
