@@ -45,12 +45,12 @@ export async function openConsole({ base, user, password, width = 1280, height =
   };
 }
 
-/// A call's card.
+// A call's card.
 export function callCard(page, id) {
   return page.locator(`[data-testid=call][data-call-id="${id}"]`);
 }
 
-/// What a call's card shows.
+// What a call's card shows.
 export async function shown(page, id) {
   const card = callCard(page, id);
   return {
@@ -64,8 +64,8 @@ export async function shown(page, id) {
   };
 }
 
-/// Runs `scenario(args)` and prints its result as the last line of stdout; exits 1 with
-/// the error on stderr.
+// Runs `scenario(args)` (the password from CONSOLE_PASSWORD) and prints its result as
+// the last line of stdout; exits 1 with the error on stderr.
 export async function main(scenarios) {
   const [name, json] = process.argv.slice(2);
   const scenario = scenarios[name];
@@ -75,7 +75,7 @@ export async function main(scenarios) {
   }
   let opened;
   try {
-    const args = JSON.parse(json);
+    const args = { ...JSON.parse(json), password: process.env.CONSOLE_PASSWORD };
     opened = await openConsole(args);
     const result = await scenario(opened, args);
     result.outside = opened.outside;

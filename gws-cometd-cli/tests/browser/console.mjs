@@ -1,5 +1,5 @@
 // The console's browser scenarios, run by gws-cometd-cli/tests/it/console.rs:
-//   node console.mjs SCENARIO '{"base":...,"user":...,"password":...,...}'
+//   CONSOLE_PASSWORD=... node console.mjs SCENARIO '{"base":...,"user":...,...}'
 // Each prints one JSON line, what the page showed, for the Rust test to check.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -8,8 +8,8 @@ import { callCard, main, shown } from './browser.mjs';
 
 const exec = promisify(execFile);
 
-/// Runs `gws-cometd COMMAND --gws BASE --user USER ARGS...` with the password in the
-/// environment, as a person would from another terminal.
+// Runs `gws-cometd COMMAND --gws BASE --user USER ARGS...` with the password in the
+// environment, as a person would from another terminal.
 async function cli(args, command, ...rest) {
   await exec(args.cli, [command, '--gws', args.base, '--user', args.user, ...rest], {
     env: { ...process.env, GWS_PASSWORD: args.password },
@@ -17,7 +17,7 @@ async function cli(args, command, ...rest) {
   });
 }
 
-/// Milliseconds from now until `locator` is there.
+// Milliseconds from now until `locator` is there.
 async function msUntil(locator) {
   const start = performance.now();
   await locator.waitFor({ timeout: 10000 });

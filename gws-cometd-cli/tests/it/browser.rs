@@ -101,14 +101,22 @@ fn script() -> PathBuf {
     workspace_root().join("gws-cometd-cli/tests/browser/console.mjs")
 }
 
-/// Runs scenario `name` of `console.mjs` with `args`; returns what it printed.
+/// Runs scenario `name` of `console.mjs` with `args`; returns what it printed. The
+/// password goes in the environment (`CONSOLE_PASSWORD`), not on the command line.
 pub async fn scenario(name: &str, args: &serde_json::Value) -> serde_json::Value {
+    let mut args = args.clone();
+    let password = args
+        .as_object_mut()
+        .and_then(|a| a.remove("password"))
+        .and_then(|p| p.as_str().map(str::to_owned))
+        .unwrap_or_default();
     let child = Command::new("node")
         .arg(script())
         .arg(name)
         .arg(args.to_string())
         .current_dir(workspace_root())
         .env("CHROMIUM", CHROMIUM)
+        .env("CONSOLE_PASSWORD", password)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
