@@ -209,7 +209,14 @@ function render(state) {
   $('changes').replaceChildren(
     ...state.changes.slice().reverse().map((line) => el('li', { text: line, 'data-testid': 'change' })),
   );
-  $('replay').hidden = !state.replay;
+  renderReplay(state.replay);
+}
+
+// serve --replay's place: `state.replay` is null without a replay; with one, its play,
+// pause, step and speed controls go in #replay-buttons and post to
+// /console/api/replay/{play,pause,step,speed}.
+function renderReplay(replay) {
+  $('replay').hidden = !replay;
 }
 
 function setLive(live, why) {
