@@ -122,38 +122,33 @@ impl GwsSimServer {
             },
         };
         let mut made = None;
-        let mut bayeux = SimServer::start_with(sim, |ext| {
-            gws_config.public_url = format!("http://{}", ext.addr);
-            let engine = ext.engine.clone();
-            let hub = Arc::new(Hub::default());
-            let console_hub = hub.clone();
-            let publish: Publish = Arc::new(move |user: &str, channel: &str, data: String| {
-                console_hub.note(user, channel, &data);
-                match RawValue::from_string(data) {
-                    Ok(raw) => {
-                        engine.publish_to(user, channel, &raw);
+        let mut bayeux =
+            SimServer::start_with(sim, |ext| {
+                gws_config.public_url = format!("http://{}", ext.addr);
+                let engine = ext.engine.clone();
+                let publish: Publish = Arc::new(move |user: &str, channel: &str, data: String| {
+                    match RawValue::from_string(data) {
+                        Ok(raw) => {
+                            engine.publish_to(user, channel, &raw);
+                        }
+                        Err(e) => tracing::warn!(channel, error = %e, "notification is not JSON"),
                     }
-                    Err(e) => tracing::warn!(channel, error = %e, "notification is not JSON"),
-                }
-            });
-            let gws = GwsSim::new(gws_config, publish);
-            made = Some((gws.clone(), ext.engine.clone(), ext.shutdown.clone()));
-            let rest: Arc<dyn Route> = Arc::new(RestRoute { gws: gws.clone() });
-            let console: Arc<dyn Route> = Arc::new(ConsoleRoute {
-                gws: gws.clone(),
-                hub,
-                shutdown: ext.shutdown.clone(),
-            });
-            let notifications: Arc<dyn Route> = Arc::new(NotificationsRoute {
-                gws,
-                bayeux: BayeuxRoute {
-                    engine: ext.engine.clone(),
-                    bases: vec![NOTIFICATIONS_PATH.to_owned()],
-                },
-            });
-            vec![rest, notifications, console]
-        })
-        .await?;
+                });
+                let (publish, hub) = Hub::tap(publish);
+                let gws = GwsSim::new(gws_config, publish);
+                made = Some((gws.clone(), ext.engine.clone(), ext.shutdown.clone()));
+                let rest: Arc<dyn Route> = Arc::new(RestRoute { gws: gws.clone() });
+                let notifications: Arc<dyn Route> = Arc::new(NotificationsRoute {
+                    gws: gws.clone(),
+                    bayeux: BayeuxRoute {
+                        engine: ext.engine.clone(),
+                        bases: vec![NOTIFICATIONS_PATH.to_owned()],
+                    },
+                });
+                let console = ConsoleRoute::route(gws, hub, ext.shutdown.clone());
+                vec![rest, notifications, console]
+            })
+            .await?;
         let (gws, engine, shutdown) =
             made.ok_or_else(|| std::io::Error::other("simulator routes were not built"))?;
         let seed = match &activity {

@@ -3,14 +3,14 @@
 //! wakes the pages waiting on it.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use gws_cometd::gws::wire::{decode_data, Notification};
 use gws_cometd::gws::CallStore;
 use tokio::sync::watch;
 
-use crate::gws::CALLS_CHANNEL;
+use crate::gws::{Publish, CALLS_CHANNEL};
 
 /// How many changes the console keeps per user.
 pub(crate) const CHANGES_KEPT: usize = 50;
@@ -42,6 +42,17 @@ impl Default for Hub {
 }
 
 impl Hub {
+    /// A hub, and `publish` that also feeds it every notification before passing it on.
+    pub(crate) fn tap(publish: Publish) -> (Publish, Arc<Hub>) {
+        let hub = Arc::new(Hub::default());
+        let fed = hub.clone();
+        let tapped: Publish = Arc::new(move |user: &str, channel: &str, data: String| {
+            fed.note(user, channel, &data);
+            publish(user, channel, data);
+        });
+        (tapped, hub)
+    }
+
     fn users(&self) -> MutexGuard<'_, HashMap<String, UserLog>> {
         self.users.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -77,9 +77,20 @@ struct State<'a> {
 
 /// Serves the console for the users of `gws`.
 pub(crate) struct ConsoleRoute {
-    pub gws: GwsSim,
-    pub hub: Arc<Hub>,
-    pub shutdown: watch::Receiver<bool>,
+    gws: GwsSim,
+    hub: Arc<Hub>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl ConsoleRoute {
+    /// The console of `gws`'s users, showing what `hub` is fed, until `shutdown`.
+    pub(crate) fn route(
+        gws: GwsSim,
+        hub: Arc<Hub>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Arc<dyn Route> {
+        Arc::new(ConsoleRoute { gws, hub, shutdown })
+    }
 }
 
 impl Route for ConsoleRoute {
