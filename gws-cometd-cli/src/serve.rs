@@ -345,6 +345,9 @@ async fn serve(config: GwsServerConfig, help: LoginHelp, listen: SocketAddr) -> 
         "  REST {base}/api/v2/me, CometD {base}/api/v2/notifications, unauthenticated CometD \
          {base}/cometd"
     ));
+    say(&format!(
+        "  console {base}/ in a browser, with the same user and password"
+    ));
     if let Some(note) = &help.note {
         say(&format!("log in as {} {note}", help.user));
     }

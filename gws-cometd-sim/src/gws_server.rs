@@ -6,6 +6,7 @@
 //! | `/api/v2/me...` | [`GwsSim::handle`] (login, calls, user data) |
 //! | `/api/v2/notifications...` | Bayeux, for a valid `JSESSIONID` (else 401) and, with CSRF on, its token (else 403); the Bayeux session belongs to that user |
 //! | `/cometd...` | plain Bayeux, no authentication |
+//! | `/`, `/console/...` | the console in a browser (see `console`), with the REST API's credentials |
 //!
 //! Notifications of a call go only to its owner's Bayeux sessions. The first time one of a
 //! user's sessions subscribes to [`CALLS_CHANNEL`], the living contact center (or the
@@ -33,6 +34,7 @@ use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinSet};
 
 use super::bayeux_route::BayeuxRoute;
+use super::console::{ConsoleRoute, Hub};
 use super::engine::Engine;
 use super::fault::ActiveFaults;
 use super::gws::{GwsSim, GwsSimConfig, Publish, ScenarioStep, CALLS_CHANNEL};
@@ -149,17 +151,19 @@ impl GwsSimServer {
                         Err(e) => tracing::warn!(channel, error = %e, "notification is not JSON"),
                     }
                 });
+                let (publish, hub) = Hub::tap(publish);
                 let gws = GwsSim::new(gws_config, publish);
                 made = Some((gws.clone(), ext.engine.clone(), ext.shutdown.clone()));
                 let rest: Arc<dyn Route> = Arc::new(RestRoute { gws: gws.clone() });
                 let notifications: Arc<dyn Route> = Arc::new(NotificationsRoute {
-                    gws,
+                    gws: gws.clone(),
                     bayeux: BayeuxRoute {
                         engine: ext.engine.clone(),
                         bases: vec![NOTIFICATIONS_PATH.to_owned()],
                     },
                 });
-                vec![rest, notifications]
+                let console = ConsoleRoute::route(gws, hub, ext.shutdown.clone());
+                vec![rest, notifications, console]
             })
             .await?;
         let (gws, engine, shutdown) =

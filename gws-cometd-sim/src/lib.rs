@@ -17,6 +17,7 @@
 //! | `ack` | the server side of CometD's acknowledged-messages extension |
 //! | [`gws`] | the GWS REST model: HTTP sessions, calls, user data, scenarios |
 //! | `gws_server` | [`GwsSimServer`]: the GWS model and an authenticated, per-user notification endpoint on one server |
+//! | `console` | the console at `/`: a page to see and drive the user's calls in a browser |
 //! | `json_string` | `quote`: a string as a JSON string literal, for replies built as text |
 //! | [`replay`] | recordings served to any GWS client (`serve --replay`), with a control handle |
 //!
@@ -37,6 +38,7 @@
 
 mod ack;
 mod bayeux_route;
+mod console;
 mod engine;
 mod fault;
 pub mod gws;

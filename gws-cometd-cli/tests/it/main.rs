@@ -1,5 +1,6 @@
 //! The integration tests of this crate, in one binary (one link, one build).
 
+mod browser;
 mod support;
 
 #[cfg(feature = "bridge")]
@@ -14,4 +15,5 @@ mod cli_stale;
 mod cli_stuck_stdout;
 mod cli_values;
 mod cli_words;
+mod console;
 mod replay;

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod console;
 mod gws_sim_server;
 mod sim_bayeux;
 mod sim_faults;

@@ -1,0 +1,267 @@
+//! The console: a page at `/` a person uses in a browser to see the logged-in user's calls
+//! live and act on them like a desk phone and an IVR would.
+//!
+//! Everything it serves is behind the same HTTP Basic credentials as the REST API (or a
+//! valid `JSESSIONID`), and built into the binary: no CDN, loopback is enough.
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /` | the page (`assets/index.html`) |
+//! | `GET /console/console.css`, `GET /console/console.js` | its style and script |
+//! | `GET /console/api/state?since=N` | `{"user","number","version","calls":[...],"changes":[...],"replay":null}`; held (a long poll, at most [`LONG_POLL`]) while the user's version is still `N` |
+//! | `POST /console/api/ring` | `{"from","to","userData":[[key, JSON text], ...]}`: an inbound call rings (`to` defaults to the user's number), the data attached; `{"statusCode":0,"id"}` |
+//! | `POST /console/api/dial` | `{"to"}`: the user dials out; `{"statusCode":0,"id"}` |
+//! | `POST /console/api/calls/{id}/remote-answer` | the far end of a dialled call answers |
+//!
+//! `calls` are the user's calls as `GET /api/v2/me/calls` lists them, with `userData` as a
+//! list of `{"key","value","json"}` in order, duplicate keys kept; `changes` are the last
+//! [`hub::CHANGES_KEPT`] `CallChange`s, each the JSON line `watch` prints for it (computed by
+//! the library's `CallStore` from the notifications the user receives). Refusals answer
+//! like GWS: `{"statusCode":N,"statusMessage":...}` with a 4xx status. The console's POSTs
+//! must be `application/json`, which a cross-site form cannot send.
+//!
+//! The agent's operations (answer, hold, retrieve, hang up, the user-data operations) are
+//! not here: the page sends them to `POST /api/v2/me/calls/{id}` with the CSRF token of
+//! `GET /api/v2/me`, exactly as the CLI does. `replay` is reserved for `serve --replay`'s
+//! state, and `/console/api/replay/...` for its controls (play, pause, step, speed); the
+//! page has a hidden panel for them.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | `hub` | per user: the library's call store fed by the notifications, the last changes, a version to wait on |
+//! | `view` | the calls as the page shows them, user data in order |
+//! | `phone` | the network's side: ring, dial, far end answers |
+
+mod hub;
+mod phone;
+mod view;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use hyper::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::{HeaderMap, Method, Request, Response, StatusCode};
+use serde::Serialize;
+use tokio::sync::watch;
+
+pub(crate) use self::hub::Hub;
+use self::phone::Refused;
+use self::view::CallView;
+use crate::fault::ActiveFaults;
+use crate::gws::GwsSim;
+use crate::json_string::quote;
+use crate::server::{json_reply, reply, Route};
+
+/// The longest a state request is held waiting for a change.
+pub(crate) const LONG_POLL: Duration = Duration::from_secs(25);
+
+const INDEX_HTML: &str = include_str!("assets/index.html");
+const CONSOLE_CSS: &str = include_str!("assets/console.css");
+const CONSOLE_JS: &str = include_str!("assets/console.js");
+
+/// What `GET /console/api/state` answers.
+#[derive(Serialize)]
+struct State<'a> {
+    user: &'a str,
+    number: String,
+    version: u64,
+    calls: Vec<CallView>,
+    changes: Vec<String>,
+    /// `serve --replay`'s state; none without a replay.
+    replay: Option<()>,
+}
+
+/// Serves the console for the users of `gws`.
+pub(crate) struct ConsoleRoute {
+    gws: GwsSim,
+    hub: Arc<Hub>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl ConsoleRoute {
+    /// The console of `gws`'s users, showing what `hub` is fed, until `shutdown`.
+    pub(crate) fn route(
+        gws: GwsSim,
+        hub: Arc<Hub>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Arc<dyn Route> {
+        Arc::new(ConsoleRoute { gws, hub, shutdown })
+    }
+}
+
+impl Route for ConsoleRoute {
+    fn handle<'a>(
+        &'a self,
+        req: &'a Request<Bytes>,
+        _faults: &'a ActiveFaults,
+    ) -> BoxFuture<'a, Option<Response<Bytes>>> {
+        let path = req.uri().path();
+        if !(path == "/" || path == "/console" || path.starts_with("/console/")) {
+            return futures::future::ready(None).boxed();
+        }
+        async move {
+            let Some(user) = self.user_of(req.headers()) else {
+                let mut r = refused(StatusCode::UNAUTHORIZED, 20, "Authentication required");
+                r.headers_mut().insert(
+                    WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Basic realm="gws""#),
+                );
+                return Some(r);
+            };
+            let mut r = self.answer(req, &user).await;
+            let headers = r.headers_mut();
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(
+                HeaderName::from_static("content-security-policy"),
+                HeaderValue::from_static("default-src 'self'"),
+            );
+            headers.insert(
+                HeaderName::from_static("x-content-type-options"),
+                HeaderValue::from_static("nosniff"),
+            );
+            Some(r)
+        }
+        .boxed()
+    }
+}
+
+/// `{"statusCode":code,"statusMessage":message}` with this HTTP status.
+fn refused(http: StatusCode, code: i64, message: &str) -> Response<Bytes> {
+    json_reply(
+        http,
+        format!(
+            r#"{{"statusCode":{code},"statusMessage":{}}}"#,
+            quote(message)
+        ),
+    )
+}
+
+fn refusal(r: Refused) -> Response<Bytes> {
+    let http = match r.code {
+        6 => StatusCode::NOT_FOUND,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    refused(http, r.code, &r.message)
+}
+
+fn started(outcome: Result<String, Refused>) -> Response<Bytes> {
+    match outcome {
+        Ok(id) => json_reply(
+            StatusCode::OK,
+            format!(r#"{{"statusCode":0,"id":{}}}"#, quote(&id)),
+        ),
+        Err(r) => refusal(r),
+    }
+}
+
+/// The `since` of a state request's query.
+fn since(req: &Request<Bytes>) -> Option<u64> {
+    req.uri()
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("since="))?
+        .parse()
+        .ok()
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"))
+}
+
+impl ConsoleRoute {
+    /// The user of valid HTTP Basic credentials, or of a valid `JSESSIONID`.
+    fn user_of(&self, headers: &HeaderMap) -> Option<String> {
+        let basic = headers
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, encoded) = v.trim().split_once(' ')?;
+                scheme.eq_ignore_ascii_case("basic").then_some(encoded)
+            })
+            .and_then(|encoded| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(encoded.trim())
+                    .ok()
+            })
+            .and_then(|decoded| String::from_utf8(decoded).ok());
+        if let Some((user, password)) = basic.as_deref().and_then(|t| t.split_once(':')) {
+            let known = self.gws.config().users.iter().any(|(u, p)| {
+                u == user && p.len() == password.len() && p.as_bytes() == password.as_bytes()
+            });
+            if known {
+                return Some(user.to_owned());
+            }
+        }
+        self.gws.session_of(headers)
+    }
+
+    async fn answer(&self, req: &Request<Bytes>, user: &str) -> Response<Bytes> {
+        let path = req.uri().path();
+        let get = *req.method() == Method::GET || *req.method() == Method::HEAD;
+        let post = *req.method() == Method::POST;
+        if post && !is_json(req.headers()) {
+            return refused(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                1,
+                "console requests must be application/json",
+            );
+        }
+        match (get, post, path) {
+            (true, _, "/" | "/console" | "/console/") => {
+                reply(StatusCode::OK, "text/html;charset=UTF-8", INDEX_HTML)
+            }
+            (true, _, "/console/console.css") => {
+                reply(StatusCode::OK, "text/css;charset=UTF-8", CONSOLE_CSS)
+            }
+            (true, _, "/console/console.js") => {
+                reply(StatusCode::OK, "text/javascript;charset=UTF-8", CONSOLE_JS)
+            }
+            (true, _, "/console/api/state") => self.state(req, user).await,
+            (_, true, "/console/api/ring") => started(phone::ring(&self.gws, user, req.body())),
+            (_, true, "/console/api/dial") => started(phone::dial(&self.gws, user, req.body())),
+            (_, true, _) if path.ends_with("/remote-answer") => {
+                let id = path
+                    .strip_prefix("/console/api/calls/")
+                    .and_then(|rest| rest.strip_suffix("/remote-answer"))
+                    .unwrap_or_default();
+                match phone::remote_answer(&self.gws, user, id) {
+                    Ok(()) => json_reply(StatusCode::OK, r#"{"statusCode":0}"#),
+                    Err(r) => refusal(r),
+                }
+            }
+            _ if path.starts_with("/console/api/replay") => {
+                refused(StatusCode::NOT_FOUND, 6, "no replay is running")
+            }
+            _ => refused(StatusCode::NOT_FOUND, 6, "Not found"),
+        }
+    }
+
+    /// The user's calls and changes, once their version is past `since`.
+    async fn state(&self, req: &Request<Bytes>, user: &str) -> Response<Bytes> {
+        if let Some(since) = since(req) {
+            let mut stop = self.shutdown.clone();
+            self.hub.wait_past(user, since, LONG_POLL, &mut stop).await;
+        }
+        // The version first: a change after it makes the next request answer at once.
+        let version = self.hub.version(user);
+        let state = State {
+            user,
+            number: self.gws.config().number_of(user).unwrap_or_default(),
+            version,
+            calls: CallView::listed(&self.gws.calls_json_for(user)),
+            changes: self.hub.changes(user),
+            replay: None,
+        };
+        match serde_json::to_string(&state) {
+            Ok(body) => json_reply(StatusCode::OK, body),
+            Err(e) => refused(StatusCode::INTERNAL_SERVER_ERROR, 4, &e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! The calls as the page shows them: read from the REST listing's text with every `userData`
+//! pair kept in order, duplicate keys included (a browser's `JSON.parse` would keep only
+//! the last of them).
+
+use std::fmt;
+
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+
+/// A JSON object read as ordered pairs: duplicate keys kept, values as exact text.
+struct Ordered(Vec<(String, Box<RawValue>)>);
+
+impl<'de> Deserialize<'de> for Ordered {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Ordered;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ordered, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    pairs.push((key, map.next_value()?));
+                }
+                Ok(Ordered(pairs))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// One attached-data pair.
+#[derive(Debug, PartialEq, Serialize)]
+pub(crate) struct PairView {
+    pub key: String,
+    /// A string value as the string; any other value as its JSON text.
+    pub value: String,
+    /// True when `value` is JSON text (a number, an object, ...), not a string.
+    pub json: bool,
+}
+
+/// One call.
+#[derive(Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CallView {
+    pub id: String,
+    pub state: String,
+    pub call_type: String,
+    pub ani: String,
+    pub dnis: String,
+    pub duration: String,
+    pub capabilities: Vec<String>,
+    pub user_data: Vec<PairView>,
+}
+
+fn text_of(raw: &RawValue) -> String {
+    serde_json::from_str::<String>(raw.get()).unwrap_or_else(|_| raw.get().to_owned())
+}
+
+impl CallView {
+    /// Reads one call object's text; `None` when it is not an object.
+    pub(crate) fn read(call: &str) -> Option<CallView> {
+        let Ordered(members) = serde_json::from_str(call).ok()?;
+        let mut view = CallView::default();
+        for (key, value) in members {
+            match key.as_str() {
+                "id" => view.id = text_of(&value),
+                "state" => view.state = text_of(&value),
+                "callType" => view.call_type = text_of(&value),
+                "ani" => view.ani = text_of(&value),
+                "dnis" => view.dnis = text_of(&value),
+                "duration" => view.duration = text_of(&value),
+                "capabilities" => {
+                    view.capabilities = serde_json::from_str(value.get()).unwrap_or_default();
+                }
+                "userData" => {
+                    if let Ok(Ordered(pairs)) = serde_json::from_str(value.get()) {
+                        view.user_data = pairs
+                            .into_iter()
+                            .map(|(key, v)| {
+                                let string = serde_json::from_str::<String>(v.get()).ok();
+                                PairView {
+                                    key,
+                                    json: string.is_none(),
+                                    value: string.unwrap_or_else(|| v.get().to_owned()),
+                                }
+                            })
+                            .collect();
+                    }
+                }
+                _ => {}
+            }
+        }
+        Some(view)
+    }
+
+    /// The calls of a `{"statusCode":0,"calls":[...]}` listing.
+    pub(crate) fn listed(listing: &str) -> Vec<CallView> {
+        #[derive(Deserialize)]
+        struct Listing<'a> {
+            #[serde(borrow)]
+            calls: Vec<&'a RawValue>,
+        }
+        serde_json::from_str::<Listing<'_>>(listing)
+            .map(|l| l.calls.iter().filter_map(|c| Self::read(c.get())).collect())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_keys_and_non_string_values_are_kept_in_order() {
+        let listing = r#"{"statusCode":0,"calls":[{"id":"0071","state":"Ringing","callType":"Inbound","ani":"5115","dnis":"5001","capabilities":["Answer","Hangup"],"duration":"3","userData":{"A":"1","N":12345678901234567890,"A":"2","O":{"x":1}}},{"id":"0072","state":"Dialing"}]}"#;
+        let calls = CallView::listed(listing);
+        assert_eq!(calls.len(), 2);
+        let c = &calls[0];
+        assert_eq!(
+            (c.id.as_str(), c.state.as_str(), c.call_type.as_str()),
+            ("0071", "Ringing", "Inbound")
+        );
+        assert_eq!((c.ani.as_str(), c.dnis.as_str()), ("5115", "5001"));
+        assert_eq!(c.capabilities, ["Answer", "Hangup"]);
+        let pairs: Vec<(&str, &str, bool)> = c
+            .user_data
+            .iter()
+            .map(|p| (p.key.as_str(), p.value.as_str(), p.json))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("A", "1", false),
+                ("N", "12345678901234567890", true),
+                ("A", "2", false),
+                ("O", r#"{"x":1}"#, true)
+            ]
+        );
+        assert!(calls[1].user_data.is_empty());
+        assert!(CallView::listed("not json").is_empty());
+    }
+}
