@@ -1022,6 +1022,58 @@ async fn one_message_over_the_limit_is_a_gap_and_the_rest_of_a_4_mb_reply_arrive
     .await;
 }
 
+/// With the acknowledged-messages extension, a middlebox resets every reply that carries a
+/// message for 8 s while 200 messages/s are published: the raw client, which keeps no state
+/// to heal, receives nothing while it lasts and says so once (`ConnectionLost`, no
+/// `Connected` until the end); the server replays the same growing batch after every cut.
+/// When the fault ends, the batch arrives whole: nothing lost, nothing doubled, no gap. The
+/// feed builds its staleness bound on exactly these events (`faults_gws`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ack_replies_that_never_get_through_freeze_the_raw_client_without_loss() {
+    within_real("the test", Duration::from_secs(60), async {
+        let peer = Peer::start(false, true).await;
+        let proxy = peer.proxy().await;
+        let client = client(&proxy, |b| b);
+        let (sub, events) = peer.subscribed(&client).await;
+        let consumer = Consumer::start(sub, events);
+        let mut next = 0;
+        publish_until(&peer, &mut next, Instant::now() + Duration::from_secs(1)).await;
+        let fault_from = Instant::now();
+        proxy.reset_replies_containing(Some(b"\"seq\""));
+        publish_until(&peer, &mut next, fault_from + Duration::from_secs(8)).await;
+        let fault_to = Instant::now();
+        let cuts = proxy.stats().cuts;
+        proxy.reset_replies_containing(None);
+        publish_until(&peer, &mut next, Instant::now() + Duration::from_secs(1)).await;
+        let log = consumer.finish(next - 1, Duration::from_secs(15)).await;
+        let verdict = check(&log, next);
+        let during = |at: &Instant| *at > fault_from + Duration::from_millis(500) && *at < fault_to;
+        let received_during = log
+            .iter()
+            .filter(|s| matches!(s, Seen::Message { at, .. } if during(at)))
+            .count();
+        let outages = log
+            .iter()
+            .filter(|s| matches!(s, Seen::Outage { at } if *at >= fault_from && *at < fault_to))
+            .count();
+        println!(
+            "FAULT-SUITE sim+ack raw client, every message reply reset for 8 s: {cuts} replies reset, \
+             {received_during} messages received meanwhile, {outages} ConnectionLost, {} lost, {} \
+             duplicated, {} gaps",
+            verdict.lost(),
+            verdict.duplicated.len(),
+            verdict.gaps.len()
+        );
+        assert!(cuts >= 3, "the proxy reset replies: {cuts}");
+        assert_eq!(received_during, 0, "nothing gets through while it lasts");
+        assert_eq!(outages, 1, "said once: {log:?}");
+        assert_eq!(verdict.lost(), 0, "{verdict:?}");
+        assert!(verdict.duplicated.is_empty(), "{verdict:?}");
+        assert!(verdict.gaps.is_empty(), "{verdict:?}");
+    })
+    .await;
+}
+
 // ---------------------------------------------------------------------------------------
 // The checker on made-up logs.
 
