@@ -10,6 +10,29 @@ const CHECK_REACH: &str = " (check the URL and that the server is running; behin
 set HTTPS_PROXY or pass --proxy)";
 const CHECK_TLS: &str =
     " (the server's certificate is not trusted: pass its CA with --cacert FILE)";
+const CHECK_PLAIN: &str = " (the server answered in plain HTTP, not TLS: try http:// instead)";
+const CHECK_HTTPS: &str =
+    " (the server closed the connection without an HTTP answer: if it speaks TLS, try https://)";
+const CHECK_PAGE: &str = " (a web server answered, not GWS: check the base URL and port)";
+
+/// What to check for a failure whose text shows a TLS/plain-HTTP mismatch, a web page
+/// instead of GWS, or an untrusted certificate.
+fn by_text(text: &str) -> Option<&'static str> {
+    if text.contains("InvalidContentType") || text.contains("wrong version number") {
+        Some(CHECK_PLAIN)
+    } else if text.contains("certificate") {
+        Some(CHECK_TLS)
+    } else if text.starts_with("http://")
+        && (text.contains("connection closed before message completed")
+            || text.contains("invalid HTTP version"))
+    {
+        Some(CHECK_HTTPS)
+    } else if text.contains("an HTML page") {
+        Some(CHECK_PAGE)
+    } else {
+        None
+    }
+}
 
 /// The error followed by what to check next.
 pub fn describe(error: &Error) -> String {
@@ -66,11 +89,7 @@ fn parse_debug_duration(token: &str) -> Option<std::time::Duration> {
 fn hint(error: &Error) -> &'static str {
     match error {
         Error::Session(SessionError::Unreachable { last, .. }) => {
-            if last.to_string().contains("certificate") {
-                CHECK_TLS
-            } else {
-                CHECK_REACH
-            }
+            by_text(&last.to_string()).unwrap_or(CHECK_REACH)
         }
         Error::Session(
             SessionError::ReconnectNone { .. } | SessionError::HandshakeRefused { .. },
@@ -102,8 +121,10 @@ fn rest_hint(error: &RestError) -> &'static str {
 }
 
 fn transport_hint(error: &TransportError) -> &'static str {
+    if let Some(hint) = by_text(&error.to_string()) {
+        return hint;
+    }
     match error {
-        TransportError::Connect { detail, .. } if detail.contains("certificate") => CHECK_TLS,
         TransportError::Connect { .. } | TransportError::Timeout { .. } => CHECK_REACH,
         TransportError::Status { status: 404, .. } => {
             " (check the base URL: REST is expected at BASE_URL/api/v2/me)"

@@ -166,9 +166,45 @@ fn excerpt(body: &str) -> String {
     if body.is_empty() {
         return String::new();
     }
-    let short: String = body.chars().take(SHOWN).collect();
-    let more = if short.len() < body.len() { "..." } else { "" };
+    if let Some(page) = html_page(body) {
+        return format!(": {page}, not a GWS or Bayeux reply");
+    }
+    // One line: a multi-line body would break the error's line in logs.
+    let one_line = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    let short: String = one_line.chars().take(SHOWN).collect();
+    let more = if short.len() < one_line.len() {
+        "..."
+    } else {
+        ""
+    };
     format!(": {short}{more}")
+}
+
+/// `an HTML page titled "..." (N bytes)` when `body` is a web page: said, not echoed.
+fn html_page(body: &str) -> Option<String> {
+    let head: String = body
+        .chars()
+        .take(512)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if !(head.starts_with("<!doctype html") || head.starts_with("<html") || head.contains("<html"))
+    {
+        return None;
+    }
+    let lower = body.to_ascii_lowercase();
+    let title = lower
+        .find("<title>")
+        .map(|at| at + "<title>".len())
+        .and_then(|start| {
+            let end = start + lower[start..].find("</title>")?;
+            // Same offsets: to_ascii_lowercase keeps every byte where it was.
+            body.get(start..end)
+        })
+        .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|t| !t.is_empty())
+        .map(|t| format!(" titled {:?}", t.chars().take(80).collect::<String>()))
+        .unwrap_or_default();
+    Some(format!("an HTML page{title} ({} bytes)", body.len()))
 }
 
 /// The causes of `e`, on one line, without repeating a cause its parent already quotes.
@@ -231,6 +267,28 @@ mod tests {
         assert!(!status(403, "403::Unknown client").is_auth());
         let long = status(500, &"x".repeat(1000)).to_string();
         assert!(long.len() < 300 && long.ends_with("..."), "{long}");
+    }
+
+    #[test]
+    fn a_web_page_is_said_not_echoed_and_other_bodies_stay_on_one_line() {
+        let page = "<!DOCTYPE HTML>\n<html lang=\"en\">\n<head><title>Error\n response</title>\
+                    </head><body><h1>Not Found</h1></body></html>\n";
+        assert_eq!(
+            status(404, page).to_string(),
+            format!(
+                "http://h/cometd: HTTP 404: an HTML page titled \"Error response\" ({} bytes), \
+                 not a GWS or Bayeux reply",
+                page.trim().len()
+            )
+        );
+        assert_eq!(
+            status(502, "<html><body>bad gateway</body></html>").to_string(),
+            "http://h/cometd: HTTP 502: an HTML page (37 bytes), not a GWS or Bayeux reply"
+        );
+        assert_eq!(
+            status(500, "line one\n  line two\n").to_string(),
+            "http://h/cometd: HTTP 500: line one line two"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod support;
 #[cfg(feature = "bridge")]
 mod bridge_cli;
 mod cli;
+mod cli_environments;
 mod cli_follow;
 mod cli_replay;
 mod cli_serve;
