@@ -224,6 +224,7 @@ function renderReplay(replay) {
     + ` · ${sessions} · ${replay.paused ? 'paused' : 'playing'} · ${speed}`;
   position.dataset.delivered = String(replay.delivered);
   position.dataset.total = String(replay.total);
+  position.dataset.sessions = String(replay.sessions);
   position.dataset.paused = String(replay.paused);
   position.dataset.speed = replay.speed;
   $('replay-play').disabled = !replay.paused;
