@@ -72,16 +72,23 @@ const scenarios = {
     return { start, steps };
   },
 
-  // serve --replay, paused: speed max, then play to the end.
+  // serve --replay, paused: a speed the simulator refuses (its error shows), speed max,
+  // then play to the end.
   async replayPlay({ page }) {
     await replayAt(page, '[data-paused=true]');
-    await page.getByTestId('replay-speed').selectOption('max');
+    const speed = page.getByTestId('replay-speed');
+    await speed.evaluate((select) => select.append(new Option('fast', 'fast')));
+    await speed.selectOption('fast');
+    const error = page.getByTestId('error-text');
+    await error.and(page.locator(':text("not a speed")')).waitFor({ timeout: 10000 });
+    const speedError = await error.textContent();
+    await speed.selectOption('max');
     await replayAt(page, '[data-speed=max]');
     await page.getByTestId('replay-play').click();
     await replayAt(page, '[data-paused=false]');
     const { total } = await replayPosition(page);
     await replayAt(page, `[data-delivered="${total}"]`);
-    return { end: await replayPosition(page) };
+    return { speedError, end: await replayPosition(page) };
   },
 
   // Changes made from the CLI show without a reload.

@@ -549,7 +549,20 @@ async fn console_pauses_steps_and_plays_serve_replay_as_watch_receives_it() {
     );
 
     let played = scenario("replayPlay", &args).await;
-    assert_clean(&played);
+    assert_eq!(played["outside"], json!([]));
+    assert_eq!(played["navigations"], 1);
+    // The browser logs the refused speed's 400; nothing else.
+    let errors = played["errors"].as_array().unwrap();
+    assert!(
+        errors.len() == 1 && errors[0].as_str().unwrap().contains("400"),
+        "{errors:?}"
+    );
+    let speed_error = played["speedError"].as_str().unwrap();
+    assert!(
+        speed_error.starts_with(r#"replay speed: "fast" is not a speed"#)
+            && speed_error.ends_with("(statusCode 1)"),
+        "{speed_error}"
+    );
     let end = &played["end"];
     assert_eq!(
         (&end["delivered"], &end["paused"], &end["speed"]),
