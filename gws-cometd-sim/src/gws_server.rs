@@ -162,7 +162,7 @@ impl GwsSimServer {
                         bases: vec![NOTIFICATIONS_PATH.to_owned()],
                     },
                 });
-                let console = ConsoleRoute::route(gws, hub, ext.shutdown.clone());
+                let console = ConsoleRoute::route(gws, hub, replays.clone(), ext.shutdown.clone());
                 vec![rest, notifications, console]
             })
             .await?;

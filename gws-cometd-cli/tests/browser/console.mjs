@@ -24,11 +24,71 @@ async function msUntil(locator) {
   return Math.round(performance.now() - start);
 }
 
+// Waits until the replay's position matches `attributes` ('[data-paused=true]').
+async function replayAt(page, attributes) {
+  await page.locator(`[data-testid=replay-position]${attributes}`).waitFor({ timeout: 10000 });
+}
+
+// What the replay panel shows.
+async function replayPosition(page) {
+  const position = page.getByTestId('replay-position');
+  const data = await position.evaluate((e) => ({ ...e.dataset }));
+  return {
+    text: await position.textContent(),
+    delivered: Number(data.delivered),
+    total: Number(data.total),
+    sessions: Number(data.sessions),
+    paused: data.paused === 'true',
+    speed: data.speed,
+    selected: await page.getByTestId('replay-speed').inputValue(),
+  };
+}
+
 const scenarios = {
   // The page lists the call the test rang, with its data.
   async shows({ page }, args) {
     await callCard(page, args.callId).waitFor({ timeout: 10000 });
-    return { shown: await shown(page, args.callId), count: await page.getByTestId('count').textContent() };
+    return {
+      shown: await shown(page, args.callId),
+      count: await page.getByTestId('count').textContent(),
+      replayHidden: await page.getByTestId('replay-controls').isHidden(),
+    };
+  },
+
+  // serve --replay: once a session got `args.from` notifications, pause, then `args.steps`
+  // steps, each waited for until the position shows one more delivered.
+  async replayStep({ page }, args) {
+    await replayAt(page, `[data-sessions="1"][data-delivered="${args.from}"]`);
+    const start = await replayPosition(page);
+    await page.getByTestId('replay-pause').click();
+    await replayAt(page, '[data-paused=true]');
+    const steps = [];
+    for (let i = 0; i < args.steps; i += 1) {
+      const { delivered } = await replayPosition(page);
+      await page.getByTestId('replay-step').click();
+      await replayAt(page, `[data-delivered="${delivered + 1}"]`);
+      steps.push(await replayPosition(page));
+    }
+    return { start, steps };
+  },
+
+  // serve --replay, paused: a speed the simulator refuses (its error shows), speed max,
+  // then play to the end.
+  async replayPlay({ page }) {
+    await replayAt(page, '[data-paused=true]');
+    const speed = page.getByTestId('replay-speed');
+    await speed.evaluate((select) => select.append(new Option('fast', 'fast')));
+    await speed.selectOption('fast');
+    const error = page.getByTestId('error-text');
+    await error.and(page.locator(':text("not a speed")')).waitFor({ timeout: 10000 });
+    const speedError = await error.textContent();
+    await speed.selectOption('max');
+    await replayAt(page, '[data-speed=max]');
+    await page.getByTestId('replay-play').click();
+    await replayAt(page, '[data-paused=false]');
+    const { total } = await replayPosition(page);
+    await replayAt(page, `[data-delivered="${total}"]`);
+    return { speedError, end: await replayPosition(page) };
   },
 
   // Changes made from the CLI show without a reload.

@@ -1,6 +1,7 @@
 //! The console at `/` in a real browser (headless Chromium, Playwright): it shows the
 //! user's calls, follows changes made elsewhere without a reload, rings calls the REST API
-//! lists, and its operations reach `watch`. See `browser.rs` for how the browser is had.
+//! lists, its operations reach `watch`, and it pauses, steps and plays `serve --replay`.
+//! See `browser.rs` for how the browser is had.
 //!
 //! `GWS_CONSOLE_SCREENSHOT=PATH cargo test -p gws-cometd-cli --test it console_` also
 //! saves the 1280x800 screenshot there (how docs/console.png is made).
@@ -11,9 +12,12 @@ use gws_cometd_sim::GwsSimServer;
 use gws_cometd_test_support::within;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Child;
 
 use crate::browser::{browser, scenario};
-use crate::support::{gws_cmd, gws_sim, read_until, BIN, PASSWORD, USER, WAIT};
+use crate::support::{
+    cmd, fixture, gws_cmd, gws_sim, read_until, run, text, BIN, PASSWORD, USER, WAIT,
+};
 
 /// How soon a change must show on the page.
 const LIVE: u64 = 1000;
@@ -110,6 +114,7 @@ async fn console_shows_the_users_calls_with_duplicate_keys_in_order() {
         pairs(&[("A", "1"), ("N", "12345678901234567890"), ("A", "2")])
     );
     assert_eq!(result["count"], "2");
+    assert_eq!(result["replayHidden"], true, "no replay, no replay panel");
 }
 
 #[tokio::test]
@@ -360,7 +365,12 @@ async fn console_is_behind_the_apis_credentials_and_serves_its_own_assets() {
         .build()
         .unwrap();
     let base = sim.base_url();
-    for path in ["/", "/console/console.js", "/console/api/state"] {
+    for path in [
+        "/",
+        "/console/console.js",
+        "/console/api/state",
+        "/console/api/replay/pause",
+    ] {
         let anonymous = http.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(anonymous.status(), 401, "{path}");
         assert_eq!(
@@ -428,4 +438,144 @@ async fn console_is_behind_the_apis_credentials_and_serves_its_own_assets() {
         .unwrap();
     assert_eq!(form.status(), 415);
     assert!(sim.gws().call_ids().is_empty());
+    let form = http
+        .post(format!("{base}/console/api/replay/pause"))
+        .basic_auth(USER, Some(PASSWORD))
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 415, "the replay's controls too");
+}
+
+/// The lines `replay FILE` prints: what `watch` prints of a replay of FILE.
+async fn replayed(file: &str) -> Vec<String> {
+    let out = run(&mut cmd(&["replay", file])).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).lines().map(str::to_owned).collect()
+}
+
+/// Starts `serve --listen 127.0.0.1:0 --user agent ARGS`; its base URL. Its stderr is
+/// drained so it never blocks on a full pipe.
+async fn serve(args: &[&str]) -> (Child, String) {
+    let mut c = cmd(&["serve", "--listen", "127.0.0.1:0", "--user", USER]);
+    c.args(args).env("GWS_PASSWORD", PASSWORD);
+    let mut child = c.spawn().expect("serve starts");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let lines = read_until(&mut stderr, "GWS simulator at ").await;
+    let base = lines
+        .last()
+        .and_then(|l| l.split("GWS simulator at ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a base URL")
+        .to_owned();
+    tokio::spawn(async move {
+        let mut lines = stderr.lines();
+        while let Ok(Some(_)) = lines.next_line().await {}
+    });
+    (child, base)
+}
+
+#[tokio::test]
+async fn console_pauses_steps_and_plays_serve_replay_as_watch_receives_it() {
+    let Some(_browser) = browser().await else {
+        return;
+    };
+    let file = fixture("inbound-call.jsonl");
+    let file = file.to_str().unwrap();
+    let expected = replayed(file).await;
+    let total = gws_cometd_sim::replay::Recording::open(file)
+        .unwrap()
+        .notifications();
+    // At a thousandth of the recorded pace, nothing comes unless stepped.
+    let (_serve, base) = serve(&["--replay", file, "--speed", "0.001"]).await;
+    let mut watch = cmd(&["watch", "--gws", &base, "--user", USER])
+        .env("GWS_PASSWORD", PASSWORD)
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(watch.stderr.take().unwrap());
+    read_until(&mut stderr, "caught up with the server's calls").await;
+    tokio::spawn(async move {
+        let mut lines = stderr.lines();
+        while let Ok(Some(_)) = lines.next_line().await {}
+    });
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let args = json!({ "base": base, "user": USER, "password": PASSWORD, "cli": BIN });
+
+    // The recording's first notification (a device's) has no gap before it: it comes at
+    // once. The call rings a recorded second later: a step.
+    let mut step_args = args.clone();
+    step_args["from"] = json!(1);
+    step_args["steps"] = json!(1);
+    let stepped = scenario("replayStep", &step_args).await;
+    assert_clean(&stepped);
+    let start = &stepped["start"];
+    assert_eq!(
+        (&start["delivered"], &start["total"], &start["paused"]),
+        (&json!(1), &json!(total), &json!(false)),
+        "{start}"
+    );
+    assert_eq!(
+        (&start["speed"], &start["selected"]),
+        (&json!("0.001"), &json!("0.001"))
+    );
+    let delivered: Vec<&Value> = stepped["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["delivered"])
+        .collect();
+    assert_eq!(delivered, [&json!(2)], "one notification a step");
+    let shown = stepped["steps"][0]["text"].as_str().unwrap();
+    assert_eq!(
+        shown,
+        format!("2 of {total} delivered · loop 0 · 1 session · paused · 0.001×")
+    );
+    let first = within(
+        "watch prints the stepped notification",
+        WAIT,
+        lines.next_line(),
+    )
+    .await
+    .unwrap()
+    .expect("a watch line");
+    assert_eq!(first, expected[0]);
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), lines.next_line())
+            .await
+            .is_err(),
+        "watch printed more than the stepped notification"
+    );
+
+    let played = scenario("replayPlay", &args).await;
+    assert_eq!(played["outside"], json!([]));
+    assert_eq!(played["navigations"], 1);
+    // The browser logs the refused speed's 400; nothing else.
+    let errors = played["errors"].as_array().unwrap();
+    assert!(
+        errors.len() == 1 && errors[0].as_str().unwrap().contains("400"),
+        "{errors:?}"
+    );
+    let speed_error = played["speedError"].as_str().unwrap();
+    assert!(
+        speed_error.starts_with(r#"replay speed: "fast" is not a speed"#)
+            && speed_error.ends_with("(statusCode 1)"),
+        "{speed_error}"
+    );
+    let end = &played["end"];
+    assert_eq!(
+        (&end["delivered"], &end["paused"], &end["speed"]),
+        (&json!(total), &json!(false), &json!("max")),
+        "{end}"
+    );
+    let mut rest = Vec::new();
+    within("watch prints the rest of the recording", WAIT, async {
+        while rest.len() < expected.len() - 1 {
+            rest.push(lines.next_line().await.unwrap().expect("a watch line"));
+        }
+    })
+    .await;
+    assert_eq!(rest, expected[1..]);
+    let _ = watch.start_kill();
 }

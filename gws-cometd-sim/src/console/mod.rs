@@ -8,10 +8,11 @@
 //! |---|---|
 //! | `GET /` | the page (`assets/index.html`) |
 //! | `GET /console/console.css`, `GET /console/console.js` | its style and script |
-//! | `GET /console/api/state?since=N` | `{"user","number","version","calls":[...],"changes":[...],"replay":null}`; held (a long poll, at most [`LONG_POLL`]) while the user's version is still `N` |
+//! | `GET /console/api/state?since=N` | `{"user","number","version","calls":[...],"changes":[...],"replay":...}`; held (a long poll, at most [`LONG_POLL`]) while the user's version is still `N` |
 //! | `POST /console/api/ring` | `{"from","to","userData":[[key, JSON text], ...]}`: an inbound call rings (`to` defaults to the user's number), the data attached; `{"statusCode":0,"id"}` |
 //! | `POST /console/api/dial` | `{"to"}`: the user dials out; `{"statusCode":0,"id"}` |
 //! | `POST /console/api/calls/{id}/remote-answer` | the far end of a dialled call answers |
+//! | `POST /console/api/replay/{play,pause,step,speed}` | acts on the user's `serve --replay` (see `replay`); 404 without one |
 //!
 //! `calls` are the user's calls as `GET /api/v2/me/calls` lists them, with `userData` as a
 //! list of `{"key","value","json"}` in order, duplicate keys kept; `changes` are the last
@@ -22,18 +23,21 @@
 //!
 //! The agent's operations (answer, hold, retrieve, hang up, the user-data operations) are
 //! not here: the page sends them to `POST /api/v2/me/calls/{id}` with the CSRF token of
-//! `GET /api/v2/me`, exactly as the CLI does. `replay` is reserved for `serve --replay`'s
-//! state, and `/console/api/replay/...` for its controls (play, pause, step, speed); the
-//! page has a hidden panel for them.
+//! `GET /api/v2/me`, exactly as the CLI does. `replay` is `null` unless `serve --replay`
+//! replays a recording to the user: then it says where the replay stands
+//! (`{"delivered","total","loops","sessions","paused","speed"}`), the version also moves with
+//! it, and the page shows a panel with its controls.
 //!
 //! | module | what it holds |
 //! |---|---|
 //! | `hub` | per user: the library's call store fed by the notifications, the last changes, a version to wait on |
 //! | `view` | the calls as the page shows them, user data in order |
 //! | `phone` | the network's side: ring, dial, far end answers |
+//! | `replay` | `serve --replay`'s position and controls |
 
 mod hub;
 mod phone;
+mod replay;
 mod view;
 
 use std::sync::Arc;
@@ -50,14 +54,20 @@ use tokio::sync::watch;
 
 pub(crate) use self::hub::Hub;
 use self::phone::Refused;
+use self::replay::ReplayView;
 use self::view::CallView;
 use crate::fault::ActiveFaults;
 use crate::gws::GwsSim;
 use crate::json_string::quote;
+use crate::replay::{ReplayControl, Replays};
 use crate::server::{json_reply, reply, Route};
 
 /// The longest a state request is held waiting for a change.
 pub(crate) const LONG_POLL: Duration = Duration::from_secs(25);
+
+/// How long a state request woken by the replay waits for more of it, so a fast replay
+/// (`--speed max --loop`) answers a page a few times a second, not once per notification.
+const REPLAY_SETTLE: Duration = Duration::from_millis(100);
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const CONSOLE_CSS: &str = include_str!("assets/console.css");
@@ -71,25 +81,34 @@ struct State<'a> {
     version: u64,
     calls: Vec<CallView>,
     changes: Vec<String>,
-    /// `serve --replay`'s state; none without a replay.
-    replay: Option<()>,
+    /// `serve --replay`'s state; none without a replay for the user.
+    replay: Option<ReplayView>,
 }
 
 /// Serves the console for the users of `gws`.
 pub(crate) struct ConsoleRoute {
     gws: GwsSim,
     hub: Arc<Hub>,
+    /// `serve --replay`'s recordings, when it runs.
+    replays: Option<Replays>,
     shutdown: watch::Receiver<bool>,
 }
 
 impl ConsoleRoute {
-    /// The console of `gws`'s users, showing what `hub` is fed, until `shutdown`.
+    /// The console of `gws`'s users, showing what `hub` is fed and where their `replays`
+    /// stand, until `shutdown`.
     pub(crate) fn route(
         gws: GwsSim,
         hub: Arc<Hub>,
+        replays: Option<Replays>,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<dyn Route> {
-        Arc::new(ConsoleRoute { gws, hub, shutdown })
+        Arc::new(ConsoleRoute {
+            gws,
+            hub,
+            replays,
+            shutdown,
+        })
     }
 }
 
@@ -236,28 +255,86 @@ impl ConsoleRoute {
                     Err(r) => refusal(r),
                 }
             }
+            (_, true, _) if path.starts_with("/console/api/replay/") => {
+                self.replay(user, &path["/console/api/replay/".len()..], req.body())
+            }
             _ if path.starts_with("/console/api/replay") => {
-                refused(StatusCode::NOT_FOUND, 6, "no replay is running")
+                refused(StatusCode::NOT_FOUND, 6, "Not found")
             }
             _ => refused(StatusCode::NOT_FOUND, 6, "Not found"),
         }
     }
 
+    /// The control of `user`'s replay, if one runs for them.
+    fn control(&self, user: &str) -> Option<ReplayControl> {
+        self.replays.as_ref()?.control(user)
+    }
+
+    /// `POST /console/api/replay/{action}`.
+    fn replay(&self, user: &str, action: &str, body: &[u8]) -> Response<Bytes> {
+        let Some(control) = self.control(user) else {
+            return refused(
+                StatusCode::NOT_FOUND,
+                6,
+                &format!("no replay is running for {user} (serve --replay)"),
+            );
+        };
+        if let Err(r) = replay::act(&control, action, body) {
+            return refusal(r);
+        }
+        let view = serde_json::to_string(&ReplayView::of(&control)).unwrap_or_default();
+        json_reply(
+            StatusCode::OK,
+            format!(r#"{{"statusCode":0,"replay":{view}}}"#),
+        )
+    }
+
+    /// The user's version: the hub's, plus the replay's changes. Both only grow.
+    fn version(&self, user: &str, control: Option<&ReplayControl>) -> u64 {
+        self.hub
+            .version(user)
+            .wrapping_add(control.map_or(0, ReplayControl::revision))
+    }
+
+    /// Waits until `user`'s version is past `since`, at most [`LONG_POLL`], or the server
+    /// stops.
+    async fn wait_past(&self, user: &str, since: u64, control: Option<&ReplayControl>) {
+        let hub_now = self.hub.version(user);
+        let replay_now = control.map_or(0, ReplayControl::revision);
+        if hub_now.wrapping_add(replay_now) != since {
+            return;
+        }
+        let replay_moved = async {
+            match control {
+                Some(c) => {
+                    c.wait_revision_past(replay_now).await;
+                    tokio::time::sleep(REPLAY_SETTLE).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let mut stop = self.shutdown.clone();
+        tokio::select! {
+            _ = self.hub.wait_past(user, hub_now, LONG_POLL, &mut stop) => {}
+            _ = replay_moved => {}
+        }
+    }
+
     /// The user's calls and changes, once their version is past `since`.
     async fn state(&self, req: &Request<Bytes>, user: &str) -> Response<Bytes> {
+        let control = self.control(user);
         if let Some(since) = since(req) {
-            let mut stop = self.shutdown.clone();
-            self.hub.wait_past(user, since, LONG_POLL, &mut stop).await;
+            self.wait_past(user, since, control.as_ref()).await;
         }
         // The version first: a change after it makes the next request answer at once.
-        let version = self.hub.version(user);
+        let version = self.version(user, control.as_ref());
         let state = State {
             user,
             number: self.gws.config().number_of(user).unwrap_or_default(),
             version,
             calls: CallView::listed(&self.gws.calls_json_for(user)),
             changes: self.hub.changes(user),
-            replay: None,
+            replay: control.as_ref().map(ReplayView::of),
         };
         match serde_json::to_string(&state) {
             Ok(body) => json_reply(StatusCode::OK, body),

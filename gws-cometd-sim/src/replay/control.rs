@@ -80,6 +80,8 @@ pub struct ReplayPosition {
 struct Shared {
     knobs: watch::Sender<Knobs>,
     position: watch::Sender<ReplayPosition>,
+    /// Counts the changes of either, for a console waiting on the next one.
+    revision: watch::Sender<u64>,
 }
 
 /// Controls the replay of one user's recording: every session of the user that replays it
@@ -124,6 +126,7 @@ impl ReplayControl {
                     total,
                     ..ReplayPosition::default()
                 }),
+                revision: watch::Sender::new(0),
             }),
         }
     }
@@ -131,23 +134,27 @@ impl ReplayControl {
     /// Plays on (after [`pause`](Self::pause)), at the current speed.
     pub fn play(&self) {
         self.shared.knobs.send_modify(|k| k.paused = false);
+        self.bump();
     }
 
     /// Holds every session's next notification until [`play`](Self::play) or
     /// [`step`](Self::step). Notifications already queued still go out.
     pub fn pause(&self) {
         self.shared.knobs.send_modify(|k| k.paused = true);
+        self.bump();
     }
 
     /// While paused: lets each session deliver its next notification at once, then hold
     /// again. No effect while playing.
     pub fn step(&self) {
         self.shared.knobs.send_modify(|k| k.steps += 1);
+        self.bump();
     }
 
     /// Changes the pace; a gap being waited out is shortened or lengthened at once.
     pub fn set_speed(&self, speed: Speed) {
         self.shared.knobs.send_modify(|k| k.speed = speed);
+        self.bump();
     }
 
     /// Whether paused.
@@ -179,7 +186,31 @@ impl ReplayControl {
     }
 
     pub(crate) fn update_position(&self, f: impl FnOnce(&mut ReplayPosition)) {
-        self.shared.position.send_modify(f);
+        let mut moved = false;
+        self.shared.position.send_modify(|p| {
+            let before = *p;
+            f(p);
+            moved = *p != before;
+        });
+        if moved {
+            self.bump();
+        }
+    }
+
+    /// How many times the knobs or the position changed so far.
+    pub(crate) fn revision(&self) -> u64 {
+        *self.shared.revision.borrow()
+    }
+
+    /// Waits until [`revision`](Self::revision) is no longer `seen`.
+    pub(crate) async fn wait_revision_past(&self, seen: u64) {
+        let mut rx = self.shared.revision.subscribe();
+        // The sender lives as long as `self`: this cannot fail.
+        let _ = rx.wait_for(|r| *r != seen).await;
+    }
+
+    fn bump(&self) {
+        self.shared.revision.send_modify(|r| *r = r.wrapping_add(1));
     }
 }
 
@@ -298,6 +329,23 @@ mod tests {
             control.play();
         });
         assert_eq!(start.elapsed(), Duration::from_secs(3));
+    }
+
+    #[tokio::test]
+    async fn the_revision_moves_with_every_knob_and_every_real_move_of_the_position() {
+        let control = ReplayControl::new(Speed::Max, 3);
+        assert_eq!(control.revision(), 0);
+        control.pause();
+        control.step();
+        control.set_speed(Speed::factor(2.0).unwrap());
+        control.play();
+        assert_eq!(control.revision(), 4);
+        control.update_position(|p| p.delivered = 0);
+        assert_eq!(control.revision(), 4, "the same position is no move");
+        let waiting = control.wait_revision_past(4);
+        control.update_position(|p| p.delivered = 1);
+        waiting.await;
+        assert_eq!(control.revision(), 5);
     }
 
     #[test]

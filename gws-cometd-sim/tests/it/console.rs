@@ -108,3 +108,255 @@ async fn a_held_state_request_does_not_hold_up_a_shutdown() {
     );
     let _ = within("the held request", WAIT, held).await;
 }
+
+// --- serve --replay through the console's API ----------------------------------------------
+
+mod replay {
+    use std::time::Duration;
+
+    use gws_cometd::bayeux::Message;
+    use gws_cometd_sim::gws::CSRF_HEADER;
+    use gws_cometd_sim::replay::{Recording, ReplayConfig, Speed};
+    use gws_cometd_sim::{GwsServerConfig, GwsSimServer};
+    use gws_cometd_test_support::within;
+    use serde_json::{json, Value};
+
+    use super::{state, PASSWORD, USER, WAIT};
+    use crate::support::http;
+
+    fn notification(id: &str, state: &str) -> String {
+        format!(
+            r#"[{{"channel":"/v2/me/calls","data":{{"messageType":"CallStateChangeMessage","notificationType":"StatusChange","call":{{"id":"{id}","state":"{state}","callType":"Inbound"}}}}}}]"#
+        )
+    }
+
+    /// A user replaying four unstamped notifications (a second apart at speed 1).
+    async fn server(dir: &std::path::Path) -> GwsSimServer {
+        let path = dir.join("replay.jsonl");
+        let lines = [
+            notification("A", "Ringing"),
+            notification("A", "Established"),
+            notification("A", "Released"),
+            notification("B", "Ringing"),
+        ];
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let mut config = GwsServerConfig::new(USER, PASSWORD);
+        // Short long polls, so "nothing arrived" is seen quickly.
+        config.sim.long_poll_timeout = Duration::from_millis(300);
+        config.replay = Some(ReplayConfig::new(USER, Recording::open(&path).unwrap()));
+        GwsSimServer::start(config).await.unwrap()
+    }
+
+    /// `POST /console/api/replay/{action}`: the status and the reply.
+    async fn control(sim: &GwsSimServer, action: &str, body: Value) -> (u16, Value) {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/console/api/replay/{action}", sim.base_url()))
+            .basic_auth(USER, Some(PASSWORD))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (
+            status,
+            serde_json::from_str(&resp.text().await.unwrap()).unwrap(),
+        )
+    }
+
+    /// A GWS client over raw HTTP: logs in, reads the calls, subscribes, long-polls.
+    struct Client {
+        http: reqwest::Client,
+        base: String,
+        csrf: String,
+        client_id: String,
+    }
+
+    impl Client {
+        async fn start(sim: &GwsSimServer) -> Client {
+            let http = http();
+            let base = sim.base_url();
+            let resp = http
+                .get(format!("{base}/api/v2/me"))
+                .basic_auth(USER, Some(PASSWORD))
+                .send()
+                .await
+                .unwrap();
+            let csrf = resp.headers()[CSRF_HEADER].to_str().unwrap().to_owned();
+            let mut client = Client {
+                http,
+                base,
+                csrf,
+                client_id: String::new(),
+            };
+            let reply = client
+                .cometd(r#"[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"]}]"#.to_owned())
+                .await;
+            client.client_id = reply[0].client_id.clone().unwrap();
+            let id = &client.client_id;
+            client
+                .cometd(format!(
+                    r#"[{{"channel":"/meta/subscribe","clientId":"{id}","subscription":"/v2/me/calls"}}]"#
+                ))
+                .await;
+            // The catch-up read the replay waits for.
+            let read = client
+                .http
+                .get(format!("{}/api/v2/me/calls", client.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(read.status(), 200);
+            client
+        }
+
+        async fn cometd(&self, body: String) -> Vec<Message> {
+            let resp = self
+                .http
+                .post(format!("{}/api/v2/notifications", self.base))
+                .header(CSRF_HEADER, &self.csrf)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            Message::parse_batch(&resp.bytes().await.unwrap()).unwrap()
+        }
+
+        /// One long poll's notifications, as the data's text.
+        async fn connect(&self) -> Vec<String> {
+            let id = &self.client_id;
+            self.cometd(format!(
+                r#"[{{"channel":"/meta/connect","clientId":"{id}","connectionType":"long-polling"}}]"#
+            ))
+            .await
+            .into_iter()
+            .filter(|m| !m.channel.starts_with("/meta/"))
+            .map(|m| m.data.unwrap().get().to_owned())
+            .collect()
+        }
+
+        /// Connects until `n` notifications came.
+        async fn receive(&self, n: usize) -> Vec<String> {
+            let mut got = Vec::new();
+            within("the notifications", WAIT, async {
+                while got.len() < n {
+                    got.extend(self.connect().await);
+                }
+            })
+            .await;
+            got
+        }
+
+        /// Connects for `time`: nothing may come.
+        async fn nothing_for(&self, time: Duration) {
+            let until = tokio::time::Instant::now() + time;
+            while tokio::time::Instant::now() < until {
+                assert_eq!(self.connect().await, Vec::<String>::new());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn pause_stops_the_replay_step_lets_one_go_speed_and_play_resume_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = server(dir.path()).await;
+        let first = state(&sim, None).await;
+        assert_eq!(
+            first["replay"],
+            json!({"delivered":0,"total":4,"loops":0,"sessions":0,"paused":false,"speed":"1"})
+        );
+
+        // A pause wakes a page waiting on the state.
+        let version = first["version"].as_u64().unwrap();
+        let waiting = {
+            let url = format!("{}/console/api/state?since={version}", sim.base_url());
+            tokio::spawn(async move {
+                let resp = reqwest::Client::new()
+                    .get(url)
+                    .basic_auth(USER, Some(PASSWORD))
+                    .send()
+                    .await
+                    .unwrap();
+                serde_json::from_str::<Value>(&resp.text().await.unwrap()).unwrap()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (status, paused) = control(&sim, "pause", json!({})).await;
+        assert_eq!(
+            (status, &paused["statusCode"]),
+            (200, &json!(0)),
+            "{paused}"
+        );
+        assert_eq!(paused["replay"]["paused"], true);
+        let woke = within("the state after the pause", WAIT, waiting)
+            .await
+            .unwrap();
+        assert_eq!(woke["replay"]["paused"], true);
+        assert!(woke["version"].as_u64().unwrap() > version);
+
+        // Paused from the start: nothing goes out.
+        let client = Client::start(&sim).await;
+        client.nothing_for(Duration::from_millis(1500)).await;
+        let now = state(&sim, None).await;
+        assert_eq!(now["replay"]["delivered"], 0);
+        assert_eq!(now["replay"]["sessions"], 1);
+
+        // A step: exactly one, the first.
+        control(&sim, "step", json!({})).await;
+        let got = client.receive(1).await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].contains(r#""id":"A","state":"Ringing""#),
+            "{}",
+            got[0]
+        );
+        client.nothing_for(Duration::from_millis(1000)).await;
+        let control_handle = sim.replay_control(USER).unwrap();
+        assert!(control_handle.wait_for_delivered(1, WAIT).await);
+        assert_eq!(state(&sim, None).await["replay"]["delivered"], 1);
+
+        // Speeds: a factor as a number or text, or max; anything else is refused with why.
+        let (status, slow) = control(&sim, "speed", json!({"speed": 0.5})).await;
+        assert_eq!((status, &slow["replay"]["speed"]), (200, &json!("0.5")));
+        let (status, refused) = control(&sim, "speed", json!({"speed": "fast"})).await;
+        assert_eq!(status, 400, "{refused}");
+        assert!(
+            refused["statusMessage"]
+                .as_str()
+                .unwrap()
+                .contains("not a speed"),
+            "{refused}"
+        );
+        let (_, max) = control(&sim, "speed", json!({"speed": "max"})).await;
+        assert_eq!(max["replay"]["speed"], "max");
+        assert_eq!(control_handle.speed(), Speed::Max);
+
+        // Play: the other three, at once at max.
+        let (_, playing) = control(&sim, "play", json!({})).await;
+        assert_eq!(playing["replay"]["paused"], false);
+        let rest = client.receive(3).await;
+        assert!(
+            rest[2].contains(r#""id":"B","state":"Ringing""#),
+            "{rest:?}"
+        );
+        assert!(control_handle.wait_for_delivered(4, WAIT).await);
+        let end = state(&sim, None).await["replay"].clone();
+        assert_eq!((&end["delivered"], &end["total"]), (&json!(4), &json!(4)));
+
+        let (status, unknown) = control(&sim, "rewind", json!({})).await;
+        assert_eq!((status, &unknown["statusCode"]), (404, &json!(6)));
+    }
+
+    #[tokio::test]
+    async fn without_a_replay_the_controls_answer_not_found() {
+        let sim = super::server().await;
+        let (status, reply) = control(&sim, "pause", json!({})).await;
+        assert_eq!((status, &reply["statusCode"]), (404, &json!(6)), "{reply}");
+        assert!(reply["statusMessage"]
+            .as_str()
+            .unwrap()
+            .contains("no replay"));
+    }
+}

@@ -212,11 +212,35 @@ function render(state) {
   renderReplay(state.replay);
 }
 
-// serve --replay's place: `state.replay` is null without a replay; with one, its play,
-// pause, step and speed controls go in #replay-buttons and post to
-// /console/api/replay/{play,pause,step,speed}.
+// serve --replay: `state.replay` is null without a replay; with one, where it stands and
+// its controls, which post to /console/api/replay/{play,pause,step,speed}.
 function renderReplay(replay) {
   $('replay').hidden = !replay;
+  if (!replay) return;
+  const sessions = `${replay.sessions} session${replay.sessions === 1 ? '' : 's'}`;
+  const speed = replay.speed === 'max' ? 'max speed' : `${replay.speed}×`;
+  const position = $('replay-position');
+  position.textContent = `${replay.delivered} of ${replay.total} delivered · loop ${replay.loops}`
+    + ` · ${sessions} · ${replay.paused ? 'paused' : 'playing'} · ${speed}`;
+  position.dataset.delivered = String(replay.delivered);
+  position.dataset.total = String(replay.total);
+  position.dataset.sessions = String(replay.sessions);
+  position.dataset.paused = String(replay.paused);
+  position.dataset.speed = replay.speed;
+  $('replay-play').disabled = !replay.paused;
+  $('replay-pause').disabled = replay.paused;
+  // A step lets one notification go while paused; playing, it would do nothing.
+  $('replay-step').disabled = !replay.paused;
+  const select = $('replay-speed');
+  if (![...select.options].some((o) => o.value === replay.speed)) {
+    // A speed given on the command line that the list lacks (--speed 0.25).
+    select.append(el('option', { value: replay.speed, text: `${replay.speed}×` }));
+  }
+  if (document.activeElement !== select) select.value = replay.speed;
+}
+
+function replayControl(action, body = {}) {
+  return act(() => post(`/console/api/replay/${action}`, body, `replay ${action}`, { gws: false }));
 }
 
 function setLive(live, why) {
@@ -281,6 +305,10 @@ function setup() {
     e.preventDefault();
     act(() => post('/console/api/dial', { to: e.target.elements.to.value }, 'dial', { gws: false }));
   });
+  for (const action of ['play', 'pause', 'step']) {
+    $(`replay-${action}`).addEventListener('click', () => replayControl(action));
+  }
+  $('replay-speed').addEventListener('change', (e) => replayControl('speed', { speed: e.target.value }));
   follow();
 }
 
