@@ -36,54 +36,12 @@ fn by_text(text: &str) -> Option<&'static str> {
 
 /// The error followed by what to check next.
 pub fn describe(error: &Error) -> String {
-    format!("{}{}", whole_millis(&error.to_string()), hint(error))
+    format!("{error}{}", hint(error))
 }
 
 /// A REST error followed by what to check next.
 pub fn describe_rest(error: &RestError) -> String {
-    format!("{}{}", whole_millis(&error.to_string()), rest_hint(error))
-}
-
-/// `text` with every `within DURATION` rounded to the millisecond: a deadline is said as
-/// it was set (`no reply within 10s`), not as the nanoseconds left when it was armed
-/// (`9.999987329s`), so `tail` and `watch` say the same.
-pub fn whole_millis(text: &str) -> String {
-    const LEAD: &str = "within ";
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(LEAD) {
-        let (before, after) = rest.split_at(at + LEAD.len());
-        out.push_str(before);
-        let end = after
-            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c.is_alphabetic()))
-            .unwrap_or(after.len());
-        let (token, tail) = after.split_at(end);
-        match parse_debug_duration(token) {
-            Some(d) => {
-                let millis = (d.as_secs_f64() * 1000.0).round() as u64;
-                out.push_str(&format!("{:?}", std::time::Duration::from_millis(millis)));
-            }
-            None => out.push_str(token),
-        }
-        rest = tail;
-    }
-    out.push_str(rest);
-    out
-}
-
-/// A duration as `{:?}` writes it (`9.999987329s`, `999.93ms`, `12µs`, `5ns`).
-fn parse_debug_duration(token: &str) -> Option<std::time::Duration> {
-    let split = token.find(|c: char| c.is_alphabetic())?;
-    let (number, unit) = token.split_at(split);
-    let value: f64 = number.parse().ok()?;
-    let secs = match unit {
-        "s" => value,
-        "ms" => value / 1e3,
-        "µs" | "us" => value / 1e6,
-        "ns" => value / 1e9,
-        _ => return None,
-    };
-    std::time::Duration::try_from_secs_f64(secs).ok()
+    format!("{error}{}", rest_hint(error))
 }
 
 fn hint(error: &Error) -> &'static str {
@@ -138,17 +96,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn deadlines_are_said_to_the_millisecond() {
+    fn mismatches_are_told_by_what_the_error_says() {
+        let plain = "https://h/api/v2/me: cannot connect: client error (Connect): received \
+                     corrupt message of type InvalidContentType";
+        assert_eq!(by_text(plain), Some(CHECK_PLAIN));
+        let closed = "http://h/api/v2/me: the exchange broke off: client error (SendRequest): \
+                      connection closed before message completed";
+        assert_eq!(by_text(closed), Some(CHECK_HTTPS));
+        assert_eq!(by_text(&closed.replace("http://", "https://")), None);
+        let page = "http://h/api/v2/me: HTTP 404: an HTML page (9 bytes), not a GWS reply";
+        assert_eq!(by_text(page), Some(CHECK_PAGE));
         assert_eq!(
-            whole_millis("http://h/cometd: no reply within 9.999987329s (check)"),
-            "http://h/cometd: no reply within 10s (check)"
+            by_text("x: invalid peer certificate: UnknownIssuer"),
+            Some(CHECK_TLS)
         );
         assert_eq!(
-            whole_millis("a: no reply within 999.932539ms; b: within 1.5s"),
-            "a: no reply within 1s; b: within 1.5s"
+            by_text("http://h: cannot connect: Connection refused"),
+            None
         );
-        assert_eq!(whole_millis("within 607ms"), "within 607ms");
-        assert_eq!(whole_millis("within reach"), "within reach");
-        assert_eq!(whole_millis("nothing to change"), "nothing to change");
     }
 }

@@ -193,8 +193,7 @@ impl SessionLog {
                 return;
             }
         };
-        // Deadlines as they were set, as the last line says them.
-        let cause = |c: &dyn std::fmt::Display| super::hint::whole_millis(&c.to_string());
+        let cause = |c: &dyn std::fmt::Display| c.to_string();
         match event {
             SessionEvent::Handshaken { .. } => cli_event!(debug, "handshaken"),
             SessionEvent::Rehandshaken { .. } => {

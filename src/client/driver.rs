@@ -155,7 +155,7 @@ impl Driver {
         let deadline = Instant::from_std(req.deadline);
         let reader = ReplyReader::new(
             send,
-            deadline,
+            (deadline, req.budget),
             self.limits.silence,
             self.limits.max_message_bytes,
             self.tap.is_some(),

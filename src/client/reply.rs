@@ -75,11 +75,12 @@ pub(super) struct ReplyReader {
 }
 
 impl ReplyReader {
-    /// A reader for the reply `send` brings; the reply must start by `deadline`, then its
-    /// chunks come at most `silence` apart; elements over `max_element` bytes are passed over.
+    /// A reader for the reply `send` brings; the reply must start by `deadline` (`budget`
+    /// after the request was made, as errors say), then its chunks come at most `silence`
+    /// apart; elements over `max_element` bytes are passed over.
     pub(super) fn new(
         send: SendFuture,
-        deadline: Instant,
+        (deadline, budget): (Instant, Duration),
         silence: Duration,
         max_element: usize,
         record: bool,
@@ -87,7 +88,7 @@ impl ReplyReader {
     ) -> Self {
         ReplyReader {
             endpoint,
-            budget: deadline.saturating_duration_since(Instant::now()),
+            budget,
             phase: Phase::Head(send),
             splitter: ArraySplitter::new()
                 .allow_single_object(true)
@@ -253,7 +254,14 @@ mod tests {
 
     fn reader(send: SendFuture, record: bool) -> ReplyReader {
         let deadline = Instant::now() + Duration::from_secs(1);
-        ReplyReader::new(send, deadline, SILENCE, NO_LIMIT, record, endpoint())
+        ReplyReader::new(
+            send,
+            (deadline, Duration::from_secs(1)),
+            SILENCE,
+            NO_LIMIT,
+            record,
+            endpoint(),
+        )
     }
 
     /// The next progress after the head (which the tests that want it see with `poll`).
@@ -310,7 +318,8 @@ mod tests {
             false,
         );
         let deadline = Instant::now() + Duration::from_secs(1);
-        let mut r = ReplyReader::new(send, deadline, SILENCE, 8, false, endpoint());
+        let budget = (deadline, Duration::from_secs(1));
+        let mut r = ReplyReader::new(send, budget, SILENCE, 8, false, endpoint());
         assert_eq!(element(next(&mut r).await), "1");
         assert!(matches!(
             next(&mut r).await,
@@ -391,18 +400,23 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_silent_server_hits_the_deadline() {
         let start = Instant::now();
+        // The reader is made a little after the request: the error still names the
+        // deadline as it was set.
+        tokio::time::advance(Duration::from_millis(7)).await;
         let mut r = ReplyReader::new(
             Box::pin(std::future::pending()),
-            start + Duration::from_secs(2),
+            (start + Duration::from_secs(2), Duration::from_secs(2)),
             SILENCE,
             NO_LIMIT,
             false,
             endpoint(),
         );
-        assert!(matches!(
-            next(&mut r).await,
-            Progress::Failed(TransportError::Timeout { .. })
-        ));
+        match next(&mut r).await {
+            Progress::Failed(e @ TransportError::Timeout { .. }) => {
+                assert!(e.to_string().ends_with("no reply within 2s"), "{e}");
+            }
+            other => panic!("a timeout, not {other:?}"),
+        }
         assert_eq!(start.elapsed(), Duration::from_secs(2));
     }
 

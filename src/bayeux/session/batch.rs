@@ -106,6 +106,7 @@ impl Session {
             slot: Slot::Batch,
             messages,
             deadline: now + self.config.max_network_delay,
+            budget: self.config.max_network_delay,
         })
     }
 

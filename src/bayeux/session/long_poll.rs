@@ -46,6 +46,7 @@ impl Session {
             slot: Slot::LongPoll,
             messages: vec![m],
             deadline: now + self.config.max_network_delay,
+            budget: self.config.max_network_delay,
         }
     }
 
@@ -80,11 +81,13 @@ impl Session {
             }
             *long_poll = LongPoll::Sent(Flight::new(id, msg_id));
         }
+        let budget = Duration::from_millis(hold_ms) + self.config.max_network_delay;
         Request {
             id,
             slot: Slot::LongPoll,
             messages: vec![m],
-            deadline: now + Duration::from_millis(hold_ms) + self.config.max_network_delay,
+            deadline: now + budget,
+            budget,
         }
     }
 

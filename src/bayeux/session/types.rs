@@ -86,6 +86,9 @@ pub(crate) struct Request {
     pub(crate) messages: Vec<Message>,
     /// When this passes without a reply, hand back a [`FailureKind::Timeout`].
     pub(crate) deadline: Instant,
+    /// How long the deadline gave the server, as set (for errors: `no reply within 10s`,
+    /// not the time left when the reply began to be read).
+    pub(crate) budget: Duration,
 }
 
 /// Prints channels only: a handshake's `ext` may carry credentials.
