@@ -464,7 +464,8 @@ impl CallFeed {
     }
 
     /// The store: the server's calls as the feed knows them, which may be ahead of what
-    /// [`next`](Self::next) has handed out. Lock it briefly: the feed applies notifications
+    /// [`next`](Self::next) has handed out (each [`CallEvent`] carries its call as of its
+    /// change). Lock it briefly: the feed applies notifications
     /// under the same lock.
     pub fn store(&self) -> MutexGuard<'_, CallStore> {
         lock(&self.store)
