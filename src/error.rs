@@ -8,6 +8,7 @@
 //! | GWS REST | [`RestError`] |
 //! | GWS notifications | [`DecodeError`] |
 //! | fixtures | [`FixtureError`] |
+//! | the program around (a simulator, a listener) | [`std::io::Error`], as [`Error::Io`] |
 //!
 //! Ask an error what to do next with [`Error::is_retryable`] and [`Error::is_auth`]. Messages
 //! never contain passwords, cookies or CSRF tokens.
@@ -75,6 +76,14 @@ pub enum Error {
     /// Fatal: the client was disconnected or its driver stopped.
     #[error("the client is closed")]
     Closed,
+    /// Fatal: an I/O operation of the program around the client failed, most often a
+    /// listener that could not bind: `gws_cometd_sim::GwsSimServer::start`,
+    /// `SimServer::start` and `http_server::bind` return [`std::io::Result`], and this variant (converted from
+    /// [`std::io::Error`]) lets `?` use them in a function returning [`Result`]. The crate's
+    /// own I/O errors keep their layer's type (a fixture's is [`FixtureError`], a recorder's
+    /// [`Error::Record`]).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }
 
 impl Error {

@@ -23,7 +23,7 @@
 //! |---|---|
 //! | the crate root | [`Client`], [`ClientBuilder`], [`ClientEvent`], [`EventStream`], [`Subscriber`], [`TypedSubscriber`], [`Error`], [`Result`] |
 //! | [`client`] | the same, and [`ReplyTap`](client::ReplyTap), [`DEFAULT_BUFFER`](client::DEFAULT_BUFFER), [`DEFAULT_MAX_MESSAGE_BYTES`](client::DEFAULT_MAX_MESSAGE_BYTES) |
-//! | [`gws`] | [`CallFeed`](gws::CallFeed) and its [`FeedEvent`](gws::FeedEvent)s, [`CallStore`](gws::CallStore), [`Call`](gws::Call), [`UserData`](gws::UserData), the notifications ([`CallStateChangeMessage`](gws::CallStateChangeMessage), [`Notification`](gws::Notification)); [`gws::rest`]: [`GwsSession`](gws::rest::GwsSession), [`Credentials`](gws::rest::Credentials), [`RestError`](gws::rest::RestError) |
+//! | [`gws`] | [`CallFeed`](gws::CallFeed) and its [`FeedEvent`](gws::FeedEvent)s ([`CallEvent`](gws::CallEvent): the change and the call as a [`CallView`](gws::CallView)), [`CallStore`](gws::CallStore), [`Call`](gws::Call), [`UserData`](gws::UserData) and its [`Value`](gws::Value)s, the notifications ([`CallStateChangeMessage`](gws::CallStateChangeMessage), [`Notification`](gws::Notification)); from [`gws::rest`], re-exported: [`GwsSession`](gws::GwsSession), [`Credentials`](gws::Credentials), [`RestError`](gws::RestError). One `use gws_cometd::gws::{...}` names what a service needs |
 //! | [`bayeux`] | [`Message`](bayeux::Message) and its parts ([`Advice`](bayeux::Advice), [`Reconnect`](bayeux::Reconnect), [`Subscription`](bayeux::Subscription), [`BayeuxError`](bayeux::BayeuxError)); [`ChannelName`](bayeux::ChannelName), [`channel_matches`](bayeux::channel_matches); what the session says: [`SessionEvent`](bayeux::SessionEvent), [`GapCause`](bayeux::GapCause), [`Cause`](bayeux::Cause), [`Failure`](bayeux::Failure) of a [`FailureKind`](bayeux::FailureKind), [`Limit`](bayeux::Limit), [`SessionError`](bayeux::SessionError) |
 //! | [`transport`] | [`Transport`](transport::Transport) ([`SendFuture`](transport::SendFuture), [`ReplyBody`](transport::ReplyBody)); [`HttpTransport`](transport::HttpTransport) and its builder, [`HttpOptions`](transport::HttpOptions), [`new_client`](transport::http::new_client), [`Cookies`](transport::Cookies), [`TransportError`](transport::TransportError) |
 //! | [`backoff`] | [`BackoffConfig`](backoff::BackoffConfig), [`Backoff`](backoff::Backoff) |
@@ -90,8 +90,7 @@
 //! that stays right across re-handshakes and re-logins:
 //!
 //! ```
-//! use gws_cometd::gws::rest::Credentials;
-//! use gws_cometd::gws::{CallEvent, CallFeed, FeedEvent};
+//! use gws_cometd::gws::{CallEvent, CallFeed, Credentials, FeedEvent};
 //! use gws_cometd_sim::{GwsServerConfig, GwsSimServer};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -104,10 +103,10 @@
 //!     .await?;
 //! while let Some(event) = feed.next().await {
 //!     match event {
-//!         FeedEvent::Call(CallEvent { change, .. }) if !change.user_data.is_empty() => {
-//!             let store = feed.store();
-//!             let call = store.get(&change.call_id).expect("in the store");
-//!             assert!(call.user_data().get("AccountNumber").is_some());
+//!         // The change, and the call as it left it: typed (state, userData, ...) and exact.
+//!         FeedEvent::Call(CallEvent { change, call: Some(call) }) if !change.user_data.is_empty() => {
+//!             let account = call.user_data().get("AccountNumber").expect("attached");
+//!             println!("{}: {:?}, account {account}", change.call_id, call.state);
 //!             break;
 //!         }
 //!         FeedEvent::Gap { cause } => println!("may have missed messages: {cause}"),

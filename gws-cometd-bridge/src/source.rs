@@ -77,7 +77,8 @@ pub(crate) enum Seen {
 pub(crate) fn sort(event: FeedEvent) -> Seen {
     match event {
         FeedEvent::Call(CallEvent { change, call }) => {
-            let call: Option<Arc<str>> = call.map(|c| Arc::from(c.get()));
+            // The exact text: the bridge forwards the call as GWS sent it, never typed.
+            let call: Option<Arc<str>> = call.map(|c| Arc::from(c.text()));
             Seen::Change(Box::new(ChangeItem::new(change, call)))
         }
         FeedEvent::Ready { calls } => Seen::Ready { calls },

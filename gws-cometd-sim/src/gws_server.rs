@@ -120,7 +120,26 @@ impl std::fmt::Debug for GwsSimServer {
 }
 
 impl GwsSimServer {
-    /// Binds `config.sim.listen` and starts serving.
+    /// Binds `config.sim.listen` and starts serving. Fails when the address cannot be bound
+    /// (the error's kind says why, e.g. `AddrInUse`). The error is a plain
+    /// [`std::io::Error`], so `?` takes it into `gws_cometd::Result` too (as
+    /// [`gws_cometd::Error::Io`]):
+    ///
+    /// ```
+    /// use gws_cometd::gws::{CallFeed, Credentials};
+    /// use gws_cometd_sim::{GwsServerConfig, GwsSimServer};
+    ///
+    /// async fn follow() -> gws_cometd::Result<()> {
+    ///     let sim = GwsSimServer::start(GwsServerConfig::new("agent", "secret")).await?;
+    ///     let mut feed = CallFeed::builder(sim.base_url(), Credentials::new("agent", "secret"))
+    ///         .connect()
+    ///         .await?;
+    ///     feed.disconnect().await;
+    ///     Ok(())
+    /// }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    /// #     .block_on(follow()).unwrap();
+    /// ```
     pub async fn start(config: GwsServerConfig) -> std::io::Result<GwsSimServer> {
         let GwsServerConfig {
             sim,

@@ -161,7 +161,10 @@ impl std::fmt::Debug for SimServer {
 }
 
 impl SimServer {
-    /// Binds `config.listen` and starts serving.
+    /// Binds `config.listen` and starts serving. Fails when the address cannot be bound
+    /// (the error's kind says why, e.g. `AddrInUse`). The error is a plain
+    /// [`std::io::Error`]: `?` takes it into `Box<dyn Error>`, `std::io::Result`, or
+    /// `gws_cometd::Result` (as `gws_cometd::Error::Io`).
     pub async fn start(config: SimConfig) -> std::io::Result<SimServer> {
         Self::start_with(config, |_| Vec::new()).await
     }

@@ -9,6 +9,11 @@
 //! | [`rest`] | [`rest::GwsSession`]: login, CSRF, current calls, call operations |
 //! | [`feed`] | [`CallFeed`]: one agent's calls, kept right across re-handshakes and re-logins |
 //!
+//! What a service names is re-exported here, so one `use` does:
+//! `use gws_cometd::gws::{CallEvent, CallFeed, Credentials, FeedEvent};` is the documented
+//! path (the types are defined in the modules above: [`Credentials`] in [`rest`],
+//! [`CallView`] in [`feed`], [`Value`] in [`model`]).
+//!
 //! Decoding works from the exact JSON text of `data` ([`crate::bayeux::Message::data`]), so
 //! duplicate user-data keys, integers beyond 64 bits and unknown fields all survive; encoding
 //! writes them back. Every enum has an `Other(String)` fallback.
@@ -41,11 +46,14 @@ pub mod rest;
 pub mod store;
 pub mod wire;
 
-pub use feed::{CallEvent, CallFeed, CallFeedBuilder, Delivery, FeedEvent};
+pub use feed::{CallEvent, CallFeed, CallFeedBuilder, CallView, Delivery, FeedEvent};
 pub use model::{
     Call, CallState, CallStateChangeMessage, CallType, DeviceStateChangeMessage, ErrorMessage,
-    GwsNotification, NotificationType, RawJson, UserData, UserDataDiff, Value, MAX_USER_DATA_DEPTH,
+    GwsNotification, NotificationType, Number, Participant, RawJson, UserData, UserDataDiff, Value,
+    MAX_USER_DATA_DEPTH,
 };
+// What a service that follows calls names, beside the feed; defined in `rest`.
+pub use rest::{Credentials, GwsSession, RestError};
 pub use store::{Applied, CallChange, CallStore, ChangeOrigin, StateTransition};
 pub use wire::{
     CallNotification, DecodeError, Limit, Notification, CALLS_CHANNEL, DEVICES_CHANNEL,

@@ -210,7 +210,7 @@ async fn a_live_notification_over_the_limit_is_a_gap_and_is_healed_and_large_sha
             let (change, call) = heal_change.expect("the heal's change");
             assert_eq!(change.call_id, id);
             assert!(change.user_data.is_empty(), "not compared: {change:?}");
-            assert!(call.is_some_and(|c| c.get().contains(r#""Deep":{"k":{"k":"#)));
+            assert!(call.is_some_and(|c| c.text().contains(r#""Deep":{"k":{"k":"#)));
             match cause {
                 Some(GapCause::MessageOverLimit {
                     channel,

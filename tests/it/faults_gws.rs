@@ -807,7 +807,7 @@ async fn a_slow_consumer_keeps_the_session_and_gets_the_net_change_per_call() {
             match change.call_id.as_str() {
                 id if id == calls[0] || id == calls[1] => {
                     assert_eq!(change.user_data.added.len(), 30, "the net change: {change:?}");
-                    assert_eq!(call.as_ref().map(|c| c.get()), store.get_text(id));
+                    assert_eq!(call.as_ref().map(|c| c.text()), store.get_text(id));
                 }
                 id if id == calls[2] => assert!(change.removed, "{change:?}"),
                 id => {

@@ -5,8 +5,8 @@ use gws_cometd_test_support::within;
 use std::time::Duration;
 
 use gws_cometd::gws::rest::{Credentials, RestError, UserValue};
-use gws_cometd::gws::Value;
 use gws_cometd::gws::{CallChange, CallEvent, CallFeed, ChangeOrigin, FeedEvent};
+use gws_cometd::gws::{CallState, CallType, Value};
 use gws_cometd::ClientEvent;
 use gws_cometd_sim::{Fault, GwsServerConfig, GwsSimServer, SimConfig};
 
@@ -133,6 +133,62 @@ async fn established_call(sim: &GwsSimServer, feed: &mut CallFeed) -> String {
         Some("Established")
     );
     id
+}
+
+/// The next call event for `id`, whole.
+async fn event_of(feed: &mut CallFeed, id: &str) -> CallEvent {
+    match until(
+        feed,
+        "a call change",
+        |e| matches!(e, FeedEvent::Call(CallEvent { change, .. }) if change.call_id == id),
+    )
+    .await
+    {
+        FeedEvent::Call(event) => event,
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn a_change_carries_its_call_typed_and_exact() {
+    let sim = sim().await;
+    let mut feed = feed(&sim).await;
+    let id = sim.gws().ring_inbound("5115", "5001");
+    let ringing = event_of(&mut feed, &id).await;
+    let call = ringing.call.as_ref().expect("a new call is there");
+    assert_eq!(call.id, id);
+    assert_eq!(call.state, Some(CallState::Ringing));
+    assert_eq!(call.call_type, Some(CallType::Inbound));
+    assert_eq!(call.ani.as_deref(), Some("5115"));
+    assert!(call.user_data().is_empty());
+
+    sim.gws().answer(&id).unwrap();
+    let _ = event_of(&mut feed, &id).await;
+    attach_behind_the_feed(&sim, &id, "AccountNumber", r#""12345""#);
+    attach_behind_the_feed(&sim, &id, "AccountNumber", "9007199254740993");
+    let first = event_of(&mut feed, &id).await;
+    let second = event_of(&mut feed, &id).await;
+    // Each event holds the call as of its change, though the store is ahead of the first.
+    let shown = |e: &CallEvent| -> Vec<String> {
+        let call = e.call.as_ref().expect("the call");
+        call.user_data()
+            .get_all("AccountNumber")
+            .map(|v| v.to_string())
+            .collect()
+    };
+    assert_eq!(shown(&first), ["12345"]);
+    assert_eq!(shown(&second), ["12345", "9007199254740993"]);
+    let second = second.call.expect("the call");
+    assert_eq!(second.state, Some(CallState::Established));
+    assert_eq!(Some(second.text()), feed.store().get_text(&id));
+
+    sim.gws().hangup(&id).unwrap();
+    let released = event_of(&mut feed, &id).await;
+    assert_eq!(
+        released.call.map(|c| c.into_call().state),
+        Some(Some(CallState::Released))
+    );
+    feed.disconnect().await;
 }
 
 #[tokio::test]

@@ -545,3 +545,23 @@ async fn debug_output_never_shows_passwords() {
     assert!(shown.contains(OTHER), "{shown}");
     assert!(!shown.contains(PASSWORD) && !shown.contains(OTHER_PASSWORD));
 }
+
+/// What a service's `?` makes of a simulator that cannot start: a `gws_cometd::Error`.
+async fn start_as_a_service_would(config: GwsServerConfig) -> gws_cometd::Result<GwsSimServer> {
+    Ok(GwsSimServer::start(config).await?)
+}
+
+#[tokio::test]
+async fn a_port_in_use_becomes_a_library_error_through_question_mark() {
+    let first = GwsSimServer::start(config(None)).await.unwrap();
+    let mut second = config(None);
+    second.sim.listen = first.addr();
+    let err = start_as_a_service_would(second)
+        .await
+        .expect_err("the port is taken");
+    let gws_cometd::Error::Io(io) = &err else {
+        panic!("not an I/O error: {err:?}");
+    };
+    assert_eq!(io.kind(), std::io::ErrorKind::AddrInUse);
+    assert!(!err.is_retryable() && !err.is_auth());
+}

@@ -43,6 +43,7 @@ mod healing;
 mod queue;
 mod staleness;
 mod task;
+mod view;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -52,7 +53,8 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 use self::queue::Queue;
 use self::task::{Feed, FeedSettings};
-use super::model::{Device, DeviceStateChangeMessage, ErrorMessage, RawJson};
+pub use self::view::CallView;
+use super::model::{Device, DeviceStateChangeMessage, ErrorMessage};
 use super::rest::{ContactCenterSession, Credentials, GwsSession};
 use super::store::{CallChange, CallStore, ChangeOrigin};
 use crate::bayeux::{GapCause, Message};
@@ -78,12 +80,30 @@ pub enum Delivery {
 }
 
 /// One call's change and the call it leaves.
+///
+/// `call` is the call as GWS last sent it, typed and exact at once (see [`CallView`]): it is
+/// the call as of this change, where [`CallFeed::store`] may already be ahead.
+///
+/// ```
+/// use gws_cometd::gws::{CallEvent, CallState, FeedEvent};
+///
+/// fn on_event(event: &FeedEvent) {
+///     if let FeedEvent::Call(CallEvent { change, call: Some(call) }) = event {
+///         if call.state == Some(CallState::Established) {
+///             if let Some(account) = call.user_data().get("AccountNumber") {
+///                 println!("{}: screen pop for account {account}", change.call_id);
+///             }
+///         }
+///     }
+/// }
+/// # let _ = on_event;
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct CallEvent {
     /// What changed.
     pub change: CallChange,
-    /// The call as the change leaves it, exactly as GWS sent it; `None` when it left.
-    pub call: Option<RawJson>,
+    /// The call as the change leaves it; `None` when it left (`change.removed`).
+    pub call: Option<CallView>,
 }
 
 /// What the feed yields.
@@ -444,7 +464,8 @@ impl CallFeed {
     }
 
     /// The store: the server's calls as the feed knows them, which may be ahead of what
-    /// [`next`](Self::next) has handed out. Lock it briefly: the feed applies notifications
+    /// [`next`](Self::next) has handed out (each [`CallEvent`] carries its call as of its
+    /// change). Lock it briefly: the feed applies notifications
     /// under the same lock.
     pub fn store(&self) -> MutexGuard<'_, CallStore> {
         lock(&self.store)

@@ -9,7 +9,7 @@
 //! Other events queue up to a bound; beyond it the oldest go, and the consumer is told how
 //! many with [`FeedEvent::Lagged`].
 
-use super::{CallEvent, FeedEvent};
+use super::{CallEvent, CallView, FeedEvent};
 use crate::coalesce::{Coalesce, CoalescingQueue, Overflow};
 use crate::gws::model::{NotificationType, RawJson};
 use crate::gws::store::{change_between, CallChange, ChangeOrigin};
@@ -89,7 +89,8 @@ impl PendingChange {
         let call = if self.removed {
             None
         } else {
-            self.last.and_then(|t| RawJson::from_text(t).ok())
+            self.last
+                .and_then(|t| RawJson::from_text(t).ok().map(CallView::from))
         };
         CallEvent { change, call }
     }
@@ -181,7 +182,7 @@ mod tests {
         q.push_change(first.clone(), None, &a);
         let got = take_call(&mut q);
         assert_eq!(got.change, first);
-        assert_eq!(got.call.unwrap().get(), a);
+        assert_eq!(got.call.unwrap().text(), a);
         assert!(q.pop().is_none());
     }
 
@@ -195,9 +196,9 @@ mod tests {
         q.push_change(first.clone(), None, &a);
         q.push_change(second.clone(), Some(&a), &b);
         let got = take_call(&mut q);
-        assert_eq!((got.change, got.call.unwrap().get()), (first, a.as_str()));
+        assert_eq!((got.change, got.call.unwrap().text()), (first, a.as_str()));
         let got = take_call(&mut q);
-        assert_eq!((got.change, got.call.unwrap().get()), (second, b.as_str()));
+        assert_eq!((got.change, got.call.unwrap().text()), (second, b.as_str()));
         assert!(q.pop().is_none());
     }
 
@@ -233,7 +234,7 @@ mod tests {
             })
         );
         assert_eq!(got.change.user_data.added.len(), 2);
-        assert_eq!(got.call.unwrap().get(), c);
+        assert_eq!(got.call.unwrap().text(), c);
         assert!(q.pop().is_none());
     }
 
@@ -287,7 +288,7 @@ mod tests {
             }),
             "from the call as last taken to the call as it is"
         );
-        assert_eq!(joined.call.unwrap().get(), c);
+        assert_eq!(joined.call.unwrap().text(), c);
         assert_eq!(take_call(&mut q).change.call_id, "c2");
         assert!(q.pop().is_none());
     }

@@ -51,6 +51,38 @@ pub enum Value {
     Object(UserData),
 }
 
+/// A value as a person reads it: a string bare (`12345`, not `"12345"`), a number exactly as
+/// received (`9007199254740993`, `1.50`), `true`, `false`, `null`, and a list or nested
+/// key-value list as its JSON text (duplicate keys kept, in order). Width and alignment
+/// (`{:>8}`) apply to the whole text.
+///
+/// ```
+/// use gws_cometd::gws::UserData;
+/// let ud: UserData = serde_json::from_str(
+///     r#"{"AccountNumber":"12345","Big":9007199254740993,"Tags":["a",1],"Kv":{"k":"v","k":2}}"#,
+/// ).unwrap();
+/// let shown: Vec<String> = ud.iter().map(|(k, v)| format!("{k}={v}")).collect();
+/// assert_eq!(
+///     shown,
+///     ["AccountNumber=12345", "Big=9007199254740993", r#"Tags=["a",1]"#, r#"Kv={"k":"v","k":2}"#],
+/// );
+/// ```
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.pad("null"),
+            Value::Bool(b) => f.pad(if *b { "true" } else { "false" }),
+            Value::String(s) => f.pad(s),
+            Value::Integer(n) | Value::Float(n) => f.pad(n.as_str()),
+            Value::List(_) | Value::Object(_) => {
+                // Every value serializes: strings, exact number texts and nested pairs.
+                let text = serde_json::to_string(self).map_err(|_| fmt::Error)?;
+                f.pad(&text)
+            }
+        }
+    }
+}
+
 /// A JSON number kept as its exact text. Equality compares the text.
 #[derive(Clone)]
 pub struct Number(Box<RawValue>);
@@ -434,5 +466,49 @@ impl<'de> Deserialize<'de> for UserData {
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(json: &str) -> Value {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn display_shows_a_string_bare_with_its_escapes_resolved() {
+        assert_eq!(value(r#""12345""#).to_string(), "12345");
+        assert_eq!(value(r#""a \"q\" \u00e9""#).to_string(), "a \"q\" é");
+    }
+
+    #[test]
+    fn display_shows_a_number_exactly_as_received() {
+        assert_eq!(value("9007199254740993").to_string(), "9007199254740993");
+        assert_eq!(
+            value("123456789012345678901234567890").to_string(),
+            "123456789012345678901234567890"
+        );
+        assert_eq!(value("1.50").to_string(), "1.50");
+        assert_eq!(value("-2E+3").to_string(), "-2E+3");
+        assert_eq!(Value::from(7u64).to_string(), "7");
+    }
+
+    #[test]
+    fn display_shows_literals_and_containers_as_json_text() {
+        assert_eq!(value("null").to_string(), "null");
+        assert_eq!(value("true").to_string(), "true");
+        assert_eq!(
+            value(r#"[ "a" , 1.0, {"k":"v","k":"w"} ]"#).to_string(),
+            r#"["a",1.0,{"k":"v","k":"w"}]"#
+        );
+        assert_eq!(value(r#"{"s":"x\ny"}"#).to_string(), r#"{"s":"x\ny"}"#);
+    }
+
+    #[test]
+    fn display_honours_width_and_alignment() {
+        assert_eq!(format!("[{:>6}]", value(r#""ab""#)), "[    ab]");
+        assert_eq!(format!("[{:<4}]", value("12")), "[12  ]");
     }
 }
