@@ -328,6 +328,58 @@ async fn assert_kv_matches_sim(js: &jetstream::Context, sim: &GwsSimServer, obse
     assert!(live > 0, "some call is still up");
 }
 
+/// Two replicas of `n` agents (replica A serving metrics when `metrics`), run until both
+/// have written or found every change of [`SCENARIO`]; the stream and the KV checked
+/// against the observers.
+struct TwoReplicas {
+    a: Bridge,
+    b: Bridge,
+    sim: GwsSimServer,
+    observers: Vec<tokio::task::JoinHandle<()>>,
+    stored: Vec<Stored>,
+    want: u64,
+}
+
+async fn two_replicas_publish_every_change(
+    nats: &NatsServer,
+    n: usize,
+    metrics: bool,
+) -> TwoReplicas {
+    let sim = sim(n, SCENARIO).await;
+    let (observed, observers) = observe(&sim, n).await;
+    let mut a_config = config(&sim, nats, n, "replica-a");
+    if metrics {
+        a_config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    }
+    let (a, b) = tokio::join!(
+        Bridge::start(a_config),
+        Bridge::start(config(&sim, nats, n, "replica-b"))
+    );
+    let (a, b) = (a.expect("bridge a"), b.expect("bridge b"));
+    tokio::join!(wait_connected(&a, n), wait_connected(&b, n));
+    let js = js(nats).await;
+    let want = (n * CHANGES_PER_AGENT) as u64;
+    wait_stream_len(&js, want, Duration::from_secs(30)).await;
+    // Both replicas have written (or found) everything.
+    until("both replicas done", Duration::from_secs(10), || {
+        let (sa, sb) = (a.metrics().snapshot(), b.metrics().snapshot());
+        sa.published + sa.duplicates == want && sb.published + sb.duplicates == want
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stored = assert_stream_matches(&js, &observed, true).await;
+    assert_eq!(stored.len() as u64, want);
+    assert_kv_matches_sim(&js, &sim, &observed).await;
+    TwoReplicas {
+        a,
+        b,
+        sim,
+        observers,
+        stored,
+        want,
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -335,30 +387,14 @@ async fn two_replicas_of_twenty_agents_publish_every_change_exactly_once() {
     const N: usize = 20;
     within("the test", Duration::from_secs(60), async {
         let nats = nats_server().await;
-        let sim = sim(N, SCENARIO).await;
-        let (observed, observers) = observe(&sim, N).await;
-        let mut a_config = config(&sim, &nats, N, "replica-a");
-        a_config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
-        let (a, b) = tokio::join!(
-            Bridge::start(a_config),
-            Bridge::start(config(&sim, &nats, N, "replica-b"))
-        );
-        let (a, b) = (a.expect("bridge a"), b.expect("bridge b"));
-        tokio::join!(wait_connected(&a, N), wait_connected(&b, N));
-        let js = js(&nats).await;
-        let want = (N * CHANGES_PER_AGENT) as u64;
-        wait_stream_len(&js, want, Duration::from_secs(30)).await;
-        // Both replicas have written (or found) everything.
-        until("both replicas done", Duration::from_secs(10), || {
-            let (sa, sb) = (a.metrics().snapshot(), b.metrics().snapshot());
-            sa.published + sa.duplicates == want && sb.published + sb.duplicates == want
-        })
-        .await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let stored = assert_stream_matches(&js, &observed, true).await;
-        assert_eq!(stored.len() as u64, want);
-        assert_kv_matches_sim(&js, &sim, &observed).await;
-
+        let TwoReplicas {
+            a,
+            b,
+            sim,
+            observers,
+            stored,
+            want,
+        } = two_replicas_publish_every_change(&nats, N, true).await;
         let (sa, sb) = (a.metrics().snapshot(), b.metrics().snapshot());
         assert_eq!(sa.published + sb.published, want, "{sa:?} {sb:?}");
         assert_eq!(sa.notifications, want);
@@ -372,14 +408,7 @@ async fn two_replicas_of_twenty_agents_publish_every_change_exactly_once() {
         // The metrics endpoint.
         let addr = a.metrics_addr().expect("metrics address");
         let http = reqwest::Client::new();
-        let text = http
-            .get(format!("http://{addr}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = metrics_text(&http, addr).await;
         for name in [
             "gws_bridge_sessions{state=\"connected\"} 20",
             &format!("gws_bridge_changes_published_total {}", sa.published),
@@ -1009,26 +1038,13 @@ async fn on_nats_server_2_9_replicas_publish_every_change_exactly_once() {
             Ok(server) => server,
             Err(e) => panic!("nats-server 2.9 must start for this test: {e}"),
         };
-        let sim = sim(N, SCENARIO).await;
-        let (observed, observers) = observe(&sim, N).await;
-        let (a, b) = tokio::join!(
-            Bridge::start(config(&sim, &nats, N, "replica-a")),
-            Bridge::start(config(&sim, &nats, N, "replica-b"))
-        );
-        let (a, b) = (a.expect("bridge a"), b.expect("bridge b"));
-        tokio::join!(wait_connected(&a, N), wait_connected(&b, N));
-        let js = js(&nats).await;
-        let want = (N * CHANGES_PER_AGENT) as u64;
-        wait_stream_len(&js, want, Duration::from_secs(30)).await;
-        until("both replicas done", Duration::from_secs(10), || {
-            let (sa, sb) = (a.metrics().snapshot(), b.metrics().snapshot());
-            sa.published + sa.duplicates == want && sb.published + sb.duplicates == want
-        })
-        .await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let stored = assert_stream_matches(&js, &observed, true).await;
-        assert_eq!(stored.len() as u64, want, "{}", nats.log());
-        assert_kv_matches_sim(&js, &sim, &observed).await;
+        let TwoReplicas {
+            a,
+            b,
+            observers,
+            want,
+            ..
+        } = two_replicas_publish_every_change(&nats, N, false).await;
         let (sa, sb) = (a.metrics().snapshot(), b.metrics().snapshot());
         assert_eq!(sa.published + sb.published, want, "{sa:?} {sb:?}");
         let (ra, rb) = tokio::join!(a.shutdown(), b.shutdown());
@@ -1090,16 +1106,14 @@ async fn kv_equals_sim(
     true
 }
 
+async fn metrics_text(http: &reqwest::Client, addr: std::net::SocketAddr) -> String {
+    let reply = http.get(format!("http://{addr}/metrics")).send().await;
+    reply.unwrap().text().await.unwrap()
+}
+
 async fn healthz(http: &reqwest::Client, addr: std::net::SocketAddr) -> serde_json::Value {
-    let text = http
-        .get(format!("http://{addr}/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    serde_json::from_str(&text).unwrap()
+    let reply = http.get(format!("http://{addr}/healthz")).send().await;
+    serde_json::from_str(&reply.unwrap().text().await.unwrap()).unwrap()
 }
 
 /// The simulator grants the acknowledged-messages extension and a middlebox between it and
@@ -1145,14 +1159,7 @@ async fn notifications_that_never_get_through_are_published_from_reads_and_healt
         let degraded_after = started.elapsed();
         assert!(!degraded["stale"].as_array().unwrap().is_empty(), "{degraded}");
         assert!(bridge.metrics().snapshot().stale_agents >= 1);
-        let text = http
-            .get(format!("http://{addr}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = metrics_text(&http, addr).await;
         assert!(text.contains("gws_bridge_oldest_staleness_seconds"), "{text}");
         // The scenario ends 5.1 s after the sessions subscribed; then the KV must come to
         // equal the simulator through reads alone, the fault still on.
