@@ -82,6 +82,14 @@ impl Replays {
         self.users.get(user)
     }
 
+    /// Has each user's latest replaying session feed `hub` what it passes on (see
+    /// `player`).
+    pub fn feed_console(&self, hub: &Arc<crate::console::Hub>) {
+        for (user, replay) in &self.users {
+            replay.feed_console(hub.clone(), user);
+        }
+    }
+
     pub fn control(&self, user: &str) -> Option<ReplayControl> {
         self.users.get(user).map(|u| u.control.clone())
     }
