@@ -21,7 +21,7 @@
 //! |---|---|
 //! | `recording` | [`Recording`]: a fixture read (with the library's reader) into timed steps |
 //! | `control` | [`ReplayControl`]: play, pause, step, speed, position; the pacer sessions follow |
-//! | `player` | one session's replay, and what the user's call reads answer meanwhile |
+//! | `player` | one session's replay, what the user's call reads answer meanwhile, and what the console is fed |
 
 mod control;
 mod player;
