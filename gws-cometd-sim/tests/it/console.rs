@@ -477,4 +477,56 @@ mod replay {
         let waited = subscribed.elapsed();
         assert!(waited >= Duration::from_millis(900), "{waited:?}: {got:?}");
     }
+
+    /// The console's state once `done` says it is reached.
+    async fn state_when(sim: &GwsSimServer, done: impl Fn(&Value) -> bool) -> Value {
+        within("the console's state", WAIT, async {
+            loop {
+                let now = state(sim, None).await;
+                if done(&now) {
+                    return now;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn with_two_sessions_replaying_the_console_follows_the_most_recent() {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = server(dir.path()).await;
+        control(&sim, "pause", json!({})).await;
+        let older = Client::start(&sim).await;
+        control(&sim, "step", json!({})).await;
+        older.receive(1).await;
+        state_when(&sim, |s| s["calls"][0]["state"] == "Ringing").await;
+
+        // A newer session starts over: the console shows its calls (none yet), and the
+        // change its catch-up read would show.
+        let newer = Client::start(&sim).await;
+        let restarted = state_when(&sim, |s| {
+            s["replay"]["sessions"] == 2 && s["changes"].as_array().unwrap().len() == 2
+        })
+        .await;
+        assert_eq!(restarted["calls"], json!([]), "{restarted}");
+        assert!(
+            restarted["changes"][1]
+                .as_str()
+                .unwrap()
+                .contains(r#""removed":true"#),
+            "{restarted}"
+        );
+
+        // A step: the older session's call is answered, the newer one's rings; the console
+        // shows the newer one's.
+        control(&sim, "step", json!({})).await;
+        let got = older.receive(1).await;
+        assert!(got[0].contains("Established"), "{got:?}");
+        let rung = newer.receive(1).await;
+        let now = state_when(&sim, |s| s["changes"].as_array().unwrap().len() == 3).await;
+        assert_eq!(now["calls"].as_array().unwrap().len(), 1, "{now}");
+        assert_eq!(now["calls"][0]["state"], "Ringing", "{now}");
+        assert_eq!(now["changes"][2].as_str().unwrap(), watch_line(&rung[0]));
+    }
 }
