@@ -171,6 +171,9 @@ impl GwsSimServer {
                     }
                 });
                 let (publish, hub) = Hub::tap(publish);
+                if let Some(replays) = &replays {
+                    replays.feed_console(&hub);
+                }
                 let gws = GwsSim::new(gws_config, publish);
                 made = Some((gws.clone(), ext.engine.clone(), ext.shutdown.clone()));
                 let rest: Arc<dyn Route> = Arc::new(RestRoute { gws: gws.clone() });

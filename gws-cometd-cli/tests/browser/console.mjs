@@ -56,7 +56,8 @@ const scenarios = {
   },
 
   // serve --replay: once a session got `args.from` notifications, pause, then `args.steps`
-  // steps, each waited for until the position shows one more delivered.
+  // steps, each waited for until the position shows one more delivered; after each, the
+  // Calls list (`[id, state]`) and the Changes list (newest first) as the page shows them.
   async replayStep({ page }, args) {
     await replayAt(page, `[data-sessions="1"][data-delivered="${args.from}"]`);
     const start = await replayPosition(page);
@@ -67,7 +68,12 @@ const scenarios = {
       const { delivered } = await replayPosition(page);
       await page.getByTestId('replay-step').click();
       await replayAt(page, `[data-delivered="${delivered + 1}"]`);
-      steps.push(await replayPosition(page));
+      const calls = await page.getByTestId('call').evaluateAll((cards) => cards.map((c) => [
+        c.dataset.callId,
+        c.dataset.state,
+      ]));
+      const changes = await page.getByTestId('change').allTextContents();
+      steps.push({ ...(await replayPosition(page)), calls, changes });
     }
     return { start, steps };
   },

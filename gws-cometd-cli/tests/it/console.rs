@@ -1,6 +1,7 @@
 //! The console at `/` in a real browser (headless Chromium, Playwright): it shows the
 //! user's calls, follows changes made elsewhere without a reload, rings calls the REST API
-//! lists, its operations reach `watch`, and it pauses, steps and plays `serve --replay`.
+//! lists, its operations reach `watch`, and it pauses, steps and plays `serve --replay`,
+//! showing the replayed calls and their changes as `watch` prints them.
 //! See `browser.rs` for how the browser is had.
 //!
 //! `GWS_CONSOLE_SCREENSHOT=PATH cargo test -p gws-cometd-cli --test it console_` also
@@ -541,6 +542,13 @@ async fn console_pauses_steps_and_plays_serve_replay_as_watch_receives_it() {
     .unwrap()
     .expect("a watch line");
     assert_eq!(first, expected[0]);
+    // The page shows the replayed call the step brought, and the change as watch printed
+    // it, newest first.
+    let printed: Value = serde_json::from_str(&first).unwrap();
+    let call_id = printed["callId"].as_str().unwrap();
+    let step = &stepped["steps"][0];
+    assert_eq!(step["calls"], json!([[call_id, "Ringing"]]), "{step}");
+    assert_eq!(step["changes"][0], json!(first), "{step}");
     assert!(
         tokio::time::timeout(Duration::from_secs(1), lines.next_line())
             .await

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use gws_cometd::gws::wire::{decode_data, Notification};
-use gws_cometd::gws::CallStore;
+use gws_cometd::gws::{CallChange, CallStore, ChangeOrigin};
+use serde_json::value::RawValue;
 use tokio::sync::watch;
 
 use crate::gws::{Publish, CALLS_CHANNEL};
@@ -25,7 +26,21 @@ struct UserLog {
     changes: VecDeque<String>,
 }
 
-/// Every user's calls and changes, fed by the simulator's notifications.
+impl UserLog {
+    /// Keeps `change` as the line `watch` prints for it, dropping the oldest past
+    /// [`CHANGES_KEPT`].
+    fn keep(&mut self, change: &CallChange) {
+        if let Ok(line) = serde_json::to_string(change) {
+            if self.changes.len() == CHANGES_KEPT {
+                self.changes.pop_front();
+            }
+            self.changes.push_back(line);
+        }
+    }
+}
+
+/// Every user's calls and changes, fed by the simulator's notifications and by what
+/// `serve --replay` delivers (see `replay::player`).
 pub(crate) struct Hub {
     users: Mutex<HashMap<String, UserLog>>,
     /// Counts every notification, for any user: what waiting pages watch.
@@ -67,14 +82,28 @@ impl Hub {
             if channel == CALLS_CHANNEL {
                 if let Ok(Notification::Call(call)) = decode_data(data) {
                     if let Some(mut applied) = log.store.apply(&call, Instant::now()) {
-                        if let Ok(line) = serde_json::to_string(&applied.change()) {
-                            if log.changes.len() == CHANGES_KEPT {
-                                log.changes.pop_front();
-                            }
-                            log.changes.push_back(line);
-                        }
+                        let change = applied.change();
+                        log.keep(&change);
                     }
                 }
+            }
+        }
+        self.wake.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Brings `user`'s store in line with `calls` (each one call object's text, as a call
+    /// read lists them), as a client's catch-up or heal read would, `origin` saying which;
+    /// each change is kept as `watch` prints it.
+    pub(crate) fn reconcile(&self, user: &str, calls: &[Box<RawValue>], origin: ChangeOrigin) {
+        {
+            let mut users = self.users();
+            let log = users.entry(user.to_owned()).or_default();
+            log.version += 1;
+            let changes = log
+                .store
+                .reconcile(calls, Instant::now(), origin, |_| false);
+            for r in changes {
+                log.keep(&r.change);
             }
         }
         self.wake.send_modify(|n| *n = n.wrapping_add(1));
@@ -152,6 +181,35 @@ mod tests {
         let lines = hub.changes("agent");
         assert_eq!(lines.len(), CHANGES_KEPT);
         assert!(lines[0].contains("\"c5\""), "{}", lines[0]);
+    }
+
+    #[test]
+    fn a_read_reconciles_the_store_and_keeps_its_changes() {
+        let hub = Hub::default();
+        hub.note("agent", CALLS_CHANNEL, RINGING);
+        let listed: Vec<Box<RawValue>> = vec![RawValue::from_string(
+            r#"{"id":"c2","state":"Established","callType":"Outbound"}"#.to_owned(),
+        )
+        .unwrap()];
+        hub.reconcile("agent", &listed, ChangeOrigin::Heal);
+        assert_eq!(hub.version("agent"), 2);
+        let lines = hub.changes("agent");
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(
+            lines[1..]
+                .iter()
+                .any(|l| l.contains(r#""callId":"c2""#) && l.contains(r#""new":true"#)),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1..]
+                .iter()
+                .any(|l| l.contains(r#""callId":"c1""#) && l.contains(r#""removed":true"#)),
+            "{lines:?}"
+        );
+        // The same calls again: nothing changed.
+        hub.reconcile("agent", &listed, ChangeOrigin::Heal);
+        assert_eq!(hub.changes("agent").len(), 3);
     }
 
     #[tokio::test(start_paused = true)]

@@ -17,7 +17,11 @@
 //! `calls` are the user's calls as `GET /api/v2/me/calls` lists them, with `userData` as a
 //! list of `{"key","value","json"}` in order, duplicate keys kept; `changes` are the last
 //! [`hub::CHANGES_KEPT`] `CallChange`s, each the JSON line `watch` prints for it (computed by
-//! the library's `CallStore` from the notifications the user receives). Refusals answer
+//! the library's `CallStore` from the notifications the user receives). During a
+//! `serve --replay`, both follow the replay: `calls` are what a call read answers (the
+//! replayed calls as of the point reached), read without counting as the client's catch-up
+//! read, and `changes` include what the replay delivers and heals; with several sessions
+//! replaying, the most recent session's (see `replay::player`). Refusals answer
 //! like GWS: `{"statusCode":N,"statusMessage":...}` with a 4xx status. The console's POSTs
 //! must be `application/json`, which a cross-site form cannot send.
 //!
@@ -328,11 +332,17 @@ impl ConsoleRoute {
         }
         // The version first: a change after it makes the next request answer at once.
         let version = self.version(user, control.as_ref());
+        // During a replay, what the user's call read answers (the latest session's calls),
+        // peeked: a console read is not the client's catch-up read the replay waits for.
+        let listing = match self.replays.as_ref().and_then(|r| r.user(user)) {
+            Some(replay) => replay.peek_calls(),
+            None => self.gws.calls_json_for(user),
+        };
         let state = State {
             user,
             number: self.gws.config().number_of(user).unwrap_or_default(),
             version,
-            calls: CallView::listed(&self.gws.calls_json_for(user)),
+            calls: CallView::listed(&listing),
             changes: self.hub.changes(user),
             replay: control.as_ref().map(ReplayView::of),
         };

@@ -21,7 +21,7 @@
 //! |---|---|
 //! | `recording` | [`Recording`]: a fixture read (with the library's reader) into timed steps |
 //! | `control` | [`ReplayControl`]: play, pause, step, speed, position; the pacer sessions follow |
-//! | `player` | one session's replay, and what the user's call reads answer meanwhile |
+//! | `player` | one session's replay, what the user's call reads answer meanwhile, and what the console is fed |
 
 mod control;
 mod player;
@@ -80,6 +80,14 @@ impl Replays {
 
     pub fn user(&self, user: &str) -> Option<&Arc<UserReplay>> {
         self.users.get(user)
+    }
+
+    /// Has each user's latest replaying session feed `hub` what it passes on (see
+    /// `player`).
+    pub fn feed_console(&self, hub: &Arc<crate::console::Hub>) {
+        for (user, replay) in &self.users {
+            replay.feed_console(hub.clone(), user);
+        }
     }
 
     pub fn control(&self, user: &str) -> Option<ReplayControl> {

@@ -5,10 +5,19 @@
 //! player keeps the calls as of the point it reached in a [`CallStore`]; the user's
 //! `GET /api/v2/me/calls` answers the latest session's calls (before any session: the calls
 //! the recording began with), so a catch-up or heal read agrees with what was delivered.
+//!
+//! The console sees the same session: the latest one feeds the console's hub what it
+//! delivers, and the calls it starts each pass with and heals to (as a client's catch-up and
+//! heal reads would show them to `watch`), and the console's calls list is what a call read
+//! answers, read with [`UserReplay::peek_calls`], which a player does not take as the
+//! client's catch-up read. With several sessions replaying, only the most recent one's is
+//! shown, as only it moves what reads answer: an older session's client sees its own pass,
+//! the console the newest client's.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+use gws_cometd::bayeux::Message;
 use gws_cometd::gws::wire::{self, Notification};
 use gws_cometd::gws::{CallStore, ChangeOrigin};
 use serde_json::value::RawValue;
@@ -16,6 +25,7 @@ use tokio::sync::watch;
 
 use super::control::{Pacer, ReplayControl};
 use super::recording::{Recording, Step};
+use crate::console::Hub;
 use crate::engine::Engine;
 
 /// How long a new session's replay waits for the user's catch-up read before it delivers
@@ -62,6 +72,17 @@ pub(crate) struct UserReplay {
     stage: Mutex<Stage>,
     /// Call reads answered, over the server's life: a player waits for the next one.
     reads: watch::Sender<u64>,
+    /// The console's hub and the user's name there, once the server set it.
+    console: OnceLock<(Arc<Hub>, String)>,
+}
+
+/// What a player passed on, for the console's hub.
+enum Fed<'a> {
+    /// A notification it delivered.
+    Notification(&'a Message),
+    /// The calls a read would answer from now on: the recording's start (a pass begins,
+    /// as a catch-up read shows it) or a heal point.
+    Calls(&'a [Box<RawValue>], ChangeOrigin),
 }
 
 struct Stage {
@@ -101,14 +122,27 @@ impl UserReplay {
             }),
             initial_listing,
             reads: watch::Sender::new(0),
+            console: OnceLock::new(),
         }
+    }
+
+    /// Has the latest session feed `hub` (as `user`'s) what it passes on; only the first
+    /// hub set is kept.
+    pub fn feed_console(&self, hub: Arc<Hub>, user: &str) {
+        let _ = self.console.set((hub, user.to_owned()));
     }
 
     /// Answers a call read: the calls as of the point the latest session reached.
     pub fn read_calls(&self) -> String {
-        let body = lock(&self.stage).listing.clone();
+        let body = self.peek_calls();
         self.reads.send_modify(|n| *n += 1);
         body
+    }
+
+    /// What a call read answers now, without counting as one: a session waiting for its
+    /// client's catch-up read goes on waiting.
+    pub fn peek_calls(&self) -> String {
+        lock(&self.stage).listing.clone()
     }
 
     /// A new session starts: it becomes the one reads follow.
@@ -126,10 +160,22 @@ impl UserReplay {
         stage.latest
     }
 
-    fn update(&self, player: u64, store: &CallStore, delivered: usize, loops: u64) {
+    /// The player `player` reached `store` (`delivered` notifications into pass `loops`),
+    /// passing on `fed`: if it is the latest, reads and the console follow.
+    fn update(&self, player: u64, store: &CallStore, delivered: usize, loops: u64, fed: Fed<'_>) {
         let mut stage = lock(&self.stage);
         if stage.latest == player {
             stage.listing = store_listing(store);
+            // The listing first: a console woken by its hub reads the calls that go with it.
+            if let Some((hub, user)) = self.console.get() {
+                match fed {
+                    Fed::Notification(msg) => {
+                        let data = msg.data.as_deref().map_or("", |d| d.get());
+                        hub.note(user, &msg.channel, data);
+                    }
+                    Fed::Calls(calls, origin) => hub.reconcile(user, calls, origin),
+                }
+            }
             self.control.update_position(|p| {
                 p.delivered = delivered;
                 p.loops = loops;
@@ -196,10 +242,11 @@ pub(crate) async fn play(user: Arc<UserReplay>, engine: Arc<Engine>, client_id: 
         });
         let mut delivered = 0;
         // Each pass starts from the calls the recording began with.
-        user.update(id, &store, delivered, loops);
+        let start = Fed::Calls(&user.recording.initial, ChangeOrigin::CatchUp);
+        user.update(id, &store, delivered, loops, start);
         let mut last_at = 0;
         for timed in &user.recording.steps {
-            match &timed.step {
+            let fed = match &timed.step {
                 Step::Deliver(msg) => {
                     let gap = Duration::from_millis(timed.at_ms.saturating_sub(last_at));
                     last_at = timed.at_ms;
@@ -215,12 +262,16 @@ pub(crate) async fn play(user: Arc<UserReplay>, engine: Arc<Engine>, client_id: 
                     // At speed max, let the session's connect and other tasks run between
                     // notifications.
                     tokio::task::yield_now().await;
+                    Fed::Notification(msg)
                 }
                 // Taken as reached right after the notification before it (it has no
                 // wait of its own, so pause and step count notifications only).
-                Step::Snapshot(calls) => reconcile_heal(&mut store, calls),
-            }
-            user.update(id, &store, delivered, loops);
+                Step::Snapshot(calls) => {
+                    reconcile_heal(&mut store, calls);
+                    Fed::Calls(calls, ChangeOrigin::Heal)
+                }
+            };
+            user.update(id, &store, delivered, loops, fed);
         }
         if !user.looped {
             tracing::info!(client_id, delivered, "the recording is over");

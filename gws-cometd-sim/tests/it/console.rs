@@ -132,6 +132,11 @@ mod replay {
 
     /// A user replaying four unstamped notifications (a second apart at speed 1).
     async fn server(dir: &std::path::Path) -> GwsSimServer {
+        server_at(dir, Speed::Factor(1.0)).await
+    }
+
+    /// The same at `speed`.
+    async fn server_at(dir: &std::path::Path, speed: Speed) -> GwsSimServer {
         let path = dir.join("replay.jsonl");
         let lines = [
             notification("A", "Ringing"),
@@ -143,7 +148,9 @@ mod replay {
         let mut config = GwsServerConfig::new(USER, PASSWORD);
         // Short long polls, so "nothing arrived" is seen quickly.
         config.sim.long_poll_timeout = Duration::from_millis(300);
-        config.replay = Some(ReplayConfig::new(USER, Recording::open(&path).unwrap()));
+        let mut replay = ReplayConfig::new(USER, Recording::open(&path).unwrap());
+        replay.speed = speed;
+        config.replay = Some(replay);
         GwsSimServer::start(config).await.unwrap()
     }
 
@@ -173,7 +180,21 @@ mod replay {
     }
 
     impl Client {
+        /// Logs in, subscribes and reads the calls (the catch-up read the replay waits for).
         async fn start(sim: &GwsSimServer) -> Client {
+            let client = Client::subscribed(sim).await;
+            let read = client
+                .http
+                .get(format!("{}/api/v2/me/calls", client.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(read.status(), 200);
+            client
+        }
+
+        /// Logs in and subscribes, without reading the calls.
+        async fn subscribed(sim: &GwsSimServer) -> Client {
             let http = http();
             let base = sim.base_url();
             let resp = http
@@ -199,14 +220,6 @@ mod replay {
                     r#"[{{"channel":"/meta/subscribe","clientId":"{id}","subscription":"/v2/me/calls"}}]"#
                 ))
                 .await;
-            // The catch-up read the replay waits for.
-            let read = client
-                .http
-                .get(format!("{}/api/v2/me/calls", client.base))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(read.status(), 200);
             client
         }
 
@@ -358,5 +371,162 @@ mod replay {
             .as_str()
             .unwrap()
             .contains("no replay"));
+    }
+
+    /// The line `watch` prints for a notification's `data`, received by a fresh store.
+    fn watch_line(data: &str) -> String {
+        let mut store = gws_cometd::gws::CallStore::new();
+        let Ok(gws_cometd::gws::wire::Notification::Call(call)) =
+            gws_cometd::gws::wire::decode_data(data)
+        else {
+            panic!("not a call notification: {data}");
+        };
+        let mut applied = store.apply(&call, std::time::Instant::now()).unwrap();
+        serde_json::to_string(&applied.change()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_calls_and_changes_follow_the_replay_without_taking_the_catch_up_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = server(dir.path()).await;
+        control(&sim, "pause", json!({})).await;
+        let client = Client::start(&sim).await;
+        let before = state(&sim, None).await;
+        assert_eq!(before["calls"], json!([]), "{before}");
+        assert_eq!(before["changes"], json!([]), "{before}");
+        let version = before["version"].as_u64().unwrap();
+
+        // A page waiting on the state wakes with the stepped call and its change.
+        let url = format!("{}/console/api/state?since={version}", sim.base_url());
+        let waiting = tokio::spawn(async move {
+            let resp = reqwest::Client::new()
+                .get(url)
+                .basic_auth(USER, Some(PASSWORD))
+                .send()
+                .await
+                .unwrap();
+            serde_json::from_str::<Value>(&resp.text().await.unwrap()).unwrap()
+        });
+        control(&sim, "step", json!({})).await;
+        let got = client.receive(1).await;
+        let woke = within("the state after the step", WAIT, waiting)
+            .await
+            .unwrap();
+        assert!(woke["version"].as_u64().unwrap() > version);
+        // The page's calls and changes after the step.
+        let after = within("the stepped call on the console", WAIT, async {
+            loop {
+                let now = state(&sim, None).await;
+                if now["replay"]["delivered"] == 1 && now["changes"].as_array().unwrap().len() == 1
+                {
+                    return now;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        let calls = after["calls"].as_array().unwrap();
+        assert_eq!(calls.len(), 1, "{after}");
+        assert_eq!(
+            (&calls[0]["id"], &calls[0]["state"]),
+            (&json!("A"), &json!("Ringing"))
+        );
+        assert_eq!(after["changes"][0].as_str().unwrap(), watch_line(&got[0]));
+
+        // Played to the end: B rings, A was released.
+        control(&sim, "speed", json!({"speed": "max"})).await;
+        control(&sim, "play", json!({})).await;
+        client.receive(3).await;
+        let end = within("the whole replay on the console", WAIT, async {
+            loop {
+                let now = state(&sim, None).await;
+                if now["changes"].as_array().unwrap().len() == 4 {
+                    return now;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        let ids: Vec<&str> = end["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
+        assert!(ids.contains(&"B"), "{end}");
+        assert!(
+            end["changes"][3]
+                .as_str()
+                .unwrap()
+                .contains(r#""callId":"B""#),
+            "{end}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_console_read_is_not_the_clients_catch_up_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = server_at(dir.path(), Speed::Max).await;
+        let client = Client::subscribed(&sim).await;
+        let subscribed = std::time::Instant::now();
+        // The console reads at once and again: the replay still waits for the client's own
+        // read, which never comes, for its whole catch-up wait (a second).
+        state(&sim, None).await;
+        state(&sim, None).await;
+        let got = client.receive(1).await;
+        let waited = subscribed.elapsed();
+        assert!(waited >= Duration::from_millis(900), "{waited:?}: {got:?}");
+    }
+
+    /// The console's state once `done` says it is reached.
+    async fn state_when(sim: &GwsSimServer, done: impl Fn(&Value) -> bool) -> Value {
+        within("the console's state", WAIT, async {
+            loop {
+                let now = state(sim, None).await;
+                if done(&now) {
+                    return now;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn with_two_sessions_replaying_the_console_follows_the_most_recent() {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = server(dir.path()).await;
+        control(&sim, "pause", json!({})).await;
+        let older = Client::start(&sim).await;
+        control(&sim, "step", json!({})).await;
+        older.receive(1).await;
+        state_when(&sim, |s| s["calls"][0]["state"] == "Ringing").await;
+
+        // A newer session starts over: the console shows its calls (none yet), and the
+        // change its catch-up read would show.
+        let newer = Client::start(&sim).await;
+        let restarted = state_when(&sim, |s| {
+            s["replay"]["sessions"] == 2 && s["changes"].as_array().unwrap().len() == 2
+        })
+        .await;
+        assert_eq!(restarted["calls"], json!([]), "{restarted}");
+        assert!(
+            restarted["changes"][1]
+                .as_str()
+                .unwrap()
+                .contains(r#""removed":true"#),
+            "{restarted}"
+        );
+
+        // A step: the older session's call is answered, the newer one's rings; the console
+        // shows the newer one's.
+        control(&sim, "step", json!({})).await;
+        let got = older.receive(1).await;
+        assert!(got[0].contains("Established"), "{got:?}");
+        let rung = newer.receive(1).await;
+        let now = state_when(&sim, |s| s["changes"].as_array().unwrap().len() == 3).await;
+        assert_eq!(now["calls"].as_array().unwrap().len(), 1, "{now}");
+        assert_eq!(now["calls"][0]["state"], "Ringing", "{now}");
+        assert_eq!(now["changes"][2].as_str().unwrap(), watch_line(&rung[0]));
     }
 }
