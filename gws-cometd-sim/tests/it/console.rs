@@ -114,15 +114,13 @@ async fn a_held_state_request_does_not_hold_up_a_shutdown() {
 mod replay {
     use std::time::Duration;
 
-    use gws_cometd::bayeux::Message;
-    use gws_cometd_sim::gws::CSRF_HEADER;
     use gws_cometd_sim::replay::{Recording, ReplayConfig, Speed};
     use gws_cometd_sim::{GwsServerConfig, GwsSimServer};
     use gws_cometd_test_support::within;
     use serde_json::{json, Value};
 
     use super::{state, PASSWORD, USER, WAIT};
-    use crate::support::http;
+    use crate::support::GwsClient;
 
     fn notification(id: &str, state: &str) -> String {
         format!(
@@ -171,104 +169,18 @@ mod replay {
         )
     }
 
-    /// A GWS client over raw HTTP: logs in, reads the calls, subscribes, long-polls.
-    struct Client {
-        http: reqwest::Client,
-        base: String,
-        csrf: String,
-        client_id: String,
+    /// Logs in, subscribes the calls and reads them (the catch-up read the replay waits for).
+    async fn started(sim: &GwsSimServer) -> GwsClient {
+        let client = subscribed(sim).await;
+        client.read_calls().await;
+        client
     }
 
-    impl Client {
-        /// Logs in, subscribes and reads the calls (the catch-up read the replay waits for).
-        async fn start(sim: &GwsSimServer) -> Client {
-            let client = Client::subscribed(sim).await;
-            let read = client
-                .http
-                .get(format!("{}/api/v2/me/calls", client.base))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(read.status(), 200);
-            client
-        }
-
-        /// Logs in and subscribes, without reading the calls.
-        async fn subscribed(sim: &GwsSimServer) -> Client {
-            let http = http();
-            let base = sim.base_url();
-            let resp = http
-                .get(format!("{base}/api/v2/me"))
-                .basic_auth(USER, Some(PASSWORD))
-                .send()
-                .await
-                .unwrap();
-            let csrf = resp.headers()[CSRF_HEADER].to_str().unwrap().to_owned();
-            let mut client = Client {
-                http,
-                base,
-                csrf,
-                client_id: String::new(),
-            };
-            let reply = client
-                .cometd(r#"[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"]}]"#.to_owned())
-                .await;
-            client.client_id = reply[0].client_id.clone().unwrap();
-            let id = &client.client_id;
-            client
-                .cometd(format!(
-                    r#"[{{"channel":"/meta/subscribe","clientId":"{id}","subscription":"/v2/me/calls"}}]"#
-                ))
-                .await;
-            client
-        }
-
-        async fn cometd(&self, body: String) -> Vec<Message> {
-            let resp = self
-                .http
-                .post(format!("{}/api/v2/notifications", self.base))
-                .header(CSRF_HEADER, &self.csrf)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), 200);
-            Message::parse_batch(&resp.bytes().await.unwrap()).unwrap()
-        }
-
-        /// One long poll's notifications, as the data's text.
-        async fn connect(&self) -> Vec<String> {
-            let id = &self.client_id;
-            self.cometd(format!(
-                r#"[{{"channel":"/meta/connect","clientId":"{id}","connectionType":"long-polling"}}]"#
-            ))
-            .await
-            .into_iter()
-            .filter(|m| !m.channel.starts_with("/meta/"))
-            .map(|m| m.data.unwrap().get().to_owned())
-            .collect()
-        }
-
-        /// Connects until `n` notifications came.
-        async fn receive(&self, n: usize) -> Vec<String> {
-            let mut got = Vec::new();
-            within("the notifications", WAIT, async {
-                while got.len() < n {
-                    got.extend(self.connect().await);
-                }
-            })
-            .await;
-            got
-        }
-
-        /// Connects for `time`: nothing may come.
-        async fn nothing_for(&self, time: Duration) {
-            let until = tokio::time::Instant::now() + time;
-            while tokio::time::Instant::now() < until {
-                assert_eq!(self.connect().await, Vec::<String>::new());
-            }
-        }
+    /// Logs in and subscribes the calls, without reading them.
+    async fn subscribed(sim: &GwsSimServer) -> GwsClient {
+        let mut client = GwsClient::login(&sim.base_url(), USER, PASSWORD).await;
+        client.start_session(&["/v2/me/calls"]).await;
+        client
     }
 
     #[tokio::test]
@@ -310,7 +222,7 @@ mod replay {
         assert!(woke["version"].as_u64().unwrap() > version);
 
         // Paused from the start: nothing goes out.
-        let client = Client::start(&sim).await;
+        let client = started(&sim).await;
         client.nothing_for(Duration::from_millis(1500)).await;
         let now = state(&sim, None).await;
         assert_eq!(now["replay"]["delivered"], 0);
@@ -318,7 +230,7 @@ mod replay {
 
         // A step: exactly one, the first.
         control(&sim, "step", json!({})).await;
-        let got = client.receive(1).await;
+        let got = client.receive_data(1).await;
         assert_eq!(got.len(), 1, "{got:?}");
         assert!(
             got[0].contains(r#""id":"A","state":"Ringing""#),
@@ -349,7 +261,7 @@ mod replay {
         // Play: the other three, at once at max.
         let (_, playing) = control(&sim, "play", json!({})).await;
         assert_eq!(playing["replay"]["paused"], false);
-        let rest = client.receive(3).await;
+        let rest = client.receive_data(3).await;
         assert!(
             rest[2].contains(r#""id":"B","state":"Ringing""#),
             "{rest:?}"
@@ -390,7 +302,7 @@ mod replay {
         let dir = tempfile::tempdir().unwrap();
         let sim = server(dir.path()).await;
         control(&sim, "pause", json!({})).await;
-        let client = Client::start(&sim).await;
+        let client = started(&sim).await;
         let before = state(&sim, None).await;
         assert_eq!(before["calls"], json!([]), "{before}");
         assert_eq!(before["changes"], json!([]), "{before}");
@@ -408,7 +320,7 @@ mod replay {
             serde_json::from_str::<Value>(&resp.text().await.unwrap()).unwrap()
         });
         control(&sim, "step", json!({})).await;
-        let got = client.receive(1).await;
+        let got = client.receive_data(1).await;
         let woke = within("the state after the step", WAIT, waiting)
             .await
             .unwrap();
@@ -436,7 +348,7 @@ mod replay {
         // Played to the end: B rings, A was released.
         control(&sim, "speed", json!({"speed": "max"})).await;
         control(&sim, "play", json!({})).await;
-        client.receive(3).await;
+        client.receive_data(3).await;
         let end = within("the whole replay on the console", WAIT, async {
             loop {
                 let now = state(&sim, None).await;
@@ -467,13 +379,13 @@ mod replay {
     async fn a_console_read_is_not_the_clients_catch_up_read() {
         let dir = tempfile::tempdir().unwrap();
         let sim = server_at(dir.path(), Speed::Max).await;
-        let client = Client::subscribed(&sim).await;
+        let client = subscribed(&sim).await;
         let subscribed = std::time::Instant::now();
         // The console reads at once and again: the replay still waits for the client's own
         // read, which never comes, for its whole catch-up wait (a second).
         state(&sim, None).await;
         state(&sim, None).await;
-        let got = client.receive(1).await;
+        let got = client.receive_data(1).await;
         let waited = subscribed.elapsed();
         assert!(waited >= Duration::from_millis(900), "{waited:?}: {got:?}");
     }
@@ -497,14 +409,14 @@ mod replay {
         let dir = tempfile::tempdir().unwrap();
         let sim = server(dir.path()).await;
         control(&sim, "pause", json!({})).await;
-        let older = Client::start(&sim).await;
+        let older = started(&sim).await;
         control(&sim, "step", json!({})).await;
-        older.receive(1).await;
+        older.receive_data(1).await;
         state_when(&sim, |s| s["calls"][0]["state"] == "Ringing").await;
 
         // A newer session starts over: the console shows its calls (none yet), and the
         // change its catch-up read would show.
-        let newer = Client::start(&sim).await;
+        let newer = started(&sim).await;
         let restarted = state_when(&sim, |s| {
             s["replay"]["sessions"] == 2 && s["changes"].as_array().unwrap().len() == 2
         })
@@ -521,9 +433,9 @@ mod replay {
         // A step: the older session's call is answered, the newer one's rings; the console
         // shows the newer one's.
         control(&sim, "step", json!({})).await;
-        let got = older.receive(1).await;
+        let got = older.receive_data(1).await;
         assert!(got[0].contains("Established"), "{got:?}");
-        let rung = newer.receive(1).await;
+        let rung = newer.receive_data(1).await;
         let now = state_when(&sim, |s| s["changes"].as_array().unwrap().len() == 3).await;
         assert_eq!(now["calls"].as_array().unwrap().len(), 1, "{now}");
         assert_eq!(now["calls"][0]["state"], "Ringing", "{now}");

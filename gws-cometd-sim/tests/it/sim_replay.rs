@@ -5,13 +5,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use gws_cometd::bayeux::Message;
-use gws_cometd_sim::gws::CSRF_HEADER;
 use gws_cometd_sim::replay::{Recording, ReplayConfig, Speed};
 use gws_cometd_sim::{GwsServerConfig, GwsSimServer};
-use gws_cometd_test_support::within;
 
-use crate::support::http;
+use crate::support::GwsClient;
 
 const USER: &str = "agent";
 const PASSWORD: &str = "r3play-pw";
@@ -60,112 +57,6 @@ async fn server(recording: Recording, speed: Speed, looped: bool) -> GwsSimServe
     GwsSimServer::start(config).await.unwrap()
 }
 
-/// A GWS client over raw HTTP: what it gets is exactly what the server wrote.
-struct Client {
-    http: reqwest::Client,
-    base: String,
-    csrf: String,
-    client_id: String,
-}
-
-impl Client {
-    async fn login(server: &GwsSimServer) -> Client {
-        let http = http();
-        let base = server.base_url();
-        let resp = http
-            .get(format!("{base}/api/v2/me"))
-            .basic_auth(USER, Some(PASSWORD))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        let csrf = resp.headers()[CSRF_HEADER].to_str().unwrap().to_owned();
-        Client {
-            http,
-            base,
-            csrf,
-            client_id: String::new(),
-        }
-    }
-
-    async fn read_calls(&self) -> String {
-        let resp = self
-            .http
-            .get(format!("{}/api/v2/me/calls?fields=*", self.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        resp.text().await.unwrap()
-    }
-
-    async fn post(&self, path: &str, body: String) -> (u16, String) {
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header(CSRF_HEADER, &self.csrf)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        (resp.status().as_u16(), resp.text().await.unwrap())
-    }
-
-    async fn cometd(&self, body: String) -> Vec<Message> {
-        let (status, text) = self.post("/api/v2/notifications", body).await;
-        assert_eq!(status, 200, "{text}");
-        Message::parse_batch(text.as_bytes()).unwrap()
-    }
-
-    /// Handshakes a new session and subscribes to the calls and devices in one batch.
-    async fn start_session(&mut self) {
-        let reply = self
-            .cometd(r#"[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"],"id":"1"}]"#.to_owned())
-            .await;
-        self.client_id = reply[0].client_id.clone().unwrap();
-        let id = &self.client_id;
-        let reply = self
-            .cometd(format!(
-                r#"[{{"channel":"/meta/subscribe","clientId":"{id}","subscription":"/v2/me/devices","id":"2"}},{{"channel":"/meta/subscribe","clientId":"{id}","subscription":"/v2/me/calls","id":"3"}}]"#
-            ))
-            .await;
-        assert!(
-            reply.iter().all(|m| m.successful == Some(true)),
-            "{reply:?}"
-        );
-    }
-
-    /// One long poll: the data messages it brought, as `(channel, data text)`.
-    async fn connect(&self) -> Vec<(String, String)> {
-        let id = &self.client_id;
-        let reply = self
-            .cometd(format!(
-                r#"[{{"channel":"/meta/connect","clientId":"{id}","connectionType":"long-polling","id":"c"}}]"#
-            ))
-            .await;
-        reply
-            .into_iter()
-            .filter(|m| !m.channel.starts_with("/meta/"))
-            .map(|m| (m.channel, m.data.unwrap().get().to_owned()))
-            .collect()
-    }
-
-    /// Connects until `n` data messages came; each with when it came.
-    async fn receive(&self, n: usize) -> Vec<(String, String, Instant)> {
-        let mut got = Vec::new();
-        within("the notifications", Duration::from_secs(15), async {
-            while got.len() < n {
-                for (channel, data) in self.connect().await {
-                    got.push((channel, data, Instant::now()));
-                }
-            }
-        })
-        .await;
-        got
-    }
-}
-
 fn texts(got: &[(String, String, Instant)]) -> Vec<(String, String)> {
     got.iter().map(|(c, d, _)| (c.clone(), d.clone())).collect()
 }
@@ -200,13 +91,15 @@ async fn a_client_reads_the_calls_at_start_then_gets_every_notification_byte_for
     let control = server.replay_control(USER).unwrap();
     // Held until the operation below was answered.
     control.pause();
-    let mut client = Client::login(&server).await;
+    let mut client = GwsClient::login(&server.base_url(), USER, PASSWORD).await;
     let at_start = format!(
         r#"{{"statusCode":0,"calls":[{}]}}"#,
         call("A", "Established")
     );
     assert_eq!(client.read_calls().await, at_start);
-    client.start_session().await;
+    client
+        .start_session(&["/v2/me/devices", "/v2/me/calls"])
+        .await;
     assert_eq!(client.read_calls().await, at_start);
     // An operation is the simulator's to answer (it knows no call A) and changes nothing
     // in the recording.
@@ -256,8 +149,10 @@ fn stamped(dir: &Path) -> Recording {
 }
 
 async fn spread_of_three(server: &GwsSimServer) -> Duration {
-    let mut client = Client::login(server).await;
-    client.start_session().await;
+    let mut client = GwsClient::login(&server.base_url(), USER, PASSWORD).await;
+    client
+        .start_session(&["/v2/me/devices", "/v2/me/calls"])
+        .await;
     client.read_calls().await;
     let got = client.receive(3).await;
     got[2].2 - got[0].2
@@ -313,8 +208,10 @@ async fn with_loop_the_recording_starts_over_after_its_last_notification() {
         ],
     );
     let server = server(recording, Speed::Max, true).await;
-    let mut client = Client::login(&server).await;
-    client.start_session().await;
+    let mut client = GwsClient::login(&server.base_url(), USER, PASSWORD).await;
+    client
+        .start_session(&["/v2/me/devices", "/v2/me/calls"])
+        .await;
     client.read_calls().await;
     let got = client.receive(6).await;
     let states: Vec<bool> = got[..6]
@@ -336,13 +233,17 @@ async fn each_new_session_of_the_user_gets_the_recording_from_its_start() {
         ],
     );
     let server = server(recording, Speed::Max, false).await;
-    let mut first = Client::login(&server).await;
-    first.start_session().await;
+    let mut first = GwsClient::login(&server.base_url(), USER, PASSWORD).await;
+    first
+        .start_session(&["/v2/me/devices", "/v2/me/calls"])
+        .await;
     first.read_calls().await;
     let once = texts(&first.receive(2).await);
     // A restarted service: a new login, a new session, the recording again.
-    let mut second = Client::login(&server).await;
-    second.start_session().await;
+    let mut second = GwsClient::login(&server.base_url(), USER, PASSWORD).await;
+    second
+        .start_session(&["/v2/me/devices", "/v2/me/calls"])
+        .await;
     second.read_calls().await;
     assert_eq!(texts(&second.receive(2).await), once);
     assert_eq!(once.len(), 2);
@@ -365,8 +266,10 @@ async fn the_control_pauses_steps_one_notification_changes_speed_and_plays() {
     let control = server.replay_control(USER).unwrap();
     assert!(server.replay_control("nobody").is_none());
     control.pause();
-    let mut client = Client::login(&server).await;
-    client.start_session().await;
+    let mut client = GwsClient::login(&server.base_url(), USER, PASSWORD).await;
+    client
+        .start_session(&["/v2/me/devices", "/v2/me/calls"])
+        .await;
     client.read_calls().await;
     assert!(client.connect().await.is_empty(), "paused: nothing comes");
     control.step();

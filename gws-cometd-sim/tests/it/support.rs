@@ -1,9 +1,10 @@
 //! A minimal Bayeux client over reqwest for the simulator tests.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gws_cometd::bayeux::Message;
 use gws_cometd_sim::{SimConfig, SimServer};
+use gws_cometd_test_support::within;
 use serde_json::{json, Value};
 
 /// A simulator with a short long-poll so held connects end quickly.
@@ -189,4 +190,133 @@ pub fn acked_delivery(r: &Reply) -> (Vec<String>, Option<u64>) {
         })
         .collect();
     (data, batch)
+}
+
+/// A GWS client over raw HTTP (what it gets is exactly what the server wrote): logs in with
+/// Basic on `/api/v2/me` (cookie and CSRF token kept), reads the calls, handshakes and
+/// subscribes on `/api/v2/notifications`, long-polls.
+pub struct GwsClient {
+    http: reqwest::Client,
+    base: String,
+    csrf: String,
+    client_id: String,
+}
+
+impl GwsClient {
+    pub async fn login(base: &str, user: &str, password: &str) -> GwsClient {
+        let http = http();
+        let resp = http
+            .get(format!("{base}/api/v2/me"))
+            .basic_auth(user, Some(password))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let csrf = resp.headers()[gws_cometd_sim::gws::CSRF_HEADER]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        GwsClient {
+            http,
+            base: base.to_owned(),
+            csrf,
+            client_id: String::new(),
+        }
+    }
+
+    /// `GET /api/v2/me/calls?fields=*`: the catch-up (or heal) read.
+    pub async fn read_calls(&self) -> String {
+        let resp = self
+            .http
+            .get(format!("{}/api/v2/me/calls?fields=*", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap()
+    }
+
+    /// A JSON POST with the CSRF token: the status and the body.
+    pub async fn post(&self, path: &str, body: String) -> (u16, String) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(gws_cometd_sim::gws::CSRF_HEADER, &self.csrf)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    pub async fn cometd(&self, body: String) -> Vec<Message> {
+        let (status, text) = self.post("/api/v2/notifications", body).await;
+        assert_eq!(status, 200, "{text}");
+        Message::parse_batch(text.as_bytes()).unwrap()
+    }
+
+    /// Handshakes a new session and subscribes `channels` in one batch.
+    pub async fn start_session(&mut self, channels: &[&str]) {
+        let reply = self
+            .cometd(r#"[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"],"id":"1"}]"#.to_owned())
+            .await;
+        self.client_id = reply[0].client_id.clone().unwrap();
+        let id = &self.client_id;
+        let subscribes: Vec<String> = channels
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                format!(r#"{{"channel":"/meta/subscribe","clientId":"{id}","subscription":"{c}","id":"s{i}"}}"#)
+            })
+            .collect();
+        let reply = self.cometd(format!("[{}]", subscribes.join(","))).await;
+        assert!(
+            reply.iter().all(|m| m.successful == Some(true)),
+            "{reply:?}"
+        );
+    }
+
+    /// One long poll: the data messages it brought, as `(channel, data text)`.
+    pub async fn connect(&self) -> Vec<(String, String)> {
+        let id = &self.client_id;
+        let reply = self
+            .cometd(format!(
+                r#"[{{"channel":"/meta/connect","clientId":"{id}","connectionType":"long-polling","id":"c"}}]"#
+            ))
+            .await;
+        reply
+            .into_iter()
+            .filter(|m| !m.channel.starts_with("/meta/"))
+            .map(|m| (m.channel, m.data.unwrap().get().to_owned()))
+            .collect()
+    }
+
+    /// Connects until `n` data messages came; each with when it came.
+    pub async fn receive(&self, n: usize) -> Vec<(String, String, Instant)> {
+        let mut got = Vec::new();
+        within("the notifications", Duration::from_secs(15), async {
+            while got.len() < n {
+                for (channel, data) in self.connect().await {
+                    got.push((channel, data, Instant::now()));
+                }
+            }
+        })
+        .await;
+        got
+    }
+
+    /// Like [`receive`](Self::receive), the data's text only.
+    pub async fn receive_data(&self, n: usize) -> Vec<String> {
+        let got = self.receive(n).await;
+        got.into_iter().map(|(_, data, _)| data).collect()
+    }
+
+    /// Connects for `time`: nothing may come.
+    pub async fn nothing_for(&self, time: Duration) {
+        let until = tokio::time::Instant::now() + time;
+        while tokio::time::Instant::now() < until {
+            assert_eq!(self.connect().await, Vec::new());
+        }
+    }
 }
