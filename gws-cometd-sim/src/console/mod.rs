@@ -128,7 +128,7 @@ impl Route for ConsoleRoute {
         }
         async move {
             let Some(user) = self.user_of(req.headers()) else {
-                let mut r = refused(StatusCode::UNAUTHORIZED, 20, "Authentication required");
+                let mut r = crate::gws::refusal(StatusCode::UNAUTHORIZED, 20, "Authentication required");
                 r.headers_mut().insert(
                     WWW_AUTHENTICATE,
                     HeaderValue::from_static(r#"Basic realm="gws""#),
@@ -152,23 +152,13 @@ impl Route for ConsoleRoute {
     }
 }
 
-/// `{"statusCode":code,"statusMessage":message}` with this HTTP status.
-fn refused(http: StatusCode, code: i64, message: &str) -> Response<Bytes> {
-    json_reply(
-        http,
-        format!(
-            r#"{{"statusCode":{code},"statusMessage":{}}}"#,
-            quote(message)
-        ),
-    )
-}
 
 fn refusal(r: Refused) -> Response<Bytes> {
     let http = match r.code {
         6 => StatusCode::NOT_FOUND,
         _ => StatusCode::BAD_REQUEST,
     };
-    refused(http, r.code, &r.message)
+    crate::gws::refusal(http, r.code, &r.message)
 }
 
 fn started(outcome: Result<String, Refused>) -> Response<Bytes> {
@@ -230,7 +220,7 @@ impl ConsoleRoute {
         let get = *req.method() == Method::GET || *req.method() == Method::HEAD;
         let post = *req.method() == Method::POST;
         if post && !is_json(req.headers()) {
-            return refused(
+            return crate::gws::refusal(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 1,
                 "console requests must be application/json",
@@ -263,9 +253,9 @@ impl ConsoleRoute {
                 self.replay(user, &path["/console/api/replay/".len()..], req.body())
             }
             _ if path.starts_with("/console/api/replay") => {
-                refused(StatusCode::NOT_FOUND, 6, "Not found")
+                crate::gws::refusal(StatusCode::NOT_FOUND, 6, "Not found")
             }
-            _ => refused(StatusCode::NOT_FOUND, 6, "Not found"),
+            _ => crate::gws::refusal(StatusCode::NOT_FOUND, 6, "Not found"),
         }
     }
 
@@ -277,7 +267,7 @@ impl ConsoleRoute {
     /// `POST /console/api/replay/{action}`.
     fn replay(&self, user: &str, action: &str, body: &[u8]) -> Response<Bytes> {
         let Some(control) = self.control(user) else {
-            return refused(
+            return crate::gws::refusal(
                 StatusCode::NOT_FOUND,
                 6,
                 &format!("no replay is running for {user} (serve --replay)"),
@@ -348,7 +338,7 @@ impl ConsoleRoute {
         };
         match serde_json::to_string(&state) {
             Ok(body) => json_reply(StatusCode::OK, body),
-            Err(e) => refused(StatusCode::INTERNAL_SERVER_ERROR, 4, &e.to_string()),
+            Err(e) => crate::gws::refusal(StatusCode::INTERNAL_SERVER_ERROR, 4, &e.to_string()),
         }
     }
 }

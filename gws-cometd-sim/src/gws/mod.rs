@@ -89,6 +89,8 @@ mod auth;
 mod calls;
 mod center;
 mod rest;
+
+pub(crate) use rest::status as refusal;
 mod scenario;
 
 use std::fmt;

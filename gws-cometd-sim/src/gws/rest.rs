@@ -12,8 +12,9 @@ use super::{fnv1a, AgentState, GwsSim, RawPairs, SimCallError, CSRF_HEADER};
 use crate::json_string::quote;
 use crate::server::{add_header, json_reply};
 
-/// `{"statusCode":code,"statusMessage":message}` with this HTTP status.
-fn status(http: StatusCode, code: i64, message: &str) -> Response<Bytes> {
+/// `{"statusCode":code,"statusMessage":message}` with this HTTP status: how GWS refuses,
+/// and how the console does.
+pub(crate) fn status(http: StatusCode, code: i64, message: &str) -> Response<Bytes> {
     json_reply(
         http,
         format!(
