@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use gws_cometd::fixture::Reader;
 use gws_cometd_test_support::within;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::BufReader;
 use tokio::process::{Child, Command};
 
-use crate::support::{cmd, fixture, gws_sim, read_until, run, text, BIN, PASSWORD, USER, WAIT};
+use crate::support::{
+    cmd, fixture, gws_sim, read_until, run, spawn_serve, text, BIN, PASSWORD, USER, WAIT,
+};
 
 /// A running `serve --replay ...` and its base URL.
 struct Serving {
@@ -25,19 +27,7 @@ impl Serving {
     async fn start(args: &[&str]) -> Serving {
         let mut c = cmd(&["serve", "--listen", "127.0.0.1:0", "--user", USER]);
         c.args(args).env("GWS_PASSWORD", PASSWORD);
-        let mut child = c.spawn().expect("serve starts");
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let lines = read_until(&mut stderr, "GWS simulator at ").await;
-        let base = lines
-            .last()
-            .and_then(|l| l.split("GWS simulator at ").nth(1))
-            .and_then(|rest| rest.split_whitespace().next())
-            .expect("a base URL")
-            .to_owned();
-        tokio::spawn(async move {
-            let mut lines = stderr.lines();
-            while let Ok(Some(_)) = lines.next_line().await {}
-        });
+        let (child, base) = spawn_serve(&mut c).await;
         Serving { child, base }
     }
 
@@ -280,19 +270,7 @@ async fn each_user_replays_their_own_recording() {
         .arg(format!("{USER}={}", first.display()))
         .arg("--replay")
         .arg(format!("second={}", second.display()));
-    let mut child = c.spawn().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let lines = read_until(&mut stderr, "GWS simulator at ").await;
-    let base = lines
-        .last()
-        .and_then(|l| l.split("GWS simulator at ").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap()
-        .to_owned();
-    tokio::spawn(async move {
-        let mut lines = stderr.lines();
-        while let Ok(Some(_)) = lines.next_line().await {}
-    });
+    let (child, base) = spawn_serve(&mut c).await;
     for (user, file) in [("second", &second), (USER, &first)] {
         let expected = replayed(file).await;
         let count = expected.lines().count().to_string();

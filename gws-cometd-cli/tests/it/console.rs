@@ -17,7 +17,7 @@ use tokio::process::Child;
 
 use crate::browser::{browser, scenario};
 use crate::support::{
-    cmd, fixture, gws_cmd, gws_sim, read_until, run, text, BIN, PASSWORD, USER, WAIT,
+    cmd, fixture, gws_cmd, gws_sim, read_until, run, spawn_serve, text, BIN, PASSWORD, USER, WAIT,
 };
 
 /// How soon a change must show on the page.
@@ -462,20 +462,7 @@ async fn replayed(file: &str) -> Vec<String> {
 async fn serve(args: &[&str]) -> (Child, String) {
     let mut c = cmd(&["serve", "--listen", "127.0.0.1:0", "--user", USER]);
     c.args(args).env("GWS_PASSWORD", PASSWORD);
-    let mut child = c.spawn().expect("serve starts");
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let lines = read_until(&mut stderr, "GWS simulator at ").await;
-    let base = lines
-        .last()
-        .and_then(|l| l.split("GWS simulator at ").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("a base URL")
-        .to_owned();
-    tokio::spawn(async move {
-        let mut lines = stderr.lines();
-        while let Ok(Some(_)) = lines.next_line().await {}
-    });
-    (child, base)
+    spawn_serve(&mut c).await
 }
 
 #[tokio::test]

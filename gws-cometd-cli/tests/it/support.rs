@@ -131,3 +131,22 @@ pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
 }
+
+/// Spawns a prepared `serve` command and waits for its base URL; the rest of its stderr is
+/// drained so it never blocks on a full pipe.
+pub async fn spawn_serve(c: &mut Command) -> (Child, String) {
+    let mut child = c.spawn().expect("serve starts");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let lines = read_until(&mut stderr, "GWS simulator at ").await;
+    let base = lines
+        .last()
+        .and_then(|l| l.split("GWS simulator at ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a base URL")
+        .to_owned();
+    tokio::spawn(async move {
+        let mut lines = stderr.lines();
+        while let Ok(Some(_)) = lines.next_line().await {}
+    });
+    (child, base)
+}

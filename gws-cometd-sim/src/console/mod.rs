@@ -128,7 +128,8 @@ impl Route for ConsoleRoute {
         }
         async move {
             let Some(user) = self.user_of(req.headers()) else {
-                let mut r = crate::gws::refusal(StatusCode::UNAUTHORIZED, 20, "Authentication required");
+                let mut r =
+                    crate::gws::refusal(StatusCode::UNAUTHORIZED, 20, "Authentication required");
                 r.headers_mut().insert(
                     WWW_AUTHENTICATE,
                     HeaderValue::from_static(r#"Basic realm="gws""#),
@@ -151,7 +152,6 @@ impl Route for ConsoleRoute {
         .boxed()
     }
 }
-
 
 fn refusal(r: Refused) -> Response<Bytes> {
     let http = match r.code {
