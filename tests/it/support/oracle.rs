@@ -3,7 +3,7 @@
 //! (key, raw value) pairs; `data` is a call notification when its first `messageType` is the
 //! string `CallStateChangeMessage` and the message is on `/v2/me/calls`; the last `call`
 //! member is the call; the typed notification is read with serde. Slow and plainly right:
-//! the library's one-pass scanner must agree with it.
+//! the library's decoder must agree with it.
 //!
 //! Include it with `#[path = "support/oracle.rs"] mod oracle;`.
 

@@ -1,5 +1,5 @@
-//! Differential fuzzing of the validating JSON scanner against serde_json, through a
-//! message's `data`: any text the scanner reads there, it must accept exactly when serde_json
+//! Differential fuzzing of the decoder's accepted set against serde_json, through a
+//! message's `data`: any text the decoder reads there, it must accept exactly when serde_json
 //! accepts it (into `IgnoredAny`), and a syntax error must be at the line and column serde_json
 //! reports.
 #![no_main]
