@@ -40,12 +40,14 @@
 //! assert_eq!(typed.call.user_data().get_all("A").count(), 2);
 //! ```
 
+pub mod api;
 pub mod feed;
 pub mod model;
 pub mod rest;
 pub mod store;
 pub mod wire;
 
+pub use api::Api;
 pub use feed::{CallEvent, CallFeed, CallFeedBuilder, CallView, Delivery, FeedEvent};
 pub use model::{
     Call, CallState, CallStateChangeMessage, CallType, DeviceStateChangeMessage, ErrorMessage,
