@@ -24,7 +24,11 @@ pub const QUEUED_LINES: usize = 64;
 /// The stdout thread's end of the lines.
 pub struct StdoutWriter {
     lines: mpsc::Sender<Vec<u8>>,
-    done: oneshot::Receiver<std::io::Result<()>>,
+    /// The thread's outcome, until it has been read once.
+    done: Option<oneshot::Receiver<std::io::Result<()>>>,
+    /// The thread's outcome once read (a oneshot may be awaited only once), as the write
+    /// error's kind and text.
+    ended: Option<Result<(), (std::io::ErrorKind, String)>>,
     /// Lines dropped since stdout last took one ([`offer`](Self::offer)).
     dropping: u64,
     /// Lines dropped over the whole run.
@@ -56,7 +60,8 @@ impl StdoutWriter {
             .map_err(|e| format!("cannot start the stdout thread: {e}"))?;
         Ok(StdoutWriter {
             lines: tx,
-            done,
+            done: Some(done),
+            ended: None,
             dropping: 0,
             dropped: 0,
         })
@@ -108,21 +113,40 @@ impl StdoutWriter {
         self.dropped
     }
 
+    /// Waits for the thread's outcome (read once, then remembered).
+    async fn outcome(&mut self) -> Result<(), std::io::Error> {
+        if let Some(done) = self.done.take() {
+            self.ended = Some(match done.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err((e.kind(), e.to_string())),
+                Err(_) => Err((
+                    std::io::ErrorKind::Other,
+                    "the stdout thread stopped".to_owned(),
+                )),
+            });
+        }
+        match &self.ended {
+            Some(Err((kind, text))) => Err(std::io::Error::new(*kind, text.clone())),
+            _ => Ok(()),
+        }
+    }
+
     /// Why the thread stopped taking lines.
     async fn failure(&mut self) -> std::io::Error {
-        match (&mut self.done).await {
-            Ok(Err(e)) => e,
-            _ => std::io::Error::other("the stdout thread stopped"),
+        match self.outcome().await {
+            Err(e) => e,
+            Ok(()) => std::io::Error::other("the stdout thread stopped"),
         }
     }
 
     /// Lets the thread write what is queued, for at most [`DRAIN_GRACE`]; `Err` with the
     /// write error if it failed. A stdout still blocked after the grace is left behind.
-    pub async fn finish(self) -> Result<(), std::io::Error> {
-        drop(self.lines);
-        match tokio::time::timeout(DRAIN_GRACE, self.done).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Ok(()),
+    pub async fn finish(mut self) -> Result<(), std::io::Error> {
+        // No more lines: the thread ends once it has written what is queued.
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.lines, closed));
+        match tokio::time::timeout(DRAIN_GRACE, self.outcome()).await {
+            Ok(result) => result,
             Err(_) => {
                 cli_event!(
                     debug,

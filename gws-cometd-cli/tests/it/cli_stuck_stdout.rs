@@ -146,3 +146,52 @@ async fn watch_and_tail_with_a_stdout_nobody_reads_end_within_2s_of_sigterm() {
         assert_eq!(stats.disconnects, 1, "{command}: {err}");
     }
 }
+
+/// `watch | head -1`: stdout closes after the first line. At the next lines (as for any
+/// Unix filter, a closed pipe is learnt by writing to it) the command ends, exit 0,
+/// disconnecting its session, without a panic (the stdout thread's outcome is read once
+/// and remembered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_whose_stdout_closes_ends_quietly_at_once() {
+    use tokio::io::AsyncBufReadExt;
+    let sim = gws_sim().await;
+    let mut child = gws_cmd(&sim, "watch", &["--duration", "30"])
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    assert!(
+        sim.bayeux()
+            .wait_for_subscribers("/v2/me/calls", 1, WAIT)
+            .await,
+        "watch subscribed"
+    );
+    let id = sim.gws().ring_inbound("5115", "5001");
+    let mut first = String::new();
+    within("the first line", WAIT, stdout.read_line(&mut first))
+        .await
+        .unwrap();
+    assert!(first.contains(&id), "{first}");
+    drop(stdout);
+    // More lines to write into the closed pipe.
+    let started = Instant::now();
+    sim.gws().answer(&id).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    sim.gws().hold(&id).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    sim.gws().retrieve(&id).unwrap();
+    let out = finish(child).await;
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    within("the session gone", WAIT, async {
+        while sim.bayeux().stats().sessions > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
