@@ -340,3 +340,83 @@ async fn current_session_may_be_forbidden_right_after_the_first_handshake() {
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(v3.get("/workspace/v3/current-session").await.0, 200);
 }
+
+#[tokio::test]
+async fn the_official_cometd_javascript_client_follows_a_call_through_the_v3_login() {
+    use std::process::Stdio;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+    gws_cometd_test_support::cometd_node::ensure_installed()
+        .await
+        .expect("node_modules installed");
+    let server = server().await;
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/js/gws-v3-login-tail.js");
+    let mut node = tokio::process::Command::new("node")
+        .arg(&script)
+        .args([
+            "--gws",
+            &server.base_url(),
+            "--user",
+            "\\agent",
+            "--count",
+            "3",
+        ])
+        .env("GWS_PASSWORD", PASSWORD)
+        .current_dir(gws_cometd_test_support::workspace_root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs");
+    let mut stderr = BufReader::new(node.stderr.take().unwrap()).lines();
+    let ready = gws_cometd_test_support::within(
+        "the JavaScript client subscribes",
+        Duration::from_secs(20),
+        async { stderr.next_line().await.unwrap() },
+    )
+    .await;
+    assert_eq!(ready.as_deref(), Some("READY"));
+
+    let id = server.gws().ring_inbound("5115", "5001");
+    let mut v3 = V3Client::login_by_password(&server.base_url(), USER, PASSWORD).await;
+    v3.start_session(&[V3_VOICE_CHANNEL]).await;
+    let list = r#"[{"key":"A","type":"str","value":"1"},{"key":"A","type":"int","value":2},{"key":"J","type":"kvlist","value":[{"key":"x","type":"str","value":"y"}]}]"#;
+    v3.operate(
+        &id,
+        "attach-user-data",
+        &format!(r#"{{"data":{{"userData":{list}}}}}"#),
+    )
+    .await;
+
+    let mut stdout = String::new();
+    let mut out = node.stdout.take().unwrap();
+    let status = gws_cometd_test_support::within(
+        "the JavaScript client's messages",
+        Duration::from_secs(20),
+        async {
+            out.read_to_string(&mut stdout).await.unwrap();
+            node.wait().await.unwrap()
+        },
+    )
+    .await;
+    assert!(status.success(), "{stdout}");
+    let got: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(got.len(), 3, "{stdout}");
+    assert_eq!(got[0]["channel"], V3_INITIALIZATION_CHANNEL);
+    assert_eq!(
+        got[0]["data"]["messageType"],
+        "WorkspaceInitializationComplete"
+    );
+    assert_eq!(got[1]["channel"], V3_VOICE_CHANNEL);
+    assert_eq!(got[1]["data"]["call"]["state"], "Ringing");
+    assert_eq!(got[2]["data"]["notificationType"], "AttachedDataChanged");
+    assert_eq!(
+        got[2]["data"]["call"]["userData"],
+        serde_json::from_str::<Value>(list).unwrap()
+    );
+}
