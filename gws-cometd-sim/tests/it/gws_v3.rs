@@ -342,6 +342,48 @@ async fn current_session_may_be_forbidden_right_after_the_first_handshake() {
 }
 
 #[tokio::test]
+async fn a_v3_subscription_alone_starts_the_scenario_and_the_login_survives_a_restart_by_a_new_login(
+) {
+    let server = GwsSimServer::start(GwsServerConfig {
+        scenario: Some(gws_cometd_sim::gws::GwsSim::one_call_scenario()),
+        ..GwsServerConfig::new(USER, PASSWORD)
+    })
+    .await
+    .unwrap();
+    let mut v3 = V3Client::login_by_code(&server.base_url(), "\\agent", PASSWORD).await;
+    v3.start_session(&[V3_VOICE_CHANNEL]).await;
+    let got = v3.receive(3).await;
+    let seen: Vec<(String, String)> = got
+        .iter()
+        .map(|(_, m)| {
+            (
+                m["notificationType"].as_str().unwrap().to_owned(),
+                m["call"]["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("StateChange".to_owned(), "Ringing".to_owned()),
+            ("StateChange".to_owned(), "Established".to_owned()),
+            ("AttachedDataChanged".to_owned(), "Established".to_owned()),
+        ]
+    );
+    assert_eq!(
+        got[2].1["call"]["userData"],
+        json!([{"key":"AccountNumber","type":"str","value":"12345"}])
+    );
+    // Sessions forgotten (as by a restart): a new login reads the call in progress.
+    server.v3().expire_sessions();
+    assert_eq!(v3.get("/workspace/v3/current-session").await.0, 401);
+    let again = V3Client::login_by_password(&server.base_url(), USER, PASSWORD).await;
+    let (_, session) = again.get("/workspace/v3/current-session").await;
+    let calls = &session["data"]["user"]["activeSession"]["calls"];
+    assert_eq!(calls[0]["state"], "Established");
+}
+
+#[tokio::test]
 async fn the_official_cometd_javascript_client_follows_a_call_through_the_v3_login() {
     use std::process::Stdio;
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
