@@ -26,7 +26,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -170,10 +170,21 @@ impl GwsSimServer {
             SimServer::start_with(sim, |ext| {
                 gws_config.public_url = format!("http://{}", ext.addr);
                 let engine = ext.engine.clone();
+                let v3_cell: Arc<OnceLock<Arc<V3>>> = Arc::default();
+                let v3_of_publish = v3_cell.clone();
                 let publish: Publish = Arc::new(move |user: &str, channel: &str, data: String| {
                     match RawValue::from_string(data) {
                         Ok(raw) => {
                             engine.publish_to(user, channel, &raw);
+                            let unsubscribed = channel
+                                .starts_with("/workspace/v3/")
+                                .then(|| v3_of_publish.get()?.unsubscribed_delivery())
+                                .flatten();
+                            if let Some(clients) = unsubscribed {
+                                engine.push_unsubscribed(user, channel, &raw, |id| {
+                                    clients.contains(id)
+                                });
+                            }
                         }
                         Err(e) => tracing::warn!(channel, error = %e, "notification is not JSON"),
                     }
@@ -184,6 +195,7 @@ impl GwsSimServer {
                 }
                 let gws = GwsSim::new(gws_config, publish);
                 let v3 = Arc::new(V3::new(gws.clone()));
+                let _ = v3_cell.set(v3.clone());
                 made = Some((
                     gws.clone(),
                     v3.clone(),

@@ -5,7 +5,6 @@
 //! `WorkspaceInitializationComplete` message each v3 session gets once it subscribes to
 //! the initialization channel.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +45,7 @@ impl Route for V3RestRoute {
 /// `/workspace/v3/notifications...`: Bayeux for the user of a valid workspace session.
 pub(crate) struct V3NotificationsRoute {
     v3: Arc<V3>,
+    engine: Arc<Engine>,
     bayeux: BayeuxRoute,
 }
 
@@ -53,6 +53,7 @@ impl V3NotificationsRoute {
     pub(crate) fn new(v3: Arc<V3>, engine: Arc<Engine>) -> Self {
         V3NotificationsRoute {
             v3,
+            engine: engine.clone(),
             bayeux: BayeuxRoute {
                 engine,
                 bases: vec![Api::V3.notifications_path().to_owned()],
@@ -88,10 +89,55 @@ impl Route for V3NotificationsRoute {
                     r#"{"status":{"code":401,"message":"Unauthorized: no session"}}"#,
                 ));
             };
-            Some(self.bayeux.answer(req, faults, Some(&user)).await)
+            let reply = self.bayeux.answer(req, faults, Some(&user)).await;
+            if contains(req.body(), b"/meta/handshake") {
+                self.handshaken(&user, reply.body());
+            }
+            Some(reply)
         }
         .boxed()
     }
+}
+
+impl V3NotificationsRoute {
+    /// Remembers the sessions a handshake reply opened; with delivery without subscription
+    /// on, gives each its initialization message at once.
+    fn handshaken(&self, user: &str, reply: &[u8]) {
+        let Ok(messages) = Message::parse_batch(reply) else {
+            return;
+        };
+        let opened = messages
+            .into_iter()
+            .filter(|m| m.channel == "/meta/handshake" && m.successful == Some(true))
+            .filter_map(|m| m.client_id);
+        for client_id in opened {
+            self.v3.add_bayeux_client(&client_id);
+            if self.v3.unsubscribed_delivery().is_some() && self.v3.first_initialization(&client_id)
+            {
+                if let Some(raw) = initialization(&self.v3, user) {
+                    self.engine
+                        .push_unsubscribed(user, V3_INITIALIZATION_CHANNEL, &raw, |id| {
+                            id == client_id
+                        });
+                }
+            }
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// `user`'s `WorkspaceInitializationComplete` message.
+fn initialization(v3: &V3, user: &str) -> Option<Box<RawValue>> {
+    let data = format!(
+        r#"{{"messageType":"WorkspaceInitializationComplete","state":"Complete","data":{{"user":{}}}}}"#,
+        v3.user_json(user, false)
+    );
+    RawValue::from_string(data)
+        .map_err(|e| tracing::warn!(error = %e, "initialization message is not JSON"))
+        .ok()
 }
 
 /// Gives every session that subscribes to [`V3_INITIALIZATION_CHANNEL`] one
@@ -101,32 +147,22 @@ pub(crate) async fn announce_initialization(
     engine: Arc<Engine>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut announced: BTreeSet<String> = BTreeSet::new();
     loop {
-        let now = engine.sessions_receiving(V3_INITIALIZATION_CHANNEL);
-        announced.retain(|id| now.contains_key(id));
-        for (client_id, user) in now {
-            if announced.contains(&client_id) {
+        v3.retain_bayeux_clients(|id| engine.queued_for(id).is_some());
+        for (client_id, user) in engine.sessions_receiving(V3_INITIALIZATION_CHANNEL) {
+            if !v3.first_initialization(&client_id) {
                 continue;
             }
-            let data = format!(
-                r#"{{"messageType":"WorkspaceInitializationComplete","state":"Complete","data":{{"user":{}}}}}"#,
-                v3.user_json(&user, false)
-            );
-            match RawValue::from_string(data) {
-                Ok(raw) => {
-                    let mut msg = Message::new(V3_INITIALIZATION_CHANNEL);
-                    msg.data = Some(raw);
-                    engine.deliver_to_session(&client_id, &msg);
-                }
-                Err(e) => tracing::warn!(error = %e, "initialization message is not JSON"),
+            if let Some(raw) = initialization(&v3, &user) {
+                let mut msg = Message::new(V3_INITIALIZATION_CHANNEL);
+                msg.data = Some(raw);
+                engine.deliver_to_session(&client_id, &msg);
             }
-            announced.insert(client_id);
         }
         let changed = engine.wait_until(WATCH_RECHECK, |e| {
             e.sessions_receiving(V3_INITIALIZATION_CHANNEL)
                 .keys()
-                .any(|k| !announced.contains(k))
+                .any(|k| !v3.is_initialized(k))
         });
         tokio::select! {
             _ = changed => {}

@@ -384,6 +384,30 @@ async fn a_v3_subscription_alone_starts_the_scenario_and_the_login_survives_a_re
 }
 
 #[tokio::test]
+async fn v3_messages_may_be_delivered_without_a_subscription() {
+    let server = server().await;
+    server.v3().deliver_without_subscription(true);
+    let mut v3 = V3Client::login_by_password(&server.base_url(), USER, PASSWORD).await;
+    v3.handshake().await;
+    let got = v3.receive(1).await;
+    assert_eq!(got[0].0, V3_INITIALIZATION_CHANNEL);
+    assert_eq!(got[0].1["messageType"], "WorkspaceInitializationComplete");
+    let first = server.gws().ring_inbound("5115", "5001");
+    let got = v3.receive(1).await;
+    assert_eq!(got[0].0, V3_VOICE_CHANNEL);
+    assert_eq!(got[0].1["call"]["id"], first.as_str());
+    // Subscribed, each message still comes once, and the initialization is not repeated.
+    v3.subscribe(&[V3_INITIALIZATION_CHANNEL, V3_VOICE_CHANNEL])
+        .await;
+    let second = server.gws().ring_inbound("6116", "5001");
+    server.gws().hangup(&second).unwrap();
+    let got = v3.receive(2).await;
+    let ids: Vec<&Value> = got.iter().map(|(_, m)| &m["call"]["id"]).collect();
+    assert_eq!(ids, [&json!(second), &json!(second)]);
+    assert_eq!(got[1].1["call"]["state"], "Released");
+}
+
+#[tokio::test]
 async fn the_official_cometd_javascript_client_follows_a_call_through_the_v3_login() {
     use std::process::Stdio;
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};

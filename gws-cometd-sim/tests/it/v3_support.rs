@@ -198,13 +198,23 @@ impl V3Client {
         Message::parse_batch(&resp.bytes().await.unwrap()).unwrap()
     }
 
-    /// Handshakes and subscribes `channels`.
-    pub async fn start_session(&mut self, channels: &[&str]) {
+    /// Handshakes a new CometD session.
+    pub async fn handshake(&mut self) {
         let reply = self
             .cometd(r#"[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"],"id":"1"}]"#.to_owned())
             .await;
         assert_eq!(reply[0].successful, Some(true), "{reply:?}");
         self.client_id = reply[0].client_id.clone().unwrap();
+    }
+
+    /// Handshakes and subscribes `channels`.
+    pub async fn start_session(&mut self, channels: &[&str]) {
+        self.handshake().await;
+        self.subscribe(channels).await;
+    }
+
+    /// Subscribes `channels` in one batch.
+    pub async fn subscribe(&self, channels: &[&str]) {
         let id = &self.client_id;
         let subscribes: Vec<String> = channels
             .iter()

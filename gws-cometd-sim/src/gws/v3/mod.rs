@@ -49,13 +49,18 @@
 //!
 //! # Fault mode
 //!
-//! [`V3::forbid_current_session_after_handshake`]: `current-session` answers 403 for a
-//! while after a session's first CometD request, as GWS 9 may.
+//! Both off by default, as GWS 9 may behave:
+//!
+//! - [`V3::forbid_current_session_after_handshake`]: `current-session` answers 403 for a
+//!   while after a session's first CometD request.
+//! - [`V3::deliver_without_subscription`]: the v3 channels' messages reach every v3 CometD
+//!   session of the user, subscribed or not (the initialization message right after the
+//!   handshake).
 
 mod auth;
 mod workspace;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -92,6 +97,11 @@ struct V3State {
     tokens: HashMap<String, String>,
     sessions: HashMap<String, Session>,
     forbid_current_session: Option<Duration>,
+    /// The client ids of the Bayeux sessions handshaken on the v3 endpoint.
+    bayeux_clients: HashSet<String>,
+    /// The Bayeux sessions that got `WorkspaceInitializationComplete`.
+    initialized: HashSet<String>,
+    deliver_unsubscribed: bool,
 }
 
 /// The v3 API over a [`GwsSim`]: its logins and workspace sessions, and the routes of
@@ -151,6 +161,44 @@ impl V3 {
     /// session's first CometD request (`None`, the default, never).
     pub fn forbid_current_session_after_handshake(&self, window: Option<Duration>) {
         self.state().forbid_current_session = window;
+    }
+
+    /// Fault mode (off by default): deliver the v3 channels' messages to every v3 CometD
+    /// session of the user, subscribed or not, as GWS 9 may: `WorkspaceInitializationComplete`
+    /// right after the handshake, and every `CallStateChanged` and `EventError`.
+    pub fn deliver_without_subscription(&self, on: bool) {
+        self.state().deliver_unsubscribed = on;
+    }
+
+    /// Remembers a Bayeux session handshaken on the v3 endpoint.
+    pub(crate) fn add_bayeux_client(&self, client_id: &str) {
+        self.state().bayeux_clients.insert(client_id.to_owned());
+    }
+
+    /// With [`deliver_without_subscription`](Self::deliver_without_subscription) on, the
+    /// v3 Bayeux sessions to deliver to without a subscription; `None` when off.
+    pub(crate) fn unsubscribed_delivery(&self) -> Option<HashSet<String>> {
+        let state = self.state();
+        state
+            .deliver_unsubscribed
+            .then(|| state.bayeux_clients.clone())
+    }
+
+    /// Marks `client_id` initialized: `true` the first time.
+    pub(crate) fn first_initialization(&self, client_id: &str) -> bool {
+        self.state().initialized.insert(client_id.to_owned())
+    }
+
+    /// Whether `client_id` got its initialization message.
+    pub(crate) fn is_initialized(&self, client_id: &str) -> bool {
+        self.state().initialized.contains(client_id)
+    }
+
+    /// Forgets the Bayeux sessions that are gone.
+    pub(crate) fn retain_bayeux_clients(&self, alive: impl Fn(&str) -> bool) {
+        let mut state = self.state();
+        state.bayeux_clients.retain(|id| alive(id));
+        state.initialized.retain(|id| alive(id));
     }
 
     /// Ends every workspace session and forgets every token and code, as a restarted
