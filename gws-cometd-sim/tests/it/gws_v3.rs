@@ -197,13 +197,19 @@ async fn a_call_is_seen_by_a_v2_and_a_v3_client_alike() {
         json!([])
     );
 
-    // Answered through v3: both see it established.
-    v3.operate(&id, "answer", "{}").await;
+    // Answered through v3: both see it established, v3 with the request's operationId.
+    assert!(
+        msg.get("operationId").is_none(),
+        "a ring is no one's operation"
+    );
+    let operation = v3.operate(&id, "answer", "{}").await;
     assert_eq!(
         v2_call(&v2.receive_data(1).await[0])["state"],
         "Established"
     );
-    assert_eq!(v3.receive(1).await[0].1["call"]["state"], "Established");
+    let answered = &v3.receive(1).await[0].1;
+    assert_eq!(answered["call"]["state"], "Established");
+    assert_eq!(answered["operationId"], operation.as_str());
     v3.operate(&id, "hold", r#"{"data":{}}"#).await;
     v3.operate(&id, "retrieve", "").await;
     v3.operate(&id, "release", "{}").await;

@@ -28,6 +28,7 @@ use tokio::time::Instant;
 
 pub(in crate::gws) use kvlist::from_kvlist;
 pub use new_call::{NewCall, SimCallType};
+pub(in crate::gws) use render_v3::with_operation_id;
 pub use state::SimCallState;
 pub(in crate::gws) use user_data::Pairs;
 pub use user_data::RawPairs;

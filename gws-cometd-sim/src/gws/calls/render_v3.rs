@@ -12,8 +12,10 @@
 //! `RoleDestination` when the agent did. `capabilities` are the v2 list in kebab case
 //! (`Hangup` is `release`), and `complete` while a released call is in wrap-up (the v3
 //! operation that ends it). `userData` is always present (`[]` when empty; see
-//! [`kvlist`](super::kvlist) for the value types).
+//! [`kvlist`](super::kvlist) for the value types). A change made by a v3 operation request
+//! carries its `operationId` after `call`.
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,6 +25,21 @@ use super::kvlist::to_kvlist;
 use super::{SimCall, SimCallState, SimCallType};
 use crate::gws::{GwsSimConfig, Note};
 use crate::json_string::quote;
+
+thread_local! {
+    /// The v3 operation being carried out on this thread, if any (see [`with_operation_id`]).
+    static OPERATION_ID: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (a call operation, which changes the model and publishes on this thread) with
+/// every `CallStateChanged` it publishes carrying `"operationId":id`, as GWS answers a v3
+/// request's operation.
+pub(in crate::gws) fn with_operation_id<T>(id: &str, f: impl FnOnce() -> T) -> T {
+    OPERATION_ID.with(|cell| *cell.borrow_mut() = Some(id.to_owned()));
+    let out = f();
+    OPERATION_ID.with(|cell| *cell.borrow_mut() = None);
+    out
+}
 
 /// A v2 operation name (`AttachUserData`) in kebab case (`attach-user-data`); `Hangup` is
 /// v3's `release`.
@@ -115,8 +132,14 @@ impl SimCall {
             "StatusChange" => "StateChange",
             other => other,
         };
+        let operation = OPERATION_ID.with(|cell| {
+            cell.borrow()
+                .as_deref()
+                .map(|id| format!(r#","operationId":{}"#, quote(id)))
+                .unwrap_or_default()
+        });
         format!(
-            r#"{{"messageType":"CallStateChanged","notificationType":{},"call":{}}}"#,
+            r#"{{"messageType":"CallStateChanged","notificationType":{},"call":{}{operation}}}"#,
             quote(kind),
             self.json_v3()
         )

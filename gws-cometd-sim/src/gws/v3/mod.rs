@@ -40,7 +40,7 @@
 //! `update-user-data` (`{"data":{"userData":[KVList]}}`), `delete-user-data-pair`
 //! (`{"data":{"key":".."}}`) or `delete-user-data`. The reply comes at once; the change
 //! arrives as a `CallStateChanged` notification (`AttachedDataChanged` for user data,
-//! `StateChange` otherwise). An operation the call's state refuses gets the same reply,
+//! `StateChange` otherwise) carrying the same `operationId`. An operation the call's state refuses gets the same reply,
 //! then `{"messageType":"EventError","error":{"errorCode":1,"errorMessage":".."},
 //! "operationId":..,"callId":..}` on the voice channel. An unknown (or another user's)
 //! call: 404 `{"status":{"code":2,"message":"Call not found"}}` and an `EventError` with

@@ -11,8 +11,8 @@ use serde_json::value::RawValue;
 
 use super::{query, Session, SESSION_COOKIE, V3};
 use crate::gws::auth::random_token;
-use crate::gws::calls::from_kvlist;
-use crate::gws::{fnv1a, AgentState, Note, SimCallError};
+use crate::gws::calls::{from_kvlist, with_operation_id};
+use crate::gws::{fnv1a, AgentState, Note, RawPairs, SimCallError};
 use crate::json_string::quote;
 use crate::server::{add_header, cookie, json_reply};
 
@@ -41,6 +41,19 @@ fn operation_id() -> String {
         fastrand::u16(0x8000..0xc000),
         fastrand::u64(..1 << 48)
     )
+}
+
+/// A call operation, its request read.
+enum Op {
+    Answer,
+    Hold,
+    Retrieve,
+    Release,
+    Complete,
+    Attach(RawPairs),
+    Update(RawPairs),
+    DeletePair(String),
+    DeleteAll,
 }
 
 #[derive(Deserialize, Default)]
@@ -214,24 +227,35 @@ impl V3 {
             self.event_error(user, id, &operation_id, 2, "Call not found");
             return status(StatusCode::NOT_FOUND, 2, "Call not found");
         }
-        let result = match name {
-            "answer" => gws.answer(id),
-            "hold" => gws.hold(id),
-            "retrieve" => gws.retrieve(id),
-            "release" => gws.hangup(id),
-            "complete" => gws.complete(id),
+        let op = match name {
+            "answer" => Op::Answer,
+            "hold" => Op::Hold,
+            "retrieve" => Op::Retrieve,
+            "release" => Op::Release,
+            "complete" => Op::Complete,
             "attach-user-data" | "update-user-data" => match pairs() {
-                Ok(pairs) if name == "attach-user-data" => gws.attach_user_data(id, pairs),
-                Ok(pairs) => gws.update_user_data(id, pairs),
+                Ok(pairs) if name == "attach-user-data" => Op::Attach(pairs),
+                Ok(pairs) => Op::Update(pairs),
                 Err(why) => return status(StatusCode::BAD_REQUEST, 3, &why),
             },
-            "delete-user-data-pair" => match &data.key {
-                Some(key) => gws.delete_user_data_pair(id, key),
+            "delete-user-data-pair" => match data.key {
+                Some(key) => Op::DeletePair(key),
                 None => return status(StatusCode::BAD_REQUEST, 3, "data.key is required"),
             },
-            "delete-user-data" => gws.delete_user_data(id),
+            "delete-user-data" => Op::DeleteAll,
             _ => return status(StatusCode::NOT_FOUND, 3, "Unknown operation"),
         };
+        let result = with_operation_id(&operation_id, || match op {
+            Op::Answer => gws.answer(id),
+            Op::Hold => gws.hold(id),
+            Op::Retrieve => gws.retrieve(id),
+            Op::Release => gws.hangup(id),
+            Op::Complete => gws.complete(id),
+            Op::Attach(pairs) => gws.attach_user_data(id, pairs),
+            Op::Update(pairs) => gws.update_user_data(id, pairs),
+            Op::DeletePair(key) => gws.delete_user_data_pair(id, &key),
+            Op::DeleteAll => gws.delete_user_data(id),
+        });
         gws.count_operation(name);
         match result {
             Ok(()) => {}
