@@ -116,9 +116,16 @@ impl V3 {
             return sign_in_page(StatusCode::UNAUTHORIZED, "<p>Bad credentials.</p>");
         };
         let code = random_token();
-        self.state()
-            .codes
-            .insert(code.clone(), (user, pending.redirect_uri.clone()));
+        {
+            let mut state = self.state();
+            if let Some(id) = cookie(req.headers(), AUTH_COOKIE) {
+                // Signed in: the authorize request is done with.
+                state.sign_ins.remove(id);
+            }
+            state
+                .codes
+                .insert(code.clone(), (user, pending.redirect_uri.clone()));
+        }
         let sep = if pending.redirect_uri.contains('?') {
             '&'
         } else {
