@@ -5,11 +5,16 @@
 //! |---|---|
 //! | `/api/v2/me...` | [`GwsSim::handle`] (login, calls, user data) |
 //! | `/api/v2/notifications...` | Bayeux, for a valid `JSESSIONID` (else 401) and, with CSRF on, its token (else 403); the Bayeux session belongs to that user |
+//! | `/auth/v3...`, `/workspace/v3...` | the Workspace API v3 ([`V3`]): OAuth login, initialize-workspace, current session, call operations |
+//! | `/workspace/v3/notifications...` | Bayeux, for a valid `WORKSPACE_SESSIONID` (else 401) with `Content-Type: application/json` (else 415); the Bayeux session belongs to that user |
 //! | `/cometd...` | plain Bayeux, no authentication |
 //! | `/`, `/console/...` | the console in a browser (see `console`), with the REST API's credentials |
 //!
+//! Both generations share the users, the calls and the Bayeux engine: every change of a
+//! call is published on v2's [`CALLS_CHANNEL`] and then on v3's `/workspace/v3/voice`.
 //! Notifications of a call go only to its owner's Bayeux sessions. The first time one of a
-//! user's sessions subscribes to [`CALLS_CHANNEL`], the living contact center (or the
+//! user's sessions subscribes to [`CALLS_CHANNEL`] (or, but for a replay, to
+//! `/workspace/v3/voice`), the living contact center (or the
 //! configured scenario) starts for that user, once per user, for the server's life; with
 //! [`GwsServerConfig::scenario_per_session`], the scenario starts again for every new
 //! session that subscribes, and stops when that session ends. With
@@ -21,12 +26,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
+use gws_cometd::gws::api::V3_VOICE_CHANNEL;
 use hyper::header::WWW_AUTHENTICATE;
 use hyper::{Request, Response, StatusCode};
 use serde_json::value::RawValue;
@@ -37,7 +43,8 @@ use super::bayeux_route::BayeuxRoute;
 use super::console::{ConsoleRoute, Hub};
 use super::engine::Engine;
 use super::fault::ActiveFaults;
-use super::gws::{GwsSim, GwsSimConfig, Publish, ScenarioStep, CALLS_CHANNEL};
+use super::gws::{GwsSim, GwsSimConfig, Publish, ScenarioStep, CALLS_CHANNEL, V3};
+use super::gws_v3_server::{announce_initialization, V3NotificationsRoute, V3RestRoute};
 use super::replay::{play, ReplayConfig, ReplayControl, Replays};
 use super::server::{add_header, json_reply, Route};
 use super::{SimConfig, SimServer};
@@ -106,6 +113,7 @@ enum Activity {
 pub struct GwsSimServer {
     bayeux: SimServer,
     gws: GwsSim,
+    v3: Arc<V3>,
     seed: Option<u64>,
     replays: Option<Replays>,
 }
@@ -162,10 +170,21 @@ impl GwsSimServer {
             SimServer::start_with(sim, |ext| {
                 gws_config.public_url = format!("http://{}", ext.addr);
                 let engine = ext.engine.clone();
+                let v3_cell: Arc<OnceLock<Arc<V3>>> = Arc::default();
+                let v3_of_publish = v3_cell.clone();
                 let publish: Publish = Arc::new(move |user: &str, channel: &str, data: String| {
                     match RawValue::from_string(data) {
                         Ok(raw) => {
                             engine.publish_to(user, channel, &raw);
+                            let unsubscribed = channel
+                                .starts_with("/workspace/v3/")
+                                .then(|| v3_of_publish.get()?.unsubscribed_delivery())
+                                .flatten();
+                            if let Some(clients) = unsubscribed {
+                                engine.push_unsubscribed(user, channel, &raw, |id| {
+                                    clients.contains(id)
+                                });
+                            }
                         }
                         Err(e) => tracing::warn!(channel, error = %e, "notification is not JSON"),
                     }
@@ -175,7 +194,14 @@ impl GwsSimServer {
                     replays.feed_console(&hub);
                 }
                 let gws = GwsSim::new(gws_config, publish);
-                made = Some((gws.clone(), ext.engine.clone(), ext.shutdown.clone()));
+                let v3 = Arc::new(V3::new(gws.clone()));
+                let _ = v3_cell.set(v3.clone());
+                made = Some((
+                    gws.clone(),
+                    v3.clone(),
+                    ext.engine.clone(),
+                    ext.shutdown.clone(),
+                ));
                 let rest: Arc<dyn Route> = Arc::new(RestRoute { gws: gws.clone() });
                 let notifications: Arc<dyn Route> = Arc::new(NotificationsRoute {
                     gws: gws.clone(),
@@ -184,11 +210,14 @@ impl GwsSimServer {
                         bases: vec![NOTIFICATIONS_PATH.to_owned()],
                     },
                 });
+                let v3_rest: Arc<dyn Route> = Arc::new(V3RestRoute { v3: v3.clone() });
+                let v3_notifications: Arc<dyn Route> =
+                    Arc::new(V3NotificationsRoute::new(v3, ext.engine.clone()));
                 let console = ConsoleRoute::route(gws, hub, replays.clone(), ext.shutdown.clone());
-                vec![rest, notifications, console]
+                vec![rest, notifications, v3_rest, v3_notifications, console]
             })
             .await?;
-        let (gws, engine, shutdown) =
+        let (gws, v3, engine, shutdown) =
             made.ok_or_else(|| std::io::Error::other("simulator routes were not built"))?;
         let seed = match &activity {
             Activity::LivingCenter { seed } => Some(*seed),
@@ -199,6 +228,11 @@ impl GwsSimServer {
                 replays.user(user).map(|u| u.read_calls())
             }));
         }
+        bayeux.spawn(announce_initialization(
+            v3.clone(),
+            engine.clone(),
+            shutdown.clone(),
+        ));
         if !matches!(&activity, Activity::Scenario(steps) if steps.is_empty()) {
             let per_session = matches!(activity, Activity::Replay(_))
                 || (scenario_per_session && matches!(activity, Activity::Scenario(_)));
@@ -214,6 +248,7 @@ impl GwsSimServer {
         Ok(GwsSimServer {
             bayeux,
             gws,
+            v3,
             seed,
             replays,
         })
@@ -248,6 +283,11 @@ impl GwsSimServer {
         &self.gws
     }
 
+    /// The Workspace API v3 side: its sessions and fault modes.
+    pub fn v3(&self) -> &V3 {
+        &self.v3
+    }
+
     /// The Bayeux side: faults, sessions, statistics, waiting for subscribers.
     pub fn bayeux(&self) -> &SimServer {
         &self.bayeux
@@ -274,8 +314,13 @@ async fn start_activities(
     let mut started: HashMap<String, AbortHandle> = HashMap::new();
     let mut running = JoinSet::new();
     // Who receives the calls now, each with the key it is started under.
+    // A replay serves recorded v2 messages only; the other activities serve v3 too.
+    let v3 = !matches!(activity, Activity::Replay(_));
     let receiving = |engine: &Engine| -> BTreeMap<String, String> {
-        let sessions = engine.sessions_receiving(CALLS_CHANNEL);
+        let mut sessions = engine.sessions_receiving(CALLS_CHANNEL);
+        if v3 {
+            sessions.extend(engine.sessions_receiving(V3_VOICE_CHANNEL));
+        }
         if per_session {
             sessions
         } else {

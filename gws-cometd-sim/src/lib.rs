@@ -17,6 +17,7 @@
 //! | `ack` | the server side of CometD's acknowledged-messages extension |
 //! | [`gws`] | the GWS REST model: HTTP sessions, calls, user data, scenarios |
 //! | `gws_server` | [`GwsSimServer`]: the GWS model and an authenticated, per-user notification endpoint on one server |
+//! | `gws_v3_server` | the Workspace API v3 routes and CometD endpoint of [`GwsSimServer`], and its initialization message |
 //! | `console` | the console at `/`: a page to see and drive the user's calls in a browser |
 //! | `json_string` | `quote`: a string as a JSON string literal, for replies built as text |
 //! | [`replay`] | recordings served to any GWS client (`serve --replay`), with a control handle |
@@ -43,6 +44,7 @@ mod engine;
 mod fault;
 pub mod gws;
 mod gws_server;
+mod gws_v3_server;
 mod json_string;
 pub mod replay;
 mod server;

@@ -64,15 +64,39 @@ impl Engine {
         self.publish_where(msg, |id, _| id == client_id) == 1
     }
 
+    /// Queues `data` on `channel` for the sessions of `owner` that `pick` selects (by client
+    /// id) and that are NOT subscribed to `channel`, as a server that delivers without
+    /// subscriptions does (GWS 9 on its v3 channels); returns how many got it. Together with
+    /// [`publish_to`](Self::publish_to), every picked session gets the message once.
+    pub(crate) fn push_unsubscribed(
+        &self,
+        owner: &str,
+        channel: &str,
+        data: &RawValue,
+        pick: impl Fn(&str) -> bool,
+    ) -> usize {
+        self.queue_where(&data_message(channel, data), |id, s| {
+            s.owner.as_deref() == Some(owner)
+                && pick(id)
+                && !s.subscriptions.iter().any(|p| channel_matches(p, channel))
+        })
+    }
+
     fn publish_where(&self, msg: &Message, to: impl Fn(&str, &Session) -> bool) -> usize {
         let channel = msg.channel.as_str();
+        self.queue_where(msg, |id, s| {
+            to(id, s) && s.subscriptions.iter().any(|p| channel_matches(p, channel))
+        })
+    }
+
+    fn queue_where(&self, msg: &Message, to: impl Fn(&str, &Session) -> bool) -> usize {
         let mut st = self.lock();
         st.stats.published += 1;
         let max = self.cfg.max_queue.max(1);
         let mut count = 0;
         let mut dropped = 0;
         for (id, s) in st.sessions.iter_mut() {
-            if !to(id, s) || !s.subscriptions.iter().any(|p| channel_matches(p, channel)) {
+            if !to(id, s) {
                 continue;
             }
             if s.queue.len() >= max {

@@ -19,6 +19,7 @@
 //! | `center` | the living contact center: seeded, never-ending call traffic per user |
 //! | `rest` | the REST routes and their operations |
 //! | `scenario` | timed scenario steps: parsing and running |
+//! | [`v3`] | the Workspace API v3 over the same users and calls ([`V3`]) |
 //!
 //! # REST routes
 //!
@@ -92,10 +93,15 @@ mod rest;
 
 pub(crate) use rest::status as refusal;
 mod scenario;
+pub mod v3;
+
+pub use v3::V3;
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+use gws_cometd::gws::api::V3_VOICE_CHANNEL;
 
 pub use agent::{AgentState, GwsStats};
 pub use calls::{NewCall, RawPairs, SimCallError, SimCallState, SimCallType};
@@ -239,6 +245,8 @@ struct Inner {
     alive: tokio::sync::watch::Sender<()>,
     /// Who answers call listings instead of the model, for some users (a replay).
     calls_source: std::sync::OnceLock<CallsSource>,
+    /// Whether v3 notifications are published too (see [`GwsSim::publish_v3`]).
+    v3: std::sync::atomic::AtomicBool,
 }
 
 /// The simulated GWS REST server and call model. Cloning shares it; scenario tasks stop
@@ -280,6 +288,7 @@ impl GwsSim {
                 publish_order: Mutex::new(()),
                 alive,
                 calls_source: std::sync::OnceLock::new(),
+                v3: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -321,10 +330,24 @@ impl GwsSim {
             let mut state = self.state();
             f(&mut state, &self.inner.config)?
         };
+        let v3 = self.inner.v3.load(std::sync::atomic::Ordering::Relaxed);
         for note in notes {
+            if note.channel == V3_VOICE_CHANNEL && !v3 {
+                continue;
+            }
             (self.inner.publish)(&note.user, note.channel, note.data);
         }
         Ok(value)
+    }
+
+    /// From now on, every change of a call is also published as the Workspace API v3's
+    /// `CallStateChanged` on [`V3_VOICE_CHANNEL`], after its v2 notification (off until
+    /// then: a simulator serving only v2 publishes only v2). [`GwsSimServer`](crate::GwsSimServer)
+    /// turns it on, as it serves both.
+    pub fn publish_v3(&self) {
+        self.inner
+            .v3
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

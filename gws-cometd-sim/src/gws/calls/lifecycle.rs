@@ -4,7 +4,7 @@
 use tokio::time::Instant;
 
 use super::{NewCall, SimCall, SimCallError, SimCallState, SimCallType};
-use crate::gws::{CallIdForm, GwsSim, Note};
+use crate::gws::{CallIdForm, GwsSim};
 
 impl GwsSim {
     /// An inbound call from `from` to the agent's number `to` starts ringing for the default
@@ -53,10 +53,10 @@ impl GwsSim {
                 user_data: Vec::new(),
                 started: Instant::now(),
             };
-            let note = Note::call(&call.owner, call.notification("StatusChange", config));
+            let notes = call.notes("StatusChange", config);
             let id = call.id.clone();
             state.calls.list.push(call);
-            Ok::<_, std::convert::Infallible>((id, vec![note]))
+            Ok::<_, std::convert::Infallible>((id, notes))
         })
         .unwrap_or_else(|never| match never {})
     }
@@ -135,11 +135,11 @@ impl GwsSim {
                 });
             }
             call.state = to;
-            let note = Note::call(&call.owner, call.notification("StatusChange", config));
+            let notes = call.notes("StatusChange", config);
             if to == SimCallState::Completed {
                 state.calls.prune_completed();
             }
-            Ok(((), vec![note]))
+            Ok(((), notes))
         })
     }
 }

@@ -35,6 +35,17 @@ impl GwsSim {
         out
     }
 
+    /// `user`'s calls not `Completed` in the Workspace API v3 form, as a JSON array.
+    pub(in crate::gws) fn calls_v3_for(&self, user: &str) -> String {
+        let state = self.state();
+        let calls: Vec<String> = state
+            .calls
+            .live(|c| c.owner == user)
+            .map(SimCall::json_v3)
+            .collect();
+        format!("[{}]", calls.join(","))
+    }
+
     /// The ids of every call not `Completed`, of every user, oldest first.
     pub fn call_ids(&self) -> Vec<String> {
         self.call_ids_where(|_| true)

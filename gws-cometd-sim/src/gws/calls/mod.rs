@@ -9,11 +9,15 @@
 //! | `user_data` | the user-data operations and pair lists read in order |
 //! | `listing` | the calls as REST replies list them |
 //! | `render` | a call's JSON text and its `CallStateChangeMessage` |
+//! | `render_v3` | the same call as the Workspace API v3 shows it, and its `CallStateChanged` |
+//! | `kvlist` | user data as a v3 KVList, both ways |
 
+mod kvlist;
 mod lifecycle;
 mod listing;
 mod new_call;
 mod render;
+mod render_v3;
 mod state;
 mod user_data;
 
@@ -22,7 +26,9 @@ mod tests;
 
 use tokio::time::Instant;
 
+pub(in crate::gws) use kvlist::from_kvlist;
 pub use new_call::{NewCall, SimCallType};
+pub(in crate::gws) use render_v3::with_operation_id;
 pub use state::SimCallState;
 pub(in crate::gws) use user_data::Pairs;
 pub use user_data::RawPairs;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use super::SimCallError;
-use crate::gws::{GwsSim, Note};
+use crate::gws::GwsSim;
 
 /// A pair list as received: keys in order, duplicates kept, values as exact JSON text.
 pub type RawPairs = Vec<(String, Box<RawValue>)>;
@@ -111,8 +111,7 @@ impl GwsSim {
                 UserDataOp::DeletePair => data.retain(|(k, _)| k != key),
                 UserDataOp::DeleteAll => data.clear(),
             }
-            let note = call.notification("AttachedDataChanged", config);
-            Ok(((), vec![Note::call(&call.owner, note)]))
+            Ok(((), call.notes("AttachedDataChanged", config)))
         })
     }
 }
