@@ -28,6 +28,20 @@ open_enum! {
     }
 }
 
+impl NotificationType {
+    /// A v3 `notificationType`, named as v2 names it where the two differ: v3's
+    /// `StateChange` is [`NotificationType::StatusChange`], so change lines read the same
+    /// for both generations (the call's text, kept byte for byte, still says what the
+    /// server sent). Other values, v3's own (`CallRecovered`, ...) among them, as
+    /// [`NotificationType::from`] reads them.
+    pub fn from_v3(s: &str) -> Self {
+        match s {
+            "StateChange" => NotificationType::StatusChange,
+            other => NotificationType::from(other),
+        }
+    }
+}
+
 open_enum! {
     /// `state` of a call.
     pub enum CallState {
@@ -149,7 +163,8 @@ impl CallDuration {
 }
 
 record! {
-    /// A participant given as an object.
+    /// A participant given as an object: v2's four spellings of the number, or v3's
+    /// `number` and `role`.
     pub struct ParticipantInfo: serde {
         /// `e164Number`.
         e164_number: Option<String> = "e164Number",
@@ -159,6 +174,10 @@ record! {
         phone_number: Option<String> = "phoneNumber",
         /// `digits`.
         digits: Option<String> = "digits",
+        /// `number` (v3).
+        number: Option<String> = "number",
+        /// `role` (v3): the participant's part in the call, as received.
+        role: Option<String> = "role",
     }
 }
 
@@ -176,7 +195,7 @@ impl Participant {
     /// The participant's phone number, whichever form was used.
     pub fn phone_number(&self) -> Option<&str> {
         match self {
-            Participant::Info(i) => i.phone_number.as_deref(),
+            Participant::Info(i) => i.phone_number.as_deref().or(i.number.as_deref()),
             Participant::Number(n) => Some(n),
         }
     }

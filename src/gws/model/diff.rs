@@ -11,11 +11,13 @@
 //! report), no search of one list per pair of the other, and values are compared and built
 //! from their text with an explicit stack (see [`Value`]), never by re-reading each level.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use indexmap::IndexMap;
 use serde::Serialize;
 
+use super::kvlist;
 use super::user_data::{same_json, UserData, Value, MAX_USER_DATA_DEPTH};
 
 /// One key-value pair.
@@ -222,6 +224,65 @@ impl DiffValue for JsonText<'_> {
         // The text was validated as JSON, and its depth checked, when it was read; a string
         // that escapes half a surrogate pair is the one thing left that does not build.
         Value::from_json(self.0, MAX_USER_DATA_DEPTH).unwrap_or(Value::Null)
+    }
+}
+
+/// A v3 KVList entry's `type` and `value` text: compared as text where the same type and
+/// text are the same value, built (see `kvlist`) where they may not be.
+#[derive(Clone, Debug)]
+pub(crate) struct KvText<'a> {
+    pub(crate) ty: Option<Cow<'a, str>>,
+    pub(crate) value: &'a str,
+}
+
+impl DiffValue for KvText<'_> {
+    fn same(&self, other: &Self) -> bool {
+        if self.ty == other.ty {
+            if self.value == other.value {
+                return true;
+            }
+            // Two strings without escapes, or two integers, differ when their texts do.
+            let plain = |v: &str| v.starts_with('"') && !v.contains('\\');
+            match self.ty.as_deref() {
+                Some("str") if plain(self.value) && plain(other.value) => return false,
+                Some("int") if !self.value.starts_with('"') && !other.value.starts_with('"') => {
+                    return false
+                }
+                _ => {}
+            }
+        }
+        self.to_value() == other.to_value()
+    }
+
+    fn to_value(&self) -> Value {
+        kvlist::value_of(self.ty.as_deref(), self.value, MAX_USER_DATA_DEPTH)
+    }
+}
+
+/// A user-data value's text in either generation's form; values of the two forms compare
+/// as the [`Value`]s they read to.
+#[derive(Clone, Debug)]
+pub(crate) enum ValueText<'a> {
+    /// v2: the value of a `userData` object's member.
+    Json(JsonText<'a>),
+    /// v3: a KVList entry.
+    Kv(KvText<'a>),
+}
+
+impl DiffValue for ValueText<'_> {
+    fn same(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ValueText::Json(a), ValueText::Json(b)) => a.same(b),
+            (ValueText::Kv(a), ValueText::Kv(b)) => a.same(b),
+            _ => self.to_value() == other.to_value(),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        match self {
+            ValueText::Json(j) => j.to_value(),
+            ValueText::Kv(k) => k.to_value(),
+        }
     }
 }
 

@@ -7,45 +7,78 @@
 
 use std::borrow::Cow;
 
-use crate::gws::model::diff::{JsonText, UserDataDiff};
+use crate::gws::model::diff::{JsonText, KvText, UserDataDiff, ValueText};
+use crate::gws::model::kvlist;
 use crate::gws::wire::json::{self, Member};
 
 /// The members of a `userData` text, by position.
 pub(super) type Members = Vec<Member>;
 
-/// The pairs of `text` at `members`, values as text; a key that escapes half a surrogate
-/// pair is passed over.
-fn pairs<'t>(text: &'t str, members: &[Member]) -> Vec<(Cow<'t, str>, JsonText<'t>)> {
+/// A user-data text's pairs, values as text.
+pub(super) type Pairs<'t> = Vec<(Cow<'t, str>, ValueText<'t>)>;
+
+/// The pairs of the object `text` at `members`; a key that escapes half a surrogate pair is
+/// passed over.
+fn object_pairs<'t>(text: &'t str, members: &[Member]) -> Pairs<'t> {
     members
         .iter()
         .filter_map(|m| {
             let key = json::string_text(text.get(m.key.clone())?).ok()?;
-            Some((key, JsonText(text.get(m.value.clone())?)))
+            let value = ValueText::Json(JsonText(text.get(m.value.clone())?));
+            Some((key, value))
         })
         .collect()
 }
 
+/// The pairs of a v3 KVList text (none when it is not one: the decoder has checked it).
+fn kvlist_pairs(text: &str) -> Pairs<'_> {
+    kvlist::entries(text)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| {
+            let value = ValueText::Kv(KvText {
+                ty: e.ty,
+                value: e.value,
+            });
+            (e.key, value)
+        })
+        .collect()
+}
+
+/// The pairs of a `userData` text in either form (v2's object, whose members may be known
+/// already, or v3's KVList), and the members of an object (for the next diff; a KVList's
+/// entries are read again each time, which costs the same one pass).
+pub(super) fn pairs_of<'t>(
+    text: &'t str,
+    members: Option<&[Member]>,
+) -> (Pairs<'t>, Option<Members>) {
+    if text.trim_start().starts_with('[') {
+        return (kvlist_pairs(text), None);
+    }
+    match members {
+        Some(members) => (object_pairs(text, members), None),
+        None => {
+            let read = json::members(text).unwrap_or_default();
+            (object_pairs(text, &read), Some(read))
+        }
+    }
+}
+
 /// The diff from `old` (a `userData` text and its members, when known) to `new`, and the
-/// members of `new` (for the next diff).
+/// members of `new` (for the next diff; `None` for a KVList).
 pub(super) fn diff(
     old: Option<(&str, Option<&[Member]>)>,
     new: Option<&str>,
 ) -> (UserDataDiff, Option<Members>) {
-    let read;
     let old_pairs = match old {
-        Some((text, Some(members))) => pairs(text, members),
-        Some((text, None)) => {
-            read = json::members(text).unwrap_or_default();
-            pairs(text, &read)
-        }
+        Some((text, members)) => pairs_of(text, members).0,
         None => Vec::new(),
     };
     let Some(new_text) = new else {
         return (UserDataDiff::between_pairs(&old_pairs, &[]), None);
     };
-    let members = json::members(new_text).unwrap_or_default();
-    let d = UserDataDiff::between_pairs(&old_pairs, &pairs(new_text, &members));
-    (d, Some(members))
+    let (new_pairs, members) = pairs_of(new_text, None);
+    (UserDataDiff::between_pairs(&old_pairs, &new_pairs), members)
 }
 
 #[cfg(test)]

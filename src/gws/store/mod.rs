@@ -10,7 +10,6 @@ mod changes;
 mod members;
 mod ordered;
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::OnceLock;
@@ -23,7 +22,7 @@ use serde_json::value::RawValue;
 pub use self::changes::{Changes, MessageItem};
 use self::members::Members;
 use self::ordered::OrderedMap;
-use super::model::diff::{JsonText, UserDataDiff};
+use super::model::diff::UserDataDiff;
 use super::model::{Call, CallState, NotificationType};
 use super::wire::{json, CallNotification};
 
@@ -276,23 +275,13 @@ impl Entry {
     }
 }
 
-/// The pairs of a `userData` object text (none for `None`), values as text.
-fn pairs(text: Option<&str>) -> Vec<(Cow<'_, str>, JsonText<'_>)> {
-    let mut out = Vec::new();
-    if let Some(text) = text {
-        out.reserve(16);
-        json::for_each_member(text, |k, r| {
-            if let Some(v) = text.get(r) {
-                out.push((k, JsonText(v)));
-            }
-        });
-    }
-    out
-}
-
 fn user_data_diff(old: Option<&str>, new: Option<&str>) -> UserDataDiff {
     if old == new {
         return UserDataDiff::default();
+    }
+    fn pairs(text: Option<&str>) -> members::Pairs<'_> {
+        text.map(|t| members::pairs_of(t, None).0)
+            .unwrap_or_default()
     }
     UserDataDiff::between_pairs(&pairs(old), &pairs(new))
 }

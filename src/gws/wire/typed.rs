@@ -8,9 +8,11 @@ use serde_json::value::RawValue;
 
 use super::{decode, decode_data, DecodeError, Notification};
 use crate::bayeux::Message;
+use crate::gws::api::V3_INITIALIZATION_CHANNEL;
 use crate::gws::model::record::{lenient_record, Record};
 use crate::gws::model::{
-    Call, CallStateChangeMessage, DeviceStateChangeMessage, ErrorMessage, GwsNotification, RawJson,
+    Call, CallStateChangeMessage, Device, DeviceStateChangeMessage, ErrorMessage, GwsNotification,
+    RawJson, WorkspaceInitialization,
 };
 
 const MESSAGE_TYPE: &str = "messageType";
@@ -38,16 +40,62 @@ impl GwsNotification {
 
 impl DeviceStateChangeMessage {
     /// Reads the `data` text of a device notification (as [`Notification::Device`] gives it).
+    /// v3's `DnStateChanged` reads as one device: its `dn` object, whose `number` is the
+    /// device's `phoneNumber` (the rest of it, `agentState` and all, kept in the device's
+    /// `other`); the `dn` member itself stays in the message's `other`, as received.
     pub fn read(data: &str) -> DeviceStateChangeMessage {
-        read(data)
+        let mut m: DeviceStateChangeMessage = read(data);
+        if m.devices.is_none() {
+            if let Some((_, dn)) = m.other.iter().rev().find(|(k, _)| k == "dn") {
+                if let Some(mut device) = lenient_record::<Device>(dn.get(), &[]) {
+                    if let Some(at) = device.other.iter().position(|(k, _)| k == "number") {
+                        let number = serde_json::from_str::<String>(device.other[at].1.get());
+                        if let (None, Ok(number)) = (&device.phone_number, number) {
+                            device.phone_number = Some(number);
+                            device.other.remove(at);
+                        }
+                    }
+                    m.devices = Some(vec![device]);
+                }
+            }
+        }
+        m
     }
 }
 
 impl ErrorMessage {
     /// Reads the `data` text of an error notification (as [`Notification::Error`] gives it).
+    /// v3's `EventError`, which nests them in an `error` object, gives its `errorMessage`
+    /// and `errorCode` the same way (the `error` member stays in `other`, as received).
     pub fn read(data: &str) -> ErrorMessage {
-        read(data)
+        let mut m: ErrorMessage = read(data);
+        if m.error_message.is_none() && m.error_code.is_none() {
+            if let Some((_, error)) = m.other.iter().rev().find(|(k, _)| k == "error") {
+                if let Some(inner) = lenient_record::<ErrorMessage>(error.get(), &[]) {
+                    m.error_message = inner.error_message;
+                    m.error_code = inner.error_code;
+                }
+            }
+        }
+        m
     }
+}
+
+/// What a message on [`V3_INITIALIZATION_CHANNEL`] says of the workspace's initialization:
+/// `None` for any other message (another channel, no `data`, another `messageType`). The
+/// decoder has nothing to check in it, so it is read here, leniently: a `state` of an odd
+/// shape is kept in `other`.
+pub fn initialization(msg: &Message) -> Option<WorkspaceInitialization> {
+    if msg.channel != V3_INITIALIZATION_CHANNEL {
+        return None;
+    }
+    let data = msg.data.as_deref()?.get();
+    let init: WorkspaceInitialization = lenient_record(data, &[])?;
+    matches!(
+        init.message_type.as_deref(),
+        Some("WorkspaceInitializationProgress" | "WorkspaceInitializationComplete")
+    )
+    .then_some(init)
 }
 
 /// A notification record from text the decoder has checked, `messageType` left out.
