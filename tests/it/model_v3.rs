@@ -12,7 +12,7 @@ use gws_cometd::gws::model::{InitializationState, Participant};
 use gws_cometd::gws::wire::{self, CallNotification, Notification};
 use gws_cometd::gws::{
     Call, CallState, CallStore, ChangeOrigin, DeviceStateChangeMessage, ErrorMessage,
-    NotificationType, UserData, Value, MAX_USER_DATA_DEPTH,
+    GwsNotification, NotificationType, UserData, Value, MAX_USER_DATA_DEPTH,
 };
 use serde_json::value::RawValue;
 
@@ -83,7 +83,7 @@ fn a_v3_call_notification_decodes_into_the_call_notification_v2_gives() {
     ];
     let call = v3_call("c1", "Established", Some(&entries));
     let data = format!(
-        r#"{{"messageType":"CallStateChanged","notificationType":"StateChange","call":{call}}}"#
+        r#"{{"messageType":"CallStateChanged","notificationType":"StateChange","call":{call},"operationId":"op-1"}}"#
     );
     let msg: Message = serde_json::from_str(&format!(
         r#"{{"channel":"/workspace/v3/voice","data":{data}}}"#
@@ -123,6 +123,20 @@ fn a_v3_call_notification_decodes_into_the_call_notification_v2_gives() {
         assert_eq!(wire::decode(&msg).unwrap(), Notification::Other, "{body}");
         assert!(wire::calls_in_text(&body).unwrap().is_empty(), "{body}");
     }
+    // The typed view reads it as v2's message, named alike.
+    let raw = RawValue::from_string(data.clone()).unwrap();
+    let GwsNotification::CallStateChange(typed) = GwsNotification::from_data(&raw).unwrap() else {
+        panic!("a call notification")
+    };
+    assert_eq!(
+        typed.notification_type,
+        Some(NotificationType::StatusChange)
+    );
+    assert_eq!(
+        typed.call.user_data().get("A").and_then(Value::as_str),
+        Some("12345")
+    );
+    assert_eq!(typed.other[0].0, "operationId");
     // Other v3 notification types keep their name.
     let recovered = data.replace(r#""StateChange""#, r#""CallRecovered""#);
     let Notification::Call(n) = wire::decode_data(&recovered).unwrap() else {
@@ -217,7 +231,12 @@ fn the_same_story_in_v2_and_v3_shapes_gives_the_same_change_lines() {
             "Established",
             Some(&[p9.clone(), big, journey, blob]),
         ),
-        v3("StateChange", "c1", "Released", Some(std::slice::from_ref(&p9))),
+        v3(
+            "StateChange",
+            "c1",
+            "Released",
+            Some(std::slice::from_ref(&p9)),
+        ),
     ];
     let (mut s2, mut s3) = (CallStore::new(), CallStore::new());
     let (l2, l3) = (lines(&mut s2, &v2_story), lines(&mut s3, &v3_story));
@@ -452,4 +471,111 @@ async fn the_v3_fixture_as_a_message_stream_goes_through_the_same_decoder() {
         .filter(|l| !l.contains(r#""origin""#))
         .collect();
     assert_eq!(changes, notified);
+}
+
+// ---- the same pairs in either form, generated ----
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A generated user-data value: a string, an integer (often beyond 2^53), or nested
+    /// pairs.
+    #[derive(Clone, Debug)]
+    enum Gen {
+        Str(String),
+        Int(String),
+        Pairs(Vec<(String, Gen)>),
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop::sample::select(&["A", "B", "AccountNumber", "é", "k\"q"][..]).prop_map(str::to_owned)
+    }
+
+    fn gen() -> impl Strategy<Value = Gen> {
+        let leaf = prop_oneof![
+            "[a-z0-9 é\\\\\"]{0,6}".prop_map(Gen::Str),
+            any::<i64>().prop_map(|n| Gen::Int(n.to_string())),
+            "[1-9][0-9]{16,30}".prop_map(Gen::Int),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop::collection::vec((key(), inner), 0..4).prop_map(Gen::Pairs)
+        })
+    }
+
+    fn quote(s: &str) -> String {
+        serde_json::to_string(s).unwrap()
+    }
+
+    /// v2's form: a JSON object, duplicates kept.
+    fn v2_text(pairs: &[(String, Gen)]) -> String {
+        let members: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Gen::Str(s) => quote(s),
+                    Gen::Int(n) => n.clone(),
+                    Gen::Pairs(p) => v2_text(p),
+                };
+                format!("{}:{v}", quote(k))
+            })
+            .collect();
+        format!("{{{}}}", members.join(","))
+    }
+
+    /// v3's form: a KVList, typed.
+    fn v3_text(pairs: &[(String, Gen)]) -> String {
+        let entries: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| {
+                let (ty, v) = match v {
+                    Gen::Str(s) => ("str", quote(s)),
+                    Gen::Int(n) => ("int", n.clone()),
+                    Gen::Pairs(p) => ("kvlist", v3_text(p)),
+                };
+                format!(r#"{{"key":{},"type":"{ty}","value":{v}}}"#, quote(k))
+            })
+            .collect();
+        format!("[{}]", entries.join(","))
+    }
+
+    fn pairs() -> impl Strategy<Value = Vec<(String, Gen)>> {
+        prop::collection::vec((key(), gen()), 0..6)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The same pairs written as a v2 object and as a v3 KVList read to the same
+        /// [`UserData`], and a store fed either form reports the same change lines.
+        #[test]
+        fn either_form_reads_and_changes_alike(
+            snapshots in prop::collection::vec(prop::option::of(pairs()), 1..5),
+        ) {
+            let (mut s2, mut s3) = (CallStore::new(), CallStore::new());
+            for (i, snapshot) in snapshots.iter().enumerate() {
+                let (t2, t3) = match snapshot {
+                    Some(p) => (Some(v2_text(p)), Some(v3_text(p))),
+                    None => (None, None),
+                };
+                if let (Some(t2), Some(t3)) = (&t2, &t3) {
+                    let u2: UserData = serde_json::from_str(t2).unwrap();
+                    let u3: UserData = serde_json::from_str(t3).unwrap();
+                    prop_assert_eq!(&u2, &u3);
+                    prop_assert_eq!(u3.kvlist_text(), Some(t3.as_str()));
+                    prop_assert_eq!(serde_json::to_string(&u3).unwrap(), t3.clone());
+                }
+                let state = ["Ringing", "Established"][i % 2];
+                let ud2 = t2.map(|t| format!(r#","userData":{t}"#)).unwrap_or_default();
+                let ud3 = t3.map(|t| format!(r#","userData":{t}"#)).unwrap_or_default();
+                let b2 = format!(
+                    r#"[{{"channel":"/v2/me/calls","data":{{"messageType":"CallStateChangeMessage","notificationType":"AttachedDataChanged","call":{{"id":"c1","state":"{state}"{ud2}}}}}}}]"#
+                );
+                let b3 = format!(
+                    r#"[{{"channel":"/workspace/v3/voice","data":{{"messageType":"CallStateChanged","notificationType":"AttachedDataChanged","call":{{"id":"c1","state":"{state}"{ud3}}}}}}}]"#
+                );
+                prop_assert_eq!(lines(&mut s2, &[b2]), lines(&mut s3, &[b3]));
+            }
+        }
+    }
 }

@@ -23,8 +23,8 @@ impl GwsNotification {
     /// when a call notification lacks what the store needs (see [`super`]).
     pub fn from_data(data: &RawValue) -> Result<GwsNotification, DecodeError> {
         Ok(match decode_data(data.get())? {
-            Notification::Call(_) => {
-                GwsNotification::CallStateChange(CallStateChangeMessage::read(data.get()))
+            Notification::Call(call) => {
+                GwsNotification::CallStateChange(CallStateChangeMessage::read_as(data.get(), &call))
             }
             Notification::Device(text) => GwsNotification::DeviceStateChange(read(text)),
             Notification::Error(text) => GwsNotification::Error(read(text)),
@@ -108,9 +108,21 @@ impl CallStateChangeMessage {
     /// [`CALLS_CHANNEL`](super::CALLS_CHANNEL) with `messageType` `CallStateChangeMessage`.
     pub fn from_message(msg: &Message) -> Result<Option<CallStateChangeMessage>, DecodeError> {
         Ok(match (decode(msg)?, msg.data.as_deref()) {
-            (Notification::Call(_), Some(data)) => Some(CallStateChangeMessage::read(data.get())),
+            (Notification::Call(call), Some(data)) => {
+                Some(CallStateChangeMessage::read_as(data.get(), &call))
+            }
             _ => None,
         })
+    }
+
+    /// Reads the `data` text of the call notification the decoder read as `call`: a v3
+    /// `CallStateChanged` too, as v2's message (its `notificationType` named as the decoder
+    /// names it, v3's `StateChange` as `StatusChange`; `operationId` among the unknown
+    /// fields).
+    fn read_as(data: &str, call: &super::CallNotification<'_>) -> CallStateChangeMessage {
+        let mut m = CallStateChangeMessage::read(data);
+        m.notification_type = call.notification_type().cloned();
+        m
     }
 
     /// Reads the `data` text of a call notification the decoder has checked.
