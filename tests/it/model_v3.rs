@@ -8,7 +8,7 @@ use futures::StreamExt;
 use gws_cometd::bayeux::{Limit, Message};
 use gws_cometd::fixture::Replay;
 use gws_cometd::gws::api::{V3_INITIALIZATION_CHANNEL, V3_VOICE_CHANNEL};
-use gws_cometd::gws::model::{InitializationState, Participant};
+use gws_cometd::gws::model::{Capability, InitializationState, Participant};
 use gws_cometd::gws::wire::{self, CallNotification, Notification};
 use gws_cometd::gws::{
     Call, CallState, CallStore, ChangeOrigin, DeviceStateChangeMessage, ErrorMessage,
@@ -349,6 +349,16 @@ fn the_typed_call_reads_v3_names_and_keeps_the_kvlist() {
         Some("5115")
     );
     assert_eq!(typed.duration.as_ref().and_then(|d| d.seconds()), Some(3));
+    // Capabilities are kept as received, and read as v2 names them when asked.
+    let caps: Vec<Capability> = typed
+        .capabilities
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(Capability::canonical)
+        .collect();
+    assert_eq!(caps, [Capability::Answer, Capability::AttachUserData]);
+    assert_eq!(typed.capabilities.as_ref().unwrap()[0].as_str(), "answer");
 }
 
 #[test]

@@ -121,6 +121,35 @@ open_enum! {
     }
 }
 
+impl Capability {
+    /// The capability as v2 names it. v3 names operations in kebab case (`attach-user-data`),
+    /// which the typed call keeps as received, in `Other`; this reads such a name as the one
+    /// it means (`AttachUserData`), so a check for a capability works for both generations.
+    /// Any other value comes back unchanged.
+    ///
+    /// ```
+    /// use gws_cometd::gws::model::Capability;
+    /// assert_eq!(Capability::from("attach-user-data").canonical(), Capability::AttachUserData);
+    /// assert_eq!(Capability::from("Answer").canonical(), Capability::Answer);
+    /// ```
+    pub fn canonical(&self) -> Capability {
+        match self {
+            Capability::Other(s) if s.starts_with(|c: char| c.is_ascii_lowercase()) => {
+                let mut pascal = String::with_capacity(s.len());
+                for word in s.split('-') {
+                    let mut chars = word.chars();
+                    if let Some(first) = chars.next() {
+                        pascal.push(first.to_ascii_uppercase());
+                        pascal.push_str(chars.as_str());
+                    }
+                }
+                Capability::from(pascal.as_str())
+            }
+            other => other.clone(),
+        }
+    }
+}
+
 open_enum! {
     /// `mute` of a call.
     pub enum Mute {

@@ -457,7 +457,8 @@ impl CallStore {
     }
 
     /// Brings the store in line with the server's current calls (each the JSON text of one
-    /// call object, as `GET /api/v2/me/calls` returns them), read at `now` after
+    /// call object, as `GET /api/v2/me/calls` returns them, or v3's `current-session` in
+    /// `data.user.activeSession.calls`: either generation, keyed by `id`), read at `now` after
     /// notifications may have been missed. Calls for which `keep` says true are left as they
     /// are (the feed's: a notification about them arrived while the list was being read, so
     /// the store may already know better). Returns what changed, marked `origin`, with each

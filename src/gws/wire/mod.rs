@@ -7,8 +7,8 @@
 //! string is copied: a [`CallNotification`] borrows the call object's text and holds only
 //! what the [`CallStore`](crate::gws::CallStore) reads (id, state, notification type and
 //! where `userData` is). Of the call, only those fields are checked for shape (`id` a
-//! non-empty string, `state` and `notificationType` strings or null, `userData` an object or
-//! null); the rest is kept as text.
+//! non-empty string, `state` and `notificationType` strings or null, `userData` an object, a
+//! v3 KVList or null); the rest is kept as text.
 //!
 //! | entry point | reads | yields |
 //! |---|---|---|
@@ -253,9 +253,10 @@ fn read_call(
 }
 
 impl<'a> CallNotification<'a> {
-    /// Reads the text of one call object (as `GET /api/v2/me/calls` lists it, or as a typed
-    /// [`Call`](crate::gws::Call) encodes), with the given notification type: how a call
-    /// that did not come in a notification enters the store.
+    /// Reads the text of one call object (as `GET /api/v2/me/calls` or v3's
+    /// `current-session` lists it, or as a typed [`Call`](crate::gws::Call) encodes), with
+    /// the given notification type: how a call that did not come in a notification enters
+    /// the store. Either generation's call reads, told apart by its `userData`'s form.
     pub fn from_call_text(
         call: &'a str,
         notification_type: Option<NotificationType>,
@@ -309,7 +310,8 @@ impl<'a> CallNotification<'a> {
         self.notification_type.as_ref()
     }
 
-    /// The call's `userData` object text, exactly as received; `None` when absent or null.
+    /// The call's `userData` text, exactly as received (v2's object or v3's KVList); `None`
+    /// when absent or null.
     pub fn user_data_text(&self) -> Option<&'a str> {
         self.call.get(self.user_data.clone()?)
     }
@@ -321,7 +323,8 @@ impl<'a> CallNotification<'a> {
 }
 
 /// Reads a Bayeux reply body (an array of messages, or one message object) in one pass,
-/// keeping only the call notifications on [`CALLS_CHANNEL`], borrowed from `body`; other
+/// keeping only the call notifications on their generation's channel ([`CALLS_CHANNEL`],
+/// [`V3_VOICE_CHANNEL`]), borrowed from `body`; other
 /// messages are checked for JSON syntax and a `channel` only. A body that is not UTF-8 is an
 /// error, even where the bad bytes are in a message that is not a call.
 pub fn calls_in_batch(body: &[u8]) -> Result<Vec<CallNotification<'_>>, DecodeError> {
