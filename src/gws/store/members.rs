@@ -14,35 +14,83 @@ use crate::gws::wire::json::{self, Member};
 /// The members of a `userData` text, by position.
 pub(super) type Members = Vec<Member>;
 
-/// A user-data text's pairs, values as text.
-pub(super) type Pairs<'t> = Vec<(Cow<'t, str>, ValueText<'t>)>;
+/// A `userData` text's pairs, values as text, in the form the text has: each form is
+/// diffed with its own value type, so v2's pairs cost what they did before v3 (a value is a
+/// borrowed slice), and only a diff between the two forms reads both as [`ValueText`].
+pub(super) enum Pairs<'t> {
+    /// v2's object.
+    Object(Vec<(Cow<'t, str>, JsonText<'t>)>),
+    /// v3's KVList.
+    KvList(Vec<(Cow<'t, str>, KvText<'t>)>),
+}
+
+impl<'t> Pairs<'t> {
+    /// No pairs (no `userData`).
+    pub(super) fn none() -> Self {
+        Pairs::Object(Vec::new())
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Pairs::Object(p) => p.is_empty(),
+            Pairs::KvList(p) => p.is_empty(),
+        }
+    }
+
+    /// The pairs with values of either form.
+    fn into_mixed(self) -> Vec<(Cow<'t, str>, ValueText<'t>)> {
+        match self {
+            Pairs::Object(p) => p
+                .into_iter()
+                .map(|(k, v)| (k, ValueText::Json(v)))
+                .collect(),
+            Pairs::KvList(p) => p.into_iter().map(|(k, v)| (k, ValueText::Kv(v))).collect(),
+        }
+    }
+}
+
+/// The diff from `old` to `new`, whatever their forms.
+pub(super) fn between(old: Pairs<'_>, new: Pairs<'_>) -> UserDataDiff {
+    match (old, new) {
+        (Pairs::Object(a), Pairs::Object(b)) => UserDataDiff::between_pairs(&a, &b),
+        (Pairs::KvList(a), Pairs::KvList(b)) => UserDataDiff::between_pairs(&a, &b),
+        // No user data on one side: the other side's form, nothing to convert.
+        (a, Pairs::KvList(b)) if a.is_empty() => UserDataDiff::between_pairs(&[], &b),
+        (Pairs::KvList(a), b) if b.is_empty() => UserDataDiff::between_pairs(&a, &[]),
+        // One call in both forms (a store fed by both generations): compared as values.
+        (a, b) => UserDataDiff::between_pairs(&a.into_mixed(), &b.into_mixed()),
+    }
+}
 
 /// The pairs of the object `text` at `members`; a key that escapes half a surrogate pair is
 /// passed over.
 fn object_pairs<'t>(text: &'t str, members: &[Member]) -> Pairs<'t> {
-    members
-        .iter()
-        .filter_map(|m| {
-            let key = json::string_text(text.get(m.key.clone())?).ok()?;
-            let value = ValueText::Json(JsonText(text.get(m.value.clone())?));
-            Some((key, value))
-        })
-        .collect()
+    Pairs::Object(
+        members
+            .iter()
+            .filter_map(|m| {
+                let key = json::string_text(text.get(m.key.clone())?).ok()?;
+                Some((key, JsonText(text.get(m.value.clone())?)))
+            })
+            .collect(),
+    )
 }
 
 /// The pairs of a v3 KVList text (none when it is not one: the decoder has checked it).
 fn kvlist_pairs(text: &str) -> Pairs<'_> {
-    kvlist::entries(text)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|e| {
-            let value = ValueText::Kv(KvText {
-                ty: e.ty,
-                value: e.value,
-            });
-            (e.key, value)
-        })
-        .collect()
+    Pairs::KvList(
+        kvlist::entries(text)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| {
+                let value = KvText {
+                    ty: e.ty,
+                    value: e.value,
+                };
+                (e.key, value)
+            })
+            .collect(),
+    )
 }
 
 /// The pairs of a `userData` text in either form (v2's object, whose members may be known
@@ -72,13 +120,13 @@ pub(super) fn diff(
 ) -> (UserDataDiff, Option<Members>) {
     let old_pairs = match old {
         Some((text, members)) => pairs_of(text, members).0,
-        None => Vec::new(),
+        None => Pairs::none(),
     };
     let Some(new_text) = new else {
-        return (UserDataDiff::between_pairs(&old_pairs, &[]), None);
+        return (between(old_pairs, Pairs::none()), None);
     };
     let (new_pairs, members) = pairs_of(new_text, None);
-    (UserDataDiff::between_pairs(&old_pairs, &new_pairs), members)
+    (between(old_pairs, new_pairs), members)
 }
 
 #[cfg(test)]
@@ -109,6 +157,21 @@ mod tests {
         assert_eq!(d, plain(Some(new), Some(newer)));
         assert_eq!(d.changed.len(), 1);
         assert_eq!(members.unwrap(), json::members(newer).unwrap());
+    }
+
+    #[test]
+    fn either_form_diffs_against_the_other_as_values() {
+        let object = r#"{"A":"1","N":9007199254740993,"J":{"k":"v"}}"#;
+        let kvlist = r#"[{"key":"A","type":"str","value":"1"},{"key":"N","type":"int","value":9007199254740993},{"key":"J","type":"kvlist","value":[{"key":"k","type":"str","value":"v"}]}]"#;
+        assert!(diff(Some((object, None)), Some(kvlist)).0.is_empty());
+        assert!(diff(Some((kvlist, None)), Some(object)).0.is_empty());
+        let (d, members) = diff(None, Some(kvlist));
+        assert_eq!((d, members), (plain(None, Some(object)), None));
+        let (d, _) = diff(Some((kvlist, None)), None);
+        assert_eq!(d, plain(Some(object), None));
+        let changed = r#"[{"key":"A","type":"str","value":"2"}]"#;
+        let (d, _) = diff(Some((object, None)), Some(changed));
+        assert_eq!(d, plain(Some(object), Some(r#"{"A":"2"}"#)));
     }
 
     fn ud_text() -> impl Strategy<Value = String> {

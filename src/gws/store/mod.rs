@@ -280,10 +280,9 @@ fn user_data_diff(old: Option<&str>, new: Option<&str>) -> UserDataDiff {
         return UserDataDiff::default();
     }
     fn pairs(text: Option<&str>) -> members::Pairs<'_> {
-        text.map(|t| members::pairs_of(t, None).0)
-            .unwrap_or_default()
+        text.map_or_else(members::Pairs::none, |t| members::pairs_of(t, None).0)
     }
-    UserDataDiff::between_pairs(&pairs(old), &pairs(new))
+    members::between(pairs(old), pairs(new))
 }
 
 /// The latest snapshot of every call, keyed by call id, in the order calls were first seen.
