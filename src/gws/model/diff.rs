@@ -241,13 +241,13 @@ impl DiffValue for KvText<'_> {
             if self.value == other.value {
                 return true;
             }
-            // Two strings without escapes, or two integers, differ when their texts do.
+            // Two strings without escapes, or two numbers, differ when their texts do (as
+            // `Value`s compare them); anything else is compared as the values it reads to.
             let plain = |v: &str| v.starts_with('"') && !v.contains('\\');
+            let number = |v: &str| v.starts_with(|c: char| c == '-' || c.is_ascii_digit());
             match self.ty.as_deref() {
                 Some("str") if plain(self.value) && plain(other.value) => return false,
-                Some("int") if !self.value.starts_with('"') && !other.value.starts_with('"') => {
-                    return false
-                }
+                Some("int") if number(self.value) && number(other.value) => return false,
                 _ => {}
             }
         }
@@ -319,6 +319,35 @@ mod tests {
                 UserDataDiff::between_pairs(&old, &new),
                 UserDataDiff::paired(o, n)
             );
+        }
+    }
+
+    #[test]
+    fn kvlist_values_compare_as_the_values_they_read_to() {
+        let texts = [
+            ("str", r#""a""#),
+            ("str", r#""\u0061""#),
+            ("str", "1"),
+            ("int", "1"),
+            ("int", r#""1""#),
+            ("int", "-0"),
+            ("int", "0"),
+            ("int", r#"{"a":1}"#),
+            ("int", r#"{ "a" : 1 }"#),
+            ("kvlist", r#"[{"key":"k","type":"str","value":"v"}]"#),
+            ("kvlist", r#"[ {"value":"v","type":"str","key":"k"} ]"#),
+            ("kvlist", r#"{"k":"v"}"#),
+            ("binary", r#""a""#),
+        ];
+        let kv = |(ty, value): (&'static str, &'static str)| KvText {
+            ty: Some(Cow::Borrowed(ty)),
+            value,
+        };
+        for a in texts {
+            for b in texts {
+                let (x, y) = (kv(a), kv(b));
+                assert_eq!(x.same(&y), x.to_value() == y.to_value(), "{a:?} {b:?}");
+            }
         }
     }
 
