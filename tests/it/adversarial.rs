@@ -292,3 +292,104 @@ fn pairs_of(text: &str) -> Vec<(String, Box<RawValue>)> {
         .expect("user data is an object")
         .0
 }
+
+// ---------------------------------------------------------------------------------------
+// Workspace API v3: the same costs and the same limit for a KVList.
+
+/// A replay line with one v3 call notification whose `userData` is `kvlist`.
+fn v3_line(kvlist: &str) -> String {
+    format!(
+        r#"[{{"channel":"/workspace/v3/voice","data":{{"messageType":"CallStateChanged","notificationType":"AttachedDataChanged","call":{{"id":"c1","state":"Established","userData":{kvlist}}}}}}}]"#
+    )
+}
+
+/// `n` entries of one key, the i-th an `int` valued `value(i)`.
+fn v3_duplicates(n: usize, value: impl Fn(usize) -> i64) -> String {
+    let entries: Vec<String> = (0..n)
+        .map(|i| format!(r#"{{"key":"K","type":"int","value":{}}}"#, value(i)))
+        .collect();
+    format!("[{}]", entries.join(","))
+}
+
+/// Thousands of duplicate entries, then half of them changed: two lines.
+fn v3_duplicates_fixture(n: usize) -> Vec<u8> {
+    let first = v3_line(&v3_duplicates(n, |i| i as i64));
+    let second = v3_line(&v3_duplicates(n, |i| {
+        if i % 2 == 1 {
+            -(i as i64)
+        } else {
+            i as i64
+        }
+    }));
+    format!("{first}\n{second}\n").into_bytes()
+}
+
+/// A KVList nested `levels` kvlist levels deep (two containers a level).
+fn v3_nested(levels: usize) -> String {
+    let open = r#"[{"key":"k","type":"kvlist","value":"#;
+    format!(
+        "{}{}{}",
+        open.repeat(levels - 1),
+        r#"[{"key":"k","type":"str","value":"v"}]"#,
+        "}]".repeat(levels - 1)
+    )
+}
+
+#[test]
+fn v3_duplicate_entries_replay_in_proportion_to_their_size() {
+    let mut peaks = Vec::new();
+    for n in [20_000, 40_000] {
+        let bytes = v3_duplicates_fixture(n);
+        let len = bytes.len();
+        let (out, peak) = replay(bytes);
+        println!("ADVERSARIAL v3 duplicates x{n:<29} {len:>9} bytes, peak {peak} bytes held");
+        assert!(
+            peak <= bound(len),
+            "{peak} bytes held for {len} bytes of input"
+        );
+        let changes = out.expect("replays");
+        assert_eq!(changes.len(), 2);
+        assert_eq!(changes[0].user_data.added.len(), n);
+        let ud = &changes[1].user_data;
+        assert!(ud.added.is_empty() && ud.removed.is_empty());
+        assert_eq!(ud.changed.len(), n / 2);
+        peaks.push(peak);
+    }
+    assert!(peaks[1] <= 3 * peaks[0], "{peaks:?}");
+}
+
+#[test]
+fn v3_kvlists_nested_past_the_limit_are_refused_with_the_typed_error() {
+    // Two containers a level: half the limit in kvlist levels fits, one more does not.
+    let fits = v3_line(&v3_nested(MAX_USER_DATA_DEPTH / 2));
+    let (out, _) = replay(format!("{fits}\n").into_bytes());
+    assert_eq!(out.expect("replays").len(), 1);
+    for levels in [MAX_USER_DATA_DEPTH / 2 + 1, 200_000] {
+        let bytes = format!("{}\n{}\n", fits, v3_line(&v3_nested(levels))).into_bytes();
+        let len = bytes.len();
+        let (out, peak) = replay(bytes);
+        assert!(peak <= bound(len), "{peak} bytes held for {len} bytes");
+        match out {
+            Err(FixtureError::Parse { line, message, .. }) => {
+                assert_eq!(line, 2);
+                assert!(message.contains("MAX_USER_DATA_DEPTH"), "{message}");
+            }
+            other => panic!("{levels} levels: refused, got {other:?}"),
+        }
+        // The decoder's error names the limit.
+        let line = v3_line(&v3_nested(levels));
+        let err = gws_cometd::gws::wire::calls_in_text(&line).unwrap_err();
+        assert_eq!(err.limit(), Some(Limit::UserDataDepth));
+    }
+    // Listed by the server over the limit: kept as listed, its user data not compared.
+    let listed = format!(
+        r#"{{"id":"c1","state":"Established","userData":{}}}"#,
+        v3_nested(1_000)
+    );
+    let mut store = CallStore::new();
+    let current = [RawValue::from_string(listed.clone()).unwrap()];
+    let now = std::time::Instant::now();
+    let changes = store.reconcile(&current, now, ChangeOrigin::Heal, |_| false);
+    assert!(changes[0].change.new && changes[0].change.user_data.is_empty());
+    assert_eq!(store.get_text("c1"), Some(listed.as_str()));
+}

@@ -18,4 +18,5 @@ mod interop_client;
 mod interop_smoke;
 mod model;
 mod model_props;
+mod model_v3;
 mod replay_live;

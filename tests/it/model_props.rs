@@ -1,5 +1,6 @@
 //! Property tests: decode → encode → decode is the identity on generated notifications
-//! (duplicate keys, big integers, unicode escapes, unknown fields); the one wire decoder
+//! (duplicate keys, big integers, unicode escapes, unknown fields; v2's and v3's, whose user
+//! data is a KVList of any types); the one wire decoder
 //! agrees with a plain serde reading of the same bodies (`support/oracle.rs`); applying a
 //! message twice changes nothing the second time.
 
@@ -105,20 +106,67 @@ fn enum_lit(known: &'static [&'static str]) -> impl Strategy<Value = String> {
     ]
 }
 
+/// A v3 KVList: entries of any type (known or not) with any value, duplicates likely.
+fn kvlist_lit() -> impl Strategy<Value = String> {
+    let ty = prop_oneof![
+        prop::sample::select(&["\"str\"", "\"int\"", "\"kvlist\"", "\"binary\""][..])
+            .prop_map(str::to_owned),
+        string_lit(),
+    ];
+    let entry = (
+        key_lit(),
+        ty,
+        prop_oneof![string_lit(), number_lit(), json_value()],
+    )
+        .prop_map(|(k, t, v)| format!(r#"{{"key":{k},"type":{t},"value":{v}}}"#))
+        .boxed();
+    let list = |entry: BoxedStrategy<String>| {
+        prop::collection::vec(entry, 0..6).prop_map(|e| format!("[{}]", e.join(",")))
+    };
+    let nested = (key_lit(), list(entry.clone()))
+        .prop_map(|(k, v)| format!(r#"{{"key":{k},"type":"kvlist","value":{v}}}"#));
+    list(prop_oneof![3 => entry, 1 => nested].boxed())
+}
+
 /// The `data` text of a CallStateChangeMessage; `messageType` is not always first.
 fn call_message(ids: &'static [&'static str]) -> impl Strategy<Value = String> {
+    call_message_of(ids, false)
+}
+
+/// The `data` text of a v3 CallStateChanged, its user data a KVList.
+fn v3_call_message(ids: &'static [&'static str]) -> impl Strategy<Value = String> {
+    call_message_of(ids, true)
+}
+
+fn call_message_of(ids: &'static [&'static str], v3: bool) -> impl Strategy<Value = String> {
+    let (notification_types, user_data): (&'static [&'static str], BoxedStrategy<String>) = if v3 {
+        (
+            &[
+                "StateChange",
+                "AttachedDataChanged",
+                "ParticipantsUpdated",
+                "CallRecovered",
+            ],
+            kvlist_lit().boxed(),
+        )
+    } else {
+        (
+            &["StatusChange", "AttachedDataChanged", "ParticipantsUpdated"],
+            user_data_lit().boxed(),
+        )
+    };
     (
         prop::sample::select(ids),
         enum_lit(&["Ringing", "Established", "Held", "Released", "Completed"]),
-        enum_lit(&["StatusChange", "AttachedDataChanged", "ParticipantsUpdated"]),
-        prop::option::of(user_data_lit()),
+        enum_lit(notification_types),
+        prop::option::of(user_data),
         unknown_fields(),
         unknown_fields(),
         any::<bool>(),
         prop::option::of(prop_oneof![Just("\"42\"".to_owned()), number_lit(),]),
     )
         .prop_map(
-            |(id, state, nt, ud, call_extra, top_extra, type_first, duration)| {
+            move |(id, state, nt, ud, call_extra, top_extra, type_first, duration)| {
                 let mut call = vec![format!("\"id\":\"{id}\""), format!("\"state\":{state}")];
                 if let Some(ud) = ud {
                     call.push(format!("\"userData\":{ud}"));
@@ -132,7 +180,11 @@ fn call_message(ids: &'static [&'static str]) -> impl Strategy<Value = String> {
                     format!("\"call\":{{{}}}", call.join(",")),
                 ];
                 top.extend(top_extra);
-                let mt = "\"messageType\":\"CallStateChangeMessage\"".to_owned();
+                let mt = if v3 {
+                    "\"messageType\":\"CallStateChanged\"".to_owned()
+                } else {
+                    "\"messageType\":\"CallStateChangeMessage\"".to_owned()
+                };
                 if type_first {
                     top.insert(0, mt);
                 } else {
@@ -183,7 +235,9 @@ proptest! {
     }
 
     #[test]
-    fn notification_decode_encode_decode_is_identity(data in call_message(&["c1", "c2"])) {
+    fn notification_decode_encode_decode_is_identity(
+        data in prop_oneof![call_message(&["c1", "c2"]), v3_call_message(&["c1", "c2"])],
+    ) {
         let raw = serde_json::value::RawValue::from_string(data.clone()).unwrap();
         let a = match GwsNotification::from_data(&raw).unwrap() {
             GwsNotification::CallStateChange(m) => m,
@@ -199,9 +253,11 @@ proptest! {
     fn the_one_pass_decoder_agrees_with_the_general_one(
         datas in prop::collection::vec(
             (
-                call_message(&["c1", "c2"]),
+                prop_oneof![call_message(&["c1", "c2"]), v3_call_message(&["c1", "c2"])],
                 any::<bool>(),
-                prop::sample::select(&["/v2/me/calls", "/v2/me/devices", "/meta/connect"][..]),
+                prop::sample::select(
+                    &["/v2/me/calls", "/v2/me/devices", "/meta/connect", "/workspace/v3/voice"][..],
+                ),
             ),
             1..4,
         ),
@@ -242,10 +298,11 @@ proptest! {
         messages in prop::collection::vec(
             prop::collection::vec(
                 prop_oneof![
-                    3 => prop::sample::select(&["/v2/me/calls", "/v2/me/devices", "\\/v2\\/me\\/calls"][..])
+                    3 => prop::sample::select(&["/v2/me/calls", "/v2/me/devices", "\\/v2\\/me\\/calls", "/workspace/v3/voice", "\\/workspace\\/v3\\/voice"][..])
                         .prop_map(|c| format!(r#""channel":"{c}""#)),
                     3 => prop_oneof![
                         3 => call_message(&["c1", "c2"]),
+                        2 => v3_call_message(&["c1", "c2"]),
                         1 => json_value(),
                     ].prop_map(|d| format!(r#""data":{d}"#)),
                     1 => json_value().prop_map(|v| format!(r#""ext":{v}"#)),

@@ -50,6 +50,7 @@ fn replay_matches_the_golden_outputs() {
     assert_golden("seed-attached-data-changed.jsonl");
     assert_golden("inbound-call.jsonl");
     assert_golden("inbound-call-in-wrap-up.jsonl");
+    assert_golden("v3-inbound-call.jsonl");
 }
 
 #[test]

@@ -28,6 +28,20 @@ open_enum! {
     }
 }
 
+impl NotificationType {
+    /// A v3 `notificationType`, named as v2 names it where the two differ: v3's
+    /// `StateChange` is [`NotificationType::StatusChange`], so change lines read the same
+    /// for both generations (the call's text, kept byte for byte, still says what the
+    /// server sent). Other values, v3's own (`CallRecovered`, ...) among them, as
+    /// [`NotificationType::from`] reads them.
+    pub fn from_v3(s: &str) -> Self {
+        match s {
+            "StateChange" => NotificationType::StatusChange,
+            other => NotificationType::from(other),
+        }
+    }
+}
+
 open_enum! {
     /// `state` of a call.
     pub enum CallState {
@@ -107,6 +121,35 @@ open_enum! {
     }
 }
 
+impl Capability {
+    /// The capability as v2 names it. v3 names operations in kebab case (`attach-user-data`),
+    /// which the typed call keeps as received, in `Other`; this reads such a name as the one
+    /// it means (`AttachUserData`), so a check for a capability works for both generations.
+    /// Any other value comes back unchanged.
+    ///
+    /// ```
+    /// use gws_cometd::gws::model::Capability;
+    /// assert_eq!(Capability::from("attach-user-data").canonical(), Capability::AttachUserData);
+    /// assert_eq!(Capability::from("Answer").canonical(), Capability::Answer);
+    /// ```
+    pub fn canonical(&self) -> Capability {
+        match self {
+            Capability::Other(s) if s.starts_with(|c: char| c.is_ascii_lowercase()) => {
+                let mut pascal = String::with_capacity(s.len());
+                for word in s.split('-') {
+                    let mut chars = word.chars();
+                    if let Some(first) = chars.next() {
+                        pascal.push(first.to_ascii_uppercase());
+                        pascal.push_str(chars.as_str());
+                    }
+                }
+                Capability::from(pascal.as_str())
+            }
+            other => other.clone(),
+        }
+    }
+}
+
 open_enum! {
     /// `mute` of a call.
     pub enum Mute {
@@ -149,7 +192,8 @@ impl CallDuration {
 }
 
 record! {
-    /// A participant given as an object.
+    /// A participant given as an object: v2's four spellings of the number, or v3's
+    /// `number` and `role`.
     pub struct ParticipantInfo: serde {
         /// `e164Number`.
         e164_number: Option<String> = "e164Number",
@@ -159,6 +203,10 @@ record! {
         phone_number: Option<String> = "phoneNumber",
         /// `digits`.
         digits: Option<String> = "digits",
+        /// `number` (v3).
+        number: Option<String> = "number",
+        /// `role` (v3): the participant's part in the call, as received.
+        role: Option<String> = "role",
     }
 }
 
@@ -176,7 +224,7 @@ impl Participant {
     /// The participant's phone number, whichever form was used.
     pub fn phone_number(&self) -> Option<&str> {
         match self {
-            Participant::Info(i) => i.phone_number.as_deref(),
+            Participant::Info(i) => i.phone_number.as_deref().or(i.number.as_deref()),
             Participant::Number(n) => Some(n),
         }
     }

@@ -11,11 +11,13 @@
 //! report), no search of one list per pair of the other, and values are compared and built
 //! from their text with an explicit stack (see [`Value`]), never by re-reading each level.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use indexmap::IndexMap;
 use serde::Serialize;
 
+use super::kvlist;
 use super::user_data::{same_json, UserData, Value, MAX_USER_DATA_DEPTH};
 
 /// One key-value pair.
@@ -225,6 +227,65 @@ impl DiffValue for JsonText<'_> {
     }
 }
 
+/// A v3 KVList entry's `type` and `value` text: compared as text where the same type and
+/// text are the same value, built (see `kvlist`) where they may not be.
+#[derive(Clone, Debug)]
+pub(crate) struct KvText<'a> {
+    pub(crate) ty: Option<Cow<'a, str>>,
+    pub(crate) value: &'a str,
+}
+
+impl DiffValue for KvText<'_> {
+    fn same(&self, other: &Self) -> bool {
+        if self.ty == other.ty {
+            if self.value == other.value {
+                return true;
+            }
+            // Two strings without escapes, or two numbers, differ when their texts do (as
+            // `Value`s compare them); anything else is compared as the values it reads to.
+            let plain = |v: &str| v.starts_with('"') && !v.contains('\\');
+            let number = |v: &str| v.starts_with(|c: char| c == '-' || c.is_ascii_digit());
+            match self.ty.as_deref() {
+                Some("str") if plain(self.value) && plain(other.value) => return false,
+                Some("int") if number(self.value) && number(other.value) => return false,
+                _ => {}
+            }
+        }
+        self.to_value() == other.to_value()
+    }
+
+    fn to_value(&self) -> Value {
+        kvlist::value_of(self.ty.as_deref(), self.value, MAX_USER_DATA_DEPTH)
+    }
+}
+
+/// A user-data value's text in either generation's form; values of the two forms compare
+/// as the [`Value`]s they read to.
+#[derive(Clone, Debug)]
+pub(crate) enum ValueText<'a> {
+    /// v2: the value of a `userData` object's member.
+    Json(JsonText<'a>),
+    /// v3: a KVList entry.
+    Kv(KvText<'a>),
+}
+
+impl DiffValue for ValueText<'_> {
+    fn same(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ValueText::Json(a), ValueText::Json(b)) => a.same(b),
+            (ValueText::Kv(a), ValueText::Kv(b)) => a.same(b),
+            _ => self.to_value() == other.to_value(),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        match self {
+            ValueText::Json(j) => j.to_value(),
+            ValueText::Kv(k) => k.to_value(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,6 +319,35 @@ mod tests {
                 UserDataDiff::between_pairs(&old, &new),
                 UserDataDiff::paired(o, n)
             );
+        }
+    }
+
+    #[test]
+    fn kvlist_values_compare_as_the_values_they_read_to() {
+        let texts = [
+            ("str", r#""a""#),
+            ("str", r#""\u0061""#),
+            ("str", "1"),
+            ("int", "1"),
+            ("int", r#""1""#),
+            ("int", "-0"),
+            ("int", "0"),
+            ("int", r#"{"a":1}"#),
+            ("int", r#"{ "a" : 1 }"#),
+            ("kvlist", r#"[{"key":"k","type":"str","value":"v"}]"#),
+            ("kvlist", r#"[ {"value":"v","type":"str","key":"k"} ]"#),
+            ("kvlist", r#"{"k":"v"}"#),
+            ("binary", r#""a""#),
+        ];
+        let kv = |(ty, value): (&'static str, &'static str)| KvText {
+            ty: Some(Cow::Borrowed(ty)),
+            value,
+        };
+        for a in texts {
+            for b in texts {
+                let (x, y) = (kv(a), kv(b));
+                assert_eq!(x.same(&y), x.to_value() == y.to_value(), "{a:?} {b:?}");
+            }
         }
     }
 

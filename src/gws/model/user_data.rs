@@ -139,7 +139,7 @@ fn is_number_text(t: &str) -> bool {
     matches!(t.as_bytes().first(), Some(b'-' | b'0'..=b'9'))
 }
 
-fn is_integer_text(t: &str) -> bool {
+pub(super) fn is_integer_text(t: &str) -> bool {
     !t.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'))
 }
 
@@ -244,7 +244,10 @@ impl Value {
                 Token::Close => match open.pop()? {
                     Building::Object(mut pairs, _) => {
                         pairs.shrink_to_fit();
-                        Value::Object(UserData { pairs })
+                        Value::Object(UserData {
+                            pairs,
+                            kvlist: None,
+                        })
                     }
                     Building::List(mut items) => {
                         items.shrink_to_fit();
@@ -366,14 +369,50 @@ impl<'de> Deserialize<'de> for Value {
 ///     r#"{"AccountNumber":"12345","AccountNumber":"67890","Big":9007199254740993}"#,
 /// );
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// Workspace API v3 sends user data as a KVList (`[{"key":..,"type":..,"value":..}]`): it
+/// reads into the same pairs (see the `kvlist` module's table: `str` a string, `int` an exact
+/// number, `kvlist` nested pairs, unknown types as received), and the KVList text is kept,
+/// types and all, and written back unchanged ([`UserData::kvlist_text`]).
+///
+/// ```
+/// use gws_cometd::gws::UserData;
+/// let kv = r#"[{"key":"A","type":"str","value":"1"},{"key":"P","type":"int","value":8}]"#;
+/// let v3: UserData = serde_json::from_str(kv).unwrap();
+/// let v2: UserData = serde_json::from_str(r#"{"A":"1","P":8}"#).unwrap();
+/// assert_eq!(v3, v2);
+/// assert_eq!(serde_json::to_string(&v3).unwrap(), kv);
+/// ```
+#[derive(Clone, Debug, Default)]
 pub struct UserData {
     pairs: Vec<(String, Value)>,
+    /// The v3 KVList these pairs were read from, exactly as received; `None` for v2's object
+    /// form and for pairs built or changed in code.
+    kvlist: Option<super::RawJson>,
 }
+
+/// Equal when the pairs are, in order: the form they were read in (a v2 object or a v3
+/// KVList) is not part of it.
+impl PartialEq for UserData {
+    fn eq(&self, other: &Self) -> bool {
+        self.pairs == other.pairs
+    }
+}
+
+impl Eq for UserData {}
 
 impl UserData {
     /// The empty list, as a constant.
-    pub const EMPTY: UserData = UserData { pairs: Vec::new() };
+    pub const EMPTY: UserData = UserData {
+        pairs: Vec::new(),
+        kvlist: None,
+    };
+
+    /// The v3 KVList text these pairs were read from, exactly as received (entry types
+    /// included); `None` for v2's object form.
+    pub fn kvlist_text(&self) -> Option<&str> {
+        self.kvlist.as_ref().map(|k| k.get())
+    }
 
     /// An empty list.
     pub fn new() -> Self {
@@ -400,6 +439,8 @@ impl UserData {
 
     /// Appends a pair (even when the key exists, like `AttachUserData`).
     pub fn push(&mut self, key: impl Into<String>, value: impl Into<Value>) {
+        // The received KVList no longer says what the pairs are.
+        self.kvlist = None;
         self.pairs.push((key.into(), value.into()));
     }
 
@@ -423,6 +464,7 @@ impl FromIterator<(String, Value)> for UserData {
     fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
         UserData {
             pairs: iter.into_iter().collect(),
+            kvlist: None,
         }
     }
 }
@@ -440,6 +482,9 @@ impl<'a> IntoIterator for &'a UserData {
 
 impl Serialize for UserData {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if let Some(kvlist) = &self.kvlist {
+            return kvlist.serialize(s);
+        }
         let mut m = s.serialize_map(Some(self.pairs.len()))?;
         for (k, v) in &self.pairs {
             m.serialize_entry(k, v)?;
@@ -450,22 +495,45 @@ impl Serialize for UserData {
 
 impl<'de> Deserialize<'de> for UserData {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = UserData;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a user-data object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UserData, A::Error> {
-                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-                    let v: Value = map.next_value()?;
-                    pairs.push((k.into_owned(), v));
-                }
-                Ok(UserData { pairs })
-            }
+        // Through the text: a v3 KVList is kept as received, and which form it is shows in
+        // its first byte.
+        let raw = Box::<RawValue>::deserialize(d)?;
+        if raw.get().starts_with('[') {
+            let mut ud = super::kvlist::user_data(raw.get(), MAX_USER_DATA_DEPTH).ok_or_else(|| {
+                de::Error::custom(format!(
+                    "a user-data KVList that is not one, or nests deeper than {MAX_USER_DATA_DEPTH} levels"
+                ))
+            })?;
+            ud.kvlist = Some(super::RawJson::from(raw));
+            return Ok(ud);
         }
-        d.deserialize_map(V)
+        let mut de = serde_json::Deserializer::from_str(raw.get());
+        let ud = (&mut de)
+            .deserialize_map(Object)
+            .map_err(de::Error::custom)?;
+        de.end().map_err(de::Error::custom)?;
+        Ok(ud)
+    }
+}
+
+/// v2's form: a JSON object, duplicate keys kept.
+struct Object;
+
+impl<'de> Visitor<'de> for Object {
+    type Value = UserData;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a user-data object or KVList")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UserData, A::Error> {
+        let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(8));
+        while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+            let v: Value = map.next_value()?;
+            pairs.push((k.into_owned(), v));
+        }
+        Ok(UserData {
+            pairs,
+            kvlist: None,
+        })
     }
 }
 

@@ -15,7 +15,8 @@ use crate::Error;
 impl CallStore {
     /// Turns a stream of Bayeux messages (or of `Result`s of them, as
     /// [`crate::fixture::read`] yields) into a stream of the changes they make. Messages that
-    /// are not call notifications on `/v2/me/calls` are skipped.
+    /// are not call notifications (v2's on `/v2/me/calls`, v3's on `/workspace/v3/voice`) are
+    /// skipped.
     pub fn changes<S>(self, messages: S) -> Changes<S>
     where
         S: Stream + Unpin,

@@ -10,7 +10,6 @@ mod changes;
 mod members;
 mod ordered;
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::OnceLock;
@@ -23,7 +22,7 @@ use serde_json::value::RawValue;
 pub use self::changes::{Changes, MessageItem};
 use self::members::Members;
 use self::ordered::OrderedMap;
-use super::model::diff::{JsonText, UserDataDiff};
+use super::model::diff::UserDataDiff;
 use super::model::{Call, CallState, NotificationType};
 use super::wire::{json, CallNotification};
 
@@ -276,25 +275,14 @@ impl Entry {
     }
 }
 
-/// The pairs of a `userData` object text (none for `None`), values as text.
-fn pairs(text: Option<&str>) -> Vec<(Cow<'_, str>, JsonText<'_>)> {
-    let mut out = Vec::new();
-    if let Some(text) = text {
-        out.reserve(16);
-        json::for_each_member(text, |k, r| {
-            if let Some(v) = text.get(r) {
-                out.push((k, JsonText(v)));
-            }
-        });
-    }
-    out
-}
-
 fn user_data_diff(old: Option<&str>, new: Option<&str>) -> UserDataDiff {
     if old == new {
         return UserDataDiff::default();
     }
-    UserDataDiff::between_pairs(&pairs(old), &pairs(new))
+    fn pairs(text: Option<&str>) -> members::Pairs<'_> {
+        text.map_or_else(members::Pairs::none, |t| members::pairs_of(t, None).0)
+    }
+    members::between(pairs(old), pairs(new))
 }
 
 /// The latest snapshot of every call, keyed by call id, in the order calls were first seen.
@@ -468,7 +456,8 @@ impl CallStore {
     }
 
     /// Brings the store in line with the server's current calls (each the JSON text of one
-    /// call object, as `GET /api/v2/me/calls` returns them), read at `now` after
+    /// call object, as `GET /api/v2/me/calls` returns them, or v3's `current-session` in
+    /// `data.user.activeSession.calls`: either generation, keyed by `id`), read at `now` after
     /// notifications may have been missed. Calls for which `keep` says true are left as they
     /// are (the feed's: a notification about them arrived while the list was being read, so
     /// the store may already know better). Returns what changed, marked `origin`, with each

@@ -1,6 +1,7 @@
 //! Property tests: the decoder, and the tokens a [`Value`](crate::gws::Value) is built from,
 //! accept exactly the JSON texts serde_json accepts, and the decoder reports a syntax error
-//! where serde_json does.
+//! where serde_json does: in v2 notifications and in v3 calls (their KVList entries
+//! included) alike.
 
 use proptest::prelude::*;
 
@@ -11,6 +12,18 @@ use crate::gws::model::tokens::Tokens;
 /// decoder says of it is a verdict on syntax alone.
 fn in_data(text: &str) -> String {
     format!("{{\"messageType\":\"Other\",\n\"v\":{text}}}")
+}
+
+/// `text` as the value of a v3 KVList entry, and as an unknown member of a v3 call: places
+/// a v3 call notification reads (its `userData` entries are checked for shape, their values
+/// for syntax only).
+fn in_v3_call(text: &str) -> [String; 2] {
+    [
+        format!(
+            "{{\"messageType\":\"CallStateChanged\",\"call\":{{\"id\":\"c\",\"userData\":[{{\"key\":\"k\",\"type\":\"x\",\n\"value\":{text}}}]}}}}"
+        ),
+        format!("{{\"messageType\":\"CallStateChanged\",\"call\":{{\"id\":\"c\",\n\"v\":{text}}}}}"),
+    ]
 }
 
 /// serde_json's verdict, as the line and column it reports.
@@ -38,6 +51,13 @@ fn assert_agrees(text: &str) {
         (e.line(), e.column())
     });
     assert_eq!(ours, serde(&data), "{data:?}");
+    for data in in_v3_call(text) {
+        let ours = decode_data(&data).map(drop).map_err(|e| {
+            assert!(e.is_syntax(), "{data:?}: {e}");
+            (e.line(), e.column())
+        });
+        assert_eq!(ours, serde(&data), "{data:?}");
+    }
     // Strings that escape half a surrogate pair pass serde_json's check but build no value.
     if !text.contains("\\u") {
         assert_eq!(tokens_accept(text), serde(text).is_ok(), "{text:?}");

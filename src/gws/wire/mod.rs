@@ -7,8 +7,8 @@
 //! string is copied: a [`CallNotification`] borrows the call object's text and holds only
 //! what the [`CallStore`](crate::gws::CallStore) reads (id, state, notification type and
 //! where `userData` is). Of the call, only those fields are checked for shape (`id` a
-//! non-empty string, `state` and `notificationType` strings or null, `userData` an object or
-//! null); the rest is kept as text.
+//! non-empty string, `state` and `notificationType` strings or null, `userData` an object, a
+//! v3 KVList or null); the rest is kept as text.
 //!
 //! | entry point | reads | yields |
 //! |---|---|---|
@@ -37,7 +37,30 @@
 //!
 //! `data` is dispatched on its first `messageType`, wherever it appears among the members;
 //! of any other member that appears twice, the last one counts. A call notification counts
-//! as a call only on [`CALLS_CHANNEL`].
+//! as a call only on its generation's channel: v2's `CallStateChangeMessage` on
+//! [`CALLS_CHANNEL`], v3's `CallStateChanged` on
+//! [`V3_VOICE_CHANNEL`] (wherever it is subscribed or
+//! not: servers deliver there unasked). [`decode_data`], which has no channel, takes both.
+//!
+//! # Workspace API v3
+//!
+//! One decoder for both generations. A v3 `CallStateChanged` is a [`Notification::Call`]
+//! exactly as v2's is: the call's text kept byte for byte, its `id` the store's key,
+//! `notificationType` named as v2 names it ([`NotificationType::from_v3`]: `StateChange` is
+//! `StatusChange`), and its `userData` a KVList (`[{"key","type","value"}]`) whose entries
+//! are checked here (each an object with a string `key`) and read by the store and the model
+//! into the same pairs v2's object gives. The depth limit counts the KVList's containers as
+//! it counts an object's: a kvlist level is two (its array and the entry), so v3 user data
+//! nests half as many kvlist levels within [`MAX_USER_DATA_DEPTH`].
+//!
+//! v3's other voice notifications map onto v2's where they mean the same thing, so a feed
+//! surfaces them the same way: `DnStateChanged` (the agent's line and state) is a
+//! [`Notification::Device`], `EventError` (an operation that failed) a
+//! [`Notification::Error`]; each carries its `data` text as received, and
+//! [`DeviceStateChangeMessage::read`](crate::gws::DeviceStateChangeMessage::read) and
+//! [`ErrorMessage::read`](crate::gws::ErrorMessage::read) read either shape. Everything else
+//! (`EventUserEvent`, `MonitoringStateChanged`, the `/workspace/v3/initialization` messages:
+//! see [`initialization`]) is [`Notification::Other`].
 
 #[cfg(test)]
 mod accepts;
@@ -51,6 +74,8 @@ use std::ops::Range;
 
 pub use self::error::DecodeError;
 use self::read::{Fault, Pass};
+pub use self::typed::initialization;
+use super::api::V3_VOICE_CHANNEL;
 use super::model::MAX_USER_DATA_DEPTH;
 use super::model::{CallState, NotificationType};
 pub use crate::bayeux::Limit;
@@ -60,15 +85,58 @@ use crate::bayeux::Message;
 pub const CALLS_CHANNEL: &str = "/v2/me/calls";
 /// The channel GWS publishes device notifications on.
 pub const DEVICES_CHANNEL: &str = "/v2/me/devices";
+/// The `messageType` of a v3 call notification (on
+/// [`V3_VOICE_CHANNEL`]): read as v2's
+/// `CallStateChangeMessage` is, into [`Notification::Call`].
+pub const V3_CALL_MESSAGE_TYPE: &str = "CallStateChanged";
+/// The `messageType` of a v3 notification about the agent's DN (its agent state):
+/// [`Notification::Device`], as v2's device notifications are.
+pub const V3_DN_MESSAGE_TYPE: &str = "DnStateChanged";
+/// The `messageType` of a v3 notification that an operation failed:
+/// [`Notification::Error`], as v2's `ErrorMessage` is.
+pub const V3_ERROR_MESSAGE_TYPE: &str = "EventError";
+
+/// Which generation's call notifications a channel carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Calls {
+    /// v2's `CallStateChangeMessage` ([`CALLS_CHANNEL`]).
+    V2,
+    /// v3's `CallStateChanged` ([`V3_VOICE_CHANNEL`]).
+    V3,
+    /// Either ([`decode_data`]: the channel is not known).
+    Both,
+    /// Neither.
+    None,
+}
+
+impl Calls {
+    pub(crate) fn of(channel: &str) -> Calls {
+        match channel {
+            CALLS_CHANNEL => Calls::V2,
+            V3_VOICE_CHANNEL => Calls::V3,
+            _ => Calls::None,
+        }
+    }
+
+    pub(crate) fn v2(self) -> bool {
+        matches!(self, Calls::V2 | Calls::Both)
+    }
+
+    pub(crate) fn v3(self) -> bool {
+        matches!(self, Calls::V3 | Calls::Both)
+    }
+}
 
 /// What a message's `data` is, borrowed from its text.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Notification<'a> {
-    /// A `CallStateChangeMessage` (on [`CALLS_CHANNEL`], when read from a message).
+    /// A call notification: v2's `CallStateChangeMessage` (on [`CALLS_CHANNEL`], when read
+    /// from a message) or v3's `CallStateChanged` (on
+    /// [`V3_VOICE_CHANNEL`]).
     Call(CallNotification<'a>),
-    /// A `DeviceStateChangeMessage`: the `data` object's text.
+    /// A `DeviceStateChangeMessage`, or v3's `DnStateChanged`: the `data` object's text.
     Device(&'a str),
-    /// A GWS `ErrorMessage`: the `data` object's text.
+    /// A GWS `ErrorMessage`, or v3's `EventError`: the `data` object's text.
     Error(&'a str),
     /// Anything else: another `messageType`, none, `data` that is not an object, or a call
     /// notification on another channel.
@@ -146,17 +214,17 @@ impl From<Fault> for ReadError {
 /// What a Bayeux data message carries. A message without `data` is [`Notification::Other`].
 pub fn decode(msg: &Message) -> Result<Notification<'_>, DecodeError> {
     match msg.data.as_deref() {
-        Some(data) => read_data(data.get(), msg.channel == CALLS_CHANNEL),
+        Some(data) => read_data(data.get(), Calls::of(&msg.channel)),
         None => Ok(Notification::Other),
     }
 }
 
 /// What a message's `data` text is, whatever channel it came on.
 pub fn decode_data(data: &str) -> Result<Notification<'_>, DecodeError> {
-    read_data(data, true)
+    read_data(data, Calls::Both)
 }
 
-fn read_data(data: &str, calls: bool) -> Result<Notification<'_>, DecodeError> {
+fn read_data(data: &str, calls: Calls) -> Result<Notification<'_>, DecodeError> {
     read_all(data, |pass, de| {
         let found = pass.data(de)?;
         de.end()?;
@@ -185,9 +253,10 @@ fn read_call(
 }
 
 impl<'a> CallNotification<'a> {
-    /// Reads the text of one call object (as `GET /api/v2/me/calls` lists it, or as a typed
-    /// [`Call`](crate::gws::Call) encodes), with the given notification type: how a call
-    /// that did not come in a notification enters the store.
+    /// Reads the text of one call object (as `GET /api/v2/me/calls` or v3's
+    /// `current-session` lists it, or as a typed [`Call`](crate::gws::Call) encodes), with
+    /// the given notification type: how a call that did not come in a notification enters
+    /// the store. Either generation's call reads, told apart by its `userData`'s form.
     pub fn from_call_text(
         call: &'a str,
         notification_type: Option<NotificationType>,
@@ -241,7 +310,8 @@ impl<'a> CallNotification<'a> {
         self.notification_type.as_ref()
     }
 
-    /// The call's `userData` object text, exactly as received; `None` when absent or null.
+    /// The call's `userData` text, exactly as received (v2's object or v3's KVList); `None`
+    /// when absent or null.
     pub fn user_data_text(&self) -> Option<&'a str> {
         self.call.get(self.user_data.clone()?)
     }
@@ -253,7 +323,8 @@ impl<'a> CallNotification<'a> {
 }
 
 /// Reads a Bayeux reply body (an array of messages, or one message object) in one pass,
-/// keeping only the call notifications on [`CALLS_CHANNEL`], borrowed from `body`; other
+/// keeping only the call notifications on their generation's channel ([`CALLS_CHANNEL`],
+/// [`V3_VOICE_CHANNEL`]), borrowed from `body`; other
 /// messages are checked for JSON syntax and a `channel` only. A body that is not UTF-8 is an
 /// error, even where the bad bytes are in a message that is not a call.
 pub fn calls_in_batch(body: &[u8]) -> Result<Vec<CallNotification<'_>>, DecodeError> {

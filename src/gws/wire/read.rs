@@ -12,8 +12,12 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde_json::value::RawValue;
 
 use super::json::{self, after_close, next_value, range_of, stop, string_text};
-use super::{CallNotification, Notification, CALLS_CHANNEL};
+use super::{
+    CallNotification, Calls, Notification, V3_CALL_MESSAGE_TYPE, V3_DN_MESSAGE_TYPE,
+    V3_ERROR_MESSAGE_TYPE,
+};
 use crate::bayeux::Limit;
+use crate::gws::model::kvlist;
 use crate::gws::model::record::Typed;
 use crate::gws::model::{
     CallState, CallStateChangeMessage, DeviceStateChangeMessage, ErrorMessage, NotificationType,
@@ -188,7 +192,8 @@ impl<'a> Visitor<'a> for Batch<'_, 'a> {
 }
 
 /// One Bayeux message object, which starts at `start`: reads `channel` and `data`, checks
-/// the rest for syntax; a call notification on [`CALLS_CHANNEL`] joins the pass's calls.
+/// the rest for syntax; a call notification on a calls channel (v2's or v3's) joins the
+/// pass's calls.
 /// Yields where the message ends.
 struct Message<'p, 'a> {
     pass: &'p mut Pass<'a>,
@@ -243,9 +248,10 @@ impl<'a> Visitor<'a> for Message<'_, 'a> {
         let Some(channel) = channel else {
             return Err(pass.fail(Fault::value(self.start, "missing field `channel`")));
         };
-        if channel == CALLS_CHANNEL {
+        let calls = Calls::of(&channel);
+        if calls != Calls::None {
             if let Some(data) = data {
-                match data.into_notification(pass, true) {
+                match data.into_notification(pass, calls) {
                     Ok(Notification::Call(call)) => pass.calls.push(call),
                     Ok(_) => {}
                     Err(fault) => return Err(pass.fail(fault)),
@@ -272,21 +278,28 @@ pub(crate) struct Data<'a> {
 }
 
 impl<'a> Data<'a> {
-    /// What the `data` is; a call notification counts as a call only when `calls` says the
-    /// channel is the calls channel.
+    /// What the `data` is; a call notification counts as a call only of the generation(s)
+    /// `calls` says the channel carries.
     pub(crate) fn into_notification(
         self,
         pass: &Pass<'a>,
-        calls: bool,
+        calls: Calls,
     ) -> Result<Notification<'a>, Fault> {
         let Some(object) = self.object else {
             return Ok(Notification::Other);
         };
         let message_type = self.message_type.and_then(Pass::string_of);
-        let known: Option<fn(&'a str) -> Notification<'a>> = match message_type.as_deref() {
-            Some(CallStateChangeMessage::MESSAGE_TYPE) if calls => None,
-            Some(DeviceStateChangeMessage::MESSAGE_TYPE) => Some(Notification::Device),
-            Some(ErrorMessage::MESSAGE_TYPE) => Some(Notification::Error),
+        type Known<'a> = Option<fn(&'a str) -> Notification<'a>>;
+        let (known, v3): (Known<'a>, bool) = match message_type.as_deref() {
+            Some(CallStateChangeMessage::MESSAGE_TYPE) if calls.v2() => (None, false),
+            Some(V3_CALL_MESSAGE_TYPE) if calls.v3() => (None, true),
+            // v3's own kinds map onto v2's: a line's state, a failed operation.
+            Some(DeviceStateChangeMessage::MESSAGE_TYPE | V3_DN_MESSAGE_TYPE) => {
+                (Some(Notification::Device), false)
+            }
+            Some(ErrorMessage::MESSAGE_TYPE | V3_ERROR_MESSAGE_TYPE) => {
+                (Some(Notification::Error), false)
+            }
             _ => return Ok(Notification::Other),
         };
         if let Some(fault) = self.bad_key {
@@ -297,6 +310,7 @@ impl<'a> Data<'a> {
         }
         let notification_type = match self.notification_type {
             Some(t) if t.get() != "null" => match Pass::string_of(t) {
+                Some(t) if v3 => Some(NotificationType::from_v3(t.as_ref())),
                 Some(t) => Some(NotificationType::from(t.as_ref())),
                 None => {
                     let at = range_of(pass.text, t).start;
@@ -516,8 +530,20 @@ impl<'a> CallFields<'a> {
                     let r = range_of(pass.text, raw);
                     Some(r.start - self.start..r.end - self.start)
                 }
+                // v3's KVList: its entries are checked here, so the store and the model
+                // read them without a fault to report.
+                Some(b'[') => {
+                    let r = range_of(pass.text, raw);
+                    if let Err(f) = kvlist::entries(raw.get()) {
+                        return Err(Fault::value(r.start + f.at, f.what));
+                    }
+                    Some(r.start - self.start..r.end - self.start)
+                }
                 Some(b'n') => None,
-                _ => return Err(Fault::value(at(raw), "call `userData` must be an object")),
+                _ => {
+                    let what = "call `userData` must be an object or a KVList";
+                    return Err(Fault::value(at(raw), what));
+                }
             },
             None => None,
         };

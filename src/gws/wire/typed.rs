@@ -8,9 +8,11 @@ use serde_json::value::RawValue;
 
 use super::{decode, decode_data, DecodeError, Notification};
 use crate::bayeux::Message;
+use crate::gws::api::V3_INITIALIZATION_CHANNEL;
 use crate::gws::model::record::{lenient_record, Record};
 use crate::gws::model::{
-    Call, CallStateChangeMessage, DeviceStateChangeMessage, ErrorMessage, GwsNotification, RawJson,
+    Call, CallStateChangeMessage, Device, DeviceStateChangeMessage, ErrorMessage, GwsNotification,
+    RawJson, WorkspaceInitialization,
 };
 
 const MESSAGE_TYPE: &str = "messageType";
@@ -21,8 +23,8 @@ impl GwsNotification {
     /// when a call notification lacks what the store needs (see [`super`]).
     pub fn from_data(data: &RawValue) -> Result<GwsNotification, DecodeError> {
         Ok(match decode_data(data.get())? {
-            Notification::Call(_) => {
-                GwsNotification::CallStateChange(CallStateChangeMessage::read(data.get()))
+            Notification::Call(call) => {
+                GwsNotification::CallStateChange(CallStateChangeMessage::read_as(data.get(), &call))
             }
             Notification::Device(text) => GwsNotification::DeviceStateChange(read(text)),
             Notification::Error(text) => GwsNotification::Error(read(text)),
@@ -38,16 +40,62 @@ impl GwsNotification {
 
 impl DeviceStateChangeMessage {
     /// Reads the `data` text of a device notification (as [`Notification::Device`] gives it).
+    /// v3's `DnStateChanged` reads as one device: its `dn` object, whose `number` is the
+    /// device's `phoneNumber` (the rest of it, `agentState` and all, kept in the device's
+    /// `other`); the `dn` member itself stays in the message's `other`, as received.
     pub fn read(data: &str) -> DeviceStateChangeMessage {
-        read(data)
+        let mut m: DeviceStateChangeMessage = read(data);
+        if m.devices.is_none() {
+            if let Some((_, dn)) = m.other.iter().rev().find(|(k, _)| k == "dn") {
+                if let Some(mut device) = lenient_record::<Device>(dn.get(), &[]) {
+                    if let Some(at) = device.other.iter().position(|(k, _)| k == "number") {
+                        let number = serde_json::from_str::<String>(device.other[at].1.get());
+                        if let (None, Ok(number)) = (&device.phone_number, number) {
+                            device.phone_number = Some(number);
+                            device.other.remove(at);
+                        }
+                    }
+                    m.devices = Some(vec![device]);
+                }
+            }
+        }
+        m
     }
 }
 
 impl ErrorMessage {
     /// Reads the `data` text of an error notification (as [`Notification::Error`] gives it).
+    /// v3's `EventError`, which nests them in an `error` object, gives its `errorMessage`
+    /// and `errorCode` the same way (the `error` member stays in `other`, as received).
     pub fn read(data: &str) -> ErrorMessage {
-        read(data)
+        let mut m: ErrorMessage = read(data);
+        if m.error_message.is_none() && m.error_code.is_none() {
+            if let Some((_, error)) = m.other.iter().rev().find(|(k, _)| k == "error") {
+                if let Some(inner) = lenient_record::<ErrorMessage>(error.get(), &[]) {
+                    m.error_message = inner.error_message;
+                    m.error_code = inner.error_code;
+                }
+            }
+        }
+        m
     }
+}
+
+/// What a message on [`V3_INITIALIZATION_CHANNEL`] says of the workspace's initialization:
+/// `None` for any other message (another channel, no `data`, another `messageType`). The
+/// decoder has nothing to check in it, so it is read here, leniently: a `state` of an odd
+/// shape is kept in `other`.
+pub fn initialization(msg: &Message) -> Option<WorkspaceInitialization> {
+    if msg.channel != V3_INITIALIZATION_CHANNEL {
+        return None;
+    }
+    let data = msg.data.as_deref()?.get();
+    let init: WorkspaceInitialization = lenient_record(data, &[])?;
+    matches!(
+        init.message_type.as_deref(),
+        Some("WorkspaceInitializationProgress" | "WorkspaceInitializationComplete")
+    )
+    .then_some(init)
 }
 
 /// A notification record from text the decoder has checked, `messageType` left out.
@@ -60,9 +108,21 @@ impl CallStateChangeMessage {
     /// [`CALLS_CHANNEL`](super::CALLS_CHANNEL) with `messageType` `CallStateChangeMessage`.
     pub fn from_message(msg: &Message) -> Result<Option<CallStateChangeMessage>, DecodeError> {
         Ok(match (decode(msg)?, msg.data.as_deref()) {
-            (Notification::Call(_), Some(data)) => Some(CallStateChangeMessage::read(data.get())),
+            (Notification::Call(call), Some(data)) => {
+                Some(CallStateChangeMessage::read_as(data.get(), &call))
+            }
             _ => None,
         })
+    }
+
+    /// Reads the `data` text of the call notification the decoder read as `call`: a v3
+    /// `CallStateChanged` too, as v2's message (its `notificationType` named as the decoder
+    /// names it, v3's `StateChange` as `StatusChange`; `operationId` among the unknown
+    /// fields).
+    fn read_as(data: &str, call: &super::CallNotification<'_>) -> CallStateChangeMessage {
+        let mut m = CallStateChangeMessage::read(data);
+        m.notification_type = call.notification_type().cloned();
+        m
     }
 
     /// Reads the `data` text of a call notification the decoder has checked.

@@ -1,7 +1,8 @@
 //! A second, deliberately plain decoder of GWS call notifications, for differential tests
 //! and fuzzing: serde_json reads the body into `Message`s and each `data` into ordered
 //! (key, raw value) pairs; `data` is a call notification when its first `messageType` is the
-//! string `CallStateChangeMessage` and the message is on `/v2/me/calls`; the last `call`
+//! string `CallStateChangeMessage` and the message is on `/v2/me/calls` (or v3's
+//! `CallStateChanged` on `/workspace/v3/voice`); the last `call`
 //! member is the call; the typed notification is read with serde. Slow and plainly right:
 //! the library's decoder must agree with it.
 //!
@@ -10,7 +11,7 @@
 use std::fmt;
 
 use gws_cometd::bayeux::Message;
-use gws_cometd::gws::CallStateChangeMessage;
+use gws_cometd::gws::{CallStateChangeMessage, NotificationType};
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
@@ -60,11 +61,15 @@ pub fn calls(body: &[u8]) -> Result<Vec<OracleCall>, String> {
     Ok(out)
 }
 
-/// The call notification one message carries, if any.
+/// The call notification one message carries, if any: v2's `CallStateChangeMessage` on
+/// `/v2/me/calls`, or v3's `CallStateChanged` on `/workspace/v3/voice` (read as v2's, its
+/// `notificationType` named as v2 names it).
 pub fn call(m: &Message) -> Result<Option<OracleCall>, String> {
-    if m.channel != "/v2/me/calls" {
-        return Ok(None);
-    }
+    let expected = match m.channel.as_str() {
+        "/v2/me/calls" => "CallStateChangeMessage",
+        "/workspace/v3/voice" => "CallStateChanged",
+        _ => return Ok(None),
+    };
     let Some(data) = m.data.as_deref() else {
         return Ok(None);
     };
@@ -76,11 +81,16 @@ pub fn call(m: &Message) -> Result<Option<OracleCall>, String> {
         .iter()
         .find(|(k, _)| k == "messageType")
         .and_then(|(_, v)| serde_json::from_str::<String>(v.get()).ok());
-    if message_type.as_deref() != Some("CallStateChangeMessage") {
+    if message_type.as_deref() != Some(expected) {
         return Ok(None);
     }
-    let message = serde_json::from_str::<CallStateChangeMessage>(data.get())
+    let mut message = serde_json::from_str::<CallStateChangeMessage>(data.get())
         .map_err(|e| format!("call notification: {e}"))?;
+    if expected == "CallStateChanged" {
+        message.notification_type = message
+            .notification_type
+            .map(|n| NotificationType::from_v3(n.as_str()));
+    }
     let call_text = pairs
         .iter()
         .rev()
