@@ -80,7 +80,11 @@ mod tests {
     fn names_paths_and_channels() {
         assert_eq!("v3".parse::<Api>(), Ok(Api::V3));
         assert_eq!(Api::default(), Api::V2);
-        assert!("v4".parse::<Api>().unwrap_err().to_string().contains("v2 or v3"));
+        assert!("v4"
+            .parse::<Api>()
+            .unwrap_err()
+            .to_string()
+            .contains("v2 or v3"));
         assert_eq!(Api::V3.notifications_path(), "/workspace/v3/notifications");
         assert_eq!(Api::V2.calls_channel(), "/v2/me/calls");
         assert_eq!(Api::V3.to_string(), "v3");
