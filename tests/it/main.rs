@@ -13,6 +13,7 @@ mod fault_proxy;
 mod faults_bayeux;
 mod faults_gws;
 mod gws_api;
+mod gws_api_v3;
 mod gws_feed;
 mod interop_client;
 mod interop_smoke;
