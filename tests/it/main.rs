@@ -9,6 +9,7 @@ static ALLOC: gws_cometd_test_support::adversarial::Counting =
 
 mod adversarial;
 mod client_sim;
+mod fake_v3;
 mod fault_proxy;
 mod faults_bayeux;
 mod faults_gws;
