@@ -39,6 +39,7 @@ pub struct Seen {
     pub target: String,
     pub authorization: Option<String>,
     pub api_key: Option<String>,
+    pub content_type: Option<String>,
     pub cookie: String,
     pub body: String,
     pub status: u16,
@@ -52,6 +53,11 @@ pub struct State {
     pub logins: u32,
     /// How many more `current-session` requests answer 403.
     pub forbidden: u32,
+    /// The calls `current-session` lists, as text.
+    pub calls: Vec<String>,
+    /// Where `/workspace/v3/notifications` is passed on to (a Bayeux server's endpoint),
+    /// for workspace sessions only, and only with `Content-Type: application/json`.
+    pub bayeux: Option<String>,
 }
 
 /// The fake v3 server; stops on drop.
@@ -71,7 +77,10 @@ impl Fake {
     pub async fn start() -> Fake {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state: Arc<Mutex<State>> = Arc::default();
+        let state = Arc::new(Mutex::new(State {
+            calls: vec![CALL.to_owned()],
+            ..State::default()
+        }));
         let shared = state.clone();
         let task = tokio::spawn(async move {
             let mut connections = JoinSet::new();
@@ -153,16 +162,90 @@ async fn serve(
             .map(|v| v.to_str().unwrap().to_owned())
     };
     let cookie = header("cookie").unwrap_or_default();
-    let query: Vec<(String, String)> = form(parts.uri.query().unwrap_or(""));
-    let param = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let path = parts.uri.path().to_owned();
-    let mut st = state.lock().unwrap();
     let session_ok = cookie
         .split("; ")
         .filter_map(|c| c.strip_prefix("WORKSPACE_SESSIONID="))
-        .any(|s| st.sessions.contains(s));
+        .any(|s| state.lock().unwrap().sessions.contains(s));
+    let bayeux = state.lock().unwrap().bayeux.clone();
+    let resp = match bayeux {
+        Some(to) if path.starts_with("/workspace/v3/notifications") => {
+            let suffix = &path["/workspace/v3/notifications".len()..];
+            if !session_ok {
+                reply(401, "")
+            } else if header("content-type").as_deref() != Some("application/json") {
+                reply(415, "Content-Type must be application/json")
+            } else {
+                pass_on(&format!("{to}{suffix}"), &cookie, body.clone()).await
+            }
+        }
+        _ => route(&state, addr, &parts, &body, session_ok),
+    };
+    state.lock().unwrap().seen.push(Seen {
+        method: parts.method.to_string(),
+        target: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        authorization: header("authorization"),
+        api_key: header("x-api-key"),
+        content_type: header("content-type"),
+        cookie,
+        body,
+        status: resp.status().as_u16(),
+    });
+    Ok(resp)
+}
+
+/// Passes a Bayeux request on, with its cookies both ways.
+async fn pass_on(to: &str, cookie: &str, body: String) -> Response<Full<Bytes>> {
+    let sent = reqwest::Client::new()
+        .post(to)
+        .header("content-type", "application/json")
+        .header("cookie", cookie)
+        .body(body)
+        .send()
+        .await;
+    let Ok(got) = sent else {
+        return reply(502, "");
+    };
+    let status = got.status().as_u16();
+    let cookies: Vec<_> = got
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .cloned()
+        .collect();
+    let text = got.text().await.unwrap_or_default();
+    let mut resp = reply(status, &text);
+    for c in cookies {
+        resp.headers_mut().append("set-cookie", c);
+    }
+    resp
+}
+
+/// Every route but the notifications.
+fn route(
+    state: &Mutex<State>,
+    addr: SocketAddr,
+    parts: &hyper::http::request::Parts,
+    body: &str,
+    session_ok: bool,
+) -> Response<Full<Bytes>> {
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let cookie = header("cookie").unwrap_or_default();
+    let query: Vec<(String, String)> = form(parts.uri.query().unwrap_or(""));
+    let param = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let path = parts.uri.path();
+    let mut st = state.lock().unwrap();
     let redirect_uri = format!("http://{addr}/");
-    let resp = match (parts.method.as_str(), path.as_str()) {
+    match (parts.method.as_str(), path) {
         ("GET", "/auth/v3/oauth/authorize") => {
             if cookie.contains("AUTH=signed-in") {
                 redirect(&format!("{redirect_uri}?code={CODE}&state=x"), None)
@@ -172,7 +255,7 @@ async fn serve(
         }
         ("GET", "/auth/v3/sign-in") => reply(200, "<html>sign in</html>"),
         ("POST", "/auth/v3/sign-in") => {
-            let f = form(&body);
+            let f = form(body);
             let ok = f.contains(&("username".into(), USER.into()))
                 && f.contains(&("password".into(), PASSWORD.into()));
             if ok {
@@ -191,7 +274,7 @@ async fn serve(
                 "Basic {}",
                 base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT}:{SECRET}"))
             );
-            let f = form(&body);
+            let f = form(body);
             let ok = header("authorization") == Some(basic)
                 && f.contains(&("grant_type".into(), "password".into()))
                 && f.contains(&("username".into(), USER.into()))
@@ -238,7 +321,8 @@ async fn serve(
                 reply(403, "")
             } else {
                 let text = format!(
-                    r#"{{"status":{{"code":0}},"data":{{"user":{{"activeSession":{{"calls":[{CALL}]}}}}}}}}"#
+                    r#"{{"status":{{"code":0}},"data":{{"user":{{"activeSession":{{"calls":[{}]}}}}}}}}"#,
+                    st.calls.join(",")
                 );
                 reply(200, &text)
             }
@@ -251,21 +335,7 @@ async fn serve(
             }
         }
         _ => reply(404, ""),
-    };
-    st.seen.push(Seen {
-        method: parts.method.to_string(),
-        target: parts
-            .uri
-            .path_and_query()
-            .map(|p| p.to_string())
-            .unwrap_or_default(),
-        authorization: header("authorization"),
-        api_key: header("x-api-key"),
-        cookie,
-        body,
-        status: resp.status().as_u16(),
-    });
-    Ok(resp)
+    }
 }
 
 /// The session cookie value of the `n`th login.

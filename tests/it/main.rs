@@ -15,6 +15,7 @@ mod faults_bayeux;
 mod faults_gws;
 mod gws_api;
 mod gws_api_v3;
+mod gws_api_v3_feed;
 mod gws_feed;
 mod interop_client;
 mod interop_smoke;

@@ -23,6 +23,26 @@ use crate::gws::wire::DEVICES_CHANNEL;
 use crate::gws::Api;
 use crate::transport::HttpTransport;
 
+/// Whether `event` makes the calls channel usable: its subscription confirmed, or on v3
+/// denied (a v3 server may deliver voice events without a subscription, so the feed reads
+/// the calls and goes on; the client asks again after the next re-handshake).
+pub(super) fn calls_usable(api: Api, event: &SessionEvent) -> bool {
+    match event {
+        SessionEvent::Subscribed { channel } => channel.as_str() == api.calls_channel(),
+        SessionEvent::SubscriptionDenied { channel, error }
+            if api == Api::V3 && channel.as_str() == api.calls_channel() =>
+        {
+            tracing::warn!(
+                channel = %channel,
+                "the server denied the subscription ({error}); going on, as a v3 server \
+                 delivers voice events without one"
+            );
+            true
+        }
+        _ => false,
+    }
+}
+
 /// The channels the feed subscribes on `settings.api`.
 pub(super) fn channels(settings: &FeedSettings) -> Vec<&'static str> {
     let mut channels = vec![settings.api.calls_channel()];
@@ -82,11 +102,8 @@ pub(super) fn renewal(session: GwsSession, settings: FeedSettings, bound: Durati
                 .map_err(|e| e.to_string())?;
             let mut seen = Vec::new();
             while let Some(ev) = conn.events.next().await {
-                let subscribed = matches!(
-                    &ev,
-                    ClientEvent::Session(SessionEvent::Subscribed { channel })
-                        if channel.as_str() == settings.api.calls_channel()
-                );
+                let subscribed =
+                    matches!(&ev, ClientEvent::Session(e) if calls_usable(settings.api, e));
                 let ended = matches!(ev, ClientEvent::Terminated { .. });
                 seen.push(ev);
                 if subscribed {

@@ -37,7 +37,7 @@ use crate::gws::wire::{self, Notification};
 use crate::gws::Api;
 use crate::Client;
 
-use super::open::{login_again, open, renewal};
+use super::open::{calls_usable, login_again, open, renewal};
 
 /// Catch-up reads that may fail in a row before [`connect`](super::CallFeedBuilder::connect)
 /// gives up.
@@ -330,9 +330,7 @@ impl Feed {
                 }
                 let calls = self.settings.api.calls_channel();
                 match &event {
-                    SessionEvent::Subscribed { channel } if channel.as_str() == calls => {
-                        self.healing.subscribed(true)
-                    }
+                    ev if calls_usable(self.settings.api, ev) => self.healing.subscribed(true),
                     SessionEvent::Unsubscribed { channel } if channel.as_str() == calls => {
                         self.healing.subscribed(false)
                     }
