@@ -53,6 +53,8 @@ pub struct State {
     pub logins: u32,
     /// How many more `current-session` requests answer 403.
     pub forbidden: u32,
+    /// A request without a live session is answered 403 (as some deployments do), not 401.
+    pub forbid_lost: bool,
     /// The calls `current-session` lists, as text.
     pub calls: Vec<String>,
     /// Where `/workspace/v3/notifications` is passed on to (a Bayeux server's endpoint),
@@ -314,7 +316,7 @@ fn route(
                 )
             }
         }
-        _ if !session_ok => reply(401, ""),
+        _ if !session_ok => reply(if st.forbid_lost { 403 } else { 401 }, ""),
         ("GET", "/workspace/v3/current-session") => {
             if st.forbidden > 0 {
                 st.forbidden -= 1;
@@ -328,7 +330,9 @@ fn route(
             }
         }
         ("POST", p) if p.starts_with("/workspace/v3/voice/calls/") => {
-            if p.starts_with("/workspace/v3/voice/calls/gone/") {
+            if p.starts_with("/workspace/v3/voice/calls/denied/") {
+                reply(403, r#"{"status":{"code":5,"message":"No permission"}}"#)
+            } else if p.starts_with("/workspace/v3/voice/calls/gone/") {
                 reply(400, r#"{"status":{"code":6,"message":"Call not found"}}"#)
             } else {
                 reply(200, r#"{"status":{"code":1},"operationId":"op-1"}"#)

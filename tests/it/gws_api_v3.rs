@@ -178,6 +178,12 @@ async fn operations_send_v3_bodies_and_map_status_codes() {
         err.to_string(),
         "Answer on call gone: GWS statusCode 6 (not found): Call not found"
     );
+    // A 403 with a v3 status is GWS refusing the operation, not a lost session.
+    let err = within("hold", STEP, session.hold("denied"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.gws_status(), Some(GwsStatus::NoPermission), "{err:?}");
+    assert_eq!(fake.state.lock().unwrap().logins, 1, "no new login for it");
     let err = session
         .attach_user_data("c1", &[("F".into(), UserValue::json("2.5").unwrap())])
         .await
@@ -203,4 +209,20 @@ async fn a_forgotten_session_logs_in_again_once() {
     assert!(fake.seen_at("/workspace/v3/voice/calls/c1/hold")[1]
         .cookie
         .contains(&format!("WORKSPACE_SESSIONID={}", session_id(2))));
+}
+
+#[tokio::test]
+async fn a_forgotten_session_answered_403_logs_in_again_too() {
+    let fake = Fake::start().await;
+    let session = fake.session(PASSWORD, true);
+    within("login", STEP, session.login()).await.unwrap();
+    {
+        let mut st = fake.state.lock().unwrap();
+        st.sessions.clear();
+        st.forbid_lost = true;
+    }
+    within("attach", STEP, session.delete_user_data_pair("c1", "A"))
+        .await
+        .unwrap();
+    assert_eq!(fake.state.lock().unwrap().logins, 2);
 }

@@ -27,7 +27,8 @@
 //! ...), whatever the HTTP status. HTTP errors without a status are
 //! [`TransportError::Status`].
 //!
-//! A REST request answered 401 or 403 logs in again once and is retried once, except that
+//! A REST request answered 401, or 403 without a v3 status (the session is gone), logs in
+//! again once and is retried once, except that
 //! `current-session`, which GWS refuses with 403 for a few seconds after the first handshake,
 //! is first retried [`CURRENT_SESSION_ATTEMPTS`] times with backoff.
 
@@ -454,8 +455,9 @@ impl GwsSession {
         judge_v3(&url, reply, operation, Some(call_id)).map(drop)
     }
 
-    /// A v3 REST exchange: a 401 (or, when `forbidden_relogs`, a 403) logs in again once and
-    /// is retried once.
+    /// A v3 REST exchange: a 401 (or, when `forbidden_relogs`, a 403 without a v3 status:
+    /// one with a status is GWS refusing the operation itself) logs in again once and is
+    /// retried once.
     async fn exchange_v3(
         &self,
         method: Method,
@@ -463,12 +465,20 @@ impl GwsSession {
         body: Option<String>,
         forbidden_relogs: bool,
     ) -> Result<Reply> {
-        self.exchange_with(method, url, body, |status, _| {
+        self.exchange_with(method, url, body, |status, body| {
             status == StatusCode::UNAUTHORIZED
-                || (forbidden_relogs && status == StatusCode::FORBIDDEN)
+                || (forbidden_relogs && status == StatusCode::FORBIDDEN && !has_status(body))
         })
         .await
     }
+}
+
+/// Whether a reply body carries a v3 `status.code`.
+fn has_status(body: &[u8]) -> bool {
+    serde_json::from_slice::<V3Status>(body)
+        .ok()
+        .and_then(|s| s.status)
+        .is_some_and(|s| s.code.is_some())
 }
 
 fn location(headers: &HeaderMap) -> Option<String> {
