@@ -252,8 +252,24 @@ impl GwsSession {
             .append_pair("client_id", client_id)
             .append_pair("redirect_uri", &self.redirect_uri());
         // Already signed in (a cookie of an earlier login): the code comes at once.
-        if let Some(code) = self.follow(&authorize, Method::GET, None).await? {
-            return Ok(code);
+        match self.follow(&authorize, Method::GET, None).await {
+            Ok(Some(code)) => return Ok(code),
+            Ok(None) => {}
+            Err(RestError::Transport(TransportError::Status { status, .. }))
+                if matches!(status, 400 | 401 | 403) =>
+            {
+                return Err(RestError::Unauthorized {
+                    url: self
+                        .url_under(&["auth", "v3", "oauth", "authorize"], &[])
+                        .to_string(),
+                    status,
+                    hint: format!(
+                        "the authorization server refused client {client_id:?}: give the \
+                         deployment's client id and secret (client_credentials)"
+                    ),
+                })
+            }
+            Err(e) => return Err(e),
         }
         let sign_in = self.url_under(&["auth", "v3", "sign-in"], &[]);
         let form = url::form_urlencoded::Serializer::new(String::new())
