@@ -214,7 +214,8 @@ struct StatusFields {
 
 impl GwsSession {
     /// A session for the GWS server at `base_url` (`http://host:8090`; a trailing `/` or
-    /// `/api/v2` suffix is accepted and ignored), with the default settings. Nothing is sent
+    /// `/api/v2` or `/workspace/v3` suffix is accepted and ignored), with the default settings
+    /// (API v2; see [`GwsSession::builder`] and [`GwsSessionBuilder::api`]). Nothing is sent
     /// until the first request.
     ///
     /// Fails with [`TransportError::InvalidUrl`] for anything but an `http`/`https` URL without

@@ -9,6 +9,10 @@ fn base_urls_are_normalized_and_bad_ones_refused() {
     assert_eq!(base("http://h:8090/").unwrap(), "http://h:8090/");
     assert_eq!(base("http://h:8090/api/v2/").unwrap(), "http://h:8090/");
     assert_eq!(base("https://h/gws/api").unwrap(), "https://h/gws");
+    assert_eq!(
+        base("https://h/gws/workspace/v3/").unwrap(),
+        "https://h/gws"
+    );
     assert!(matches!(
         base("ftp://h"),
         Err(RestError::Transport(TransportError::InvalidUrl { .. }))
