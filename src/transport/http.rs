@@ -120,6 +120,24 @@ pub fn new_client(options: &HttpOptions) -> Result<reqwest::Client, TransportErr
     })
 }
 
+/// A client like [`new_client`]'s that never follows redirects: logins that must see each
+/// redirect's `Location` and `Set-Cookie` (the OAuth authorization-code flow) send with it.
+pub(crate) fn new_login_client(options: &HttpOptions) -> Result<reqwest::Client, TransportError> {
+    let mut builder = reqwest::Client::builder()
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some((_, proxy)) = &options.proxy {
+        builder = builder.proxy(proxy.clone());
+    }
+    for root in &options.roots {
+        builder = builder.add_root_certificate(root.clone());
+    }
+    builder.build().map_err(|e| TransportError::Config {
+        what: "the HTTP client for logging in".into(),
+        reason: causes(&e),
+    })
+}
+
 /// Sorts a `reqwest` error of a request to `url` into a [`TransportError`]. Its own text
 /// (which quotes the URL) is left out; the URL is given without credentials.
 pub(crate) fn request_error(url: &str, e: reqwest::Error, after: Duration) -> TransportError {
@@ -181,6 +199,7 @@ pub struct HttpTransportBuilder {
     shared_headers: Option<SharedHeaders>,
     cookies: Option<Cookies>,
     http_client: Option<reqwest::Client>,
+    content_type: Option<String>,
 }
 
 /// Shows the endpoint without credentials, the user name and the header names only.
@@ -209,6 +228,14 @@ impl HttpTransportBuilder {
     /// names or values fail [`build`](Self::build).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The `Content-Type` of every POST (default `application/json;charset=UTF-8`). GWS 9's
+    /// Workspace API v3 wants exactly `application/json`. An invalid value fails
+    /// [`build`](Self::build).
+    pub fn content_type(mut self, content_type: impl Into<String>) -> Self {
+        self.content_type = Some(content_type.into());
         self
     }
 
@@ -253,10 +280,14 @@ impl HttpTransportBuilder {
             v.set_sensitive(true);
             headers.append(n, v);
         }
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/json;charset=UTF-8"),
-        );
+        let content_type = match &self.content_type {
+            Some(ct) => HeaderValue::try_from(ct.as_str()).map_err(|_| TransportError::Config {
+                what: "the Content-Type".into(),
+                reason: format!("{ct:?} is not a valid header value"),
+            })?,
+            None => HeaderValue::from_static("application/json;charset=UTF-8"),
+        };
+        headers.insert(CONTENT_TYPE, content_type);
         let http = match self.http_client {
             Some(http) => http,
             None => new_client(&HttpOptions::default())?,
@@ -286,6 +317,7 @@ impl HttpTransport {
             shared_headers: None,
             cookies: None,
             http_client: None,
+            content_type: None,
         }
     }
 }

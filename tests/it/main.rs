@@ -9,10 +9,13 @@ static ALLOC: gws_cometd_test_support::adversarial::Counting =
 
 mod adversarial;
 mod client_sim;
+mod fake_v3;
 mod fault_proxy;
 mod faults_bayeux;
 mod faults_gws;
 mod gws_api;
+mod gws_api_v3;
+mod gws_api_v3_feed;
 mod gws_feed;
 mod interop_client;
 mod interop_smoke;

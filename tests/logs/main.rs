@@ -4,3 +4,8 @@
 
 mod levels;
 mod secrets;
+mod secrets_v3;
+
+/// The fake v3 server of the `it` tests.
+#[path = "../it/fake_v3.rs"]
+mod fake_v3;

@@ -5,6 +5,12 @@
 //! subscribes `/v2/me/calls` (and `/v2/me/devices` on request) and applies every call
 //! notification to its store, on a task of its own.
 //!
+//! The API generation is the feed's choice ([`CallFeedBuilder::api`]): on the Workspace API
+//! v3 it logs in with OAuth, initializes the workspace, connects to
+//! `{base}/workspace/v3/notifications`, subscribes `/workspace/v3/voice` and
+//! `/workspace/v3/initialization`, and reads the calls from `current-session`; everything
+//! below holds for both.
+//!
 //! # Keeping the store true
 //!
 //! - **Start from truth.** Once `/v2/me/calls` is subscribed, the feed reads
@@ -40,6 +46,7 @@
 //! `StartContactCenterSession` only when asked ([`CallFeedBuilder::start_session`]).
 
 mod healing;
+mod open;
 mod queue;
 mod staleness;
 mod task;
@@ -55,8 +62,9 @@ use self::queue::Queue;
 use self::task::{Feed, FeedSettings};
 pub use self::view::CallView;
 use super::model::{Device, DeviceStateChangeMessage, ErrorMessage};
-use super::rest::{ContactCenterSession, Credentials, GwsSession};
+use super::rest::{ContactCenterSession, Credentials, GwsSession, Password};
 use super::store::{CallChange, CallStore, ChangeOrigin};
+use super::Api;
 use crate::bayeux::{GapCause, Message};
 use crate::client::{ClientEvent, ReplyTap, DEFAULT_MAX_MESSAGE_BYTES};
 use crate::error::{Error, Result};
@@ -212,6 +220,9 @@ type SharedTap = Arc<Mutex<ReplyTap>>;
 pub struct CallFeedBuilder {
     base_url: String,
     credentials: Credentials,
+    api: Api,
+    client: Option<(String, Password)>,
+    api_key: Option<Password>,
     devices: bool,
     max_network_delay: Duration,
     staleness_bound: Option<Duration>,
@@ -233,6 +244,9 @@ impl std::fmt::Debug for CallFeedBuilder {
                 &crate::transport::endpoint::redact(&self.base_url),
             )
             .field("credentials", &self.credentials)
+            .field("api", &self.api)
+            .field("client_id", &self.client.as_ref().map(|(id, _)| id))
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
             .field("devices", &self.devices)
             .field("delivery", &self.delivery)
             .finish_non_exhaustive()
@@ -240,7 +254,38 @@ impl std::fmt::Debug for CallFeedBuilder {
 }
 
 impl CallFeedBuilder {
-    /// Also subscribe `/v2/me/devices`, and read the devices with the calls.
+    /// The GWS API generation to speak (default [`Api::V2`]): v2 logs in with HTTP Basic on
+    /// `/api/v2/me` and follows `/v2/me/calls`; [`Api::V3`] logs in with OAuth (see
+    /// [`client_credentials`](Self::client_credentials)), initializes the workspace and
+    /// follows `/workspace/v3/voice` (and `/workspace/v3/initialization`). The store, the
+    /// changes and the heals are the same.
+    pub fn api(mut self, api: Api) -> Self {
+        self.api = api;
+        self
+    }
+
+    /// v3: log in by the OAuth password grant with this client id and secret. Without it, a
+    /// v3 feed signs in with the user's name (`tenant\user`) and password and takes the
+    /// authorization-code flow. The secret is never printed.
+    pub fn client_credentials(
+        mut self,
+        client_id: impl Into<String>,
+        secret: impl Into<Password>,
+    ) -> Self {
+        self.client = Some((client_id.into(), secret.into()));
+        self
+    }
+
+    /// Sends `x-api-key: <key>` on every request, REST and notifications (some Multicloud CX
+    /// deployments want it). The key is never printed.
+    pub fn api_key(mut self, key: impl Into<Password>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// Also subscribe `/v2/me/devices`, and read the devices with the calls (v2 only: v3
+    /// reports its devices as `DnStateChanged` on the voice channel, which the feed follows
+    /// anyway).
     pub fn devices(mut self, yes: bool) -> Self {
         self.devices = yes;
         self
@@ -268,7 +313,8 @@ impl CallFeedBuilder {
     }
 
     /// Send `StartContactCenterSession` on these channels (e.g. `voice`) after logging in,
-    /// as an agent desktop does. Default: none; a passive observer must not.
+    /// as an agent desktop does. Default: none; a passive observer must not. v2 only: a v3
+    /// feed ignores it (with a warning).
     pub fn start_session(mut self, channels: Vec<String>) -> Self {
         self.start_session = channels;
         self
@@ -327,10 +373,17 @@ impl CallFeedBuilder {
     /// an unreachable server, or a catch-up that failed three times.
     pub async fn connect(self) -> Result<CallFeed> {
         let mut session = GwsSession::builder(&self.base_url, self.credentials)
+            .api(self.api)
             .timeout(self.max_network_delay)
             .http_options(self.options);
         if let Some(http) = self.http {
             session = session.http_client(http);
+        }
+        if let Some((id, secret)) = self.client {
+            session = session.client_credentials(id, secret);
+        }
+        if let Some(key) = self.api_key {
+            session = session.api_key(key);
         }
         let session = session.build()?;
         session.login().await?;
@@ -340,7 +393,9 @@ impl CallFeedBuilder {
             space: Notify::new(),
             closed: std::sync::atomic::AtomicBool::new(false),
         });
-        if !self.start_session.is_empty() {
+        if !self.start_session.is_empty() && self.api == Api::V3 {
+            tracing::warn!("start_session is for API v2: the v3 feed does not start one");
+        } else if !self.start_session.is_empty() {
             let started = session
                 .start_contact_center_session(&self.start_session)
                 .await?;
@@ -353,7 +408,8 @@ impl CallFeedBuilder {
         let (control, commands) = mpsc::channel(4);
         let (ready_tx, ready_rx) = oneshot::channel();
         let settings = FeedSettings {
-            devices: self.devices,
+            api: self.api,
+            devices: self.devices && self.api == Api::V2,
             max_network_delay: self.max_network_delay,
             staleness_bound: self
                 .staleness_bound
@@ -439,6 +495,9 @@ impl CallFeed {
         CallFeedBuilder {
             base_url: base_url.into(),
             credentials,
+            api: Api::V2,
+            client: None,
+            api_key: None,
             devices: false,
             max_network_delay: Duration::from_secs(10),
             staleness_bound: None,

@@ -26,17 +26,18 @@ use super::healing::Healing;
 use super::queue::MAX_EVENTS;
 use super::staleness::Staleness;
 use super::{lock, Control, Delivery, FeedEvent, Shared, SharedTap};
-use crate::backoff::{Backoff, BackoffConfig};
 use crate::bayeux::{GapCause, Message, SessionEvent};
-use crate::client::{ClientBuilder, ClientEvent, EventStream, Subscriber};
+use crate::client::{ClientEvent, EventStream, Subscriber};
 use crate::error::{Error, Result};
 use crate::fixture;
 use crate::gws::model::{Device, DeviceStateChangeMessage, ErrorMessage};
 use crate::gws::rest::GwsSession;
 use crate::gws::store::{CallStore, ChangeOrigin};
-use crate::gws::wire::{self, Notification, CALLS_CHANNEL, DEVICES_CHANNEL};
-use crate::transport::HttpTransport;
+use crate::gws::wire::{self, Notification};
+use crate::gws::Api;
 use crate::Client;
+
+use super::open::{calls_usable, login_again, open, renewal};
 
 /// Catch-up reads that may fail in a row before [`connect`](super::CallFeedBuilder::connect)
 /// gives up.
@@ -51,6 +52,7 @@ const SETTLE_MAX: Duration = Duration::from_secs(2);
 /// how it opens each notification client (it opens a new one after losing a login).
 #[derive(Clone)]
 pub(super) struct FeedSettings {
+    pub(super) api: Api,
     pub(super) devices: bool,
     pub(super) max_network_delay: Duration,
     pub(super) staleness_bound: Duration,
@@ -60,12 +62,12 @@ pub(super) struct FeedSettings {
     pub(super) tap: Option<SharedTap>,
 }
 
-struct Connection {
-    client: Client,
-    events: EventStream,
-    messages: Subscriber,
+pub(super) struct Connection {
+    pub(super) client: Client,
+    pub(super) events: EventStream,
+    pub(super) messages: Subscriber,
     /// False once the message stream ended (the client stopped; its event says why).
-    messages_open: bool,
+    pub(super) messages_open: bool,
 }
 
 /// What one read of the server's state brought.
@@ -78,10 +80,10 @@ type Read = Pin<Box<dyn Future<Output = Result<Snapshot>> + Send>>;
 
 /// A new notification client starting, with the events it said until its calls channel
 /// was subscribed.
-type Renewal = Pin<Box<dyn Future<Output = Renewed> + Send>>;
+pub(super) type Renewal = Pin<Box<dyn Future<Output = Renewed> + Send>>;
 
 /// What a [`Renewal`] brought, or why it did not start.
-type Renewed = std::result::Result<(Connection, Vec<ClientEvent>), String>;
+pub(super) type Renewed = std::result::Result<(Connection, Vec<ClientEvent>), String>;
 
 /// A read's answer, waiting for notifications sent before it (see the [module docs](self)).
 struct Settling {
@@ -326,11 +328,10 @@ impl Feed {
                     SessionEvent::AcknowledgedMessages => self.acknowledged = true,
                     _ => {}
                 }
+                let calls = self.settings.api.calls_channel();
                 match &event {
-                    SessionEvent::Subscribed { channel } if channel.as_str() == CALLS_CHANNEL => {
-                        self.healing.subscribed(true)
-                    }
-                    SessionEvent::Unsubscribed { channel } if channel.as_str() == CALLS_CHANNEL => {
+                    ev if calls_usable(self.settings.api, ev) => self.healing.subscribed(true),
+                    SessionEvent::Unsubscribed { channel } if channel.as_str() == calls => {
                         self.healing.subscribed(false)
                     }
                     SessionEvent::Rehandshaken { .. } => {
@@ -597,91 +598,6 @@ impl Feed {
             }
         }
         true
-    }
-}
-
-/// A notification client for `session`; `handshake_attempts` bounds its first handshake.
-async fn open(
-    session: &GwsSession,
-    settings: &FeedSettings,
-    handshake_attempts: Option<u32>,
-) -> Result<Connection> {
-    let transport = HttpTransport::builder(session.notifications_url())
-        .http_client(session.http_client())
-        .cookies(session.cookies())
-        .shared_headers(session.csrf_headers())
-        .build()?;
-    let mut builder = ClientBuilder::new(transport)
-        .max_network_delay(settings.max_network_delay)
-        .max_message_bytes(settings.max_message_bytes)
-        .initial_handshake_attempts(handshake_attempts);
-    if let Some(tap) = &settings.tap {
-        let tap = tap.clone();
-        builder = builder.on_reply(move |body| (*lock(&tap))(body));
-    }
-    let client = builder.build()?;
-    let events = client.events();
-    let mut channels = vec![CALLS_CHANNEL];
-    if settings.devices {
-        channels.push(DEVICES_CHANNEL);
-    }
-    let messages = client.subscribe_all(channels).await?;
-    Ok(Connection {
-        client,
-        events,
-        messages,
-        messages_open: true,
-    })
-}
-
-/// Opens a notification client and waits (at most `bound`) until its calls channel is
-/// subscribed; dropping the future drops the client, which then ends its session.
-fn renewal(session: GwsSession, settings: FeedSettings, bound: Duration) -> Renewal {
-    Box::pin(async move {
-        let started = async {
-            let mut conn = open(&session, &settings, None)
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut seen = Vec::new();
-            while let Some(ev) = conn.events.next().await {
-                let subscribed = matches!(
-                    &ev,
-                    ClientEvent::Session(SessionEvent::Subscribed { channel })
-                        if channel.as_str() == CALLS_CHANNEL
-                );
-                let ended = matches!(ev, ClientEvent::Terminated { .. });
-                seen.push(ev);
-                if subscribed {
-                    return Ok((conn, seen));
-                }
-                if ended {
-                    break;
-                }
-            }
-            Err("its client stopped".to_owned())
-        };
-        match tokio::time::timeout(bound, started).await {
-            Ok(result) => result,
-            Err(_) => Err(format!("not subscribed within {bound:.1?}")),
-        }
-    })
-}
-
-/// Logs in again after the HTTP session expired. A transient failure (network, 5xx,
-/// timeout) is retried with backoff for as long as it lasts; refused credentials end the
-/// feed.
-async fn login_again(session: &GwsSession) -> Result<()> {
-    let mut backoff = Backoff::new(&BackoffConfig::default());
-    loop {
-        match session.login().await {
-            Ok(_) => return Ok(()),
-            Err(e) if e.is_retryable() => {
-                let delay = backoff.next_delay();
-                tracing::warn!(retry_in = ?delay, "logging in again failed: {e}");
-                tokio::time::sleep(delay).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
     }
 }
 

@@ -38,6 +38,15 @@ pub enum RestError {
         /// The server's `statusMessage`, if it sent one (truncated).
         message: Option<String>,
     },
+    /// Fatal for this request: a user-data value the API cannot carry (v3 user data holds
+    /// strings, integers and nested key-value lists only). Nothing was sent.
+    #[error("user-data value of key {key:?}: {reason}")]
+    InvalidValue {
+        /// The pair's key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// Retryable: the reply is not what GWS sends.
     #[error("{url}: malformed reply: {message}")]
     Malformed {
@@ -54,7 +63,9 @@ impl RestError {
         match self {
             RestError::Transport(e) => e.is_retryable(),
             RestError::Malformed { .. } => true,
-            RestError::Unauthorized { .. } | RestError::Gws { .. } => false,
+            RestError::Unauthorized { .. }
+            | RestError::Gws { .. }
+            | RestError::InvalidValue { .. } => false,
         }
     }
 

@@ -6,6 +6,11 @@
 //! | `credentials` | [`Credentials`], [`Password`], [`Me`] |
 //! | `operations` | the call operations ([`GwsSession::attach_user_data`], ...) and [`UserValue`] |
 //! | `error` | [`RestError`] and [`GwsStatus`] |
+//! | `v3` | the Workspace API v3: OAuth login, `initialize-workspace`, `current-session`, v3 operations and status codes |
+//! | `kvlist` | user data as a v3 KVList (`str`, `int`, `kvlist`) |
+//!
+//! The session speaks one API generation, chosen with [`GwsSessionBuilder::api`] (default
+//! [`Api::V2`]); the rules below are v2's, the `v3` module's docs say v3's.
 //!
 //! A [`GwsSession`] is a cheap, cloneable handle. It owns the cookie jar
 //! ([`GwsSession::cookies`]) and the CSRF header ([`GwsSession::csrf_headers`]); the CometD
@@ -30,7 +35,9 @@
 mod contact_center;
 mod credentials;
 mod error;
+mod kvlist;
 mod operations;
+mod v3;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,8 +54,11 @@ pub use self::contact_center::{ChannelStatus, ContactCenterSession};
 pub use self::credentials::{Credentials, Me, Password};
 pub use self::error::{GwsStatus, RestError};
 pub use self::operations::UserValue;
+use self::v3::V3Config;
+pub use self::v3::{CURRENT_SESSION_ATTEMPTS, DEFAULT_CLIENT_ID};
+use crate::gws::Api;
 use crate::transport::endpoint;
-use crate::transport::http::{new_client, request_error};
+use crate::transport::http::{new_client, new_login_client, request_error};
 use crate::transport::{Cookies, HttpOptions, SharedHeaders, TransportError};
 
 /// `Result` with [`RestError`].
@@ -77,7 +87,13 @@ pub struct GwsSession {
 struct Inner {
     /// The base URL with its trailing slash removed, e.g. `http://host:8090`.
     base: Url,
+    /// Which API the session speaks.
+    api: Api,
+    /// What a v3 login needs beyond the credentials.
+    v3: V3Config,
     http: reqwest::Client,
+    /// Sends the v3 login requests: follows no redirect, so each one's cookies are kept.
+    login_http: reqwest::Client,
     cookies: Cookies,
     csrf: SharedHeaders,
     creds: Credentials,
@@ -92,6 +108,7 @@ impl fmt::Debug for GwsSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GwsSession")
             .field("base", &self.inner.base.as_str())
+            .field("api", &self.inner.api)
             .field("user", &self.inner.creds.user())
             .field("logins", &self.inner.logins.load(Ordering::Relaxed))
             .finish_non_exhaustive()
@@ -101,6 +118,8 @@ impl fmt::Debug for GwsSession {
 /// Configures a [`GwsSession`].
 pub struct GwsSessionBuilder {
     base_url: String,
+    api: Api,
+    v3: V3Config,
     credentials: Credentials,
     timeout: Duration,
     http: Option<reqwest::Client>,
@@ -111,7 +130,9 @@ impl fmt::Debug for GwsSessionBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GwsSessionBuilder")
             .field("base_url", &endpoint::redact(&self.base_url))
+            .field("api", &self.api)
             .field("user", &self.credentials.user())
+            .field("v3", &self.v3)
             .field("timeout", &self.timeout)
             .field("options", &self.options)
             .finish_non_exhaustive()
@@ -119,6 +140,13 @@ impl fmt::Debug for GwsSessionBuilder {
 }
 
 impl GwsSessionBuilder {
+    /// The API generation to speak (default [`Api::V2`]). For [`Api::V3`] see
+    /// [`client_credentials`](Self::client_credentials) and [`api_key`](Self::api_key).
+    pub fn api(mut self, api: Api) -> Self {
+        self.api = api;
+        self
+    }
+
     /// The deadline of each REST request, login included (default
     /// [`DEFAULT_REQUEST_TIMEOUT`]).
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -147,10 +175,17 @@ impl GwsSessionBuilder {
             Some(http) => http,
             None => new_client(&self.options)?,
         };
+        let login_http = match self.api {
+            Api::V3 => new_login_client(&self.options)?,
+            _ => http.clone(),
+        };
         Ok(GwsSession {
             inner: Arc::new(Inner {
                 base,
+                api: self.api,
+                v3: self.v3,
                 http,
+                login_http,
                 cookies: Cookies::new(),
                 csrf: SharedHeaders::default(),
                 creds: self.credentials,
@@ -179,7 +214,8 @@ struct StatusFields {
 
 impl GwsSession {
     /// A session for the GWS server at `base_url` (`http://host:8090`; a trailing `/` or
-    /// `/api/v2` suffix is accepted and ignored), with the default settings. Nothing is sent
+    /// `/api/v2` or `/workspace/v3` suffix is accepted and ignored), with the default settings
+    /// (API v2; see [`GwsSession::builder`] and [`GwsSessionBuilder::api`]). Nothing is sent
     /// until the first request.
     ///
     /// Fails with [`TransportError::InvalidUrl`] for anything but an `http`/`https` URL without
@@ -192,6 +228,8 @@ impl GwsSession {
     pub fn builder(base_url: &str, credentials: Credentials) -> GwsSessionBuilder {
         GwsSessionBuilder {
             base_url: base_url.to_owned(),
+            api: Api::V2,
+            v3: V3Config::default(),
             credentials,
             timeout: DEFAULT_REQUEST_TIMEOUT,
             http: None,
@@ -217,9 +255,15 @@ impl GwsSession {
         self.inner.csrf.clone()
     }
 
-    /// `{base}/api/v2/notifications`, the CometD endpoint.
+    /// The CometD endpoint: `{base}/api/v2/notifications` or
+    /// `{base}/workspace/v3/notifications`.
     pub fn notifications_url(&self) -> String {
-        self.url(&["notifications"]).to_string()
+        format!("{}{}", self.base_url(), self.inner.api.notifications_path())
+    }
+
+    /// The API generation the session speaks.
+    pub fn api(&self) -> Api {
+        self.inner.api
     }
 
     /// The base URL, without a trailing slash.
@@ -232,11 +276,13 @@ impl GwsSession {
         self.inner.creds.user()
     }
 
-    /// Logs in: `GET {base}/api/v2/me` with HTTP Basic. The server's `JSESSIONID` lands in
-    /// the jar and its CSRF header (if any) in [`GwsSession::csrf_headers`].
+    /// Logs in. v2: `GET {base}/api/v2/me` with HTTP Basic; the server's `JSESSIONID` lands
+    /// in the jar and its CSRF header (if any) in [`GwsSession::csrf_headers`]. v3: OAuth
+    /// (password grant or authorization code), then `initialize-workspace`, whose session
+    /// cookie lands in the jar (see [`DEFAULT_CLIENT_ID`] and the module docs).
     ///
-    /// A wrong user name or password fails at once with [`RestError::Unauthorized`] (status
-    /// 401); it is not retried.
+    /// A wrong user name or password fails at once with [`RestError::Unauthorized`]; it is
+    /// not retried.
     pub async fn login(&self) -> Result<Me> {
         let _guard = self.inner.login_lock.lock().await;
         let me = self.login_locked().await?;
@@ -244,9 +290,15 @@ impl GwsSession {
         Ok(me)
     }
 
-    /// Every call the user has now: `GET {base}/api/v2/me/calls?fields=*`. Each call is its
-    /// exact JSON text, so duplicate `userData` keys and number spellings survive.
+    /// Every call the user has now: `GET {base}/api/v2/me/calls?fields=*`, or on v3
+    /// `GET {base}/workspace/v3/current-session` (`data.user.activeSession.calls`; its 403
+    /// right after the first handshake is retried [`CURRENT_SESSION_ATTEMPTS`] times with
+    /// backoff). Each call is its exact JSON text, so duplicate `userData` keys and number
+    /// spellings survive.
     pub async fn calls(&self) -> Result<Vec<Box<RawValue>>> {
+        if self.inner.api == Api::V3 {
+            return self.calls_v3().await;
+        }
         #[derive(Deserialize)]
         struct Calls {
             #[serde(default)]
@@ -266,11 +318,7 @@ impl GwsSession {
 
     /// `{base}/api/v2/<segments>`, each segment percent-encoded.
     fn url(&self, segments: &[&str]) -> Url {
-        let mut url = self.inner.base.clone();
-        if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty().extend(["api", "v2"]).extend(segments);
-        }
-        url
+        self.url_under(&["api", "v2"], segments)
     }
 
     /// Sends a REST request, logging in first if needed and again once on an expired HTTP
@@ -290,6 +338,22 @@ impl GwsSession {
 
     /// [`request`](Self::request) without judging the reply.
     async fn exchange(&self, method: Method, url: &Url, body: Option<String>) -> Result<Reply> {
+        self.exchange_with(method, url, body, |status, body| {
+            status == StatusCode::UNAUTHORIZED
+                || (status == StatusCode::FORBIDDEN && mentions_csrf(body))
+        })
+        .await
+    }
+
+    /// Sends, logging in first if needed and again once when `lost(status, body)` says the
+    /// session is gone; a 401 right after that login is an error.
+    async fn exchange_with(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<String>,
+        lost: impl Fn(StatusCode, &[u8]) -> bool,
+    ) -> Result<Reply> {
         if self.inner.logins.load(Ordering::Acquire) == 0 {
             self.relogin(0).await?;
         }
@@ -298,11 +362,11 @@ impl GwsSession {
             let logins = self.inner.logins.load(Ordering::Acquire);
             let reply = self.send(method.clone(), url, body.clone(), false).await?;
             let expired = reply.status == StatusCode::UNAUTHORIZED;
-            let csrf_refused = reply.status == StatusCode::FORBIDDEN && mentions_csrf(&reply.body);
-            if (expired || csrf_refused) && !recovered {
+            if lost(reply.status, &reply.body) && !recovered {
                 tracing::info!(
                     url = %url,
-                    reason = if expired { "HTTP session expired" } else { "CSRF token refused" },
+                    status = reply.status.as_u16(),
+                    reason = if expired { "HTTP session expired" } else { "refused" },
                     "logging in again"
                 );
                 recovered = true;
@@ -332,6 +396,13 @@ impl GwsSession {
     }
 
     async fn login_locked(&self) -> Result<Me> {
+        match self.inner.api {
+            Api::V3 => self.login_v3_locked().await,
+            _ => self.login_v2_locked().await,
+        }
+    }
+
+    async fn login_v2_locked(&self) -> Result<Me> {
         #[derive(Deserialize)]
         struct MeReply {
             user: Option<Box<RawValue>>,
@@ -422,6 +493,7 @@ impl GwsSession {
         if let Some(cookie) = self.inner.cookies.header_for(url) {
             req = req.header(COOKIE, cookie);
         }
+        req = self.with_api_key(req);
         if basic {
             req = req.basic_auth(
                 self.inner.creds.user(),
@@ -530,7 +602,7 @@ fn truncate(s: &str) -> String {
 }
 
 /// Checks a base URL (`http`/`https` with a host, no credentials, query or fragment) and
-/// drops a trailing `/`, `/api` or `/api/v2`.
+/// drops a trailing `/`, `/api`, `/api/v2` or `/workspace/v3`.
 fn parse_base(base_url: &str) -> Result<Url> {
     let invalid = |reason: &str| TransportError::InvalidUrl {
         url: endpoint::redact(base_url),
@@ -548,6 +620,7 @@ fn parse_base(base_url: &str) -> Result<Url> {
     let path = url.path().trim_end_matches('/');
     let path = path
         .strip_suffix("/api/v2")
+        .or_else(|| path.strip_suffix("/workspace/v3"))
         .or_else(|| path.strip_suffix("/api"))
         .unwrap_or(path)
         .to_owned();
@@ -556,79 +629,4 @@ fn parse_base(base_url: &str) -> Result<Url> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base_urls_are_normalized_and_bad_ones_refused() {
-        let base = |s: &str| parse_base(s).map(|u| u.to_string());
-        assert_eq!(base("http://h:8090").unwrap(), "http://h:8090/");
-        assert_eq!(base("http://h:8090/").unwrap(), "http://h:8090/");
-        assert_eq!(base("http://h:8090/api/v2/").unwrap(), "http://h:8090/");
-        assert_eq!(base("https://h/gws/api").unwrap(), "https://h/gws");
-        assert!(matches!(
-            base("ftp://h"),
-            Err(RestError::Transport(TransportError::InvalidUrl { .. }))
-        ));
-        let err = parse_base("http://bob:hunter2@h:8090").unwrap_err();
-        assert!(!err.to_string().contains("hunter2"), "{err}");
-        assert!(!format!("{err:?}").contains("hunter2"));
-    }
-
-    #[test]
-    fn urls_are_built_under_api_v2_with_encoded_ids() {
-        let s = GwsSession::new("http://h:8090/gws/", Credentials::new("u", "p")).unwrap();
-        assert_eq!(
-            s.notifications_url(),
-            "http://h:8090/gws/api/v2/notifications"
-        );
-        assert_eq!(
-            s.url(&["me", "calls", "a/b c"]).as_str(),
-            "http://h:8090/gws/api/v2/me/calls/a%2Fb%20c"
-        );
-        let s = GwsSession::new("http://h:8090", Credentials::new("u", "p")).unwrap();
-        assert_eq!(s.notifications_url(), "http://h:8090/api/v2/notifications");
-        assert_eq!(s.base_url(), "http://h:8090");
-    }
-
-    #[test]
-    fn debug_output_hides_the_password() {
-        let creds = Credentials::new("agent", "s3cr3t-pw");
-        let s = GwsSession::new("http://h:8090", creds.clone()).unwrap();
-        for text in [format!("{creds:?}"), format!("{s:?}")] {
-            assert!(!text.contains("s3cr3t-pw"), "{text}");
-        }
-        assert!(format!("{creds:?}").contains("agent"));
-    }
-
-    #[test]
-    fn non_zero_status_codes_become_typed_errors_whatever_the_http_status() {
-        let url = Url::parse("http://h/api/v2/me/calls/X").unwrap();
-        let reply = Reply {
-            status: StatusCode::NOT_FOUND,
-            body: br#"{"statusCode":6,"statusMessage":"Call not found"}"#.to_vec(),
-        };
-        let err = judge(&url, reply, "AttachUserData", Some("X")).unwrap_err();
-        assert!(matches!(
-            &err,
-            RestError::Gws { status: GwsStatus::NotFound, call_id: Some(id), .. } if id == "X"
-        ));
-        assert_eq!(
-            err.to_string(),
-            "AttachUserData on call X: GWS statusCode 6 (not found): Call not found"
-        );
-        let reply = Reply {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            body: br#"{"statusMessage":"database down"}"#.to_vec(),
-        };
-        let err = judge(&url, reply, "GetCalls", None).unwrap_err();
-        assert!(
-            matches!(&err, RestError::Transport(TransportError::Status { status: 500, body, .. }) if body == "database down")
-        );
-        let ok = Reply {
-            status: StatusCode::OK,
-            body: br#"{"statusCode":0}"#.to_vec(),
-        };
-        assert!(judge(&url, ok, "X", None).is_ok());
-    }
-}
+mod tests;

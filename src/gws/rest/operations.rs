@@ -4,11 +4,19 @@
 //!
 //! GWS answers `{"statusCode":0}`; the effect arrives later as a notification carrying the
 //! whole call.
+//!
+//! On the Workspace API v3 the same methods send
+//! `POST /workspace/v3/voice/calls/{id}/{attach-user-data|update-user-data|
+//! delete-user-data-pair|answer|hold|retrieve|release}` with `{"data":{...}}`, user data as a
+//! KVList (see `kvlist`); v3 has no "delete all": [`GwsSession::delete_user_data`] reads the
+//! call and deletes each of its keys.
 
 use reqwest::Method;
 
-use super::{GwsSession, Result};
+use super::kvlist::kvlist_json;
+use super::{GwsSession, RestError, Result};
 use crate::gws::model::RawJson;
+use crate::gws::Api;
 use crate::json::quote;
 
 /// A user-data value given on the command line or by a program.
@@ -71,7 +79,7 @@ impl From<i64> for UserValue {
     }
 }
 
-fn is_json_integer(text: &str) -> bool {
+pub(super) fn is_json_integer(text: &str) -> bool {
     let digits = text.strip_prefix('-').unwrap_or(text);
     !digits.is_empty()
         && digits.bytes().all(|b| b.is_ascii_digit())
@@ -101,6 +109,12 @@ impl GwsSession {
         call_id: &str,
         pairs: &[(String, UserValue)],
     ) -> Result<()> {
+        if self.api() == Api::V3 {
+            let data = format!(r#"{{"userData":{}}}"#, kvlist_json(pairs)?);
+            return self
+                .operation_v3(call_id, "attach-user-data", "AttachUserData", &data)
+                .await;
+        }
         let body = format!(
             r#"{{"operationName":"AttachUserData","userData":{}}}"#,
             user_data_json(pairs)
@@ -115,6 +129,12 @@ impl GwsSession {
         call_id: &str,
         pairs: &[(String, UserValue)],
     ) -> Result<()> {
+        if self.api() == Api::V3 {
+            let data = format!(r#"{{"userData":{}}}"#, kvlist_json(pairs)?);
+            return self
+                .operation_v3(call_id, "update-user-data", "UpdateUserData", &data)
+                .await;
+        }
         let body = format!(
             r#"{{"operationName":"UpdateUserData","userData":{}}}"#,
             user_data_json(pairs)
@@ -124,6 +144,17 @@ impl GwsSession {
 
     /// `DeleteUserDataPair`: removes every occurrence of `key` from the call's user data.
     pub async fn delete_user_data_pair(&self, call_id: &str, key: &str) -> Result<()> {
+        if self.api() == Api::V3 {
+            let data = format!(r#"{{"key":{}}}"#, quote(key));
+            return self
+                .operation_v3(
+                    call_id,
+                    "delete-user-data-pair",
+                    "DeleteUserDataPair",
+                    &data,
+                )
+                .await;
+        }
         let body = format!(
             r#"{{"operationName":"DeleteUserDataPair","key":{}}}"#,
             quote(key)
@@ -132,8 +163,16 @@ impl GwsSession {
             .await
     }
 
-    /// `DeleteUserData`: removes all of the call's user data.
+    /// `DeleteUserData`: removes all of the call's user data. On v3, which has no such
+    /// operation, the call's keys are read from the current calls and each is deleted with
+    /// `delete-user-data-pair`; a call not among them is [`GwsStatus::NotFound`](super::GwsStatus::NotFound).
     pub async fn delete_user_data(&self, call_id: &str) -> Result<()> {
+        if self.api() == Api::V3 {
+            for key in self.user_data_keys_v3(call_id).await? {
+                self.delete_user_data_pair(call_id, &key).await?;
+            }
+            return Ok(());
+        }
         let body = r#"{"operationName":"DeleteUserData"}"#.to_owned();
         self.call_operation(call_id, "DeleteUserData", body).await
     }
@@ -158,10 +197,52 @@ impl GwsSession {
         self.call_control(call_id, "Hangup").await
     }
 
-    /// A call operation whose body is its name alone.
+    /// A call operation whose body is its name alone (v3: `{"data":{}}` on its kebab-case
+    /// path; `Hangup` is `release`).
     async fn call_control(&self, call_id: &str, operation: &str) -> Result<()> {
+        if self.api() == Api::V3 {
+            let op = match operation {
+                "Hangup" => "release",
+                other => &other.to_ascii_lowercase(),
+            };
+            return self.operation_v3(call_id, op, operation, "{}").await;
+        }
         let body = format!(r#"{{"operationName":{}}}"#, quote(operation));
         self.call_operation(call_id, operation, body).await
+    }
+
+    /// The distinct user-data keys of a v3 call, in order, from the current calls.
+    async fn user_data_keys_v3(&self, call_id: &str) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct Call {
+            id: Option<String>,
+            #[serde(rename = "userData", default)]
+            user_data: Vec<Pair>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Pair {
+            key: String,
+        }
+        for raw in self.calls().await? {
+            let Ok(call) = serde_json::from_str::<Call>(raw.get()) else {
+                continue;
+            };
+            if call.id.as_deref() == Some(call_id) {
+                let mut keys: Vec<String> = Vec::new();
+                for pair in call.user_data {
+                    if !keys.contains(&pair.key) {
+                        keys.push(pair.key);
+                    }
+                }
+                return Ok(keys);
+            }
+        }
+        Err(RestError::Gws {
+            operation: "DeleteUserData".into(),
+            call_id: Some(call_id.to_owned()),
+            status: super::GwsStatus::NotFound,
+            message: Some("no such call among the current calls".into()),
+        })
     }
 
     pub(super) async fn call_operation(
