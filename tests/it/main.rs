@@ -17,6 +17,7 @@ mod gws_api;
 mod gws_api_v3;
 mod gws_api_v3_feed;
 mod gws_feed;
+mod gws_feed_v3;
 mod interop_client;
 mod interop_smoke;
 mod model;

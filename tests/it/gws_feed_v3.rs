@@ -1,0 +1,156 @@
+//! End-to-end, both generations at once: a v2 `CallFeed` and a v3 `CallFeed` (form sign-in
+//! with an empty tenant, `\agent`) on the same GWS simulator see the same calls and print
+//! the same change lines; user data attached through v3 comes back typed as written (a
+//! string, an integer beyond 2^53, nested pairs with duplicate keys); a server that forgot
+//! its v3 sessions is logged in again and healed. Every wait is bounded.
+
+use gws_cometd_test_support::within;
+use std::time::Duration;
+
+use gws_cometd::gws::rest::{Credentials, UserValue};
+use gws_cometd::gws::{Api, CallChange, CallEvent, CallFeed, FeedEvent};
+use gws_cometd::ClientEvent;
+use gws_cometd_sim::{GwsServerConfig, GwsSimServer, SimConfig};
+
+const USER: &str = "agent";
+const PASSWORD: &str = "v3-pa55word";
+const WAIT: Duration = Duration::from_secs(15);
+
+async fn sim() -> GwsSimServer {
+    let mut config = GwsServerConfig::new(USER, PASSWORD);
+    config.scenario = Some(Vec::new());
+    config.sim = SimConfig {
+        long_poll_timeout: Duration::from_millis(500),
+        ..SimConfig::default()
+    };
+    GwsSimServer::start(config).await.expect("simulator starts")
+}
+
+/// A caught-up feed of `api`; v3 signs in as `\agent` (empty tenant).
+async fn feed(sim: &GwsSimServer, api: Api) -> CallFeed {
+    let user = match api {
+        Api::V3 => format!("\\{USER}"),
+        _ => USER.to_owned(),
+    };
+    let mut feed = CallFeed::builder(sim.base_url(), Credentials::new(user, PASSWORD))
+        .api(api)
+        .max_network_delay(Duration::from_secs(2))
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("the {api} feed connects: {e}"));
+    next(&mut feed, |e| {
+        matches!(e, FeedEvent::Ready { .. }).then_some(())
+    })
+    .await;
+    feed
+}
+
+/// The first event `pick` takes; earlier ones are passed over.
+async fn next<T>(feed: &mut CallFeed, mut pick: impl FnMut(FeedEvent) -> Option<T>) -> T {
+    within("a feed event", WAIT, async {
+        loop {
+            match feed.next().await.expect("the feed goes on") {
+                FeedEvent::Session(ClientEvent::Terminated { error }) => {
+                    panic!("the feed ended: {error}")
+                }
+                ev => {
+                    if let Some(t) = pick(ev) {
+                        return t;
+                    }
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// The next change of call `id`, as the JSON line `watch` prints.
+async fn line_of(feed: &mut CallFeed, id: &str) -> String {
+    let change: CallChange = next(feed, |e| match e {
+        FeedEvent::Call(CallEvent { change, .. }) if change.call_id == id => Some(change),
+        _ => None,
+    })
+    .await;
+    serde_json::to_string(&change).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_and_v3_feeds_see_the_same_calls_and_print_the_same_changes() {
+    let sim = sim().await;
+    // A call in progress before either feed starts: both catch it up.
+    let id = sim.gws().ring_inbound("5115", "5001");
+    sim.gws().answer(&id).unwrap();
+    let mut v2 = feed(&sim, Api::V2).await;
+    let mut v3 = feed(&sim, Api::V3).await;
+    for feed in [&v2, &v3] {
+        let store = feed.store();
+        let call = store.get(&id).expect("caught up");
+        assert_eq!(
+            call.state.as_ref().map(|s| s.to_string()).as_deref(),
+            Some("Established")
+        );
+    }
+
+    // Attached through v3, typed as written: a string, an integer beyond 2^53, nested pairs
+    // with a duplicate key.
+    let pairs = vec![
+        ("AccountNumber".to_owned(), UserValue::from("12345")),
+        (
+            "Big".to_owned(),
+            UserValue::integer("123456789012345678901234567890").unwrap(),
+        ),
+        (
+            "Journey".to_owned(),
+            UserValue::json(r#"{"IVR":"main","Step":3,"Step":4}"#).unwrap(),
+        ),
+    ];
+    v3.session()
+        .attach_user_data(&id, &pairs)
+        .await
+        .expect("attach through v3");
+    let (a, b) = tokio::join!(line_of(&mut v2, &id), line_of(&mut v3, &id));
+    assert_eq!(a, b, "one change format for both generations");
+    for expected in [
+        r#""AccountNumber","value":"12345""#,
+        r#""Big","value":123456789012345678901234567890"#,
+    ] {
+        assert!(a.contains(expected), "{expected} in {a}");
+    }
+    assert!(
+        a.contains(r#""Journey","value":{"IVR":"main","Step":3,"Step":4}"#),
+        "nested pairs as v2's nested objects, duplicate keys in order: {a}"
+    );
+
+    // A hold through v2, seen by both alike.
+    v2.session().hold(&id).await.expect("hold through v2");
+    let (a, b) = tokio::join!(line_of(&mut v2, &id), line_of(&mut v3, &id));
+    assert_eq!(a, b);
+    assert!(a.contains(r#""to":"Held""#), "{a}");
+    v2.disconnect().await;
+    v3.disconnect().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v3_server_that_forgot_its_sessions_is_logged_in_again_and_healed() {
+    let sim = sim().await;
+    let mut v3 = feed(&sim, Api::V3).await;
+    let id = sim.gws().ring_inbound("5115", "5001");
+    line_of(&mut v3, &id).await;
+    // As a restart would: every v3 session and token forgotten; a change meanwhile.
+    sim.v3().expire_sessions();
+    sim.gws().answer(&id).unwrap();
+    next(&mut v3, |e| {
+        matches!(e, FeedEvent::LoggedInAgain).then_some(())
+    })
+    .await;
+    next(&mut v3, |e| {
+        matches!(e, FeedEvent::Healed { .. }).then_some(())
+    })
+    .await;
+    let store = v3.store();
+    let call = store.get(&id).expect("the call");
+    assert_eq!(
+        call.state.as_ref().map(|s| s.to_string()).as_deref(),
+        Some("Established")
+    );
+}
