@@ -8,6 +8,7 @@ use gws_cometd::fixture::Recorder;
 use gws_cometd::gws::rest::Credentials;
 use gws_cometd::gws::{CallFeed, Delivery};
 
+use super::api_args::ApiArgs;
 use super::demo::{self, Activity, Demo};
 use super::gws_args::password;
 use super::hint::describe;
@@ -34,6 +35,8 @@ pub struct GwsTarget {
     /// out).
     #[arg(long, value_name = "CHANNEL")]
     pub start_session: Vec<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
     #[command(flatten)]
     pub http: HttpArgs,
 }
@@ -155,12 +158,14 @@ pub async fn open_feed(
             (demo.sim.base_url(), demo.credentials.clone(), Some(demo))
         }
     };
-    let mut builder = CallFeed::builder(base, credentials)
+    let builder = CallFeed::builder(base, credentials)
         .delivery(delivery)
         .devices(devices)
         .max_network_delay(max_delay)
         .start_session(target.start_session.clone())
         .http_options(options);
+    let builder = target.api.feed(builder)?;
+    let mut builder = builder;
     if let Some(mut recorder) = recorder {
         builder =
             builder.on_reply(move |body| recorder.record(body).map_err(std::io::Error::other));

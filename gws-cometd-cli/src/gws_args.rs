@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use gws_cometd::gws::rest::{Credentials, GwsSession, Password};
 
+use super::api_args::ApiArgs;
 use super::http_args::HttpArgs;
 
 /// The environment variable the password is read from.
@@ -14,8 +15,8 @@ pub const PASSWORD_ENV: &str = "GWS_PASSWORD";
 /// show in `ps` and shell history): it is read from `GWS_PASSWORD` or `--password-file`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct GwsArgs {
-    /// GWS base URL, e.g. https://gws.example.com:8090 (REST at /api/v2/me, notifications
-    /// at /api/v2/notifications).
+    /// GWS base URL, e.g. https://gws.example.com:8090 (v2: REST at /api/v2/me,
+    /// notifications at /api/v2/notifications; v3: /auth/v3 and /workspace/v3).
     #[arg(long = "gws", value_name = "BASE_URL")]
     pub base_url: String,
     /// GWS user name (the agent).
@@ -24,6 +25,8 @@ pub struct GwsArgs {
     /// A file whose first line is the password (instead of the GWS_PASSWORD variable).
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub api: ApiArgs,
     #[command(flatten)]
     pub http: HttpArgs,
 }
@@ -37,8 +40,10 @@ impl GwsArgs {
     /// A REST session with these settings; nothing is sent yet.
     pub fn session(&self) -> Result<GwsSession, String> {
         let options = self.http.options()?;
-        GwsSession::builder(&self.base_url, self.credentials()?)
-            .http_options(options)
+        let builder =
+            GwsSession::builder(&self.base_url, self.credentials()?).http_options(options);
+        self.api
+            .session(builder)?
             .build()
             .map_err(|e| e.to_string())
     }

@@ -21,6 +21,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[cfg(feature = "bridge")]
+mod api_args;
 mod bridge;
 mod call_control;
 mod demo;

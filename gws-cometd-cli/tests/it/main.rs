@@ -14,6 +14,7 @@ mod cli_serve_replay;
 mod cli_slips;
 mod cli_stale;
 mod cli_stuck_stdout;
+mod cli_v3;
 mod cli_values;
 mod cli_words;
 mod console;
