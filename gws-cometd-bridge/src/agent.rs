@@ -595,6 +595,7 @@ mod tests {
                 http: reqwest::Client::new(),
                 max_network_delay: Duration::from_secs(1),
                 logins: Arc::new(tokio::sync::Semaphore::new(1)),
+                api: Default::default(),
             },
             buffer: 10,
             stop: srx,

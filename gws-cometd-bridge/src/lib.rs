@@ -145,6 +145,7 @@ pub use layout::{LayoutConfig, BUCKET, STREAM, SUBJECTS};
 pub use metrics::{Metrics, MetricsSnapshot, SessionState};
 pub use names::{escape_token, shard_of, state_fingerprint, unescape_token, CallAddress};
 pub use runner::{default_replica_name, Bridge, BridgeConfig, ShutdownReport};
+pub use source::GwsApi;
 pub use writer::{
     AgentWriter, ChangeItem, Publisher, Written, REPLICA_HEADER, SEQ_HEADER, STATE_HEADER,
 };

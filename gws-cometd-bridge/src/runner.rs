@@ -16,7 +16,7 @@ use super::error::BridgeError;
 use super::http::{self, Health};
 use super::layout::LayoutConfig;
 use super::metrics::Metrics;
-use super::source::FeedSettings;
+use super::source::{FeedSettings, GwsApi};
 use super::writer::Publisher;
 use gws_cometd::backoff::{Backoff, BackoffConfig};
 use gws_cometd::gws::rest::Credentials;
@@ -56,6 +56,9 @@ pub struct BridgeConfig {
     /// Logins in flight at once (default 64): thousands of agents do not all log in at the
     /// same moment.
     pub login_concurrency: usize,
+    /// The GWS generation (v2 by default, or the Workspace API v3) and v3's login secrets,
+    /// for every agent.
+    pub gws_api: GwsApi,
 }
 
 impl BridgeConfig {
@@ -79,6 +82,7 @@ impl BridgeConfig {
             http_options: HttpOptions::default(),
             max_network_delay: Duration::from_secs(10),
             login_concurrency: 64,
+            gws_api: GwsApi::default(),
         }
     }
 }
@@ -184,6 +188,7 @@ impl Bridge {
                 http: client,
                 max_network_delay: config.max_network_delay,
                 logins: Arc::new(Semaphore::new(config.login_concurrency.max(1))),
+                api: config.gws_api.clone(),
             },
             buffer: config.buffer_per_agent,
             stop: stop_rx,

@@ -7,7 +7,8 @@ use std::time::Duration;
 use super::writer::ChangeItem;
 use gws_cometd::bayeux::{GapCause, SessionEvent};
 use gws_cometd::gws::feed::{CallEvent, CallFeed, FeedEvent};
-use gws_cometd::gws::rest::Credentials;
+use gws_cometd::gws::rest::{Credentials, Password};
+use gws_cometd::gws::Api;
 use gws_cometd::{ClientEvent, Error};
 
 /// How every agent's feed is opened.
@@ -19,6 +20,21 @@ pub(crate) struct FeedSettings {
     pub max_network_delay: Duration,
     /// Bounds the logins in flight.
     pub logins: Arc<tokio::sync::Semaphore>,
+    /// The GWS generation every agent's feed speaks, and v3's login secrets.
+    pub api: GwsApi,
+}
+
+/// Which GWS generation the agents' feeds speak, and how v3 logs in (the same for every
+/// agent of the file).
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct GwsApi {
+    /// v2 (default) or v3.
+    pub api: Api,
+    /// v3: the OAuth client id and secret for the password grant (else form sign-in).
+    pub client_credentials: Option<(String, Password)>,
+    /// Sent as `x-api-key` on every request, when set.
+    pub api_key: Option<Password>,
 }
 
 /// Logs in, connects, subscribes and catches up (the catch-up changes come from `next`).
@@ -28,7 +44,14 @@ pub(crate) async fn connect(
 ) -> gws_cometd::Result<CallFeed> {
     // Never closed: the bridge owns it.
     let _permit = settings.logins.acquire().await;
-    CallFeed::builder(settings.base_url.clone(), agent)
+    let mut builder = CallFeed::builder(settings.base_url.clone(), agent).api(settings.api.api);
+    if let Some((id, secret)) = settings.api.client_credentials.clone() {
+        builder = builder.client_credentials(id, secret);
+    }
+    if let Some(key) = settings.api.api_key.clone() {
+        builder = builder.api_key(key);
+    }
+    builder
         .http_client(settings.http.clone())
         .max_network_delay(settings.max_network_delay)
         // The bridge keeps retrying by itself, with its own backoff and report.

@@ -71,6 +71,16 @@ impl ApiArgs {
         Ok(builder)
     }
 
+    /// The bridge's settings: the same for every agent of the file.
+    #[cfg(feature = "bridge")]
+    pub fn bridge(&self) -> Result<gws_cometd_bridge::GwsApi, String> {
+        let mut api = gws_cometd_bridge::GwsApi::default();
+        api.api = self.api;
+        api.client_credentials = self.client()?;
+        api.api_key = self.api_key()?;
+        Ok(api)
+    }
+
     /// A REST session builder with these settings.
     pub fn session(&self, mut builder: GwsSessionBuilder) -> Result<GwsSessionBuilder, String> {
         builder = builder.api(self.api);

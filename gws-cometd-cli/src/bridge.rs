@@ -16,6 +16,7 @@ use gws_cometd_bridge::{
     default_replica_name, AgentsFile, Bridge, BridgeConfig, LayoutConfig, Permissions, Shard,
 };
 
+use super::api_args::ApiArgs;
 use super::http_args::HttpArgs;
 use super::log::cli_event;
 use super::log::fatal;
@@ -77,6 +78,8 @@ pub struct BridgeArgs {
     /// Longest the network may add to a GWS request, in seconds.
     #[arg(long, default_value = "10", value_name = "SECS", allow_negative_numbers = true, value_parser = numbers::seconds)]
     pub max_network_delay: f64,
+    #[command(flatten)]
+    pub api: ApiArgs,
     #[command(flatten)]
     pub http: HttpArgs,
 }
@@ -177,6 +180,7 @@ fn config(args: &BridgeArgs) -> Result<BridgeConfig, String> {
     c.drain_timeout = seconds("drain-timeout", args.drain_timeout)?;
     c.max_network_delay = seconds("max-network-delay", args.max_network_delay)?;
     c.http_options = args.http.options()?;
+    c.gws_api = args.api.bridge()?;
     c.layout = LayoutConfig {
         stream_max_age: seconds("stream-max-age", args.stream_max_age)?,
         duplicate_window: seconds("duplicate-window", args.duplicate_window)?,

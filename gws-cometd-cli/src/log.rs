@@ -53,6 +53,7 @@ pub enum Command {
     Tail,
     Replay,
     Serve,
+    #[cfg(feature = "bridge")]
     Bridge,
     /// The REST commands: attach, update, delete-pair, delete-all, answer, hold, ...
     Operation,
@@ -72,6 +73,7 @@ macro_rules! cli_event {
             $crate::log::Command::Tail => tracing::$level!(target: "gws_cometd::cli::tail", $($arg)+),
             $crate::log::Command::Replay => tracing::$level!(target: "gws_cometd::cli::replay", $($arg)+),
             $crate::log::Command::Serve => tracing::$level!(target: "gws_cometd::cli::serve", $($arg)+),
+            #[cfg(feature = "bridge")]
             $crate::log::Command::Bridge => tracing::$level!(target: "gws_cometd::cli::bridge", $($arg)+),
             $crate::log::Command::Operation => tracing::$level!(target: "gws_cometd::cli::operation", $($arg)+),
         }
@@ -150,6 +152,7 @@ fn said_at_info() -> bool {
             tracing::enabled!(target: "gws_cometd::cli::replay", tracing::Level::INFO)
         }
         Command::Serve => tracing::enabled!(target: "gws_cometd::cli::serve", tracing::Level::INFO),
+        #[cfg(feature = "bridge")]
         Command::Bridge => {
             tracing::enabled!(target: "gws_cometd::cli::bridge", tracing::Level::INFO)
         }

@@ -20,8 +20,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-#[cfg(feature = "bridge")]
 mod api_args;
+#[cfg(feature = "bridge")]
 mod bridge;
 mod call_control;
 mod demo;

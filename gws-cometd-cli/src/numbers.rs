@@ -16,6 +16,7 @@ pub fn seconds(text: &str) -> Result<f64, String> {
 }
 
 /// A number of seconds, 0 or more (a wait that may be skipped).
+#[cfg(feature = "bridge")]
 pub fn seconds_or_zero(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
         Ok(secs) if (0.0..=MAX_SECONDS).contains(&secs) => Ok(secs),
@@ -32,6 +33,7 @@ pub fn positive(text: &str) -> Result<u64, String> {
 }
 
 /// Like [`positive`], as a `usize`.
+#[cfg(feature = "bridge")]
 pub fn positive_usize(text: &str) -> Result<usize, String> {
     positive(text).and_then(|n| usize::try_from(n).map_err(|_| "too large".to_owned()))
 }

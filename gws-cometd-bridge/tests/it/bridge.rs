@@ -1197,3 +1197,70 @@ async fn notifications_that_never_get_through_are_published_from_reads_and_healt
     })
     .await;
 }
+
+/// The agents' feeds on the Workspace API v3 (the simulator serves both generations): the
+/// stream holds exactly the changes a v2 observer saw, in v2's change format, and the KV
+/// the calls as the v3 feeds got them. (The `Gws-State` fingerprints differ from a v2
+/// bridge's: they are of the call's text as the server sent it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_on_the_workspace_api_v3_publish_the_same_changes() {
+    const N: usize = 2;
+    within("the test", Duration::from_secs(60), async {
+        let nats = nats_server().await;
+        let sim = sim(N, SCENARIO).await;
+        let (observed, observers) = observe(&sim, N).await;
+        let mut config = config(&sim, &nats, N, "replica-v3");
+        config.gws_api.api = gws_cometd::gws::Api::V3;
+        let bridge = Bridge::start(config).await.expect("bridge");
+        wait_connected(&bridge, N).await;
+        let js = js(&nats).await;
+        let want = (N * CHANGES_PER_AGENT) as u64;
+        wait_stream_len(&js, want, Duration::from_secs(30)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stored = stored(&js).await;
+        assert_eq!(stored.len() as u64, want);
+        for (agent, seen) in observed.lock().unwrap().iter() {
+            for s in seen {
+                let subject = CallAddress::new(agent, &s.call_id).unwrap().subject;
+                let n = seen.iter().filter(|o| o.call_id == s.call_id).count();
+                let got: Vec<serde_json::Value> = stored
+                    .iter()
+                    .filter(|m| m.subject == subject)
+                    .map(|m| {
+                        let mut p = m.payload.clone();
+                        p.as_object_mut().unwrap().remove("agent");
+                        p
+                    })
+                    .collect();
+                let want: Vec<&serde_json::Value> = seen
+                    .iter()
+                    .filter(|o| o.call_id == s.call_id)
+                    .map(|o| &o.change)
+                    .collect();
+                assert_eq!(got.len(), n, "{subject}");
+                assert!(
+                    got.iter().zip(&want).all(|(g, w)| g == *w),
+                    "{subject}: {got:?} vs {want:?}"
+                );
+            }
+        }
+        let kv = js.get_key_value(BUCKET).await.expect("bucket");
+        let mut live = 0;
+        for i in 0..N {
+            for id in sim.gws().call_ids_for(&agent(i)) {
+                let key = CallAddress::new(&agent(i), &id).unwrap().key;
+                let value = kv.get(&key).await.unwrap().expect("a live call in the KV");
+                let text = std::str::from_utf8(&value).unwrap();
+                // The call as the v3 feed got it: user data as a typed list.
+                assert!(text.contains(r#""userData":["#), "{text}");
+                live += 1;
+            }
+        }
+        assert!(live > 0);
+        assert_eq!(bridge.shutdown().await.unwritten, 0);
+        for o in observers {
+            o.abort();
+        }
+    })
+    .await;
+}
