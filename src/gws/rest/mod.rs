@@ -511,17 +511,7 @@ impl GwsSession {
         let status = resp.status();
         tracing::debug!(method = %method, url = %url, status = status.as_u16(), "GWS reply");
         self.keep_csrf(resp.headers());
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(net_error)? {
-            if body.len() + chunk.len() > MAX_REPLY_BYTES {
-                return Err(RestError::Transport(TransportError::TooLarge {
-                    url: url.to_string(),
-                    limit: MAX_REPLY_BYTES,
-                    option: "a GWS REST reply (fixed)",
-                }));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_body(url.as_str(), &mut resp, net_error).await?;
         Ok(Reply { status, body })
     }
 
@@ -630,3 +620,23 @@ fn parse_base(base_url: &str) -> Result<Url> {
 
 #[cfg(test)]
 mod tests;
+
+/// A REST reply's body, refused past [`MAX_REPLY_BYTES`]: a reply that big is not GWS's.
+pub(crate) async fn read_body(
+    url: &str,
+    resp: &mut reqwest::Response,
+    net_error: impl Fn(reqwest::Error) -> TransportError,
+) -> Result<Vec<u8>> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(&net_error)? {
+        if body.len() + chunk.len() > MAX_REPLY_BYTES {
+            return Err(RestError::Transport(TransportError::TooLarge {
+                url: url.to_owned(),
+                limit: MAX_REPLY_BYTES,
+                option: "a GWS REST reply (fixed)",
+            }));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}

@@ -44,7 +44,7 @@ use serde_json::value::RawValue;
 use url::Url;
 
 use super::{truncate, GwsSession, GwsSessionBuilder, Me, Password, Reply, RestError, Result};
-use super::{GwsStatus, MAX_REPLY_BYTES, OP_GET_CALLS, OP_LOGIN};
+use super::{GwsStatus, OP_GET_CALLS, OP_LOGIN};
 use crate::transport::http::request_error;
 use crate::transport::TransportError;
 
@@ -386,17 +386,7 @@ impl GwsSession {
         let status = resp.status();
         tracing::debug!(url = %url, status = status.as_u16(), "GWS login reply");
         let location = location(resp.headers());
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(net_error)? {
-            if body.len() + chunk.len() > MAX_REPLY_BYTES {
-                return Err(RestError::Transport(TransportError::TooLarge {
-                    url: url.to_string(),
-                    limit: MAX_REPLY_BYTES,
-                    option: "a GWS REST reply (fixed)",
-                }));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = super::read_body(url.as_str(), &mut resp, net_error).await?;
         Ok(LoginReply {
             status,
             location,
