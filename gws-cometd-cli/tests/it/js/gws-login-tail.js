@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // A service written in JavaScript, as a GWS client does it: log in with HTTP Basic on
-// /api/v2/me (JSESSIONID cookie, CSRF token), then the official CometD JavaScript client
+// /api/v2/me (JSESSIONID cookie, CSRF token), then the official CometD JavaScript client (test-support/interop/gws-tail.js)
 // (npm `cometd` + `cometd-nodejs-client`, pinned in package.json) on /api/v2/notifications
 // with that cookie and token, subscribed to the calls and devices channels in one batch.
 // Prints one JSON line {"channel":...,"data":...} per message on stdout and exits 0 after
@@ -10,6 +10,9 @@
 'use strict';
 
 const { parseArgs } = require('util');
+const path = require('path');
+
+const { tail } = require(path.join(__dirname, '../../../../test-support/interop/gws-tail.js'));
 
 const { values: args } = parseArgs({
     options: {
@@ -47,44 +50,7 @@ async function login() {
 
 async function main() {
     const headers = await login();
-    const { adapt } = await import('cometd-nodejs-client');
-    const { CometD } = await import('cometd');
-    adapt();
-
-    const cometd = new CometD();
-    // GWS serves long polling only.
-    cometd.unregisterTransport('websocket');
-    cometd.configure({ url: `${args.gws}/api/v2/notifications`, requestHeaders: headers, logLevel: 'warn' });
-
-    let received = 0;
-    const timer = setTimeout(() => {
-        fail(`${received} of ${count} messages arrived within ${duration} s`);
-    }, duration * 1000);
-
-    function onMessage(message) {
-        process.stdout.write(JSON.stringify({ channel: message.channel, data: message.data }) + '\n');
-        received += 1;
-        if (received === count) {
-            clearTimeout(timer);
-            const exit = () => process.stdout.write('', () => process.exit(0));
-            const done = setTimeout(exit, 2000);
-            cometd.disconnect(() => {
-                clearTimeout(done);
-                exit();
-            });
-        }
-    }
-
-    cometd.handshake(reply => {
-        if (!reply.successful) fail(`handshake failed: ${JSON.stringify(reply)}`);
-        cometd.batch(() => {
-            for (const channel of ['/v2/me/calls', '/v2/me/devices']) {
-                cometd.subscribe(channel, onMessage, sub => {
-                    if (!sub.successful) fail(`subscribe to ${channel} failed: ${JSON.stringify(sub)}`);
-                });
-            }
-        });
-    });
+    await tail({ url: `${args.gws}/api/v2/notifications`, headers, channels: ['/v2/me/calls', '/v2/me/devices'], count, duration, fail });
 }
 
 main().catch(e => fail(e && e.stack ? e.stack : String(e)));

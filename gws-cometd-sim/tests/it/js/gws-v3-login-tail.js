@@ -12,6 +12,9 @@
 'use strict';
 
 const { parseArgs } = require('util');
+const path = require('path');
+
+const { tail } = require(path.join(__dirname, '../../../../test-support/interop/gws-tail.js'));
 
 const { values: args } = parseArgs({
     options: {
@@ -57,47 +60,7 @@ async function login() {
 
 async function main() {
     const headers = await login();
-    const { adapt } = await import('cometd-nodejs-client');
-    const { CometD } = await import('cometd');
-    adapt();
-
-    const cometd = new CometD();
-    // GWS serves long polling only.
-    cometd.unregisterTransport('websocket');
-    cometd.configure({ url: `${args.gws}/workspace/v3/notifications`, requestHeaders: headers, logLevel: 'warn' });
-
-    let received = 0;
-    const timer = setTimeout(() => {
-        fail(`${received} of ${count} messages arrived within ${duration} s`);
-    }, duration * 1000);
-
-    function onMessage(message) {
-        process.stdout.write(JSON.stringify({ channel: message.channel, data: message.data }) + '\n');
-        received += 1;
-        if (received === count) {
-            clearTimeout(timer);
-            const exit = () => process.stdout.write('', () => process.exit(0));
-            const done = setTimeout(exit, 2000);
-            cometd.disconnect(() => {
-                clearTimeout(done);
-                exit();
-            });
-        }
-    }
-
-    cometd.handshake(reply => {
-        if (!reply.successful) fail(`handshake failed: ${JSON.stringify(reply)}`);
-        let subscribed = 0;
-        cometd.batch(() => {
-            for (const channel of ['/workspace/v3/initialization', '/workspace/v3/voice']) {
-                cometd.subscribe(channel, onMessage, sub => {
-                    if (!sub.successful) fail(`subscribe to ${channel} failed: ${JSON.stringify(sub)}`);
-                    subscribed += 1;
-                    if (subscribed === 2) process.stderr.write('READY\n');
-                });
-            }
-        });
-    });
+    await tail({ url: `${args.gws}/workspace/v3/notifications`, headers, channels: ['/workspace/v3/initialization', '/workspace/v3/voice'], count, duration, fail });
 }
 
 main().catch(e => fail(e && e.stack ? e.stack : String(e)));
