@@ -236,6 +236,17 @@ impl SessionLog {
                     cli_event!(debug, "connection lost again: {cause}")
                 }
             }
+            SessionEvent::Forgotten { cause: c, .. } => {
+                let c = cause(c);
+                if self.first(format!("forgotten: {c}")) {
+                    cli_event!(
+                        info,
+                        "the server forgot the session ({c}); handshaking again"
+                    )
+                } else {
+                    cli_event!(debug, "the server forgot the session again ({c})")
+                }
+            }
             SessionEvent::Subscribed { channel } => cli_event!(info, %channel, "subscribed"),
             SessionEvent::SubscriptionDenied { channel, error } => {
                 cli_event!(warn, %channel, "subscription denied: {error}")

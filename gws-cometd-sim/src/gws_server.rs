@@ -43,7 +43,7 @@ use super::bayeux_route::BayeuxRoute;
 use super::console::{ConsoleRoute, Hub};
 use super::engine::Engine;
 use super::fault::ActiveFaults;
-use super::gws::{GwsSim, GwsSimConfig, Publish, ScenarioStep, CALLS_CHANNEL, V3};
+use super::gws::{GwsSim, GwsSimConfig, Publish, ScenarioStep, V3Restart, CALLS_CHANNEL, V3};
 use super::gws_v3_server::{announce_initialization, V3NotificationsRoute, V3RestRoute};
 use super::replay::{play, ReplayConfig, ReplayControl, Replays};
 use super::server::{add_header, json_reply, Route};
@@ -286,6 +286,18 @@ impl GwsSimServer {
     /// The Workspace API v3 side: its sessions and fault modes.
     pub fn v3(&self) -> &V3 {
         &self.v3
+    }
+
+    /// Restarts the Workspace API v3 side as clients see a GWS 9 restart: every workspace
+    /// session, token and code forgotten, and every v3 CometD session ended as `how` says.
+    /// v2 sessions and the calls are kept.
+    pub fn restart_v3(&self, how: V3Restart) {
+        let clients = self.v3.restart(how);
+        let engine = self.bayeux.engine();
+        match how {
+            V3Restart::Disconnect => engine.end_sessions(|id| clients.contains(id)),
+            _ => engine.forget_sessions(|id| clients.contains(id)),
+        }
     }
 
     /// The Bayeux side: faults, sessions, statistics, waiting for subscribers.

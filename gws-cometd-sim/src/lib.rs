@@ -273,7 +273,11 @@ impl SimServer {
     /// Drops every session: the next request of any client gets `402::Unknown client` (with
     /// advice `reconnect:handshake` on connect replies); held connects answer so at once.
     pub fn forget_sessions(&self) {
-        self.engine.forget_sessions();
+        self.engine.forget_sessions(|_| true);
+    }
+
+    pub(crate) fn engine(&self) -> &Arc<Engine> {
+        &self.engine
     }
 
     /// Counters and a snapshot of sessions and subscriptions.

@@ -82,6 +82,9 @@ pub(crate) struct Session {
     config: SessionConfig,
     phase: Phase,
     backoff: Backoff,
+    /// Paces handshakes after sessions the server forgot before any connect succeeded on
+    /// them; reset by a successful connect.
+    forget_backoff: Backoff,
     /// Merged server advice.
     advice: Advice,
     /// Bumped whenever a `clientId` is given up: a batch sent for an older one no longer
@@ -108,6 +111,7 @@ impl Session {
     pub(crate) fn new(config: SessionConfig, now: Instant) -> Self {
         Session {
             backoff: Backoff::new(&config.backoff),
+            forget_backoff: Backoff::new(&config.backoff),
             config,
             phase: Phase::Handshaking {
                 long_poll: LongPoll::Due {

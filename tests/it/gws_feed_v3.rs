@@ -2,14 +2,18 @@
 //! with an empty tenant, `\agent`) on the same GWS simulator see the same calls and print
 //! the same change lines; user data attached through v3 comes back typed as written (a
 //! string, an integer beyond 2^53, nested pairs with duplicate keys); a server that forgot
-//! its v3 sessions is logged in again and healed. Every wait is bounded.
+//! its v3 sessions is logged in again and healed, whichever way its CometD endpoint shows
+//! the restart (HTTP 401, a `/meta/disconnect` of its own, `402` after a new handshake).
+//! Every wait is bounded.
 
 use gws_cometd_test_support::within;
 use std::time::Duration;
 
+use gws_cometd::bayeux::{Cause, SessionEvent};
 use gws_cometd::gws::rest::{Credentials, UserValue};
 use gws_cometd::gws::{Api, CallChange, CallEvent, CallFeed, FeedEvent};
 use gws_cometd::ClientEvent;
+use gws_cometd_sim::gws::V3Restart;
 use gws_cometd_sim::{GwsServerConfig, GwsSimServer, SimConfig};
 
 const USER: &str = "agent";
@@ -153,4 +157,73 @@ async fn a_v3_server_that_forgot_its_sessions_is_logged_in_again_and_healed() {
         call.state.as_ref().map(|s| s.to_string()).as_deref(),
         Some("Established")
     );
+}
+
+/// Restarts the simulator's v3 side as `how` says while a call changes, and checks the
+/// feed says the session was forgotten as `forgotten` expects, logs in again, heals, and
+/// follows changes made afterwards.
+async fn restart_heals(how: V3Restart, forgotten: Option<fn(&Cause, bool) -> bool>) {
+    let sim = sim().await;
+    let mut v3 = feed(&sim, Api::V3).await;
+    let id = sim.gws().ring_inbound("5115", "5001");
+    line_of(&mut v3, &id).await;
+    sim.restart_v3(how);
+    sim.gws().answer(&id).unwrap();
+    let mut said = Vec::new();
+    next(&mut v3, |e| match e {
+        FeedEvent::Session(ClientEvent::Session(SessionEvent::Forgotten {
+            cause,
+            unconnected,
+        })) => {
+            said.push((cause, unconnected));
+            None
+        }
+        FeedEvent::LoggedInAgain => Some(()),
+        _ => None,
+    })
+    .await;
+    if let Some(forgotten) = forgotten {
+        assert!(
+            said.iter().any(|(c, u)| forgotten(c, *u)),
+            "{how:?}: the feed logged in again after {said:?}"
+        );
+    }
+    next(&mut v3, |e| {
+        matches!(e, FeedEvent::Healed { .. }).then_some(())
+    })
+    .await;
+    let state = |v3: &CallFeed| {
+        let store = v3.store();
+        let call = store.get(&id).expect("the call");
+        call.state.as_ref().map(|s| s.to_string())
+    };
+    assert_eq!(state(&v3).as_deref(), Some("Established"));
+    // The new session follows what happens next.
+    sim.gws().hold(&id).unwrap();
+    let line = line_of(&mut v3, &id).await;
+    assert!(line.contains(r#""Held""#), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v3_server_that_ended_its_cometd_sessions_with_meta_disconnect_is_logged_in_again() {
+    restart_heals(
+        V3Restart::Disconnect,
+        Some(|cause, _| *cause == Cause::EndedByServer),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v3_server_that_answers_unknown_client_after_a_new_handshake_is_logged_in_again() {
+    restart_heals(
+        V3Restart::UnknownClient,
+        Some(|cause, unconnected| unconnected && cause.to_string().contains("402::Unknown client")),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v3_server_whose_cometd_answers_401_after_a_restart_is_logged_in_again() {
+    // The held connect may see `402` first, or the next request the 401: either way.
+    restart_heals(V3Restart::Unauthorized, None).await;
 }

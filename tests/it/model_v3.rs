@@ -136,7 +136,26 @@ fn a_v3_call_notification_decodes_into_the_call_notification_v2_gives() {
         typed.call.user_data().get("A").and_then(Value::as_str),
         Some("12345")
     );
-    assert_eq!(typed.other[0].0, "operationId");
+    assert_eq!(typed.operation_id.as_deref(), Some("op-1"));
+    assert!(typed.other.is_empty(), "{:?}", typed.other);
+    assert_eq!(typed.call.call_uuid.as_deref(), Some("u-c1"));
+    assert_eq!(
+        typed.call.duration.as_ref().and_then(|d| d.seconds()),
+        Some(3)
+    );
+    // v3's call members read typed, nulls as absent.
+    let view = gws_cometd::gws::CallView::from_text(
+        r#"{"id":"c2","parentConnId":"p1","previousConnId":null,"startedAt":"2026-12-06T10:00:00.000Z"}"#,
+    )
+    .unwrap();
+    let typed_call = view.call();
+    assert_eq!(typed_call.parent_conn_id.as_deref(), Some("p1"));
+    assert_eq!(typed_call.previous_conn_id, None);
+    assert_eq!(
+        typed_call.started_at.as_deref(),
+        Some("2026-12-06T10:00:00.000Z")
+    );
+    assert!(typed_call.other.is_empty(), "{:?}", typed_call.other);
     // Other v3 notification types keep their name.
     let recovered = data.replace(r#""StateChange""#, r#""CallRecovered""#);
     let Notification::Call(n) = wire::decode_data(&recovered).unwrap() else {
@@ -144,7 +163,7 @@ fn a_v3_call_notification_decodes_into_the_call_notification_v2_gives() {
     };
     assert_eq!(
         n.notification_type(),
-        Some(&NotificationType::Other("CallRecovered".into()))
+        Some(&NotificationType::CallRecovered)
     );
 }
 

@@ -43,7 +43,7 @@ impl Engine {
             let mut st = self.lock();
             st.stats.connects += 1;
             if !Self::session_ok(&st, req, browser, owner) {
-                return vec![Self::unknown_client(req, true)];
+                return Self::gone(&mut st, req);
             }
             if policy.advice_none {
                 let mut m = failure(req, "403::Reconnect refused");
@@ -97,7 +97,7 @@ impl Engine {
                 let mut st = self.lock();
                 let Some(s) = st.sessions.get_mut(&client_id) else {
                     guard.armed = false;
-                    return vec![Self::unknown_client(req, true)];
+                    return Self::gone(&mut st, req);
                 };
                 let superseded = s.connect_gen != my_gen;
                 if superseded || prompt || !s.queue.is_empty() || now >= deadline || stopping {

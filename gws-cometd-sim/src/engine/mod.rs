@@ -15,7 +15,7 @@ mod publish;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -86,6 +86,9 @@ struct State {
     stats: SimStats,
     client_log: VecDeque<(String, String)>,
     ids: u64,
+    /// Sessions the server ended ([`Engine::end_sessions`]) whose client has not yet been
+    /// told (by a `/meta/disconnect` in the reply to its next connect).
+    ended: HashSet<String>,
 }
 
 /// The Bayeux server state machine of the simulator.
@@ -159,6 +162,26 @@ impl Engine {
             });
         }
         m
+    }
+
+    /// The answer to a connect of a session that is gone: the `/meta/disconnect` the server
+    /// owes a session it ended (and a connect answer advising not to come back, as a
+    /// CometD server answers then), or `402::Unknown client`.
+    fn gone(st: &mut State, req: &Message) -> Vec<Message> {
+        let id = req.client_id.as_deref().unwrap_or_default();
+        if !st.ended.remove(id) {
+            return vec![Self::unknown_client(req, true)];
+        }
+        let mut disconnect = Message::new("/meta/disconnect");
+        disconnect.client_id = Some(id.to_owned());
+        disconnect.successful = Some(true);
+        let mut connect = reply_to(req);
+        connect.successful = Some(true);
+        connect.advice = Some(Advice {
+            reconnect: Some(Reconnect::None),
+            ..Advice::default()
+        });
+        vec![disconnect, connect]
     }
 
     /// The session of `req` if it exists, is bound to `browser` and belongs to `owner`.

@@ -95,7 +95,7 @@ pub(crate) use rest::status as refusal;
 mod scenario;
 pub mod v3;
 
-pub use v3::V3;
+pub use v3::{V3Restart, V3};
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -7,7 +7,9 @@ use serde_json::value::RawValue;
 
 use super::phase::Phase;
 use super::subscriptions::Change;
-use super::types::{Failure, FailureKind, Request, RequestId, SessionError, Slot, Termination};
+use super::types::{
+    Cause, Failure, FailureKind, Request, RequestId, SessionError, Slot, Termination,
+};
 use super::{Event, Session, DISCONNECT, SUBSCRIBE, UNSUBSCRIBE};
 use crate::bayeux::channel::ChannelName;
 use crate::bayeux::message::{Message, Reconnect, Subscription};
@@ -139,7 +141,10 @@ impl Session {
                         if current {
                             self.merge_advice(m.advice.as_ref());
                             if m.bayeux_error().is_some_and(|e| e.is_unknown_client()) {
-                                self.rehandshake(now, now, "unknown client");
+                                let cause = Cause::Unsuccessful {
+                                    error: m.error.clone(),
+                                };
+                                self.forgotten(cause, now);
                             }
                         }
                         if m.data.is_some() {
@@ -169,7 +174,10 @@ impl Session {
                 // unsubscribe, will not have it either; the reset reports it).
                 Some(i) if unknown_client && !matches!(flight.entries[i].1, Entry::Disconnect) => {
                     answered[i] = true;
-                    self.rehandshake(now, now, "unknown client");
+                    let cause = Cause::Unsuccessful {
+                        error: m.error.clone(),
+                    };
+                    self.forgotten(cause, now);
                 }
                 Some(i) => {
                     answered[i] = true;
@@ -184,7 +192,18 @@ impl Session {
                         Entry::Publish(_) => {}
                     }
                 }
-                None if unknown_client => self.rehandshake(now, now, "unknown client"),
+                None if unknown_client => {
+                    let cause = Cause::Unsuccessful {
+                        error: m.error.clone(),
+                    };
+                    self.forgotten(cause, now);
+                }
+                // The server ended the session on its own.
+                None if m.channel == DISCONNECT && m.successful != Some(false) => {
+                    self.connection_lost(Cause::EndedByServer);
+                    self.forgotten(Cause::EndedByServer, now);
+                    continue;
+                }
                 None => {}
             }
             // Advice on a non-connect reply is followed too (a disconnect reply's
@@ -230,7 +249,7 @@ impl Session {
             FailureKind::Unauthorized => {
                 self.terminate(Termination::Failed(SessionError::Unauthorized { failure }))
             }
-            FailureKind::UnknownClient if current => self.rehandshake(now, now, "unknown client"),
+            FailureKind::UnknownClient if current => self.forgotten(Cause::Failed(failure), now),
             _ => {}
         }
     }

@@ -9,7 +9,7 @@ use super::types::{
     Cause, Failure, FailureKind, GapCause, Request, RequestId, SessionError, SessionEvent, Slot,
     Termination,
 };
-use super::{Event, Session, CONNECT, HANDSHAKE, LONG_POLLING};
+use super::{Event, Session, CONNECT, DISCONNECT, HANDSHAKE, LONG_POLLING};
 use crate::bayeux::message::{Advice, Message, Reconnect};
 
 /// `advice.timeout` assumed until the server gives one (the CometD server default). Without
@@ -164,8 +164,18 @@ impl Session {
             Kind::Handshake => HANDSHAKE,
             Kind::Connect => CONNECT,
         };
+        // A `/meta/disconnect` the client did not send: the server ended the session, and
+        // what else the reply says of it (a connect answer, `reconnect: none`) is moot.
+        let ended = kind == Kind::Connect
+            && flight
+                .held
+                .iter()
+                .any(|m| m.channel == DISCONNECT && m.successful != Some(false));
         let mut answered = false;
         for m in flight.held {
+            if ended && m.is_meta() {
+                continue;
+            }
             if !m.is_meta() {
                 self.events.push_back(Event::Message(m));
                 continue;
@@ -185,6 +195,11 @@ impl Session {
                 Kind::Handshake => self.handshake_reply(m, now),
                 Kind::Connect => self.connect_reply(m, now),
             }
+        }
+        if ended {
+            self.connection_lost(Cause::EndedByServer);
+            self.forgotten(Cause::EndedByServer, now);
+            return true;
         }
         if !answered && !self.phase.is_terminated() {
             match kind {
@@ -217,8 +232,8 @@ impl Session {
         match kind {
             Kind::Handshake => self.handshake_failed(cause, now),
             Kind::Connect if unknown_client => {
-                self.connection_lost(cause);
-                self.rehandshake(now, now, "unknown client");
+                self.connection_lost(cause.clone());
+                self.forgotten(cause, now);
             }
             Kind::Connect => self.connect_failed(cause, now),
         }
@@ -273,6 +288,7 @@ impl Session {
                     client_id: client_id.clone(),
                     ack,
                     link: if outage { Link::Lost } else { Link::Opening },
+                    connected: false,
                     last_heard: now,
                 };
                 self.emit(if again {
@@ -356,6 +372,7 @@ impl Session {
             let Phase::Handshaken {
                 ack,
                 link,
+                connected,
                 last_heard,
                 ..
             } = &mut self.phase
@@ -366,9 +383,11 @@ impl Session {
                 ack.reply_received(m.ext.as_deref());
             }
             *last_heard = now;
+            *connected = true;
             let reconnected = *link != Link::Up;
             *link = Link::Up;
             self.backoff.reset();
+            self.forget_backoff.reset();
             if reconnected {
                 self.emit(SessionEvent::Connected);
             }
@@ -394,13 +413,13 @@ impl Session {
                     error: m.error,
                 }))
             }
+            _ if unknown_client => {
+                self.connection_lost(cause.clone());
+                self.forgotten(cause, now);
+            }
             Some(Reconnect::Handshake) => {
                 self.connection_lost(cause);
                 self.rehandshake(now, now, "advice");
-            }
-            _ if unknown_client => {
-                self.connection_lost(cause);
-                self.rehandshake(now, now, "unknown client");
             }
             _ => {
                 if self.phase.ack().is_none() {
@@ -416,7 +435,7 @@ impl Session {
     }
 
     /// A connect failed: `ConnectionLost`, once per outage.
-    fn connection_lost(&mut self, cause: Cause) {
+    pub(super) fn connection_lost(&mut self, cause: Cause) {
         if let Phase::Handshaken { link, .. } = &mut self.phase {
             if *link != Link::Lost {
                 *link = Link::Lost;
@@ -446,6 +465,27 @@ impl Session {
         } else {
             self.schedule(at, true);
         }
+    }
+
+    /// The server no longer holds the session (`cause`): says so, once, and handshakes
+    /// again: at once after a session that had connected and was lost (`402`), after a
+    /// backoff when no connect had succeeded on it (a server that forgets every new session
+    /// would otherwise be asked again and again) or when the server ended it on purpose
+    /// (what ended it, an HTTP login say, gets the time to be mended).
+    pub(super) fn forgotten(&mut self, cause: Cause, now: Instant) {
+        let Phase::Handshaken { connected, .. } = self.phase else {
+            return;
+        };
+        let at = if connected && cause != Cause::EndedByServer {
+            now
+        } else {
+            now + self.forget_backoff.next_delay()
+        };
+        self.emit(SessionEvent::Forgotten {
+            cause,
+            unconnected: !connected,
+        });
+        self.rehandshake(now, at, "the server forgot the session");
     }
 
     /// Gives up the current `clientId` and schedules a handshake at `at`. Does nothing when

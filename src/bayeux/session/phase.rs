@@ -31,6 +31,8 @@ pub(super) enum Phase {
         /// `clientId`.
         ack: Option<Ack>,
         link: Link,
+        /// A connect has succeeded on this `clientId`.
+        connected: bool,
         /// The last time the server showed it held the session (the handshake or a
         /// connect answered, or a connect reply begun), for the `maxInterval` expiry rule.
         last_heard: Instant,

@@ -632,11 +632,19 @@ fn an_unknown_client_error_on_a_publish_reply_rehandshakes() {
     s.handle_reply(p.id, vec![err(&p, 0, "401:c1:Unknown client")], t0);
     assert_eq!(
         events(&mut s),
-        [Event::PublishAck {
-            publish_id: id,
-            successful: false,
-            error: Some("401:c1:Unknown client".into())
-        }]
+        [
+            Event::PublishAck {
+                publish_id: id,
+                successful: false,
+                error: Some("401:c1:Unknown client".into())
+            },
+            Event::Session(SessionEvent::Forgotten {
+                cause: Cause::Unsuccessful {
+                    error: Some("401:c1:Unknown client".into())
+                },
+                unconnected: false
+            })
+        ]
     );
     let hs = s.poll_request(t0).unwrap();
     assert_eq!(channels(&hs), ["/meta/handshake"]);
@@ -941,10 +949,119 @@ fn the_attempt_limit_does_not_apply_once_a_handshake_succeeded() {
     s.handle_reply(hs.id, handshake_ok(&hs, "c1"), t0);
     let c = s.poll_request(t0).unwrap();
     s.handle_reply(c.id, vec![err(&c, 0, "402::Unknown client")], t0);
-    let hs = s.poll_request(t0).unwrap();
-    s.handle_failure(hs.id, timeout(), t0);
+    // Forgotten before its first connect: the handshake waits a backoff.
+    let t1 = t0 + ms(500);
+    let hs = s.poll_request(t1).unwrap();
+    s.handle_failure(hs.id, timeout(), t1);
     assert_eq!(s.state(), State::Backoff);
-    assert!(s.poll_request(t0 + ms(500)).is_some());
+    assert!(s.poll_request(t1 + ms(500)).is_some());
+}
+
+// ---- sessions the server forgot or ended ----
+
+fn forgotten(evs: &[Event]) -> Vec<(Cause, bool)> {
+    evs.iter()
+        .filter_map(|e| match e {
+            Event::Session(SessionEvent::Forgotten { cause, unconnected }) => {
+                Some((cause.clone(), *unconnected))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn disconnect_from_server() -> Message {
+    let mut m = Message::new("/meta/disconnect");
+    m.successful = Some(true);
+    m
+}
+
+#[test]
+fn a_disconnect_sent_by_the_server_ends_the_session_and_a_new_one_restores_the_subscriptions() {
+    let t0 = Instant::now();
+    let mut s = subscribed(t0, &["/a"]);
+    let c = s.poll_request(t0).unwrap();
+    // As a CometD server ending a session answers its held connect: the disconnect, and
+    // a connect answer advising not to reconnect, which is moot once the session is over.
+    let connect = with_advice(ok(&c, 0), r#"{"reconnect":"none"}"#);
+    s.handle_reply(
+        c.id,
+        vec![data("/a", "1"), disconnect_from_server(), connect],
+        t0,
+    );
+    let evs = events(&mut s);
+    assert_eq!(evs[0], Event::Message(data("/a", "1")));
+    assert!(evs.contains(&Event::Session(SessionEvent::ConnectionLost {
+        cause: Cause::EndedByServer
+    })));
+    assert_eq!(forgotten(&evs), [(Cause::EndedByServer, false)]);
+    assert_ne!(s.state(), State::Terminated);
+    // Ended on purpose: the new handshake waits a backoff.
+    assert!(s.poll_request(t0 + ms(499)).is_none());
+    let t1 = t0 + ms(500);
+    let hs = s.poll_request(t1).unwrap();
+    assert_eq!(channels(&hs), ["/meta/handshake"]);
+    s.handle_reply(hs.id, handshake_ok(&hs, "c2"), t1);
+    let reqs = requests(&mut s, t1);
+    assert_eq!(subscriptions(&reqs[1]), ["/a"]);
+    let evs = events(&mut s);
+    assert!(evs.contains(&Event::Session(SessionEvent::Rehandshaken {
+        client_id: "c2".into()
+    })));
+    assert_eq!(gaps(&evs), [GapCause::Rehandshake]);
+}
+
+#[test]
+fn a_disconnect_sent_by_the_server_on_a_subscribe_reply_ends_the_session_too() {
+    let t0 = Instant::now();
+    let mut s = connected(t0);
+    s.subscribe(ch("/a"));
+    let _long_poll = s.poll_request(t0).unwrap();
+    let sub = s.poll_request(t0).unwrap();
+    s.handle_reply(sub.id, vec![disconnect_from_server()], t0);
+    assert_eq!(forgotten(&events(&mut s)), [(Cause::EndedByServer, false)]);
+    let hs = s.poll_request(t0 + ms(500)).unwrap();
+    assert_eq!(channels(&hs), ["/meta/handshake"]);
+}
+
+#[test]
+fn sessions_forgotten_before_their_first_connect_are_handshaken_again_after_a_growing_backoff() {
+    let t0 = Instant::now();
+    let mut s = Session::new(cfg(), t0);
+    let hs = s.poll_request(t0).unwrap();
+    s.handle_reply(hs.id, handshake_ok(&hs, "c1"), t0);
+    let unknown = |s: &mut Session, t: Instant| {
+        let c = s.poll_request(t).unwrap();
+        assert_eq!(channels(&c), ["/meta/connect"]);
+        let reply = with_advice(
+            err(&c, 0, "402::Unknown client"),
+            r#"{"reconnect":"handshake","interval":0}"#,
+        );
+        s.handle_reply(c.id, vec![reply], t);
+        forgotten(&events(s))
+    };
+    let unknown_client = Cause::Unsuccessful {
+        error: Some("402::Unknown client".into()),
+    };
+    assert_eq!(unknown(&mut s, t0), [(unknown_client.clone(), true)]);
+    // The handshake waits 500 ms, then 1 s after the next such session: a server that
+    // forgets every new session is not asked again and again at once.
+    assert!(s.poll_request(t0 + ms(499)).is_none());
+    let t1 = t0 + ms(500);
+    let hs = s.poll_request(t1).unwrap();
+    s.handle_reply(hs.id, handshake_ok(&hs, "c2"), t1);
+    assert_eq!(unknown(&mut s, t1), [(unknown_client.clone(), true)]);
+    assert!(s.poll_request(t1 + ms(999)).is_none());
+    let t2 = t1 + ms(1_000);
+    let hs = s.poll_request(t2).unwrap();
+    s.handle_reply(hs.id, handshake_ok(&hs, "c3"), t2);
+    // Once a connect succeeded, a forgotten session is handshaken again at once, and the
+    // backoff starts over.
+    let c = s.poll_request(t2).unwrap();
+    s.handle_reply(c.id, vec![ok(&c, 0)], t2);
+    assert_eq!(unknown(&mut s, t2), [(unknown_client, false)]);
+    let hs = s.poll_request(t2).unwrap();
+    assert_eq!(channels(&hs), ["/meta/handshake"]);
 }
 
 // ---- stale replies and data ----

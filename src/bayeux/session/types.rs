@@ -223,6 +223,8 @@ pub enum Cause {
     /// The reply carried no answer to the request (no `/meta/handshake` or `/meta/connect`
     /// message with its id).
     Unanswered,
+    /// The server ended the session: it sent a `/meta/disconnect` of its own.
+    EndedByServer,
 }
 
 impl Cause {
@@ -243,6 +245,7 @@ impl fmt::Display for Cause {
             Cause::Unsuccessful { error: None } => f.write_str("the server answered unsuccessful"),
             Cause::NoClientId => f.write_str("the handshake reply has no clientId"),
             Cause::Unanswered => f.write_str("the reply did not answer the request"),
+            Cause::EndedByServer => f.write_str("the server ended the session (/meta/disconnect)"),
         }
     }
 }
@@ -443,6 +446,18 @@ pub enum SessionEvent {
         /// What went wrong.
         cause: Cause,
     },
+    /// The server no longer holds the session: it answered `Unknown client` (`402`), or
+    /// ended the session with a `/meta/disconnect` of its own. A new handshake follows
+    /// ([`SessionEvent::Rehandshaken`], then a [`SessionEvent::Gap`]).
+    Forgotten {
+        /// What the server said.
+        cause: Cause,
+        /// True when no connect had succeeded on the forgotten session: a server that
+        /// forgets each new session at once has usually lost what the HTTP session carried
+        /// (a GWS server that restarted), which a new login fixes. The next handshake is
+        /// then backed off, so such a server is not asked again and again at once.
+        unconnected: bool,
+    },
     /// The server confirmed a subscription.
     Subscribed {
         /// The channel or pattern.
@@ -490,6 +505,9 @@ impl SessionEvent {
             } => tracing::warn!(attempt, ?retry_in, "handshake failed: {cause}"),
             SessionEvent::Connected => tracing::info!("connected"),
             SessionEvent::ConnectionLost { cause } => tracing::warn!("connection lost: {cause}"),
+            SessionEvent::Forgotten { cause, unconnected } => {
+                tracing::info!(unconnected, "the server forgot the session: {cause}")
+            }
             SessionEvent::Subscribed { channel } => tracing::info!(%channel, "subscribed"),
             SessionEvent::SubscriptionDenied { channel, error } => {
                 tracing::warn!(%channel, "subscription denied: {error}")

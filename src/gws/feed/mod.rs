@@ -36,8 +36,12 @@
 //!   one read. With the extension it also starts a new session then: the server would
 //!   otherwise replay the same growing batch after every cut, and a middlebox that always
 //!   breaks a large reply would freeze the session for good.
-//! - **An expired HTTP session** (CometD answers 401) means logging in again, reconnecting
-//!   and healing ([`FeedEvent::LoggedInAgain`]).
+//! - **An expired HTTP session** means logging in again and healing
+//!   ([`FeedEvent::LoggedInAgain`]), however the server shows it: CometD answering 401 or
+//!   403, a `/meta/disconnect` of the server's own, `402 Unknown client` for a session it
+//!   has just handshaken ([`SessionEvent::Forgotten`](crate::bayeux::SessionEvent::Forgotten)
+//!   with `unconnected`), or a refused handshake (once: refused again after a fresh login,
+//!   the feed ends). Logins that no connect follows are paced by a backoff.
 //! - **A slow consumer never costs the session** (with [`Delivery::Changes`], the default):
 //!   the feed keeps long polling and holds at most one change per call; a consumer that
 //!   catches up gets the net change of each call, from what it last saw to what is now.
@@ -48,6 +52,7 @@
 mod healing;
 mod open;
 mod queue;
+mod relogin;
 mod staleness;
 mod task;
 mod view;

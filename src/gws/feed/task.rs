@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use super::healing::Healing;
 use super::queue::MAX_EVENTS;
+use super::relogin::{AfterStop, Relogins};
 use super::staleness::Staleness;
 use super::{lock, Control, Delivery, FeedEvent, Shared, SharedTap};
 use crate::bayeux::{GapCause, Message, SessionEvent};
@@ -114,6 +115,7 @@ pub(super) struct Feed {
     acknowledged: bool,
     /// A new session starting, bounded by the staleness bound.
     renewal: Option<Renewal>,
+    relogins: Relogins,
 }
 
 impl Feed {
@@ -142,6 +144,7 @@ impl Feed {
             staleness: Staleness::new(bound),
             acknowledged: false,
             renewal: None,
+            relogins: Relogins::default(),
         };
         let attempts = feed.settings.initial_handshake_attempts;
         feed.conn = Some(open(&feed.session, &feed.settings, attempts).await?);
@@ -323,6 +326,7 @@ impl Feed {
                     }
                     SessionEvent::Connected => {
                         self.staleness.delivered();
+                        self.relogins.connected();
                         self.try_fresh();
                     }
                     SessionEvent::AcknowledgedMessages => self.acknowledged = true,
@@ -340,7 +344,22 @@ impl Feed {
                     }
                     _ => {}
                 }
+                let relogin = match &event {
+                    SessionEvent::Forgotten { cause, unconnected } => {
+                        Relogins::wanted_after_forgotten(cause, *unconnected)
+                    }
+                    _ => false,
+                };
                 self.push(FeedEvent::Session(ClientEvent::Session(event)));
+                // The client handshakes again by itself (after a backoff in these cases);
+                // the login it needs is the feed's to make.
+                if relogin && self.ready.is_none() {
+                    tracing::warn!(
+                        "the server dropped the notification session as it does when the \
+                         HTTP session is gone; logging in again"
+                    );
+                    return self.log_in_again().await;
+                }
                 true
             }
             ClientEvent::Terminated { error } => self.on_terminated(error).await,
@@ -351,17 +370,32 @@ impl Feed {
         }
     }
 
-    /// The notification client stopped. A refusal (401/403: the HTTP session expired) means
-    /// log in again, reconnect and heal; anything else ends the feed.
+    /// Logs in again (paced when logins follow each other without a connect); returns
+    /// whether the feed goes on.
+    async fn log_in_again(&mut self) -> bool {
+        if let Some(delay) = self.relogins.delay() {
+            tokio::time::sleep(delay).await;
+        }
+        if let Err(e) = login_again(&self.session).await {
+            return self.end(Arc::new(e));
+        }
+        self.relogins.logged_in();
+        self.push(FeedEvent::LoggedInAgain);
+        true
+    }
+
+    /// The notification client stopped. A refusal (401/403: the HTTP session expired; a
+    /// refused handshake, once) means log in again, reconnect and heal; anything else ends
+    /// the feed.
     async fn on_terminated(&mut self, error: Arc<Error>) -> bool {
-        if !error.is_auth() || self.ready.is_some() {
+        if self.ready.is_some() || self.relogins.after_stop(&error) == AfterStop::End {
             return self.end(error);
         }
         tracing::warn!(
             "the HTTP session expired (notifications answer: {error}); logging in again"
         );
-        if let Err(e) = login_again(&self.session).await {
-            return self.end(Arc::new(e));
+        if !self.log_in_again().await {
+            return false;
         }
         // The server was there before: keep trying its handshake like any other outage.
         match open(&self.session, &self.settings, None).await {
@@ -379,7 +413,6 @@ impl Feed {
         }
         self.read = None;
         self.settling = None;
-        self.push(FeedEvent::LoggedInAgain);
         true
     }
 

@@ -25,6 +25,9 @@ open_enum! {
         CallRecordingStateChange = "CallRecordingStateChange",
         /// A supervisor muted or unmuted the monitored agent.
         MonitoredUserMutedStateChange = "MonitoredUserMutedStateChange",
+        /// v3: the call was recovered (after a server's failover, say); the snapshot is
+        /// whole, as any other.
+        CallRecovered = "CallRecovered",
     }
 }
 
@@ -269,6 +272,11 @@ record! {
         call_uuid: Option<String> = "callUuid",
         /// `connId`: the T-Server connection id.
         conn_id: Option<String> = "connId",
+        /// `parentConnId` (v3): the call this one was made from (a consultation's main
+        /// call).
+        parent_conn_id: Option<String> = "parentConnId",
+        /// `previousConnId` (v3): the connection id the call had before a transfer.
+        previous_conn_id: Option<String> = "previousConnId",
         /// `state`.
         state: Option<CallState> = "state",
         /// `callType`.
@@ -287,6 +295,8 @@ record! {
         user_data: Option<UserData> = "userData",
         /// `duration`.
         duration: Option<CallDuration> = "duration",
+        /// `startedAt` (v3): when the call started, as the server wrote it.
+        started_at: Option<String> = "startedAt",
         /// `mute`.
         mute: Option<Mute> = "mute",
         /// `supervisorListeningIn`.
@@ -345,6 +355,9 @@ record! {
         phone_number: Option<String> = "phoneNumber",
         /// `call`: the whole call, not a delta.
         call: Call = "call",
+        /// `operationId` (v3): the operation whose effect this is, as its REST reply named
+        /// it.
+        operation_id: Option<String> = "operationId",
         /// `extensions`, as received.
         extensions: Option<RawJson> = "extensions",
         /// `metrics`, as received.

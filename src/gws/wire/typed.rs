@@ -117,8 +117,7 @@ impl CallStateChangeMessage {
 
     /// Reads the `data` text of the call notification the decoder read as `call`: a v3
     /// `CallStateChanged` too, as v2's message (its `notificationType` named as the decoder
-    /// names it, v3's `StateChange` as `StatusChange`; `operationId` among the unknown
-    /// fields).
+    /// names it, v3's `StateChange` as `StatusChange`; `operationId` typed).
     fn read_as(data: &str, call: &super::CallNotification<'_>) -> CallStateChangeMessage {
         let mut m = CallStateChangeMessage::read(data);
         m.notification_type = call.notification_type().cloned();

@@ -56,6 +56,12 @@
 //! - [`V3::deliver_without_subscription`]: the v3 channels' messages reach every v3 CometD
 //!   session of the user, subscribed or not (the initialization message right after the
 //!   handshake).
+//!
+//! # Restarts
+//!
+//! [`GwsSimServer::restart_v3`](crate::GwsSimServer::restart_v3) forgets every workspace
+//! session, token and code, and ends the v3 CometD sessions in one of the ways a restarted
+//! GWS 9 shows it ([`V3Restart`]).
 
 mod auth;
 mod workspace;
@@ -74,6 +80,23 @@ use crate::server::cookie;
 
 /// The cookie of a v3 workspace session.
 pub const SESSION_COOKIE: &str = "WORKSPACE_SESSIONID";
+
+/// How a restarted v3 server shows its CometD clients that their sessions are gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum V3Restart {
+    /// Every CometD request without a workspace session answers HTTP 401 (the sessions'
+    /// held connects too).
+    Unauthorized,
+    /// Each CometD session gets a `/meta/disconnect` of the server's own in the reply to
+    /// its held (or next) connect; then as [`V3Restart::Unauthorized`].
+    Disconnect,
+    /// Each CometD session is forgotten (`402::Unknown client`), and a request without a
+    /// workspace session is answered in Bayeux terms: its handshake succeeds, every other
+    /// message gets `402::Unknown client`, as a CometD endpoint that checks the HTTP
+    /// session only behind the handshake answers.
+    UnknownClient,
+}
 
 /// An authorize request waiting for its sign-in.
 #[derive(Clone)]
@@ -102,6 +125,9 @@ struct V3State {
     /// The Bayeux sessions that got `WorkspaceInitializationComplete`.
     initialized: HashSet<String>,
     deliver_unsubscribed: bool,
+    /// Requests without a workspace session are answered in Bayeux terms
+    /// ([`V3Restart::UnknownClient`]).
+    unknown_in_bayeux: bool,
 }
 
 /// The v3 API over a [`GwsSim`]: its logins and workspace sessions, and the routes of
@@ -208,6 +234,22 @@ impl V3 {
         state.sessions.clear();
         state.tokens.clear();
         state.codes.clear();
+    }
+
+    /// Forgets the workspace sessions (as [`expire_sessions`](Self::expire_sessions)) and
+    /// sets how CometD requests without one are answered; returns the client ids of the
+    /// v3 CometD sessions, for the caller to end as `how` says.
+    pub(crate) fn restart(&self, how: V3Restart) -> HashSet<String> {
+        self.expire_sessions();
+        let mut state = self.state();
+        state.unknown_in_bayeux = how == V3Restart::UnknownClient;
+        state.initialized.clear();
+        std::mem::take(&mut state.bayeux_clients)
+    }
+
+    /// Whether a CometD request without a workspace session is answered in Bayeux terms.
+    pub(crate) fn unknown_in_bayeux(&self) -> bool {
+        self.state().unknown_in_bayeux
     }
 
     /// The user of a bearer token.
