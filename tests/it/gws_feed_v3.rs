@@ -227,3 +227,54 @@ async fn a_v3_server_whose_cometd_answers_401_after_a_restart_is_logged_in_again
     // The held connect may see `402` first, or the next request the 401: either way.
     restart_heals(V3Restart::Unauthorized, None).await;
 }
+
+/// As Genesys's own v3 servers behave: sign-in with an empty tenant (`\agent`),
+/// `current-session` forbidden for a while after the first handshake, the voice subscription
+/// denied while its messages are delivered anyway, kebab-case capabilities.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_genesys_v3_shapes_the_feed_catches_up_and_follows_without_a_subscription() {
+    use gws_cometd::gws::api::V3_VOICE_CHANNEL;
+    use gws_cometd::gws::model::Capability;
+    let sim = sim().await;
+    sim.v3()
+        .forbid_current_session_after_handshake(Some(Duration::from_millis(700)));
+    sim.v3().deliver_without_subscription(true);
+    sim.bayeux().set_fault(gws_cometd_sim::Fault::DenySubscribe(
+        V3_VOICE_CHANNEL.into(),
+    ));
+    let in_progress = sim.gws().ring_inbound("5115", "5001");
+    sim.gws().answer(&in_progress).unwrap();
+    let mut v3 = CallFeed::builder(
+        sim.base_url(),
+        Credentials::new(format!("\\{USER}"), PASSWORD),
+    )
+    .api(Api::V3)
+    .max_network_delay(Duration::from_secs(2))
+    .connect()
+    .await
+    .expect("the v3 feed connects");
+    // Caught up through the 403 window: the call in progress, as the server lists it.
+    let caught_up = line_of(&mut v3, &in_progress).await;
+    assert!(caught_up.contains(r#""origin":"catchUp""#), "{caught_up}");
+    assert!(caught_up.contains(r#""Established""#), "{caught_up}");
+    // Denied, yet delivered: live changes come through.
+    let id = sim.gws().ring_inbound("6116", "5001");
+    let line = line_of(&mut v3, &id).await;
+    assert!(
+        !line.contains(r#""origin""#),
+        "a notification's change: {line}"
+    );
+    let store = v3.store();
+    let call = store.get(&id).expect("the ringing call");
+    let caps: Vec<Capability> = call
+        .capabilities
+        .iter()
+        .flatten()
+        .map(Capability::canonical)
+        .collect();
+    assert!(caps.contains(&Capability::Answer), "{caps:?}");
+    assert!(
+        store.get_text(&id).unwrap().contains(r#""answer""#),
+        "kebab-case kept in the text"
+    );
+}
