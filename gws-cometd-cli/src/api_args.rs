@@ -166,3 +166,48 @@ fn secret(file: Option<&Path>, env: &str) -> Result<Option<Password>, String> {
             .map(Password::new)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(api: Api, redirect_uri: Option<&str>) -> ApiArgs {
+        ApiArgs {
+            api,
+            client_id: None,
+            client_secret_file: None,
+            redirect_uri: redirect_uri.map(str::to_owned),
+            api_key_file: None,
+        }
+    }
+
+    #[test]
+    fn v3_settings_are_refused_unless_some_session_speaks_v3() {
+        let uri = Some("https://crm.example/cb");
+        let e = args(Api::V2, uri).login(false).unwrap_err();
+        assert!(e.starts_with("--redirect-uri is for --api v3"), "{e}");
+        // The bridge: --api v2, but an agent of the file says api=v3.
+        let login = args(Api::V2, uri).login(true).unwrap();
+        assert_eq!(login.redirect_uri.as_deref(), uri);
+        let login = args(Api::V3, uri).login(true).unwrap();
+        assert_eq!(login.redirect_uri.as_deref(), uri);
+    }
+
+    #[test]
+    fn a_client_id_with_a_secret_file_is_the_password_grant() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let mut a = args(Api::V3, None);
+        a.client_id = Some("crm".into());
+        a.client_secret_file = Some(file);
+        let login = a.login(true).unwrap();
+        let (id, secret) = login.grant.expect("the password grant");
+        assert_eq!((id.as_str(), secret.expose_secret()), ("crm", "s3cret"));
+        assert_eq!(login.client_id, None);
+        a.redirect_uri = Some("https://crm.example/cb".into());
+        let e = a.login(true).unwrap_err();
+        assert!(e.contains("so v3 logs in by the password grant"), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
+    }
+}

@@ -1,7 +1,8 @@
 //! One agents file with an agent on API v2 and one on the Workspace API v3 (`api=v3` on its
 //! line), in one bridge on the simulator (which serves both generations) and a real
 //! nats-server: each agent's feed speaks its own generation, and both publish the change
-//! payloads a v2 observer computes, the same for the same scenario.
+//! payloads a v2 observer computes, the same for the same scenario. The v3 agent signs in
+//! with the bridge's OAuth client id and redirect URI.
 
 use gws_cometd_test_support::within;
 
@@ -16,6 +17,9 @@ use crate::bridge::{
     PASSWORD, SCENARIO,
 };
 use crate::support::nats_server;
+
+const CLIENT: &str = "bridge-crm";
+const REDIRECT: &str = "https://crm.example/gws/callback";
 
 /// `stored`'s payloads for `subject`, without `"agent"`.
 fn payloads(stored: &[Stored], subject: &str) -> Vec<serde_json::Value> {
@@ -36,6 +40,8 @@ async fn a_v2_and_a_v3_agent_in_one_file_publish_the_same_changes() {
     within("the test", Duration::from_secs(60), async {
         let nats = nats_server().await;
         let sim = sim(N, SCENARIO).await;
+        // The v3 agent must sign in as the bridge's client, the v2 agent is untouched by it.
+        sim.v3().register_client(CLIENT, REDIRECT);
         let (observed, observers) = observe(&sim, N).await;
         let text = format!(
             "# agent 0 on --api's generation (v2 here), agent 1 on v3\n{}:{PASSWORD}\n\
@@ -51,6 +57,8 @@ async fn a_v2_and_a_v3_agent_in_one_file_publish_the_same_changes() {
         config.nats_timeout = Duration::from_secs(2);
         config.drain_timeout = Duration::from_secs(5);
         assert_eq!(config.gws_api.api, Api::V2);
+        config.gws_api.client_id = Some(CLIENT.into());
+        config.gws_api.redirect_uri = Some(REDIRECT.into());
         let bridge = Bridge::start(config).await.expect("bridge");
         wait_connected(&bridge, N).await;
         let js = js(&nats).await;
