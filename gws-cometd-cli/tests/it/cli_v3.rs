@@ -159,7 +159,7 @@ async fn client_id_without_a_secret_signs_in_as_that_client_with_its_redirect_ur
     );
     // The default redirect URI (the base URL) is not the registered one.
     let out = run(&mut watch(&["--client-id", CLIENT])).await;
-    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(
         err.contains(&format!(
