@@ -19,12 +19,12 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::agents::Agent;
 use super::metrics::{Metrics, SessionState};
 use super::queue::{AgentQueue, Next};
 use super::source::{self, FeedSettings, Seen};
 use super::writer::{AgentWriter, Publisher, Written};
 use gws_cometd::backoff::{Backoff, BackoffConfig};
-use gws_cometd::gws::rest::Credentials;
 
 /// Backoff between logins of an agent whose login failed (or whose feed ended).
 const LOGIN_BACKOFF: BackoffConfig = BackoffConfig {
@@ -94,7 +94,7 @@ pub(crate) struct AgentTasks {
 }
 
 /// Starts following `agent`.
-pub(crate) fn spawn(agent: Credentials, shared: Shared) -> AgentTasks {
+pub(crate) fn spawn(agent: Agent, shared: Shared) -> AgentTasks {
     let name = agent.user().to_owned();
     let state = Arc::new(AgentState {
         queue: Mutex::new(AgentQueue::new(shared.buffer)),
@@ -164,7 +164,7 @@ async fn supervised<F, Fut>(
 
 /// Follows the agent's feed until told to stop; logs in again (with backoff) after a
 /// failed login or an ended feed.
-async fn read(agent: Credentials, shared: Shared, state: Arc<AgentState>) {
+async fn read(agent: Agent, shared: Shared, state: Arc<AgentState>) {
     let name = agent.user().to_owned();
     let metrics = &shared.metrics;
     let mut stop = shared.stop.clone();
@@ -607,7 +607,8 @@ mod tests {
             reader_done: AtomicBool::new(false),
             session: Mutex::new(None),
         });
-        let r = read(Credentials::new("a", "b"), shared.clone(), state.clone());
+        let agent = gws_cometd::gws::rest::Credentials::new("a", "b").into();
+        let r = read(agent, shared.clone(), state.clone());
         let w = write("a".into(), shared, state);
         let (r, w) = (std::mem::size_of_val(&r), std::mem::size_of_val(&w));
         assert!(r < 4096 && w < 4096, "read {r} bytes, write {w} bytes");

@@ -7,6 +7,21 @@
 //! trailing `\r` is dropped. A user listed twice is an error. Errors name the line number
 //! and never quote the line (it holds a password).
 //!
+//! A line may start with fields, `name=value` words followed by spaces, before
+//! `user:password`. The one field is `api=v2` or `api=v3`: the GWS generation of this
+//! agent's feed ([`Agent::api`]); an agent without it speaks the bridge's
+//! [`GwsApi::api`](crate::GwsApi) (`--api`). So a word with `=` and no `:` followed by a
+//! space at the start of a line is taken for a field, never for a user name.
+//!
+//! ```text
+//! # follows agent1 on --api's generation, \agent2 on the Workspace API v3
+//! agent1:secret
+//! api=v3 \agent2:secret
+//! ```
+//!
+//! The v3 login settings (client id, redirect URI, secret, API key) are the bridge's, the
+//! same for every v3 agent: secrets never go in this file.
+//!
 //! The file holds passwords: on Unix, [`AgentsFile::load`] refuses a file that its group or
 //! others may read or write (mode `& 0o077` not 0), like `ssh` does for keys, unless told to
 //! only warn.
@@ -18,12 +33,43 @@ use std::str::FromStr;
 use super::error::BridgeError;
 use super::names::shard_of;
 use gws_cometd::gws::rest::Credentials;
+use gws_cometd::gws::Api;
+
+/// One agent to follow: who logs in, and on which GWS generation when not the bridge's.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Agent {
+    /// The user name and password.
+    pub credentials: Credentials,
+    /// The generation of this agent's feed (`api=` in the agents file); `None`: the
+    /// bridge's ([`GwsApi::api`](crate::GwsApi)).
+    pub api: Option<Api>,
+}
+
+impl Agent {
+    /// An agent on the generation `api` (`None`: the bridge's).
+    pub fn new(credentials: Credentials, api: Option<Api>) -> Self {
+        Agent { credentials, api }
+    }
+
+    /// The user name.
+    pub fn user(&self) -> &str {
+        self.credentials.user()
+    }
+}
+
+impl From<Credentials> for Agent {
+    /// An agent on the bridge's generation.
+    fn from(credentials: Credentials) -> Self {
+        Agent::new(credentials, None)
+    }
+}
 
 /// The agents of a file, in file order.
 #[derive(Debug, Clone, Default)]
 pub struct AgentsFile {
-    /// The credentials, one per agent.
-    pub agents: Vec<Credentials>,
+    /// One per line.
+    pub agents: Vec<Agent>,
 }
 
 /// What to do with an agents file that others may read.
@@ -70,8 +116,11 @@ impl AgentsFile {
             if line.trim().is_empty() || line.trim_start().starts_with('#') {
                 continue;
             }
+            let (api, line) = fields(line).map_err(|e| format!("line {n}: {e}"))?;
             let Some((user, password)) = line.split_once(':') else {
-                return Err(format!("line {n}: expected user:password"));
+                return Err(format!(
+                    "line {n}: expected user:password (after api=v2|v3, if any)"
+                ));
             };
             if user.is_empty() || user.trim() != user {
                 return Err(format!(
@@ -84,7 +133,7 @@ impl AgentsFile {
             if !seen.insert(user.to_owned()) {
                 return Err(format!("line {n}: user {user:?} is listed twice"));
             }
-            agents.push(Credentials::new(user, password));
+            agents.push(Agent::new(Credentials::new(user, password), api));
         }
         if agents.is_empty() {
             return Err("no agent in it (one user:password per line)".into());
@@ -92,13 +141,48 @@ impl AgentsFile {
         Ok(AgentsFile { agents })
     }
 
+    /// Whether some agent's line says `api=v3`.
+    pub fn any_v3(&self) -> bool {
+        self.agents.iter().any(|a| a.api == Some(Api::V3))
+    }
+
     /// The agents of `shard`.
-    pub fn shard(self, shard: Shard) -> Vec<Credentials> {
+    pub fn shard(self, shard: Shard) -> Vec<Agent> {
         self.agents
             .into_iter()
-            .filter(|c| shard.contains(c.user()))
+            .filter(|a| shard.contains(a.user()))
             .collect()
     }
+}
+
+/// Splits the leading `name=value` fields off a line (see the [module docs](self)): the
+/// agent's generation, if said, and the rest of the line. Errors quote only the field, which
+/// holds no `:` and so no part of the password.
+fn fields(line: &str) -> Result<(Option<Api>, &str), String> {
+    let mut api = None;
+    let mut rest = line;
+    while let Some((word, after)) = rest.split_once(char::is_whitespace) {
+        let Some((name, value)) = word.split_once('=').filter(|_| !word.contains(':')) else {
+            break;
+        };
+        match name {
+            "api" if api.is_some() => return Err("api= is given twice".into()),
+            "api" => {
+                api =
+                    Some(value.parse::<Api>().map_err(|_| {
+                        format!("unknown api {value:?} (expected api=v2 or api=v3)")
+                    })?)
+            }
+            _ => {
+                return Err(format!(
+                    "unknown field {name:?} before user:password (the one field is \
+                     api=v2|v3)"
+                ))
+            }
+        }
+        rest = after.trim_start();
+    }
+    Ok((api, rest))
 }
 
 #[cfg(unix)]
@@ -172,7 +256,58 @@ mod tests {
         let f = AgentsFile::parse("# agents\n\nalice:pa:ss\r\nbob:x\n").unwrap();
         let users: Vec<_> = f.agents.iter().map(|c| c.user()).collect();
         assert_eq!(users, ["alice", "bob"]);
-        assert_eq!(f.agents[0].password().expose_secret(), "pa:ss");
+        assert_eq!(f.agents[0].credentials.password().expose_secret(), "pa:ss");
+        assert!(f.agents.iter().all(|a| a.api.is_none()) && !f.any_v3());
+    }
+
+    #[test]
+    fn an_api_field_before_a_user_should_choose_that_agents_generation() {
+        let f = AgentsFile::parse(
+            "api=v3 \\alice:pa ss=x\napi=v2\tbob:x\ncarol:api=v3 y\napi=v3   dave:z\n",
+        )
+        .unwrap();
+        let got: Vec<_> = f
+            .agents
+            .iter()
+            .map(|a| (a.user(), a.api, a.credentials.password().expose_secret()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("\\alice", Some(Api::V3), "pa ss=x"),
+                ("bob", Some(Api::V2), "x"),
+                ("carol", None, "api=v3 y"),
+                ("dave", Some(Api::V3), "z"),
+            ]
+        );
+        assert!(f.any_v3());
+    }
+
+    #[test]
+    fn a_bad_field_should_be_named_with_its_line_without_the_password() {
+        for (text, want) in [
+            (
+                "alice:x\napi=v4 bob:s3cr3t\n",
+                "line 2: unknown api \"v4\" (expected api=v2 or api=v3)",
+            ),
+            (
+                "api=V3 bob:s3cr3t\n",
+                "line 1: unknown api \"V3\" (expected api=v2 or api=v3)",
+            ),
+            (
+                "apx=v3 bob:s3cr3t\n",
+                "line 1: unknown field \"apx\" before user:password",
+            ),
+            ("api=v3 api=v2 bob:s3cr3t\n", "line 1: api= is given twice"),
+            (
+                "a:x\n\napi=v3 \n",
+                "line 3: expected user:password (after api=v2|v3, if any)",
+            ),
+        ] {
+            let e = AgentsFile::parse(text).unwrap_err();
+            assert!(e.starts_with(want), "{text:?}: {e}");
+            assert!(!e.contains("s3cr3t"), "{e}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! | module | what it is |
 //! |---|---|
 //! | [`names`] | the `=XX` escaping of agent names and call ids into subject tokens; subjects, KV keys; the shard hash |
-//! | [`agents`] | the agents file (`user:password` per line) and [`Shard`]s |
+//! | [`agents`] | the agents file (`[api=v2|v3] user:password` per line) as [`Agent`]s, and [`Shard`]s |
 //! | [`layout`] | the stream `GWS_CALLS` and the KV bucket `gws_calls`, made when absent |
 //! | `protocol` | the per-call write protocol below as a pure decision, one unit test per guarantee |
 //! | `writer` | [`Publisher`] and [`AgentWriter`]: the protocol's publishes |
@@ -139,7 +139,7 @@ mod runner;
 mod source;
 mod writer;
 
-pub use agents::{AgentsFile, Permissions, Shard};
+pub use agents::{Agent, AgentsFile, Permissions, Shard};
 pub use error::BridgeError;
 pub use layout::{LayoutConfig, BUCKET, STREAM, SUBJECTS};
 pub use metrics::{Metrics, MetricsSnapshot, SessionState};

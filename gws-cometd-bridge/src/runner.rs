@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::agent::{self, AgentTasks, Shared};
+use super::agents::Agent;
 use super::error::BridgeError;
 use super::http::{self, Health};
 use super::layout::LayoutConfig;
@@ -19,7 +20,6 @@ use super::metrics::Metrics;
 use super::source::{FeedSettings, GwsApi};
 use super::writer::Publisher;
 use gws_cometd::backoff::{Backoff, BackoffConfig};
-use gws_cometd::gws::rest::Credentials;
 use gws_cometd::transport::http::new_client;
 use gws_cometd::transport::HttpOptions;
 
@@ -29,8 +29,9 @@ use gws_cometd::transport::HttpOptions;
 pub struct BridgeConfig {
     /// GWS base URL, e.g. `https://gws.example:8090`.
     pub gws_base_url: String,
-    /// The agents to follow.
-    pub agents: Vec<Credentials>,
+    /// The agents to follow (each on [`gws_api`](Self::gws_api)'s generation unless it
+    /// says another).
+    pub agents: Vec<Agent>,
     /// NATS server URL(s), comma-separated (`nats://127.0.0.1:4222`).
     pub nats_url: String,
     /// This replica's name, written into every message it publishes (`Gws-Replica`).
@@ -56,21 +57,22 @@ pub struct BridgeConfig {
     /// Logins in flight at once (default 64): thousands of agents do not all log in at the
     /// same moment.
     pub login_concurrency: usize,
-    /// The GWS generation (v2 by default, or the Workspace API v3) and v3's login secrets,
-    /// for every agent.
+    /// The GWS generation (v2 by default, or the Workspace API v3) of the agents that do
+    /// not say ([`Agent::api`]), and v3's login settings for every v3 agent.
     pub gws_api: GwsApi,
 }
 
 impl BridgeConfig {
-    /// The defaults for these agents, GWS and NATS.
-    pub fn new(
+    /// The defaults for these agents ([`Agent`]s, or [`Credentials`](gws_cometd::gws::rest::Credentials) for agents on
+    /// [`gws_api`](Self::gws_api)'s generation), GWS and NATS.
+    pub fn new<A: Into<Agent>>(
         gws_base_url: impl Into<String>,
-        agents: Vec<Credentials>,
+        agents: impl IntoIterator<Item = A>,
         nats_url: impl Into<String>,
     ) -> Self {
         BridgeConfig {
             gws_base_url: gws_base_url.into(),
-            agents,
+            agents: agents.into_iter().map(Into::into).collect(),
             nats_url: nats_url.into(),
             replica: default_replica_name(),
             layout: LayoutConfig::default(),

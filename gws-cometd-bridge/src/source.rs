@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::agents::Agent;
 use super::writer::ChangeItem;
 use gws_cometd::bayeux::{GapCause, SessionEvent};
 use gws_cometd::gws::feed::{CallEvent, CallFeed, FeedEvent};
-use gws_cometd::gws::rest::{Credentials, Password};
+use gws_cometd::gws::rest::Password;
 use gws_cometd::gws::Api;
 use gws_cometd::{ClientEvent, Error};
 
@@ -20,33 +21,45 @@ pub(crate) struct FeedSettings {
     pub max_network_delay: Duration,
     /// Bounds the logins in flight.
     pub logins: Arc<tokio::sync::Semaphore>,
-    /// The GWS generation every agent's feed speaks, and v3's login secrets.
+    /// The GWS generation of agents that do not say, and v3's login settings.
     pub api: GwsApi,
 }
 
-/// Which GWS generation the agents' feeds speak, and how v3 logs in (the same for every
-/// agent of the file).
+/// Which GWS generation the agents' feeds speak when their line does not say
+/// ([`Agent::api`]), and how v3 logs in (the same for every v3 agent).
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct GwsApi {
-    /// v2 (default) or v3.
+    /// v2 (default) or v3, for the agents that do not say.
     pub api: Api,
     /// v3: the OAuth client id and secret for the password grant (else form sign-in).
     pub client_credentials: Option<(String, Password)>,
+    /// v3, form sign-in: the authorization-code flow's client id (default
+    /// [`DEFAULT_CLIENT_ID`](gws_cometd::gws::rest::DEFAULT_CLIENT_ID)).
+    pub client_id: Option<String>,
+    /// v3, form sign-in: the authorization-code flow's redirect URI (default: the base URL).
+    pub redirect_uri: Option<String>,
     /// Sent as `x-api-key` on every request, when set.
     pub api_key: Option<Password>,
 }
 
 /// Logs in, connects, subscribes and catches up (the catch-up changes come from `next`).
-pub(crate) async fn connect(
-    settings: &FeedSettings,
-    agent: Credentials,
-) -> gws_cometd::Result<CallFeed> {
+pub(crate) async fn connect(settings: &FeedSettings, agent: Agent) -> gws_cometd::Result<CallFeed> {
     // Never closed: the bridge owns it.
     let _permit = settings.logins.acquire().await;
-    let mut builder = CallFeed::builder(settings.base_url.clone(), agent).api(settings.api.api);
-    if let Some((id, secret)) = settings.api.client_credentials.clone() {
-        builder = builder.client_credentials(id, secret);
+    let api = agent.api.unwrap_or(settings.api.api);
+    let mut builder = CallFeed::builder(settings.base_url.clone(), agent.credentials).api(api);
+    if api == Api::V3 {
+        let v3 = &settings.api;
+        if let Some((id, secret)) = v3.client_credentials.clone() {
+            builder = builder.client_credentials(id, secret);
+        }
+        if let Some(id) = v3.client_id.clone() {
+            builder = builder.client_id(id);
+        }
+        if let Some(uri) = v3.redirect_uri.clone() {
+            builder = builder.redirect_uri(uri);
+        }
     }
     if let Some(key) = settings.api.api_key.clone() {
         builder = builder.api_key(key);

@@ -21,76 +21,131 @@ pub struct ApiArgs {
     /// (`\name` for an empty tenant).
     #[arg(long, value_name = "v2|v3", default_value = "v2")]
     pub api: Api,
-    /// v3: log in by the OAuth password grant with this client id (its secret from
-    /// GWS_CLIENT_SECRET or --client-secret-file). Without it, v3 signs in with the form
-    /// and the authorization code.
+    /// v3: the OAuth client id. With its secret (GWS_CLIENT_SECRET or --client-secret-file),
+    /// v3 logs in by the password grant; without, by the form sign-in and the authorization
+    /// code as this client (default: gws-cometd; a real GWS 9 wants a registered one).
     #[arg(long, value_name = "ID")]
     pub client_id: Option<String>,
     /// v3: a file whose first line is the --client-id's secret (instead of
     /// GWS_CLIENT_SECRET).
     #[arg(long, value_name = "FILE", requires = "client_id")]
     pub client_secret_file: Option<PathBuf>,
+    /// v3, sign-in with the authorization code: the redirect URI registered for the
+    /// --client-id (default: the --gws base URL). Never fetched: the code is read from the
+    /// redirect.
+    #[arg(long, value_name = "URI", value_parser = absolute_url)]
+    pub redirect_uri: Option<String>,
     /// A file whose first line is an API key sent as `x-api-key` on every request (or
     /// GWS_API_KEY; some Multicloud CX deployments want one).
     #[arg(long, value_name = "FILE")]
     pub api_key_file: Option<PathBuf>,
 }
 
-impl ApiArgs {
-    /// The v3 client id and secret, when `--client-id` is given.
-    fn client(&self) -> Result<Option<(String, Password)>, String> {
-        let Some(id) = &self.client_id else {
-            return Ok(None);
-        };
-        if self.api != Api::V3 {
-            return Err(
-                "--client-id is for --api v3 (API v2 logs in with the user's password)".into(),
-            );
-        }
-        match secret(self.client_secret_file.as_deref(), CLIENT_SECRET_ENV)? {
-            Some(secret) => Ok(Some((id.clone(), secret))),
-            None => Err(format!(
-                "--client-id {id}: no secret: set {CLIENT_SECRET_ENV} or pass --client-secret-file FILE"
-            )),
-        }
-    }
+/// How v3 logs in, from the arguments and the environment.
+#[derive(Debug, Default)]
+struct V3Login {
+    /// The password grant's client id and secret.
+    grant: Option<(String, Password)>,
+    /// The code flow's client id, when not the default.
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    api_key: Option<Password>,
+}
 
-    fn api_key(&self) -> Result<Option<Password>, String> {
-        secret(self.api_key_file.as_deref(), API_KEY_ENV)
+impl ApiArgs {
+    /// The v3 login settings; `v3` says whether any session speaks v3 (the bridge's agents
+    /// may, whatever `--api` says).
+    fn login(&self, v3: bool) -> Result<V3Login, String> {
+        let only_v3 = |flag: &str| {
+            format!("{flag} is for --api v3 (API v2 logs in with the user's password)")
+        };
+        let mut login = V3Login {
+            api_key: secret(self.api_key_file.as_deref(), API_KEY_ENV)?,
+            ..V3Login::default()
+        };
+        if let Some(id) = &self.client_id {
+            if !v3 {
+                return Err(only_v3("--client-id"));
+            }
+            match secret(self.client_secret_file.as_deref(), CLIENT_SECRET_ENV)? {
+                Some(secret) => login.grant = Some((id.clone(), secret)),
+                None => login.client_id = Some(id.clone()),
+            }
+        }
+        if let Some(uri) = &self.redirect_uri {
+            if !v3 {
+                return Err(only_v3("--redirect-uri"));
+            }
+            if let Some((id, _)) = &login.grant {
+                return Err(format!(
+                    "--redirect-uri is for the sign-in with the authorization code, but \
+                     --client-id {id} has a secret ({CLIENT_SECRET_ENV} or \
+                     --client-secret-file), so v3 logs in by the password grant: drop one"
+                ));
+            }
+            login.redirect_uri = Some(uri.clone());
+        }
+        Ok(login)
     }
 
     /// A feed builder with these settings.
     pub fn feed(&self, mut builder: CallFeedBuilder) -> Result<CallFeedBuilder, String> {
+        let login = self.login(self.api == Api::V3)?;
         builder = builder.api(self.api);
-        if let Some((id, secret)) = self.client()? {
+        if let Some((id, secret)) = login.grant {
             builder = builder.client_credentials(id, secret);
         }
-        if let Some(key) = self.api_key()? {
+        if let Some(id) = login.client_id {
+            builder = builder.client_id(id);
+        }
+        if let Some(uri) = login.redirect_uri {
+            builder = builder.redirect_uri(uri);
+        }
+        if let Some(key) = login.api_key {
             builder = builder.api_key(key);
         }
         Ok(builder)
     }
 
-    /// The bridge's settings: the same for every agent of the file.
+    /// The bridge's settings: `--api` for the agents whose line does not say, the v3 login
+    /// for every v3 agent of the file; `any_v3` when some agent's line says `api=v3`.
     #[cfg(feature = "bridge")]
-    pub fn bridge(&self) -> Result<gws_cometd_bridge::GwsApi, String> {
+    pub fn bridge(&self, any_v3: bool) -> Result<gws_cometd_bridge::GwsApi, String> {
+        let login = self.login(self.api == Api::V3 || any_v3)?;
         let mut api = gws_cometd_bridge::GwsApi::default();
         api.api = self.api;
-        api.client_credentials = self.client()?;
-        api.api_key = self.api_key()?;
+        api.client_credentials = login.grant;
+        api.client_id = login.client_id;
+        api.redirect_uri = login.redirect_uri;
+        api.api_key = login.api_key;
         Ok(api)
     }
 
     /// A REST session builder with these settings.
     pub fn session(&self, mut builder: GwsSessionBuilder) -> Result<GwsSessionBuilder, String> {
+        let login = self.login(self.api == Api::V3)?;
         builder = builder.api(self.api);
-        if let Some((id, secret)) = self.client()? {
+        if let Some((id, secret)) = login.grant {
             builder = builder.client_credentials(id, secret);
         }
-        if let Some(key) = self.api_key()? {
+        if let Some(id) = login.client_id {
+            builder = builder.client_id(id);
+        }
+        if let Some(uri) = login.redirect_uri {
+            builder = builder.redirect_uri(uri);
+        }
+        if let Some(key) = login.api_key {
             builder = builder.api_key(key);
         }
         Ok(builder)
+    }
+}
+
+/// `--redirect-uri`: an absolute URL, said at once rather than at the first login.
+fn absolute_url(s: &str) -> Result<String, String> {
+    match url::Url::parse(s) {
+        Ok(u) if !u.cannot_be_a_base() => Ok(s.to_owned()),
+        _ => Err("not an absolute URL (e.g. https://app.example.com/callback)".into()),
     }
 }
 
@@ -109,5 +164,50 @@ fn secret(file: Option<&Path>, env: &str) -> Result<Option<Password>, String> {
             .ok()
             .filter(|v| !v.is_empty())
             .map(Password::new)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(api: Api, redirect_uri: Option<&str>) -> ApiArgs {
+        ApiArgs {
+            api,
+            client_id: None,
+            client_secret_file: None,
+            redirect_uri: redirect_uri.map(str::to_owned),
+            api_key_file: None,
+        }
+    }
+
+    #[test]
+    fn v3_settings_are_refused_unless_some_session_speaks_v3() {
+        let uri = Some("https://crm.example/cb");
+        let e = args(Api::V2, uri).login(false).unwrap_err();
+        assert!(e.starts_with("--redirect-uri is for --api v3"), "{e}");
+        // The bridge: --api v2, but an agent of the file says api=v3.
+        let login = args(Api::V2, uri).login(true).unwrap();
+        assert_eq!(login.redirect_uri.as_deref(), uri);
+        let login = args(Api::V3, uri).login(true).unwrap();
+        assert_eq!(login.redirect_uri.as_deref(), uri);
+    }
+
+    #[test]
+    fn a_client_id_with_a_secret_file_is_the_password_grant() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let mut a = args(Api::V3, None);
+        a.client_id = Some("crm".into());
+        a.client_secret_file = Some(file);
+        let login = a.login(true).unwrap();
+        let (id, secret) = login.grant.expect("the password grant");
+        assert_eq!((id.as_str(), secret.expose_secret()), ("crm", "s3cret"));
+        assert_eq!(login.client_id, None);
+        a.redirect_uri = Some("https://crm.example/cb".into());
+        let e = a.login(true).unwrap_err();
+        assert!(e.contains("so v3 logs in by the password grant"), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
     }
 }

@@ -30,8 +30,9 @@ pub struct BridgeArgs {
     /// GWS base URL, e.g. https://gws.example.com:8090.
     #[arg(long = "gws", value_name = "BASE_URL")]
     pub base_url: String,
-    /// The agents: one `user:password` per line (`#` comments); must not be readable by
-    /// group or others (chmod 600).
+    /// The agents: one `user:password` per line (`#` comments), `api=v3 user:password` for
+    /// one on another generation than --api's; must not be readable by group or others
+    /// (chmod 600).
     #[arg(long, value_name = "FILE")]
     pub agents: PathBuf,
     /// Use an agents file that group or others may read, with a warning.
@@ -163,6 +164,7 @@ fn config(args: &BridgeArgs) -> Result<BridgeConfig, String> {
     };
     let file = AgentsFile::load(&args.agents, permissions).map_err(|e| e.to_string())?;
     let total = file.agents.len();
+    let gws_api = args.api.bridge(file.any_v3())?;
     let agents = file.shard(args.shard);
     cli_event!(
         info,
@@ -180,7 +182,7 @@ fn config(args: &BridgeArgs) -> Result<BridgeConfig, String> {
     c.drain_timeout = seconds("drain-timeout", args.drain_timeout)?;
     c.max_network_delay = seconds("max-network-delay", args.max_network_delay)?;
     c.http_options = args.http.options()?;
-    c.gws_api = args.api.bridge()?;
+    c.gws_api = gws_api;
     c.layout = LayoutConfig {
         stream_max_age: seconds("stream-max-age", args.stream_max_age)?,
         duplicate_window: seconds("duplicate-window", args.duplicate_window)?,

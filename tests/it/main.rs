@@ -18,6 +18,7 @@ mod gws_api_v3;
 mod gws_api_v3_feed;
 mod gws_feed;
 mod gws_feed_v3;
+mod gws_v3_oauth_client;
 mod interop_client;
 mod interop_smoke;
 mod model;

@@ -31,12 +31,12 @@ use serde_json::value::RawValue;
 
 use crate::support::nats_server;
 
-const PASSWORD: &str = "bridge-pa55";
+pub(crate) const PASSWORD: &str = "bridge-pa55";
 
 /// The same for every agent, from its first subscription: time for every session to
 /// subscribe, then two calls, one of which completes; the other ends established with
 /// data. Attach then delete of `Priority` returns call 0's data to an earlier content.
-const SCENARIO: &str = r#"
+pub(crate) const SCENARIO: &str = r#"
 {"at_ms":2500,"ring":{"from":"5115","to":"5001"}}
 {"at_ms":2700,"answer":0}
 {"at_ms":2900,"attach":{"call":0,"userData":{"AccountNumber":"12345"}}}
@@ -54,7 +54,7 @@ const SCENARIO: &str = r#"
 "#;
 
 /// Changes per agent in [`SCENARIO`].
-const CHANGES_PER_AGENT: usize = 14;
+pub(crate) const CHANGES_PER_AGENT: usize = 14;
 
 /// Polls `check` every 50 ms until it holds, for at most `limit`.
 async fn until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
@@ -66,7 +66,7 @@ async fn until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     .await
 }
 
-fn agent(i: usize) -> String {
+pub(crate) fn agent(i: usize) -> String {
     // Not a valid subject token as it is: the bridge must escape it.
     format!("agent.{i:02}@cc")
 }
@@ -77,7 +77,7 @@ fn agents(n: usize) -> Vec<Credentials> {
         .collect()
 }
 
-async fn sim(n: usize, scenario: &str) -> GwsSimServer {
+pub(crate) async fn sim(n: usize, scenario: &str) -> GwsSimServer {
     let mut config = GwsServerConfig::new(agent(0), PASSWORD);
     for i in 1..n {
         config.gws = config.gws.with_user(agent(i), PASSWORD);
@@ -96,7 +96,7 @@ fn config(sim: &GwsSimServer, nats: &NatsServer, n: usize, replica: &str) -> Bri
     c
 }
 
-async fn wait_connected(bridge: &Bridge, n: usize) {
+pub(crate) async fn wait_connected(bridge: &Bridge, n: usize) {
     until("every session connected", Duration::from_secs(20), || {
         bridge
             .metrics()
@@ -109,18 +109,21 @@ async fn wait_connected(bridge: &Bridge, n: usize) {
 
 /// One observed change: the call, its state fingerprint after, the change's JSON.
 #[derive(Clone, Debug)]
-struct Seen {
-    call_id: String,
-    state: String,
+pub(crate) struct Seen {
+    pub call_id: String,
+    pub state: String,
     /// The call text after it (`None` once completed).
-    text: Option<String>,
-    change: serde_json::Value,
+    pub text: Option<String>,
+    pub change: serde_json::Value,
 }
 
-type Observed = Arc<Mutex<BTreeMap<String, Vec<Seen>>>>;
+pub(crate) type Observed = Arc<Mutex<BTreeMap<String, Vec<Seen>>>>;
 
 /// Follows every agent with a feed of its own and records every change, per agent.
-async fn observe(sim: &GwsSimServer, n: usize) -> (Observed, Vec<tokio::task::JoinHandle<()>>) {
+pub(crate) async fn observe(
+    sim: &GwsSimServer,
+    n: usize,
+) -> (Observed, Vec<tokio::task::JoinHandle<()>>) {
     let observed: Observed = Arc::default();
     let mut tasks = Vec::new();
     for i in 0..n {
@@ -166,15 +169,15 @@ async fn observe(sim: &GwsSimServer, n: usize) -> (Observed, Vec<tokio::task::Jo
 
 /// One message of `GWS_CALLS`.
 #[derive(Debug)]
-struct Stored {
-    subject: String,
-    state: String,
-    replica: String,
-    id: String,
-    payload: serde_json::Value,
+pub(crate) struct Stored {
+    pub subject: String,
+    pub state: String,
+    pub replica: String,
+    pub id: String,
+    pub payload: serde_json::Value,
 }
 
-async fn js(nats: &NatsServer) -> jetstream::Context {
+pub(crate) async fn js(nats: &NatsServer) -> jetstream::Context {
     let client = async_nats::connect(nats.url()).await.expect("NATS connect");
     jetstream::ContextBuilder::new()
         .timeout(Duration::from_secs(5))
@@ -182,7 +185,7 @@ async fn js(nats: &NatsServer) -> jetstream::Context {
 }
 
 /// Every message of the stream, in order.
-async fn stored(js: &jetstream::Context) -> Vec<Stored> {
+pub(crate) async fn stored(js: &jetstream::Context) -> Vec<Stored> {
     let mut stream = js.get_stream(STREAM).await.expect("stream");
     let last = stream.info().await.expect("info").state.last_sequence;
     let mut out = Vec::new();
@@ -216,7 +219,7 @@ async fn stream_len(js: &jetstream::Context) -> u64 {
     }
 }
 
-async fn wait_stream_len(js: &jetstream::Context, want: u64, limit: Duration) {
+pub(crate) async fn wait_stream_len(js: &jetstream::Context, want: u64, limit: Duration) {
     within("the stream to fill", limit, async {
         loop {
             if stream_len(js).await >= want {
@@ -630,7 +633,7 @@ async fn failing_logins_are_retried_and_reported_without_stopping_the_others() {
         sim.gws().fail_logins(2);
         let mut c = config(&sim, &nats, N, "replica-a");
         c.agents
-            .push(Credentials::new(agent(1).replace("01", "99"), "wrong"));
+            .push(Credentials::new(agent(1).replace("01", "99"), "wrong").into());
         c.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
         let bad = c.agents[N].user().to_owned();
         let bridge = Bridge::start(c).await.expect("bridge");

@@ -3,4 +3,5 @@
 mod support;
 
 mod bridge;
+mod bridge_api;
 mod nats_harness;

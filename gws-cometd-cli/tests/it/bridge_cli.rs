@@ -53,6 +53,52 @@ async fn an_agents_file_others_may_read_is_refused() {
     assert!(!err.contains(PASSWORD), "{err}");
 }
 
+/// An unknown `api=` names the file and the line, exit 2, no password; the v3 settings are
+/// refused for a file of v2 agents only.
+#[tokio::test]
+async fn a_bad_api_field_names_the_file_and_line_and_v3_settings_want_a_v3_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agents.txt");
+    let bridge = |text: &str, extra: &[&str]| {
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let mut c = Command::new(BIN);
+        c.args([
+            "bridge",
+            "--gws",
+            "http://127.0.0.1:9",
+            "--nats",
+            "nats://127.0.0.1:9",
+        ])
+        .arg("--agents")
+        .arg(&path)
+        .args(extra)
+        .env_remove("GWS_CLIENT_SECRET")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+        within("the bridge", Duration::from_secs(20), c.output())
+    };
+    let out = bridge(&format!("a:{PASSWORD}\napi=v4 b:{PASSWORD}\n"), &[])
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "agents file {}: line 2: unknown api \"v4\" (expected api=v2 or api=v3)",
+            path.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains(PASSWORD), "{err}");
+    let out = bridge(&format!("a:{PASSWORD}\n"), &["--client-id", "crm"])
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--client-id is for --api v3"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bridge_follows_its_shard_and_stops_cleanly_on_sigterm() {
     within("the test", Duration::from_secs(60), async {

@@ -10,7 +10,7 @@ use gws_cometd_sim::{GwsServerConfig, GwsSimServer, SimConfig};
 use serde_json::{json, Value};
 
 use crate::support::GwsClient;
-use crate::v3_support::{form, json, V3Client};
+use crate::v3_support::{form, json, V3Client, REDIRECT_URI};
 
 const USER: &str = "agent";
 const PASSWORD: &str = "pa55-w0rd";
@@ -75,13 +75,12 @@ async fn both_logins_open_a_workspace_session_and_wrong_credentials_are_refused(
         let http = stranger.http.clone();
         let base = base.clone();
         async move {
-            http.get(format!(
-                "{base}/workspace/v3/initialize-workspace?code={code}"
-            ))
-            .send()
-            .await
-            .unwrap()
-            .status()
+            http.get(format!("{base}/workspace/v3/initialize-workspace"))
+                .query(&[("code", code.as_str()), ("redirect_uri", REDIRECT_URI)])
+                .send()
+                .await
+                .unwrap()
+                .status()
         }
     };
     assert_eq!(init(code.clone()).await, 200);
@@ -90,6 +89,103 @@ async fn both_logins_open_a_workspace_session_and_wrong_credentials_are_refused(
         .get("/workspace/v3/current-session")
         .await;
     assert_eq!(status, 401);
+}
+
+/// As a real authorization server: a code is good only with the redirect URI (and, at the
+/// token endpoint, the client) it was issued for; once clients are registered, authorize
+/// refuses another client id or another redirect URI, and never redirects.
+#[tokio::test]
+async fn codes_are_bound_to_their_client_and_redirect_uri_and_registered_clients_are_checked() {
+    let server = server().await;
+    let base = server.base_url();
+    let c = V3Client::new(&base);
+    let init = |code: &str, uri: &str| {
+        c.http
+            .get(format!("{base}/workspace/v3/initialize-workspace"))
+            .query(&[("code", code), ("redirect_uri", uri)])
+            .send()
+    };
+    let code = c.sign_in(USER, PASSWORD).await.unwrap();
+    assert_eq!(
+        init(&code, "http://127.0.0.1:9/other")
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(init(&code, REDIRECT_URI).await.unwrap().status(), 200);
+    let exchange = |code: String, client: &'static str, uri: &'static str| {
+        c.http
+            .post(format!("{base}/auth/v3/oauth/token"))
+            .basic_auth(client, Some("secret"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", uri),
+            ]))
+            .send()
+    };
+    let code = c.sign_in(USER, PASSWORD).await.unwrap();
+    let (status, body) = json(
+        exchange(code, "another_client", REDIRECT_URI)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let code = c.sign_in(USER, PASSWORD).await.unwrap();
+    let (status, body) = json(
+        exchange(code, "external_api_client", REDIRECT_URI)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["access_token"].is_string(), "{body}");
+
+    server
+        .v3()
+        .register_client("crm", "https://crm.example/callback");
+    let authorize = |client: &str, uri: &str| {
+        c.http
+            .get(format!("{base}/auth/v3/oauth/authorize"))
+            .query(&[
+                ("response_type", "code"),
+                ("client_id", client),
+                ("redirect_uri", uri),
+            ])
+            .send()
+    };
+    let (status, body) = json(
+        authorize("external_api_client", REDIRECT_URI)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unauthorized_client"))
+    );
+    let (status, body) = json(authorize("crm", REDIRECT_URI).await.unwrap()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("redirect_uri"),
+        "{body}"
+    );
+    let ok = authorize("crm", "https://crm.example/callback")
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
 }
 
 #[tokio::test]

@@ -228,6 +228,8 @@ pub struct CallFeedBuilder {
     api: Api,
     client: Option<(String, Password)>,
     api_key: Option<Password>,
+    code_client_id: Option<String>,
+    redirect_uri: Option<String>,
     devices: bool,
     max_network_delay: Duration,
     staleness_bound: Option<Duration>,
@@ -252,6 +254,8 @@ impl std::fmt::Debug for CallFeedBuilder {
             .field("api", &self.api)
             .field("client_id", &self.client.as_ref().map(|(id, _)| id))
             .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .field("code_client_id", &self.code_client_id)
+            .field("redirect_uri", &self.redirect_uri)
             .field("devices", &self.devices)
             .field("delivery", &self.delivery)
             .finish_non_exhaustive()
@@ -285,6 +289,22 @@ impl CallFeedBuilder {
     /// deployments want it). The key is never printed.
     pub fn api_key(mut self, key: impl Into<Password>) -> Self {
         self.api_key = Some(key.into());
+        self
+    }
+
+    /// v3: the OAuth client id of the authorization-code flow (default
+    /// [`DEFAULT_CLIENT_ID`](crate::gws::rest::DEFAULT_CLIENT_ID)); see
+    /// [`GwsSessionBuilder::client_id`](crate::gws::rest::GwsSessionBuilder::client_id).
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.code_client_id = Some(client_id.into());
+        self
+    }
+
+    /// v3: the redirect URI of the authorization-code flow (default: the base URL); see
+    /// [`GwsSessionBuilder::redirect_uri`](crate::gws::rest::GwsSessionBuilder::redirect_uri).
+    /// [`connect`](Self::connect) refuses one that is not an absolute URL.
+    pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
+        self.redirect_uri = Some(uri.into());
         self
     }
 
@@ -389,6 +409,12 @@ impl CallFeedBuilder {
         }
         if let Some(key) = self.api_key {
             session = session.api_key(key);
+        }
+        if let Some(id) = self.code_client_id {
+            session = session.client_id(id);
+        }
+        if let Some(uri) = self.redirect_uri {
+            session = session.redirect_uri(uri);
         }
         let session = session.build()?;
         session.login().await?;
@@ -503,6 +529,8 @@ impl CallFeed {
             api: Api::V2,
             client: None,
             api_key: None,
+            code_client_id: None,
+            redirect_uri: None,
             devices: false,
             max_network_delay: Duration::from_secs(10),
             staleness_bound: None,

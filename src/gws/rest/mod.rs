@@ -141,7 +141,8 @@ impl fmt::Debug for GwsSessionBuilder {
 
 impl GwsSessionBuilder {
     /// The API generation to speak (default [`Api::V2`]). For [`Api::V3`] see
-    /// [`client_credentials`](Self::client_credentials) and [`api_key`](Self::api_key).
+    /// [`client_credentials`](Self::client_credentials), [`client_id`](Self::client_id),
+    /// [`redirect_uri`](Self::redirect_uri) and [`api_key`](Self::api_key).
     pub fn api(mut self, api: Api) -> Self {
         self.api = api;
         self
@@ -171,6 +172,7 @@ impl GwsSessionBuilder {
     /// Checks the URL and builds the session. Nothing is sent yet.
     pub fn build(self) -> Result<GwsSession> {
         let base = parse_base(&self.base_url)?;
+        self.v3.check()?;
         let http = match self.http {
             Some(http) => http,
             None => new_client(&self.options)?,

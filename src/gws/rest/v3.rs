@@ -11,8 +11,10 @@
 //!   `GET {base}/auth/v3/oauth/authorize?response_type=code&client_id=..&redirect_uri=..`,
 //!   form `POST {base}/auth/v3/sign-in` (`username`, `password`), redirects followed by hand
 //!   (cookies kept) until one carries `code`, then `initialize-workspace?code=..&redirect_uri=..`.
-//!   The client id is [`DEFAULT_CLIENT_ID`] unless one was given; the redirect URI is the base
-//!   URL (never fetched: the code is read from the redirect itself).
+//!   The client id is [`DEFAULT_CLIENT_ID`] and the redirect URI the base URL with a trailing
+//!   `/`, unless given ([`GwsSessionBuilder::client_id`], [`GwsSessionBuilder::redirect_uri`]:
+//!   a real GWS 9 wants the ones registered for the client). The redirect URI is never
+//!   fetched: the code is read from the redirect itself.
 //!
 //! `initialize-workspace` sets the session cookie (`WORKSPACE_SESSIONID` on GWS 9,
 //! `WWE_CODE` on Genesys's simulator); every cookie the server sets is kept in the session's
@@ -68,6 +70,30 @@ pub(super) struct V3Config {
     pub(super) client: Option<(String, Password)>,
     /// Sent as `x-api-key` on every request.
     pub(super) api_key: Option<Password>,
+    /// The authorization-code flow's client id, when not [`DEFAULT_CLIENT_ID`].
+    pub(super) code_client_id: Option<String>,
+    /// The authorization-code flow's redirect URI, when not the base URL.
+    pub(super) redirect_uri: Option<String>,
+}
+
+impl V3Config {
+    /// Refuses a redirect URI that is not an absolute URL (checked when the session is built,
+    /// not at the first login).
+    pub(super) fn check(&self) -> Result<()> {
+        let Some(uri) = &self.redirect_uri else {
+            return Ok(());
+        };
+        match Url::parse(uri) {
+            Ok(url) if !url.cannot_be_a_base() => Ok(()),
+            _ => Err(TransportError::InvalidUrl {
+                url: uri.clone(),
+                reason: "a redirect URI must be an absolute URL, e.g. \
+                         https://app.example.com/callback"
+                    .into(),
+            }
+            .into()),
+        }
+    }
 }
 
 impl fmt::Debug for V3Config {
@@ -75,6 +101,8 @@ impl fmt::Debug for V3Config {
         f.debug_struct("V3Config")
             .field("client_id", &self.client.as_ref().map(|(id, _)| id))
             .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .field("code_client_id", &self.code_client_id)
+            .field("redirect_uri", &self.redirect_uri)
             .finish()
     }
 }
@@ -96,6 +124,26 @@ impl GwsSessionBuilder {
     /// deployments want it). The key is never printed.
     pub fn api_key(mut self, key: impl Into<Password>) -> Self {
         self.v3.api_key = Some(key.into());
+        self
+    }
+
+    /// Workspace API v3 only: the OAuth client id of the authorization-code flow (form
+    /// sign-in), sent to `/auth/v3/oauth/authorize`. Default [`DEFAULT_CLIENT_ID`]; a real
+    /// GWS 9 wants a client id registered there. Not used with
+    /// [`client_credentials`](Self::client_credentials), whose own id the password grant
+    /// sends.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.v3.code_client_id = Some(client_id.into());
+        self
+    }
+
+    /// Workspace API v3 only: the redirect URI of the authorization-code flow, sent to
+    /// `/auth/v3/oauth/authorize` and with the code to `initialize-workspace`. Default: the
+    /// base URL with a trailing `/`; a real GWS 9 wants the one registered for the
+    /// [`client_id`](Self::client_id). It is never fetched: the code is read from the
+    /// redirect itself. [`build`](Self::build) refuses one that is not an absolute URL.
+    pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
+        self.v3.redirect_uri = Some(uri.into());
         self
     }
 }
@@ -139,9 +187,12 @@ impl GwsSession {
         self.url_under(&["workspace", "v3"], segments)
     }
 
-    /// The redirect URI of the authorization-code flow: the base URL.
+    /// The redirect URI of the authorization-code flow: the one given, else the base URL.
     fn redirect_uri(&self) -> String {
-        format!("{}/", self.base_url())
+        match &self.inner.v3.redirect_uri {
+            Some(uri) => uri.clone(),
+            None => format!("{}/", self.base_url()),
+        }
     }
 
     /// Logs in to v3 (see the [module docs](self)); the caller holds the login lock.
@@ -244,18 +295,24 @@ impl GwsSession {
 
     /// The authorization-code flow up to the code: authorize, sign in, follow redirects.
     async fn authorization_code(&self) -> Result<String> {
-        let client_id = DEFAULT_CLIENT_ID;
+        let client_id = self
+            .inner
+            .v3
+            .code_client_id
+            .as_deref()
+            .unwrap_or(DEFAULT_CLIENT_ID);
+        let redirect_uri = self.redirect_uri();
         let mut authorize = self.url_under(&["auth", "v3", "oauth", "authorize"], &[]);
         authorize
             .query_pairs_mut()
             .append_pair("response_type", "code")
             .append_pair("client_id", client_id)
-            .append_pair("redirect_uri", &self.redirect_uri());
+            .append_pair("redirect_uri", &redirect_uri);
         // Already signed in (a cookie of an earlier login): the code comes at once.
         match self.follow(&authorize, Method::GET, None).await {
             Ok(Some(code)) => return Ok(code),
             Ok(None) => {}
-            Err(RestError::Transport(TransportError::Status { status, .. }))
+            Err(RestError::Transport(TransportError::Status { status, body, .. }))
                 if matches!(status, 400 | 401 | 403) =>
             {
                 return Err(RestError::Unauthorized {
@@ -264,8 +321,11 @@ impl GwsSession {
                         .to_string(),
                     status,
                     hint: format!(
-                        "the authorization server refused client {client_id:?}: give the \
-                         deployment's client id and secret (client_credentials)"
+                        "the authorization server refused client {client_id:?} with redirect \
+                         URI {redirect_uri:?} ({}): give the client id and redirect URI \
+                         registered there (client_id, redirect_uri), or a client id and \
+                         secret (client_credentials)",
+                        oauth_reason(&body)
                     ),
                 })
             }
@@ -487,6 +547,19 @@ fn has_status(body: &[u8]) -> bool {
         .is_some_and(|s| s.code.is_some())
 }
 
+/// An OAuth error reply's `error_description` (or `error`), else the body as it came.
+fn oauth_reason(body: &str) -> String {
+    #[derive(Deserialize)]
+    struct OAuthError {
+        error: Option<String>,
+        error_description: Option<String>,
+    }
+    serde_json::from_str::<OAuthError>(body)
+        .ok()
+        .and_then(|e| e.error_description.or(e.error))
+        .map_or_else(|| body.to_owned(), |reason| truncate(&reason))
+}
+
 fn location(headers: &HeaderMap) -> Option<String> {
     headers
         .get(LOCATION)
@@ -592,43 +665,5 @@ fn status_error(url: &Url, status: StatusCode, body: &[u8]) -> RestError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn v3_status_codes_map_to_the_v2_table() {
-        let url = Url::parse("http://h/workspace/v3/voice/calls/X/hold").unwrap();
-        let reply = |status, body: &str| Reply {
-            status,
-            body: body.as_bytes().to_vec(),
-        };
-        let ok = reply(StatusCode::OK, r#"{"status":{"code":1},"operationId":"o"}"#);
-        assert!(judge_v3(&url, ok, "Hold", Some("X")).is_ok());
-        let refused = reply(
-            StatusCode::BAD_REQUEST,
-            r#"{"status":{"code":2,"message":"Invalid call state"}}"#,
-        );
-        let err = judge_v3(&url, refused, "Hold", Some("X")).unwrap_err();
-        assert_eq!(err.gws_status(), Some(GwsStatus::InvalidState));
-        assert_eq!(
-            err.to_string(),
-            "Hold on call X: GWS statusCode 2 (invalid for the current state): Invalid call state"
-        );
-        let down = reply(StatusCode::BAD_GATEWAY, "upstream gone");
-        let err = judge_v3(&url, down, "Hold", Some("X")).unwrap_err();
-        assert!(matches!(
-            err,
-            RestError::Transport(TransportError::Status { status: 502, .. })
-        ));
-    }
-
-    #[test]
-    fn debug_shows_no_secret() {
-        let config = V3Config {
-            client: Some(("wwe".into(), Password::new("cl13nt-s3cret"))),
-            api_key: Some(Password::new("k3y-s3cret")),
-        };
-        let text = format!("{config:?}");
-        assert!(text.contains("wwe") && !text.contains("s3cret"), "{text}");
-    }
-}
+#[path = "v3_tests.rs"]
+mod tests;

@@ -6,8 +6,8 @@ use hyper::header::{HeaderValue, AUTHORIZATION, LOCATION, SET_COOKIE};
 use hyper::{Method, Request, Response, StatusCode};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 
-use super::{form, query, user_name, SignInRequest, V3};
-use crate::gws::auth::random_token;
+use super::{form, query, user_name, Grant, SignInRequest, V3};
+use crate::gws::auth::{basic_credentials, random_token};
 use crate::json_string::quote;
 use crate::server::{add_header, cookie, json_reply, reply};
 
@@ -72,14 +72,36 @@ impl V3 {
                 "redirect_uri is missing",
             );
         };
+        let client_id = q.get("client_id").cloned().unwrap_or_default();
         let id = random_token();
-        self.state().sign_ins.insert(
-            id.clone(),
-            SignInRequest {
-                redirect_uri: redirect_uri.clone(),
-                state: q.get("state").cloned(),
-            },
-        );
+        {
+            let mut state = self.state();
+            // A real server checks both against the client's registration, and never
+            // redirects to an unregistered URI.
+            let registered = state.clients.get(&client_id);
+            if !state.clients.is_empty() && registered.is_none() {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "unauthorized_client",
+                    &format!("Unknown client id {client_id:?}"),
+                );
+            }
+            if registered.is_some_and(|r| r != redirect_uri) {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    &format!("redirect_uri does not match the one registered for {client_id:?}"),
+                );
+            }
+            state.sign_ins.insert(
+                id.clone(),
+                SignInRequest {
+                    client_id: Some(client_id),
+                    redirect_uri: redirect_uri.clone(),
+                    state: q.get("state").cloned(),
+                },
+            );
+        }
         let mut r = sign_in_page(StatusCode::OK, "");
         add_header(
             &mut r,
@@ -99,6 +121,7 @@ impl V3 {
             .and_then(|id| self.state().sign_ins.get(id).cloned())
             .or_else(|| {
                 f.get("redirect_uri").map(|u| SignInRequest {
+                    client_id: None,
                     redirect_uri: u.clone(),
                     state: f.get("state").cloned(),
                 })
@@ -122,9 +145,14 @@ impl V3 {
                 // Signed in: the authorize request is done with.
                 state.sign_ins.remove(id);
             }
-            state
-                .codes
-                .insert(code.clone(), (user, pending.redirect_uri.clone()));
+            state.codes.insert(
+                code.clone(),
+                Grant {
+                    user,
+                    client_id: pending.client_id.clone(),
+                    redirect_uri: pending.redirect_uri.clone(),
+                },
+            );
         }
         let sep = if pending.redirect_uri.contains('?') {
             '&'
@@ -153,13 +181,15 @@ impl V3 {
     }
 
     /// `POST /auth/v3/oauth/token`: `grant_type=password` (`username`, `password`) or
-    /// `authorization_code` (`code`), the client as HTTP Basic (any client id and secret).
+    /// `authorization_code` (`code`, and the client and `redirect_uri` the code was issued
+    /// for), the client as HTTP Basic (any client id and secret).
     fn token(&self, req: &Request<Bytes>) -> Response<Bytes> {
         let basic = req
             .headers()
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.len() > 6 && v[..6].eq_ignore_ascii_case("basic "));
+        let client_id = basic_credentials(req.headers()).map(|(id, _)| id);
         if !basic {
             return oauth_error(
                 StatusCode::UNAUTHORIZED,
@@ -182,7 +212,11 @@ impl V3 {
             Some("authorization_code") => f
                 .get("code")
                 .and_then(|code| self.state().codes.remove(code))
-                .map(|(user, _)| user),
+                .filter(|g| {
+                    (g.client_id.is_none() || g.client_id == client_id)
+                        && f.get("redirect_uri") == Some(&g.redirect_uri)
+                })
+                .map(|g| g.user),
             _ => {
                 return oauth_error(
                     StatusCode::BAD_REQUEST,

@@ -8,11 +8,16 @@
 //! |---|---|
 //! | `GET /auth/v3/oauth/authorize?response_type=code&client_id=..&redirect_uri=..[&state=..]` | the sign-in form (HTML), with an `AUTH_SESSIONID` cookie remembering `redirect_uri` |
 //! | `POST /auth/v3/sign-in` (form `username`, `password`) | 302 to `redirect_uri?code=..[&state=..]`; bad credentials 401 with the form again |
-//! | `POST /auth/v3/oauth/token` (HTTP Basic client, form `grant_type=password`, `username`, `password`; or `grant_type=authorization_code`, `code`) | `{"access_token":..,"token_type":"bearer","expires_in":..,"scope":"*"}`; bad credentials 400 `invalid_grant`, no Basic 401 |
+//! | `POST /auth/v3/oauth/token` (HTTP Basic client, form `grant_type=password`, `username`, `password`; or `grant_type=authorization_code`, `code`, `redirect_uri`) | `{"access_token":..,"token_type":"bearer","expires_in":..,"scope":"*"}`; bad credentials 400 `invalid_grant`, no Basic 401 |
 //! | `GET`/`POST /workspace/v3/initialize-workspace` with `?code=..&redirect_uri=..` or `Authorization: Bearer ..` | sets `WORKSPACE_SESSIONID`; `{"status":{"code":1},"data":{"user":{..}}}` |
 //!
 //! User names are the simulator's users, optionally as `\user` or `tenant\user` (any
-//! tenant). Any client id and secret are accepted. Codes are single use. Sessions, codes
+//! tenant). Any client id and secret are accepted, until [`V3::register_client`] names the
+//! code flow's clients: then authorize refuses (400, OAuth JSON) another client id or a
+//! redirect URI other than the client's. A code is bound to the client id and redirect URI
+//! of its authorize request, as a real server binds it: `initialize-workspace` wants the same
+//! `redirect_uri` (else 401), the token endpoint the same client (Basic) and `redirect_uri`
+//! (else 400 `invalid_grant`). Codes are single use. Sessions, codes
 //! and tokens live in memory: a restarted simulator forgets them (401 on REST, 401 on
 //! CometD) and a client logs in again.
 //!
@@ -101,8 +106,17 @@ pub enum V3Restart {
 /// An authorize request waiting for its sign-in.
 #[derive(Clone)]
 struct SignInRequest {
+    /// `None` for a sign-in without an authorize request.
+    client_id: Option<String>,
     redirect_uri: String,
     state: Option<String>,
+}
+
+/// What a code was issued for: the exchange must name the same client and redirect URI.
+struct Grant {
+    user: String,
+    client_id: Option<String>,
+    redirect_uri: String,
 }
 
 struct Session {
@@ -114,8 +128,9 @@ struct Session {
 #[derive(Default)]
 struct V3State {
     sign_ins: HashMap<String, SignInRequest>,
-    /// Code → (user, redirect URI).
-    codes: HashMap<String, (String, String)>,
+    codes: HashMap<String, Grant>,
+    /// The code flow's registered clients (client id → redirect URI); empty: any.
+    clients: HashMap<String, String>,
     /// Access token → user.
     tokens: HashMap<String, String>,
     sessions: HashMap<String, Session>,
@@ -194,6 +209,15 @@ impl V3 {
     /// right after the handshake, and every `CallStateChanged` and `EventError`.
     pub fn deliver_without_subscription(&self, on: bool) {
         self.state().deliver_unsubscribed = on;
+    }
+
+    /// Registers a client of the authorization-code flow and its one redirect URI, as a real
+    /// GWS 9 has them: once one is, authorize refuses any other client id, and any other
+    /// redirect URI for this one.
+    pub fn register_client(&self, client_id: impl Into<String>, redirect_uri: impl Into<String>) {
+        self.state()
+            .clients
+            .insert(client_id.into(), redirect_uri.into());
     }
 
     /// Remembers a Bayeux session handshaken on the v3 endpoint.

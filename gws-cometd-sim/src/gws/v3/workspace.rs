@@ -129,9 +129,10 @@ impl V3 {
         let user = match q.get("code") {
             Some(code) => {
                 let mut state = self.state();
+                // The redirect URI the code was issued for, as OAuth wants it.
                 match state.codes.get(code) {
-                    Some((_, uri)) if q.get("redirect_uri").is_some_and(|u| u != uri) => None,
-                    Some(_) => state.codes.remove(code).map(|(user, _)| user),
+                    Some(g) if q.get("redirect_uri") != Some(&g.redirect_uri) => None,
+                    Some(_) => state.codes.remove(code).map(|g| g.user),
                     None => None,
                 }
             }
