@@ -1,0 +1,154 @@
+//! The max network delay on login and REST, and the message limit.
+
+use std::time::Duration;
+
+use gws_cometd::bayeux::GapCause;
+use gws_cometd::gws::{Api, ChangeOrigin, FeedEvent};
+use gws_cometd_sim::Fault as SimFault;
+use gws_cometd_test_support::{within, within_real};
+use tokio::time::Instant;
+
+use super::catch_up::next_change;
+use super::{
+    base_url, builder, differences, feed, proxy_to, raw, sim, sim_config, DN, MAX_NETWORK_DELAY,
+    PASSWORD,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_login_fails_within_the_max_network_delay() {
+    within_real("the test", Duration::from_secs(20), async {
+        let sim = sim(sim_config(true)).await;
+        sim.bayeux().set_fault(SimFault::HoldRequests {
+            method: "GET".into(),
+            path: "/api/v2/me".into(),
+        });
+        let started = Instant::now();
+        let err = builder(&sim.base_url(), Api::V2)
+            .connect()
+            .await
+            .expect_err("a login never answered fails");
+        let took = started.elapsed();
+        println!(
+            "FAULT-SUITE held login: connect() failed after {} ms (max network delay {} ms): {err}",
+            took.as_millis(),
+            MAX_NETWORK_DELAY.as_millis()
+        );
+        assert!(err.is_timeout(), "a timeout: {err:?}");
+        assert!(
+            took >= MAX_NETWORK_DELAY && took < MAX_NETWORK_DELAY * 2,
+            "after about the max network delay: {took:?}"
+        );
+        assert!(
+            !format!("{err} {err:?}").contains(PASSWORD),
+            "no secret in errors"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_heal_read_fails_within_the_max_network_delay_and_is_retried() {
+    within_real("the test", Duration::from_secs(30), async {
+        let sim = sim(sim_config(true)).await;
+        let id = sim.gws().ring_inbound("5115", DN);
+        let mut feed = feed(&sim.base_url(), Api::V2).await;
+        sim.bayeux().set_fault(SimFault::HoldRequests {
+            method: "GET".into(),
+            path: "/api/v2/me/calls".into(),
+        });
+        // A gap: the Bayeux session is lost, and meanwhile the call changes.
+        sim.bayeux().forget_sessions();
+        sim.gws().answer(&id).unwrap();
+        let mut gap_at = None;
+        let failed = within("the held read fails", Duration::from_secs(10), async {
+            loop {
+                match feed.next().await.expect("the feed goes on") {
+                    FeedEvent::Gap { .. } => gap_at = gap_at.or(Some(Instant::now())),
+                    FeedEvent::HealFailed(e) => return (Instant::now(), e),
+                    _ => {}
+                }
+            }
+        }).await;
+        let gap_at = gap_at.expect("a gap before the heal");
+        let took = failed.0 - gap_at;
+        sim.bayeux().clear_faults();
+        let healed = within("the heal is retried and succeeds", Duration::from_secs(10), async {
+            loop {
+                if let FeedEvent::Healed { changes } = feed.next().await.expect("the feed goes on") {
+                    return changes;
+                }
+            }
+        }).await;
+        println!(
+            "FAULT-SUITE held heal read: HealFailed {} ms after the gap (max network delay {} ms): {}; healed with {healed} change(s)",
+            took.as_millis(),
+            MAX_NETWORK_DELAY.as_millis(),
+            failed.1
+        );
+        assert!(failed.1.is_timeout(), "{:?}", failed.1);
+        assert!(took < MAX_NETWORK_DELAY * 2, "{took:?}");
+        assert_eq!(healed, 1);
+        assert_eq!(differences(sim.gws(), Api::V2, &feed.store_handle()), Vec::<String>::new());
+        feed.disconnect().await;
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// The message limit.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_over_the_message_limit_is_a_gap_and_is_healed() {
+    const LIMIT: usize = 64 * 1024;
+    within_real("the test", Duration::from_secs(30), async {
+        let sim = sim(sim_config(true)).await;
+        let proxy = proxy_to(&sim).await;
+        let id = sim.gws().ring_inbound("5115", DN);
+        sim.gws().answer(&id).unwrap();
+        let mut feed = builder(&base_url(&proxy), Api::V2)
+            .max_message_bytes(LIMIT)
+            .connect()
+            .await
+            .expect("the feed connects");
+        let big = format!("\"{}\"", "x".repeat(100_000));
+        sim.gws()
+            .attach_user_data(&id, vec![("Transcript".into(), raw(big))])
+            .unwrap();
+        let (cause, changes) = within("a gap, then a heal", Duration::from_secs(10), async {
+            let mut cause = None;
+            loop {
+                match feed.next().await.expect("the feed goes on") {
+                    FeedEvent::Gap { cause: c } => cause = Some(c),
+                    FeedEvent::Healed { changes } => return (cause, changes),
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        println!("FAULT-SUITE message limit (feed): {cause:?}, healed with {changes} change(s)");
+        match cause {
+            Some(GapCause::MessageTooLarge { size, limit }) => {
+                assert_eq!(limit, LIMIT);
+                assert!(size > LIMIT);
+            }
+            other => panic!("a MessageTooLarge gap expected, got {other:?}"),
+        }
+        assert_eq!(changes, 1);
+        assert_eq!(
+            differences(sim.gws(), Api::V2, &feed.store_handle()),
+            Vec::<String>::new()
+        );
+        // The feed goes on with the next notification (every notification of the call is
+        // over the limit while the big value is attached: removing it is the next one under).
+        sim.gws().delete_user_data_pair(&id, "Transcript").unwrap();
+        let change = next_change(&mut feed, &id).await;
+        assert_eq!(change.origin, ChangeOrigin::Notification);
+        assert_eq!(change.user_data.removed.len(), 1, "{change:?}");
+        assert_eq!(
+            differences(sim.gws(), Api::V2, &feed.store_handle()),
+            Vec::<String>::new()
+        );
+        feed.disconnect().await;
+    })
+    .await;
+}
