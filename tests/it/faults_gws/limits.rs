@@ -10,26 +10,49 @@ use tokio::time::Instant;
 
 use super::catch_up::next_change;
 use super::{
-    base_url, builder, differences, feed, proxy_to, raw, sim, sim_config, DN, MAX_NETWORK_DELAY,
-    PASSWORD,
+    base_url, builder, differences, feed, label, proxy_to, raw, sim, sim_config, DN,
+    MAX_NETWORK_DELAY, PASSWORD,
 };
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_held_login_fails_within_the_max_network_delay() {
+/// The request that carries `api`'s credentials: v2's Basic login, v3's form sign-in.
+fn login_request(api: Api) -> SimFault {
+    let (method, path) = match api {
+        Api::V3 => ("POST", "/auth/v3/sign-in"),
+        _ => ("GET", "/api/v2/me"),
+    };
+    SimFault::HoldRequests {
+        method: method.into(),
+        path: path.into(),
+    }
+}
+
+/// The read of the agent's calls a heal makes.
+fn calls_read(api: Api) -> SimFault {
+    let path = match api {
+        Api::V3 => "/workspace/v3/current-session",
+        _ => "/api/v2/me/calls",
+    };
+    SimFault::HoldRequests {
+        method: "GET".into(),
+        path: path.into(),
+    }
+}
+
+/// The login request never answered: `connect()` fails with a timeout after about the max
+/// network delay, and no secret shows in the error.
+async fn held_login(api: Api) {
     within_real("the test", Duration::from_secs(20), async {
         let sim = sim(sim_config(true)).await;
-        sim.bayeux().set_fault(SimFault::HoldRequests {
-            method: "GET".into(),
-            path: "/api/v2/me".into(),
-        });
+        sim.bayeux().set_fault(login_request(api));
         let started = Instant::now();
-        let err = builder(&sim.base_url(), Api::V2)
+        let err = builder(&sim.base_url(), api)
             .connect()
             .await
             .expect_err("a login never answered fails");
         let took = started.elapsed();
         println!(
-            "FAULT-SUITE held login: connect() failed after {} ms (max network delay {} ms): {err}",
+            "FAULT-SUITE {}: connect() failed after {} ms (max network delay {} ms): {err}",
+            label(api, "held login"),
             took.as_millis(),
             MAX_NETWORK_DELAY.as_millis()
         );
@@ -46,16 +69,14 @@ async fn a_held_login_fails_within_the_max_network_delay() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_held_heal_read_fails_within_the_max_network_delay_and_is_retried() {
+/// The heal's read of the calls never answered: `HealFailed` (a timeout) within about the
+/// max network delay, and the heal succeeds once the read is answered.
+async fn held_heal_read(api: Api) {
     within_real("the test", Duration::from_secs(30), async {
         let sim = sim(sim_config(true)).await;
         let id = sim.gws().ring_inbound("5115", DN);
-        let mut feed = feed(&sim.base_url(), Api::V2).await;
-        sim.bayeux().set_fault(SimFault::HoldRequests {
-            method: "GET".into(),
-            path: "/api/v2/me/calls".into(),
-        });
+        let mut feed = feed(&sim.base_url(), api).await;
+        sim.bayeux().set_fault(calls_read(api));
         // A gap: the Bayeux session is lost, and meanwhile the call changes.
         sim.bayeux().forget_sessions();
         sim.gws().answer(&id).unwrap();
@@ -80,7 +101,8 @@ async fn a_held_heal_read_fails_within_the_max_network_delay_and_is_retried() {
             }
         }).await;
         println!(
-            "FAULT-SUITE held heal read: HealFailed {} ms after the gap (max network delay {} ms): {}; healed with {healed} change(s)",
+            "FAULT-SUITE {}: HealFailed {} ms after the gap (max network delay {} ms): {}; healed with {healed} change(s)",
+            label(api, "held heal read"),
             took.as_millis(),
             MAX_NETWORK_DELAY.as_millis(),
             failed.1
@@ -88,7 +110,7 @@ async fn a_held_heal_read_fails_within_the_max_network_delay_and_is_retried() {
         assert!(failed.1.is_timeout(), "{:?}", failed.1);
         assert!(took < MAX_NETWORK_DELAY * 2, "{took:?}");
         assert_eq!(healed, 1);
-        assert_eq!(differences(sim.gws(), Api::V2, &feed.store_handle()), Vec::<String>::new());
+        assert_eq!(differences(sim.gws(), api, &feed.store_handle()), Vec::<String>::new());
         feed.disconnect().await;
     })
     .await;
@@ -97,15 +119,16 @@ async fn a_held_heal_read_fails_within_the_max_network_delay_and_is_retried() {
 // ---------------------------------------------------------------------------------------
 // The message limit.
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_notification_over_the_message_limit_is_a_gap_and_is_healed() {
+/// A notification over `max_message_bytes` is a `MessageTooLarge` gap, healed from REST;
+/// the next notification under the limit is handed out as usual.
+async fn message_limit(api: Api) {
     const LIMIT: usize = 64 * 1024;
     within_real("the test", Duration::from_secs(30), async {
         let sim = sim(sim_config(true)).await;
         let proxy = proxy_to(&sim).await;
         let id = sim.gws().ring_inbound("5115", DN);
         sim.gws().answer(&id).unwrap();
-        let mut feed = builder(&base_url(&proxy), Api::V2)
+        let mut feed = builder(&base_url(&proxy), api)
             .max_message_bytes(LIMIT)
             .connect()
             .await
@@ -125,7 +148,10 @@ async fn a_notification_over_the_message_limit_is_a_gap_and_is_healed() {
             }
         })
         .await;
-        println!("FAULT-SUITE message limit (feed): {cause:?}, healed with {changes} change(s)");
+        println!(
+            "FAULT-SUITE message limit ({}): {cause:?}, healed with {changes} change(s)",
+            label(api, "feed")
+        );
         match cause {
             Some(GapCause::MessageTooLarge { size, limit }) => {
                 assert_eq!(limit, LIMIT);
@@ -135,7 +161,7 @@ async fn a_notification_over_the_message_limit_is_a_gap_and_is_healed() {
         }
         assert_eq!(changes, 1);
         assert_eq!(
-            differences(sim.gws(), Api::V2, &feed.store_handle()),
+            differences(sim.gws(), api, &feed.store_handle()),
             Vec::<String>::new()
         );
         // The feed goes on with the next notification (every notification of the call is
@@ -145,10 +171,40 @@ async fn a_notification_over_the_message_limit_is_a_gap_and_is_healed() {
         assert_eq!(change.origin, ChangeOrigin::Notification);
         assert_eq!(change.user_data.removed.len(), 1, "{change:?}");
         assert_eq!(
-            differences(sim.gws(), Api::V2, &feed.store_handle()),
+            differences(sim.gws(), api, &feed.store_handle()),
             Vec::<String>::new()
         );
         feed.disconnect().await;
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_login_fails_within_the_max_network_delay() {
+    held_login(Api::V2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_a_held_login_fails_within_the_max_network_delay() {
+    held_login(Api::V3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_heal_read_fails_within_the_max_network_delay_and_is_retried() {
+    held_heal_read(Api::V2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_a_held_heal_read_fails_within_the_max_network_delay_and_is_retried() {
+    held_heal_read(Api::V3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_over_the_message_limit_is_a_gap_and_is_healed() {
+    message_limit(Api::V2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_a_notification_over_the_message_limit_is_a_gap_and_is_healed() {
+    message_limit(Api::V3).await;
 }

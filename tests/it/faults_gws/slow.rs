@@ -13,10 +13,11 @@ use gws_cometd_test_support::within_real;
 use tokio::time::{sleep, timeout, Instant};
 
 use super::driver::is_gap;
-use super::{builder, differences, raw, sim, DN};
+use super::{builder, differences, label, raw, sim, DN};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_consumer_keeps_the_session_and_gets_the_net_change_per_call() {
+/// A consumer of `api`'s feed that stops reading for 2.5 × the server's `maxInterval`
+/// while 63 changes are made: no re-handshake, no gap, then one net change per call.
+async fn slow_consumer(api: Api) {
     const MAX_INTERVAL: Duration = Duration::from_secs(2);
     within_real("the test", Duration::from_secs(40), async {
         let sim = sim(SimConfig {
@@ -31,7 +32,7 @@ async fn a_slow_consumer_keeps_the_session_and_gets_the_net_change_per_call() {
             gws.answer(id).unwrap();
         }
         // Every change joins its call's last one waiting: the consumer gets the net change.
-        let mut feed = builder(&sim.base_url(), Api::V2)
+        let mut feed = builder(&sim.base_url(), api)
             .max_separate_changes(0)
             .connect()
             .await
@@ -64,7 +65,8 @@ async fn a_slow_consumer_keeps_the_session_and_gets_the_net_change_per_call() {
         }
         let stats = sim.bayeux().stats();
         println!(
-            "FAULT-SUITE slow consumer: paused {} ms (maxInterval {} ms), 63 changes made, {} handed out after; handshakes {}",
+            "FAULT-SUITE {}: paused {} ms (maxInterval {} ms), 63 changes made, {} handed out after; handshakes {}",
+            label(api, "slow consumer"),
             paused_for.as_millis(),
             MAX_INTERVAL.as_millis(),
             changes.len(),
@@ -97,10 +99,20 @@ async fn a_slow_consumer_keeps_the_session_and_gets_the_net_change_per_call() {
                 }
             }
         }
-        assert_eq!(differences(gws, Api::V2, &feed.store_handle()), Vec::<String>::new());
+        assert_eq!(differences(gws, api, &feed.store_handle()), Vec::<String>::new());
         feed.disconnect().await;
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_keeps_the_session_and_gets_the_net_change_per_call() {
+    slow_consumer(Api::V2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_a_slow_consumer_keeps_the_session_and_gets_the_net_change_per_call() {
+    slow_consumer(Api::V3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -120,3 +120,8 @@ async fn replies_never_get_through(api: Api) {
 async fn with_ack_replies_that_never_get_through_leave_the_store_stale_for_a_bounded_time() {
     replies_never_get_through(Api::V2).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v3_with_ack_replies_that_never_get_through_leave_the_store_stale_for_a_bounded_time() {
+    replies_never_get_through(Api::V3).await;
+}
