@@ -9,16 +9,17 @@
 //! `sim.gws().calls_json_for(user)`, for the Workspace API v3 `sim.gws().calls_v3_for(user)`
 //! (`current-session`'s calls: KVList `userData`, numeric `duration`).
 //!
-//! The feed scenarios are written once and run for both generations: each `v3_` test is
-//! its v2 namesake with a v3 feed (form sign-in as `\agent`) on the simulator's
-//! `/workspace/v3` endpoint, through the same proxy, with the same seeded driver.
+//! The feed scenarios are written once and run for both generations: every test below but
+//! the raw client's contrast also runs as `v3_<name>`, with a v3 feed (form sign-in as
+//! `\agent`) on the simulator's `/workspace/v3` endpoint, through the same proxy, with the
+//! same seeded driver (the held requests are then v3's sign-in and `current-session`).
 //!
 //! | test | what it shows |
 //! |---|---|
-//! | `with_ack_the_store_equals_the_server_after_every_fault` (and `v3_`) | the fault schedule of test-support's `fault_plan` with the simulator's ack extension: no gap, and the store equals the server's state within a bounded settle time after each fault |
-//! | `without_ack_every_gap_is_healed_and_the_store_equals_the_server` (and `v3_`) | the same without it: gaps are reported, each is followed by `Healed`, and the store equals the server's state after each fault (the time is the table's "time to heal") |
-//! | `calls_in_progress_are_caught_up_and_a_later_notification_reports_only_its_change` (and `v3_`) | a feed started (through 100 ms of latency) while calls are up reports each as `origin: catchUp`; a later notification reports only what it changed |
-//! | `after_a_15_s_outage_the_store_equals_the_server_within_3_s` (and `v3_`) | the network refuses connections for 15 s (the Bayeux session expires meanwhile): from the outage's end to the store equal to the server's takes ≤ 3 s |
+//! | `with_ack_the_store_equals_the_server_after_every_fault` | the fault schedule of test-support's `fault_plan` with the simulator's ack extension: no gap, and the store equals the server's state within a bounded settle time after each fault |
+//! | `without_ack_every_gap_is_healed_and_the_store_equals_the_server` | the same without it: gaps are reported, each is followed by `Healed`, and the store equals the server's state after each fault (the time is the table's "time to heal") |
+//! | `calls_in_progress_are_caught_up_and_a_later_notification_reports_only_its_change` | a feed started (through 100 ms of latency) while calls are up reports each as `origin: catchUp`; a later notification reports only what it changed |
+//! | `after_a_15_s_outage_the_store_equals_the_server_within_3_s` | the network refuses connections for 15 s (the Bayeux session expires meanwhile): from the outage's end to the store equal to the server's takes ≤ 3 s |
 //! | `with_ack_replies_that_never_get_through_leave_the_store_stale_for_a_bounded_time` | every reply carrying a notification reset: the store trails the server by a bounded time, and the feed says so |
 //! | `a_slow_consumer_keeps_the_session_and_gets_the_net_change_per_call` | a consumer that stops reading for 2.5 × the server's `maxInterval` costs no re-handshake, and then gets one net change per call |
 //! | `contrast_a_raw_client_whose_subscriber_is_full_loses_its_session` | the raw `Client` whose subscriber stops reading loses its session after `maxInterval` (as its docs say) |
