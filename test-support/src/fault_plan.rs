@@ -1,5 +1,5 @@
 //! The fault schedule shared by the fault suite (`tests/it/faults_bayeux.rs`,
-//! `tests/it/faults_gws.rs`): which faults the proxy of [`crate::fault_proxy`] injects, for how
+//! `tests/it/faults_gws/`): which faults the proxy of [`crate::fault_proxy`] injects, for how
 //! long, and how the figures of a run are printed.
 //!
 //!

@@ -1,7 +1,7 @@
 //! The fault-injecting proxy of test-support's `fault_proxy`, fault by fault, against small
 //! upstreams of this file's own on 127.0.0.1 (an echo server and a fixed HTTP/1.1 server).
 //!
-//! Only what the fault suites (`faults_bayeux.rs`, `faults_gws.rs`, test-support's
+//! Only what the fault suites (`faults_bayeux.rs`, `faults_gws/`, test-support's
 //! `fault_plan`) rely on is tested here: each test names the faults or the fact it guards. A
 //! suite's verdict on the client or the feed is worth no more than the proxy doing what the
 //! suite says it did.
@@ -399,7 +399,7 @@ async fn a_stall_holds_the_reply_and_releases_it_intact() {
     .await;
 }
 
-/// `refuse_for` (outages in `faults_bayeux.rs` and `faults_gws.rs`): live and new
+/// `refuse_for` (outages in `faults_bayeux.rs` and `faults_gws/`): live and new
 /// connections reset, none reaching the server, for exactly the outage.
 #[tokio::test(start_paused = true)]
 async fn refuse_for_resets_live_and_new_connections_for_the_outage_then_lets_them_through() {
@@ -483,7 +483,7 @@ async fn reset_all_resets_live_connections_on_both_sides_and_spares_later_ones()
     .await;
 }
 
-/// The `latency-250ms` phase and `faults_gws.rs`'s slow network: the delay the suite
+/// The `latency-250ms` phase and `faults_gws/`'s slow network: the delay the suite
 /// configures, each way, without serialising chunks.
 #[tokio::test(start_paused = true)]
 async fn latency_delays_every_chunk_both_ways_as_a_delay_line() {

@@ -1,6 +1,8 @@
 //! Starting calls and moving them through their states (answer, hold, retrieve, hangup,
 //! complete), each change published as a `StatusChange`.
 
+use std::time::SystemTime;
+
 use tokio::time::Instant;
 
 use super::{NewCall, SimCall, SimCallError, SimCallState, SimCallType};
@@ -52,6 +54,7 @@ impl GwsSim {
                 call,
                 user_data: Vec::new(),
                 started: Instant::now(),
+                started_at: SystemTime::now(),
             };
             let notes = call.notes("StatusChange", config);
             let id = call.id.clone();

@@ -35,8 +35,9 @@ impl GwsSim {
         out
     }
 
-    /// `user`'s calls not `Completed` in the Workspace API v3 form, as a JSON array.
-    pub(in crate::gws) fn calls_v3_for(&self, user: &str) -> String {
+    /// `user`'s calls not `Completed` in the Workspace API v3 form, as a JSON array: what
+    /// `GET /workspace/v3/current-session` lists in `data.user.activeSession.calls`.
+    pub fn calls_v3_for(&self, user: &str) -> String {
         let state = self.state();
         let calls: Vec<String> = state
             .calls

@@ -24,6 +24,8 @@ mod user_data;
 #[cfg(test)]
 mod tests;
 
+use std::time::SystemTime;
+
 use tokio::time::Instant;
 
 pub(in crate::gws) use kvlist::from_kvlist;
@@ -65,6 +67,9 @@ struct SimCall {
     call: NewCall,
     user_data: RawPairs,
     started: Instant,
+    /// The wall-clock time of `started`, taken once: v3's `startedAt` computed from the
+    /// clock at each rendering could differ by a millisecond between two of them.
+    started_at: SystemTime,
 }
 
 /// Every call the simulator knows, oldest first.

@@ -100,7 +100,6 @@ impl SimCall {
     /// The call's v3 JSON text.
     pub(super) fn json_v3(&self) -> String {
         let elapsed = self.started.elapsed();
-        let started_at = SystemTime::now().checked_sub(elapsed).unwrap_or(UNIX_EPOCH);
         let role = match self.call.call_type {
             SimCallType::Outbound => "RoleDestination",
             SimCallType::Inbound | SimCallType::Internal => "RoleOrigination",
@@ -119,7 +118,7 @@ impl SimCall {
             quote(self.call.other_party()),
             capabilities(self.state),
             elapsed.as_secs(),
-            iso8601(started_at),
+            iso8601(self.started_at),
             to_kvlist(&self.user_data),
         );
         o
