@@ -127,19 +127,17 @@ async fn a_v2_client_of_a_v3_recording_gets_nothing_and_serve_says_so_once() {
     let _ = serve.wait().await;
 }
 
-#[test]
-fn serve_refuses_a_recording_that_mixes_v2_and_v3_naming_the_file() {
+#[tokio::test]
+async fn serve_refuses_a_recording_that_mixes_v2_and_v3_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mixed.jsonl");
     let mut text_of_both = std::fs::read_to_string(fixture(V3_FIXTURE)).unwrap();
     text_of_both.push_str(&std::fs::read_to_string(fixture("inbound-call.jsonl")).unwrap());
     std::fs::write(&path, text_of_both).unwrap();
-    let out = std::process::Command::new(crate::support::BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--replay"])
-        .arg(&path)
-        .env("GWS_PASSWORD", "x")
-        .output()
-        .unwrap();
+    let mut c = cmd(&["serve", "--listen", "127.0.0.1:0", "--replay"]);
+    c.arg(&path).env("GWS_PASSWORD", "x");
+    // Bounded: a serve that took the file would serve until stopped.
+    let out = within("serve refuses", WAIT, c.output()).await.unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     assert!(stderr.contains(&format!("{}:", path.display())), "{stderr}");
