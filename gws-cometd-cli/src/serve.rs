@@ -61,9 +61,11 @@ pub struct ServeArgs {
     /// living contact center: the user's calls read answers the calls as the recording began,
     /// then every recorded notification comes in order, on its recorded channel, as recorded.
     /// Replayed per session: each new CometD session of the user that subscribes to
-    /// /v2/me/calls gets the recording from its start. A bare FILE is for the one configured
-    /// user; USER=FILE (repeatable) gives each user their own. A fixture that does not read
-    /// is refused at start, nothing served.
+    /// /v2/me/calls (/workspace/v3/voice for a recording made with --api v3) gets the
+    /// recording from its start; a client of the other API generation gets nothing replayed.
+    /// A bare FILE is for the one configured user; USER=FILE (repeatable) gives each user
+    /// their own. A fixture that does not read, or mixes v2 and v3 channels, is refused at
+    /// start, nothing served.
     #[arg(long, value_name = "[USER=]FILE", conflicts_with_all = ["scenario", "seed"])]
     pub replay: Vec<String>,
     /// The --replay pace: a factor of the recorded pace (1 as recorded, 2 twice as fast), or
@@ -239,7 +241,9 @@ fn say_what_is_replayed(user: &str, recording: &Recording) {
     if recording.notifications() == 0 {
         cli_event!(
             warn,
-            "{file} holds no notifications: {user} gets its {calls} call(s) at start and nothing              else"
+            "{file} (API {}) holds no notifications: {user} gets its {calls} call(s) at start \
+             and nothing else",
+            recording.api()
         );
         return;
     }
@@ -252,7 +256,9 @@ fn say_what_is_replayed(user: &str, recording: &Recording) {
         )
     };
     say(&format!(
-        "replaying {file} to {user}: {} notification(s), {calls} call(s) at start ({pace})",
+        "replaying {file} (API {}) to {user}: {} notification(s), {calls} call(s) at start \
+         ({pace})",
+        recording.api(),
         recording.notifications()
     ));
 }

@@ -11,18 +11,16 @@
 //! | `/`, `/console/...` | the console in a browser (see `console`), with the REST API's credentials |
 //!
 //! Both generations share the users, the calls and the Bayeux engine: every change of a
-//! call is published on v2's [`CALLS_CHANNEL`] and then on v3's `/workspace/v3/voice`.
+//! call is published on v2's [`CALLS_CHANNEL`](crate::gws::CALLS_CHANNEL) and then on v3's `/workspace/v3/voice`.
 //! Notifications of a call go only to its owner's Bayeux sessions. The first time one of a
-//! user's sessions subscribes to [`CALLS_CHANNEL`] (or, but for a replay, to
-//! `/workspace/v3/voice`), the living contact center (or the
-//! configured scenario) starts for that user, once per user, for the server's life; with
-//! [`GwsServerConfig::scenario_per_session`], the scenario starts again for every new
-//! session that subscribes, and stops when that session ends. With
-//! [`GwsServerConfig::replay`], each new session of a user with a recording gets the
-//! recording instead (see [`crate::replay`]). Once an HTTP session is gone
-//! (expired or
-//! [`GwsSim::expire_http_sessions`]), CometD requests made with it get 401, so a client logs
-//! in again.
+//! user's sessions subscribes to [`CALLS_CHANNEL`](crate::gws::CALLS_CHANNEL) (or to `/workspace/v3/voice`), the
+//! living contact center (or the configured scenario) starts for that user, once per user,
+//! for the server's life; with [`GwsServerConfig::scenario_per_session`], the scenario
+//! starts again for every new session that subscribes, and stops when that session ends.
+//! With [`GwsServerConfig::replay`], each new session of a user with a recording gets the
+//! recording instead, if it came on the recording's API generation (see [`crate::replay`]).
+//! Once an HTTP session is gone (expired or [`GwsSim::expire_http_sessions`]), CometD
+//! requests made with it get 401, so a client logs in again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -32,7 +30,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use gws_cometd::gws::api::V3_VOICE_CHANNEL;
+use gws_cometd::gws::Api;
 use hyper::header::WWW_AUTHENTICATE;
 use hyper::{Request, Response, StatusCode};
 use serde_json::value::RawValue;
@@ -43,7 +41,7 @@ use super::bayeux_route::BayeuxRoute;
 use super::console::{ConsoleRoute, Hub};
 use super::engine::Engine;
 use super::fault::ActiveFaults;
-use super::gws::{GwsSim, GwsSimConfig, Publish, ScenarioStep, V3Restart, CALLS_CHANNEL, V3};
+use super::gws::{GwsSim, GwsSimConfig, Publish, ScenarioStep, V3Restart, V3};
 use super::gws_v3_server::{announce_initialization, V3NotificationsRoute, V3RestRoute};
 use super::replay::{play, ReplayConfig, ReplayControl, Replays};
 use super::server::{add_header, json_reply, Route};
@@ -63,11 +61,11 @@ pub struct GwsServerConfig {
     pub sim: SimConfig,
     /// Users, CSRF and HTTP session lifetime. `public_url` is replaced by the bound address.
     pub gws: GwsSimConfig,
-    /// What happens for each user once they subscribe to [`CALLS_CHANNEL`]: `None` (the
+    /// What happens for each user once they subscribe to [`CALLS_CHANNEL`](crate::gws::CALLS_CHANNEL): `None` (the
     /// default) runs the living contact center ([`GwsSim::run_living_center_for`]),
     /// `Some(steps)` runs this scenario instead, and `Some(vec![])` nothing.
     pub scenario: Option<Vec<ScenarioStep>>,
-    /// Runs the scenario for every new Bayeux session that subscribes to [`CALLS_CHANNEL`]
+    /// Runs the scenario for every new Bayeux session that subscribes to [`CALLS_CHANNEL`](crate::gws::CALLS_CHANNEL)
     /// (for its user, from the start; stopped when that session ends) instead of once per
     /// user: a restarted client or service under test sees the scenario again. No effect on
     /// the living contact center.
@@ -77,9 +75,10 @@ pub struct GwsServerConfig {
     /// [`GwsSimServer::seed`]).
     pub seed: Option<u64>,
     /// Serve recordings instead of any other activity (see [`crate::replay`]): each new
-    /// session of a user with a recording that subscribes to [`CALLS_CHANNEL`] gets it from
-    /// its start, and that user's call reads answer the recording's calls. Takes precedence
-    /// over `scenario` and the living contact center.
+    /// session of a user with a recording that subscribes to the calls channel of the
+    /// recording's generation ([`CALLS_CHANNEL`](crate::gws::CALLS_CHANNEL) or `/workspace/v3/voice`) gets it from its
+    /// start, and that user's call reads on that generation answer the recording's calls.
+    /// Takes precedence over `scenario` and the living contact center.
     pub replay: Option<ReplayConfig>,
 }
 
@@ -224,8 +223,8 @@ impl GwsSimServer {
             Activity::Scenario(_) | Activity::Replay(_) => None,
         };
         if let Some(replays) = replays.clone() {
-            gws.set_calls_source(Arc::new(move |user: &str| {
-                replays.user(user).map(|u| u.read_calls())
+            gws.set_calls_source(Arc::new(move |user: &str, api| {
+                replays.user(user)?.read_calls(user, api)
             }));
         }
         bayeux.spawn(announce_initialization(
@@ -325,18 +324,22 @@ async fn start_activities(
     // `per_session`; the handle stops a session's scenario when the session is gone.
     let mut started: HashMap<String, AbortHandle> = HashMap::new();
     let mut running = JoinSet::new();
-    // Who receives the calls now, each with the key it is started under.
-    // A replay serves recorded v2 messages only; the other activities serve v3 too.
-    let v3 = !matches!(activity, Activity::Replay(_));
-    let receiving = |engine: &Engine| -> BTreeMap<String, String> {
-        let mut sessions = engine.sessions_receiving(CALLS_CHANNEL);
-        if v3 {
-            sessions.extend(engine.sessions_receiving(V3_VOICE_CHANNEL));
+    // Who receives the calls now, each with the key it is started under, the user and the
+    // generation it came on (a replay serves only its own generation's sessions).
+    let receiving = |engine: &Engine| -> BTreeMap<String, (String, Api)> {
+        let mut sessions = BTreeMap::new();
+        for api in [Api::V3, Api::V2] {
+            for (id, user) in engine.sessions_receiving(api.calls_channel()) {
+                sessions.insert(id, (user, api));
+            }
         }
         if per_session {
             sessions
         } else {
-            sessions.into_values().map(|u| (u.clone(), u)).collect()
+            sessions
+                .into_values()
+                .map(|(u, api)| (u.clone(), (u, api)))
+                .collect()
         }
     };
     loop {
@@ -363,7 +366,7 @@ async fn start_activities(
                 keep
             });
         }
-        for (key, user) in now {
+        for (key, (user, api)) in now {
             if started.contains_key(&key) {
                 continue;
             }
@@ -381,8 +384,13 @@ async fn start_activities(
                     running.spawn(gws.living_center(user, *seed))
                 }
                 Activity::Replay(replays) => match replays.user(&user) {
-                    Some(replay) => {
+                    Some(replay) if replay.api() == api => {
                         running.spawn(play(replay.clone(), engine.clone(), key.clone()))
+                    }
+                    // Not translated: the session gets nothing, as a user without one does.
+                    Some(replay) => {
+                        replay.other_generation(&user, api);
+                        running.spawn(async {})
                     }
                     // Nothing to replay for this user: nothing happens for them.
                     None => running.spawn(async {}),

@@ -40,6 +40,20 @@ impl Api {
         }
     }
 
+    /// The generation whose notification channel `channel` is: `/v2/...` (`/v2/me/calls`,
+    /// `/v2/me/devices`) is v2, `/workspace/v3/...` (voice, initialization, media) v3;
+    /// `None` for any other (`/meta/...`, a fixture's own `/gws-cometd/...` lines). How a
+    /// recording tells which generation it was made on.
+    pub fn of_channel(channel: &str) -> Option<Api> {
+        if channel.starts_with("/v2/") {
+            Some(Api::V2)
+        } else if channel.starts_with("/workspace/v3/") {
+            Some(Api::V3)
+        } else {
+            None
+        }
+    }
+
     /// `v2` or `v3`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -88,5 +102,22 @@ mod tests {
         assert_eq!(Api::V3.notifications_path(), "/workspace/v3/notifications");
         assert_eq!(Api::V2.calls_channel(), "/v2/me/calls");
         assert_eq!(Api::V3.to_string(), "v3");
+    }
+
+    #[test]
+    fn a_channel_names_its_generation() {
+        for api in [Api::V2, Api::V3] {
+            assert_eq!(Api::of_channel(api.calls_channel()), Some(api));
+        }
+        assert_eq!(Api::of_channel("/v2/me/devices"), Some(Api::V2));
+        assert_eq!(Api::of_channel(V3_INITIALIZATION_CHANNEL), Some(Api::V3));
+        for other in [
+            "/meta/connect",
+            "/gws-cometd/catch-up",
+            "/v2",
+            "/workspace/v2/x",
+        ] {
+            assert_eq!(Api::of_channel(other), None, "{other}");
+        }
     }
 }

@@ -11,6 +11,7 @@ mod cli_follow;
 mod cli_replay;
 mod cli_serve;
 mod cli_serve_replay;
+mod cli_serve_replay_v3;
 mod cli_slips;
 mod cli_stale;
 mod cli_stuck_stdout;

@@ -75,11 +75,19 @@ impl Hub {
     /// Takes one notification for `user`: a call notification is applied to their store
     /// and its change kept; anything else only bumps the version.
     pub(crate) fn note(&self, user: &str, channel: &str, data: &str) {
+        // Every change is published on both generations' channels: v2's is the one taken.
+        self.note_replayed(user, data, channel == CALLS_CHANNEL);
+    }
+
+    /// Takes one notification a replay delivered to `user`: with `calls` (it came on the
+    /// recording's calls channel, v2's or v3's), a call notification is applied and its
+    /// change kept; anything else only bumps the version.
+    pub(crate) fn note_replayed(&self, user: &str, data: &str, calls: bool) {
         {
             let mut users = self.users();
             let log = users.entry(user.to_owned()).or_default();
             log.version += 1;
-            if channel == CALLS_CHANNEL {
+            if calls {
                 if let Ok(Notification::Call(call)) = decode_data(data) {
                     if let Some(mut applied) = log.store.apply(&call, Instant::now()) {
                         let change = applied.change();

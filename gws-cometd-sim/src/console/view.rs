@@ -31,6 +31,13 @@ impl<'de> Deserialize<'de> for Ordered {
     }
 }
 
+/// One entry of a v3 KVList (`{"key":..,"type":..,"value":..}`), its value as exact text.
+#[derive(Deserialize)]
+struct KvPair {
+    key: String,
+    value: Box<RawValue>,
+}
+
 /// One attached-data pair.
 #[derive(Debug, PartialEq, Serialize)]
 pub(crate) struct PairView {
@@ -76,19 +83,25 @@ impl CallView {
                     view.capabilities = serde_json::from_str(value.get()).unwrap_or_default();
                 }
                 "userData" => {
-                    if let Ok(Ordered(pairs)) = serde_json::from_str(value.get()) {
-                        view.user_data = pairs
-                            .into_iter()
-                            .map(|(key, v)| {
-                                let string = serde_json::from_str::<String>(v.get()).ok();
-                                PairView {
-                                    key,
-                                    json: string.is_none(),
-                                    value: string.unwrap_or_else(|| v.get().to_owned()),
-                                }
-                            })
-                            .collect();
-                    }
+                    let pairs = match serde_json::from_str(value.get()) {
+                        Ok(Ordered(pairs)) => Some(pairs),
+                        // The Workspace API v3's KVList (a replayed v3 recording's calls).
+                        Err(_) => serde_json::from_str::<Vec<KvPair>>(value.get())
+                            .ok()
+                            .map(|list| list.into_iter().map(|p| (p.key, p.value)).collect()),
+                    };
+                    view.user_data = pairs
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(key, v)| {
+                            let string = serde_json::from_str::<String>(v.get()).ok();
+                            PairView {
+                                key,
+                                json: string.is_none(),
+                                value: string.unwrap_or_else(|| v.get().to_owned()),
+                            }
+                        })
+                        .collect();
                 }
                 _ => {}
             }
@@ -141,5 +154,20 @@ mod tests {
         );
         assert!(calls[1].user_data.is_empty());
         assert!(CallView::listed("not json").is_empty());
+    }
+
+    #[test]
+    fn a_v3_kvlist_is_read_in_order_with_its_duplicates() {
+        let listing = r#"{"statusCode":0,"calls":[{"id":"0071","state":"Established","userData":[{"key":"A","type":"str","value":"1"},{"key":"P","type":"int","value":8},{"key":"A","type":"str","value":"2"}]}]}"#;
+        let calls = CallView::listed(listing);
+        let pairs: Vec<(&str, &str, bool)> = calls[0]
+            .user_data
+            .iter()
+            .map(|p| (p.key.as_str(), p.value.as_str(), p.json))
+            .collect();
+        assert_eq!(
+            pairs,
+            [("A", "1", false), ("P", "8", true), ("A", "2", false)]
+        );
     }
 }

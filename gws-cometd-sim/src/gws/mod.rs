@@ -102,6 +102,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use gws_cometd::gws::api::V3_VOICE_CHANNEL;
+use gws_cometd::gws::Api;
 
 pub use agent::{AgentState, GwsStats};
 pub use calls::{NewCall, RawPairs, SimCallError, SimCallState, SimCallType};
@@ -124,10 +125,12 @@ pub const CSRF_HEADER: &str = "X-CSRF-TOKEN";
 /// (that would deadlock).
 pub type Publish = Arc<dyn Fn(&str, &str, String) + Send + Sync>;
 
-/// Answers `GET /api/v2/me/calls` for a user in place of the simulator's own calls (the
-/// whole reply body), or `None` to leave the user to the simulator: how a replay serves the
-/// calls of its recording. Set with [`GwsSim::set_calls_source`].
-pub type CallsSource = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+/// Answers a user's call read on an API generation in place of the simulator's own calls
+/// (the calls as a JSON array of call objects, given as they are: `GET /api/v2/me/calls`
+/// lists them for v2, `current-session` and `voice/calls` for v3), or `None` to leave the
+/// read to the simulator: how a replay serves the calls of its recording. Set with
+/// [`GwsSim::set_calls_source`].
+pub type CallsSource = Arc<dyn Fn(&str, Api) -> Option<String> + Send + Sync>;
 
 /// How the simulated GWS behaves.
 #[derive(Clone)]
@@ -293,9 +296,9 @@ impl GwsSim {
         }
     }
 
-    /// Lets `source` answer `GET /api/v2/me/calls` for the users it knows (see
-    /// [`CallsSource`]); only the first source set is kept. Operations still act on the
-    /// simulator's own calls.
+    /// Lets `source` answer the call reads of the users it knows, on either generation
+    /// (see [`CallsSource`]); only the first source set is kept. Operations still act on
+    /// the simulator's own calls.
     pub fn set_calls_source(&self, source: CallsSource) {
         if self.inner.calls_source.set(source).is_err() {
             tracing::warn!("a calls source was already set: the new one is ignored");
@@ -305,10 +308,21 @@ impl GwsSim {
     /// The `GET /api/v2/me/calls` reply body for `user`: the calls source's when it knows
     /// the user, else the simulator's.
     fn listed_calls(&self, user: &str) -> String {
-        let source = self.inner.calls_source.get();
-        source
-            .and_then(|s| s(user))
-            .unwrap_or_else(|| self.calls_json_for(user))
+        match self.sourced_calls(user, Api::V2) {
+            Some(calls) => format!(r#"{{"statusCode":0,"calls":{calls}}}"#),
+            None => self.calls_json_for(user),
+        }
+    }
+
+    /// `user`'s calls for a v3 read, as a JSON array: the calls source's when it knows the
+    /// user, else the simulator's.
+    pub(crate) fn listed_calls_v3(&self, user: &str) -> String {
+        self.sourced_calls(user, Api::V3)
+            .unwrap_or_else(|| self.calls_v3_for(user))
+    }
+
+    fn sourced_calls(&self, user: &str, api: Api) -> Option<String> {
+        self.inner.calls_source.get().and_then(|s| s(user, api))
     }
 
     /// The configuration.

@@ -1,14 +1,27 @@
 //! Serving recordings (`watch --record` fixtures) to any GWS client: `serve --replay`.
 //!
-//! A user with a [`Recording`] logs in as usual. Their `GET /api/v2/me/calls` answers the
-//! calls as the recording began (the recorder's catch-up read, byte for byte; none if it
-//! had none). Each Bayeux session of theirs that subscribes to `/v2/me/calls` gets the
-//! recording from its start (per session: a restarted service sees it again): every recorded
-//! notification, in order, on its recorded channel, each message served as recorded (its
-//! `data` byte for byte: duplicate keys, big integers, unknown fields intact). Meanwhile a
-//! call read answers the calls as of the point the latest session reached. Operations sent
-//! during a replay are answered by the simulator's own model and change nothing in the
-//! recording.
+//! A user with a [`Recording`] logs in as usual. Their call read answers the calls as the
+//! recording began (the recorder's catch-up read, byte for byte; none if it had none). Each
+//! Bayeux session of theirs that subscribes to the calls channel gets the recording from its
+//! start (per session: a restarted service sees it again): every recorded notification, in
+//! order, on its recorded channel, each message served as recorded (its `data` byte for
+//! byte: duplicate keys, big integers, unknown fields intact). Meanwhile a call read answers
+//! the calls as of the point the latest session reached; a heal the recorder made
+//! (`/gws-cometd/heal`) moves what reads answer, no more: a served session has no gap, so its
+//! client sees the healed calls only if it reads. Operations sent during a replay are
+//! answered by the simulator's own model and change nothing in the recording.
+//!
+//! A recording serves the clients of the API generation it was made on
+//! ([`Recording::api`], told by its channels; one holding both is refused):
+//!
+//! | recording | login | call read | session subscribing to |
+//! |---|---|---|---|
+//! | v2 | HTTP Basic on `/api/v2/me` | `GET /api/v2/me/calls` | `/v2/me/calls` on `/api/v2/notifications` |
+//! | v3 | either `/auth/v3` login, `initialize-workspace` | `GET /workspace/v3/current-session`, `GET /workspace/v3/voice/calls` | `/workspace/v3/voice` on `/workspace/v3/notifications` (the simulator's own `WorkspaceInitializationComplete` still comes to a session on `/workspace/v3/initialization`) |
+//!
+//! A client of the other generation is not translated to: its reads are the simulator's
+//! (no calls), its sessions get nothing, and the server says so once at WARN naming the
+//! user and the recording's generation.
 //!
 //! Pace: a recording's time stamps (written by `watch --record`) set the gaps, scaled by
 //! [`Speed`]; a fixture without stamps plays its replies carrying notifications

@@ -2,9 +2,12 @@
 //! meanwhile.
 //!
 //! Each session that subscribes gets its own player, from the recording's start. The
-//! player keeps the calls as of the point it reached in a [`CallStore`]; the user's
-//! `GET /api/v2/me/calls` answers the latest session's calls (before any session: the calls
-//! the recording began with), so a catch-up or heal read agrees with what was delivered.
+//! player keeps the calls as of the point it reached in a [`CallStore`]; the user's call
+//! reads (`GET /api/v2/me/calls`, or v3's `current-session` and `voice/calls` for a v3
+//! recording) answer the latest session's calls (before any session: the calls the
+//! recording began with), so a catch-up or heal read agrees with what was delivered. A
+//! client of the other generation is not the recording's: its reads are left to the
+//! simulator, and the first one is said at WARN (see [`UserReplay::other_generation`]).
 //!
 //! The console sees the same session: the latest one feeds the console's hub what it
 //! delivers, and the calls it starts each pass with and heals to (as a client's catch-up and
@@ -14,12 +17,13 @@
 //! shown, as only it moves what reads answer: an older session's client sees its own pass,
 //! the console the newest client's.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use gws_cometd::bayeux::Message;
 use gws_cometd::gws::wire::{self, Notification};
-use gws_cometd::gws::{CallStore, ChangeOrigin};
+use gws_cometd::gws::{Api, CallStore, ChangeOrigin};
 use serde_json::value::RawValue;
 use tokio::sync::watch;
 
@@ -67,13 +71,16 @@ pub(crate) struct UserReplay {
     pub recording: Arc<Recording>,
     pub control: ReplayControl,
     pub looped: bool,
-    /// The reply to a call read before any session played (the recording's start).
+    /// The calls (a JSON array) a read answers before any session played: the recording's
+    /// start.
     initial_listing: String,
     stage: Mutex<Stage>,
     /// Call reads answered, over the server's life: a player waits for the next one.
     reads: watch::Sender<u64>,
     /// The console's hub and the user's name there, once the server set it.
     console: OnceLock<(Arc<Hub>, String)>,
+    /// Whether a client of the other generation was said at WARN.
+    other_generation_said: AtomicBool,
 }
 
 /// What a player passed on, for the console's hub.
@@ -88,6 +95,7 @@ enum Fed<'a> {
 struct Stage {
     /// The latest session's player; only it moves what reads answer.
     latest: u64,
+    /// The calls a read answers, as a JSON array of call objects as recorded.
     listing: String,
     sessions: usize,
 }
@@ -97,10 +105,10 @@ fn lock(m: &Mutex<Stage>) -> MutexGuard<'_, Stage> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A `GET /api/v2/me/calls` reply listing `calls` as given.
+/// A JSON array of `calls` as given.
 fn listing<'a>(calls: impl Iterator<Item = &'a str>) -> String {
     let calls: Vec<&str> = calls.collect();
-    format!(r#"{{"statusCode":0,"calls":[{}]}}"#, calls.join(","))
+    format!("[{}]", calls.join(","))
 }
 
 /// The calls of `store`, each as last received.
@@ -123,7 +131,31 @@ impl UserReplay {
             initial_listing,
             reads: watch::Sender::new(0),
             console: OnceLock::new(),
+            other_generation_said: AtomicBool::new(false),
         }
+    }
+
+    /// The API generation the recording serves.
+    pub fn api(&self) -> Api {
+        self.recording.api()
+    }
+
+    /// A client of `user` on `api`, the other generation than the recording's, logged in or
+    /// subscribed: it gets nothing replayed (no translation between generations). Said once
+    /// at WARN, naming the user and both generations.
+    pub fn other_generation(&self, user: &str, api: Api) {
+        if self.other_generation_said.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let recorded = self.api();
+        tracing::warn!(
+            user,
+            client_api = %api,
+            recording_api = %recorded,
+            fixture = %self.recording.path().display(),
+            "{user} has an API {recorded} recording, but a client of theirs came on API {api}: \
+             it gets no replayed activity (record on API {api} to serve it)"
+        );
     }
 
     /// Has the latest session feed `hub` (as `user`'s) what it passes on; only the first
@@ -132,17 +164,25 @@ impl UserReplay {
         let _ = self.console.set((hub, user.to_owned()));
     }
 
-    /// Answers a call read: the calls as of the point the latest session reached.
-    pub fn read_calls(&self) -> String {
-        let body = self.peek_calls();
+    /// Answers `user`'s call read on `api`: the calls (a JSON array) as of the point the
+    /// latest session reached; `None` for a read of the other generation (the simulator
+    /// answers it).
+    pub fn read_calls(&self, user: &str, api: Api) -> Option<String> {
+        if api != self.api() {
+            self.other_generation(user, api);
+            return None;
+        }
+        let calls = lock(&self.stage).listing.clone();
         self.reads.send_modify(|n| *n += 1);
-        body
+        Some(calls)
     }
 
-    /// What a call read answers now, without counting as one: a session waiting for its
+    /// What a call read answers now, as a `{"statusCode":0,"calls":[..]}` listing (of calls
+    /// in the recording's form), without counting as one: a session waiting for its
     /// client's catch-up read goes on waiting.
     pub fn peek_calls(&self) -> String {
-        lock(&self.stage).listing.clone()
+        let calls = lock(&self.stage).listing.clone();
+        format!(r#"{{"statusCode":0,"calls":{calls}}}"#)
     }
 
     /// A new session starts: it becomes the one reads follow.
@@ -171,7 +211,8 @@ impl UserReplay {
                 match fed {
                     Fed::Notification(msg) => {
                         let data = msg.data.as_deref().map_or("", |d| d.get());
-                        hub.note(user, &msg.channel, data);
+                        let calls = msg.channel == self.api().calls_channel();
+                        hub.note_replayed(user, data, calls);
                     }
                     Fed::Calls(calls, origin) => hub.reconcile(user, calls, origin),
                 }

@@ -6,11 +6,17 @@
 //! does, so a line that would not replay is refused with `FILE:LINE:COL`; then through
 //! [`Reader::next_batch`] for the messages themselves, kept whole so they can be served as
 //! recorded.
+//!
+//! A recording serves the clients of the API generation it was made on, told by its
+//! channels ([`Api::of_channel`]: its notifications' and the ones its session subscribed
+//! to). One that holds both generations' channels is refused, naming the line where the
+//! second generation first shows; one that holds neither is taken as v2.
 
 use std::path::{Path, PathBuf};
 
 use gws_cometd::bayeux::Message;
 use gws_cometd::fixture::{FixtureError, Reader, Replay};
+use gws_cometd::gws::Api;
 use serde_json::value::RawValue;
 
 /// The recorded gap between two replies carrying notifications when the fixture has no time
@@ -46,6 +52,7 @@ pub struct Recording {
     pub(crate) initial: Vec<Box<RawValue>>,
     pub(crate) steps: Vec<Timed>,
     stamped: bool,
+    api: Api,
 }
 
 impl Recording {
@@ -61,7 +68,9 @@ impl Recording {
             initial: Vec::new(),
             steps: Vec::new(),
             stamped: false,
+            api: Api::default(),
         };
+        let mut generation = Generation::default();
         let mut clock = Clock::default();
         let mut caught_up = false;
         let mut replies = 0u64;
@@ -77,6 +86,14 @@ impl Recording {
             };
             let mut delivered = false;
             for msg in messages {
+                generation
+                    .saw(&msg)
+                    .map_err(|message| FixtureError::Parse {
+                        path: path.to_owned(),
+                        line,
+                        column: 0,
+                        message,
+                    })?;
                 if msg.channel.starts_with("/meta/") {
                     continue;
                 }
@@ -110,7 +127,14 @@ impl Recording {
             }
             replies += u64::from(delivered);
         }
+        recording.api = generation.api.map_or(Api::default(), |(api, _)| api);
         Ok(recording)
+    }
+
+    /// The API generation the recording was made on: only that generation's clients get
+    /// it (v2 when its channels name neither).
+    pub fn api(&self) -> Api {
+        self.api
     }
 
     /// The fixture file.
@@ -142,6 +166,38 @@ impl Recording {
     pub fn duration(&self) -> std::time::Duration {
         let last = self.steps.last().map_or(0, |t| t.at_ms);
         std::time::Duration::from_millis(last)
+    }
+}
+
+/// The generation a recording's channels name so far.
+#[derive(Default)]
+struct Generation {
+    /// The generation and the channel that first named it.
+    api: Option<(Api, String)>,
+}
+
+impl Generation {
+    /// Takes the channels `msg` names (its own, or those it subscribes to); an error when
+    /// one is of the other generation than those before.
+    fn saw(&mut self, msg: &Message) -> Result<(), String> {
+        let subscribed = msg.subscription.iter().flat_map(|s| s.channels());
+        for channel in std::iter::once(msg.channel.as_str()).chain(subscribed) {
+            let Some(api) = Api::of_channel(channel) else {
+                continue;
+            };
+            match &self.api {
+                None => self.api = Some((api, channel.to_owned())),
+                Some((first, named_by)) if *first != api => {
+                    return Err(format!(
+                        "{channel} is an API {api} channel, but the recording is on API {first} \
+                         ({named_by} before it): a recording serves one generation, record each \
+                         with its own watch --record"
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
     }
 }
 

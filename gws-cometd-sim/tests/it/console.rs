@@ -441,4 +441,54 @@ mod replay {
         assert_eq!(now["calls"][0]["state"], "Ringing", "{now}");
         assert_eq!(now["changes"][2].as_str().unwrap(), watch_line(&rung[0]));
     }
+
+    #[tokio::test]
+    async fn the_controls_and_the_calls_work_the_same_for_a_v3_recording() {
+        use crate::v3_support::V3Client;
+        use gws_cometd::gws::api::V3_VOICE_CHANNEL;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.jsonl");
+        let changed = |state: &str| {
+            format!(
+                r#"[{{"channel":"{V3_VOICE_CHANNEL}","data":{{"messageType":"CallStateChanged","notificationType":"StateChange","call":{{"id":"A","state":"{state}","callType":"Inbound","userData":[{{"key":"K","type":"str","value":"1"}},{{"key":"K","type":"int","value":2}}]}}}}}}]"#
+            )
+        };
+        std::fs::write(
+            &path,
+            [changed("Ringing"), changed("Established")].join("\n"),
+        )
+        .unwrap();
+        let mut config = GwsServerConfig::new(USER, PASSWORD);
+        config.sim.long_poll_timeout = Duration::from_millis(300);
+        config.replay = Some(ReplayConfig::new(USER, Recording::open(&path).unwrap()));
+        let sim = GwsSimServer::start(config).await.unwrap();
+        control(&sim, "pause", json!({})).await;
+        let mut client = V3Client::login_by_password(&sim.base_url(), USER, PASSWORD).await;
+        client.start_session(&[V3_VOICE_CHANNEL]).await;
+        client.get("/workspace/v3/current-session").await;
+        client.nothing_for(Duration::from_millis(600)).await;
+        control(&sim, "step", json!({})).await;
+        let got = client.receive_text(1).await;
+        assert!(got[0].contains("Ringing"), "{got:?}");
+        let stepped = state_when(&sim, |s| {
+            s["replay"]["delivered"] == 1 && s["changes"].as_array().unwrap().len() == 1
+        })
+        .await;
+        assert_eq!(stepped["calls"][0]["state"], "Ringing", "{stepped}");
+        let pairs: Vec<(&str, &str)> = stepped["calls"][0]["userData"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["key"].as_str().unwrap(), p["value"].as_str().unwrap()))
+            .collect();
+        assert_eq!(pairs, [("K", "1"), ("K", "2")], "{stepped}");
+        client.nothing_for(Duration::from_millis(600)).await;
+        control(&sim, "speed", json!({"speed": "max"})).await;
+        control(&sim, "play", json!({})).await;
+        let got = client.receive_text(1).await;
+        assert!(got[0].contains("Established"), "{got:?}");
+        let end = state_when(&sim, |s| s["replay"]["delivered"] == 2).await;
+        assert_eq!(end["replay"]["total"], 2, "{end}");
+    }
 }

@@ -9,3 +9,4 @@ mod gws_v3;
 mod sim_bayeux;
 mod sim_faults;
 mod sim_replay;
+mod sim_replay_v3;

@@ -163,6 +163,17 @@ impl V3Client {
         json(resp).await
     }
 
+    /// A GET's status and body text, as sent.
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
     /// A JSON POST: the status and the body.
     pub async fn post(&self, path: &str, body: &str) -> (u16, Value) {
         let resp = self
@@ -227,6 +238,41 @@ impl V3Client {
             reply.iter().all(|m| m.successful == Some(true)),
             "{reply:?}"
         );
+    }
+
+    /// One long poll: the data messages it brought, as `(channel, data text)`.
+    pub async fn connect(&self) -> Vec<(String, String)> {
+        let id = &self.client_id;
+        let reply = self
+            .cometd(format!(r#"[{{"channel":"/meta/connect","clientId":"{id}","connectionType":"long-polling"}}]"#))
+            .await;
+        reply
+            .into_iter()
+            .filter(|m| !m.channel.starts_with("/meta/"))
+            .map(|m| (m.channel, m.data.unwrap().get().to_owned()))
+            .collect()
+    }
+
+    /// Long-polls until `n` data messages came: `(channel, data text, when it came)`.
+    pub async fn receive_timed(&self, n: usize) -> Vec<(String, String, std::time::Instant)> {
+        let mut got = Vec::new();
+        within("the v3 notifications", Duration::from_secs(15), async {
+            while got.len() < n {
+                for (channel, data) in self.connect().await {
+                    got.push((channel, data, std::time::Instant::now()));
+                }
+            }
+        })
+        .await;
+        got
+    }
+
+    /// Long-polls for `time`: nothing may come.
+    pub async fn nothing_for(&self, time: Duration) {
+        let until = tokio::time::Instant::now() + time;
+        while tokio::time::Instant::now() < until {
+            assert_eq!(self.connect().await, Vec::new());
+        }
     }
 
     /// Long-polls until `n` data messages came: `(channel, data)`.

@@ -33,7 +33,8 @@
 //! | `POST /workspace/v3/notifications` | CometD long polling for the session's user; `Content-Type: application/json` required (else 415) |
 //!
 //! The calls are those of v2's `GET /api/v2/me/calls`, in the v3 form (see the call
-//! model's `render_v3`). Once a session of the user subscribes to
+//! model's `render_v3`); while a v3 recording is served to the user, the recording's (see
+//! [`crate::replay`]). Once a session of the user subscribes to
 //! [`V3_INITIALIZATION_CHANNEL`](gws_cometd::gws::api::V3_INITIALIZATION_CHANNEL), it gets
 //! `{"messageType":"WorkspaceInitializationComplete","state":"Complete","data":{"user":..}}`
 //! there; every change of a call comes as `CallStateChanged` on

@@ -88,7 +88,7 @@ impl V3 {
                 StatusCode::OK,
                 format!(
                     r#"{{"status":{{"code":0}},"data":{}}}"#,
-                    self.gws.calls_v3_for(&user)
+                    self.gws.listed_calls_v3(&user)
                 ),
             ),
             "/activate-channels" if post => ok(),
@@ -200,7 +200,7 @@ impl V3 {
             o.push_str(&format!(
                 r#","activeSession":{{"dn":{{"number":{}}},"calls":{}}}"#,
                 quote(&number),
-                self.gws.calls_v3_for(user)
+                self.gws.listed_calls_v3(user)
             ));
         }
         o.push('}');
