@@ -29,6 +29,44 @@
 //! | [`backoff`] | [`BackoffConfig`](backoff::BackoffConfig), [`Backoff`](backoff::Backoff) |
 //! | [`fixture`] | [`Recorder`](fixture::Recorder), [`Replay`](fixture::Replay), [`read`](fixture::read) |
 //!
+//! ## Which GWS: API v2 or the Workspace API v3
+//!
+//! One [`CallFeed`](gws::CallFeed), one store and one change format serve both generations;
+//! the generation is a choice of the builder, [`Api`](gws::Api):
+//!
+//! - **GWS 8.5** (on-premises Engage, `https://host/api/v2`): the default,
+//!   [`Api::V2`](gws::Api::V2); a user name and password (HTTP Basic, then the session
+//!   cookie).
+//! - **GWS 9 / Genesys Multicloud CX** (`/auth/v3` and `/workspace/v3`):
+//!   [`Api::V3`](gws::Api::V3); the user is `tenant\user` (`\user` for an empty tenant). With
+//!   a user and password alone the feed signs in with the form and the authorization code, as
+//!   the OAuth client [`client_id`](gws::CallFeedBuilder::client_id) with
+//!   [`redirect_uri`](gws::CallFeedBuilder::redirect_uri) (what the deployment registered);
+//!   with [`client_credentials`](gws::CallFeedBuilder::client_credentials) it uses the
+//!   password grant. [`api_key`](gws::CallFeedBuilder::api_key) adds the `x-api-key` some
+//!   deployments want.
+//!
+//! ```no_run
+//! use gws_cometd::gws::{Api, CallFeed, Credentials};
+//!
+//! # async fn open() -> gws_cometd::Result<()> {
+//! let feed = CallFeed::builder(
+//!     "https://gws.example.com",
+//!     Credentials::new("\\agent1", std::env::var("GWS_PASSWORD").unwrap_or_default()),
+//! )
+//! .api(Api::V3)
+//! .client_id("my-registered-client")
+//! .redirect_uri("https://my-service.example.com/")
+//! .connect()
+//! .await?;
+//! # drop(feed);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A v3 call's user data (a typed key-value list) reads and prints as v2's: strings as
+//! strings, integers exactly, nested lists as nested pairs, duplicates in order.
+//!
 //! ## Where things go
 //!
 //! - **A new GWS notification type**: one model file in `gws/model/` (a `record!` with
