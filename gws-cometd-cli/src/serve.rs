@@ -352,6 +352,10 @@ async fn serve(config: GwsServerConfig, help: LoginHelp, listen: SocketAddr) -> 
          {base}/cometd"
     ));
     say(&format!(
+        "  Workspace API v3 for the same users and calls: {base}/auth/v3, {base}/workspace/v3 \
+         (CometD {base}/workspace/v3/notifications): add --api v3 to the commands below"
+    ));
+    say(&format!(
         "  console {base}/ in a browser, with the same user and password"
     ));
     if let Some(note) = &help.note {
