@@ -161,8 +161,8 @@ async fn the_official_cometd_javascript_client_gets_the_recorded_notifications_t
     drop(serving.child);
 }
 
-#[test]
-fn serve_refuses_a_fixture_that_does_not_read_naming_file_line_and_column() {
+#[tokio::test]
+async fn serve_refuses_a_fixture_that_does_not_read_naming_file_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.jsonl");
     std::fs::write(
@@ -170,12 +170,10 @@ fn serve_refuses_a_fixture_that_does_not_read_naming_file_line_and_column() {
         "[{\"channel\":\"/v2/me/calls\",\"data\":{}}]\n[{\"channel\":\"/v2/me/calls\",\"data\":{]\n",
     )
     .unwrap();
-    let out = std::process::Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--replay"])
-        .arg(&path)
-        .env("GWS_PASSWORD", "x")
-        .output()
-        .unwrap();
+    let mut c = cmd(&["serve", "--listen", "127.0.0.1:0", "--replay"]);
+    c.arg(&path).env("GWS_PASSWORD", "x");
+    // Bounded: a serve that took the file would serve until stopped.
+    let out = within("serve refuses", WAIT, c.output()).await.unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     assert!(
@@ -188,18 +186,16 @@ fn serve_refuses_a_fixture_that_does_not_read_naming_file_line_and_column() {
     );
 }
 
-#[test]
-fn a_bare_replay_file_with_several_users_asks_for_which_user() {
+#[tokio::test]
+async fn a_bare_replay_file_with_several_users_asks_for_which_user() {
     let dir = tempfile::tempdir().unwrap();
     let users = dir.path().join("users");
     std::fs::write(&users, "a:pa\nb:pb\n").unwrap();
-    let out = std::process::Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--users"])
-        .arg(&users)
+    let mut c = cmd(&["serve", "--listen", "127.0.0.1:0", "--users"]);
+    c.arg(&users)
         .arg("--replay")
-        .arg(fixture("inbound-call.jsonl"))
-        .output()
-        .unwrap();
+        .arg(fixture("inbound-call.jsonl"));
+    let out = within("serve refuses", WAIT, c.output()).await.unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("--replay USER=FILE"), "{stderr}");
