@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use gws_cometd_test_support::within;
 
-use crate::support::BIN;
+use crate::support::{cmd, BIN};
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
@@ -16,8 +16,8 @@ fn http() -> reqwest::Client {
         .unwrap()
 }
 
-#[test]
-fn serve_refuses_a_bad_scenario_file_naming_file_and_line() {
+#[tokio::test]
+async fn serve_refuses_a_bad_scenario_file_naming_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.jsonl");
     std::fs::write(
@@ -25,12 +25,11 @@ fn serve_refuses_a_bad_scenario_file_naming_file_and_line() {
         "{\"at_ms\":1,\"ring\":{\"from\":\"1\",\"to\":\"2\"}}\n{\"at_ms\":2,\"dance\":0}\n",
     )
     .unwrap();
-    let out = std::process::Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("GWS_PASSWORD", "x")
-        .arg("--scenario")
-        .arg(&path)
-        .output()
+    let mut c = cmd(&["serve", "--listen", "127.0.0.1:0", "--scenario"]);
+    c.arg(&path).env("GWS_PASSWORD", "x");
+    // Bounded: a serve that took the file would serve until stopped.
+    let out = within("serve refuses", Duration::from_secs(15), c.output())
+        .await
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
