@@ -4,39 +4,9 @@
 
 use std::fmt;
 
-use serde::de::{MapAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize};
+use gws_cometd::gws::Value;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-
-/// A JSON object read as ordered pairs: duplicate keys kept, values as exact text.
-struct Ordered(Vec<(String, Box<RawValue>)>);
-
-impl<'de> Deserialize<'de> for Ordered {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Ordered;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ordered, A::Error> {
-                let mut pairs = Vec::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    pairs.push((key, map.next_value()?));
-                }
-                Ok(Ordered(pairs))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-/// One entry of a v3 KVList (`{"key":..,"type":..,"value":..}`), its value as exact text.
-#[derive(Deserialize)]
-struct KvPair {
-    key: String,
-    value: Box<RawValue>,
-}
 
 /// One attached-data pair.
 #[derive(Debug, PartialEq, Serialize)]
@@ -67,46 +37,42 @@ fn text_of(raw: &RawValue) -> String {
 }
 
 impl CallView {
-    /// Reads one call object's text; `None` when it is not an object.
+    /// Reads one call object's text with the library's reader of calls (v2's and v3's
+    /// forms alike); `None` when it is not an object.
     pub(crate) fn read(call: &str) -> Option<CallView> {
-        let Ordered(members) = serde_json::from_str(call).ok()?;
-        let mut view = CallView::default();
-        for (key, value) in members {
-            match key.as_str() {
-                "id" => view.id = text_of(&value),
-                "state" => view.state = text_of(&value),
-                "callType" => view.call_type = text_of(&value),
-                "ani" => view.ani = text_of(&value),
-                "dnis" => view.dnis = text_of(&value),
-                "duration" => view.duration = text_of(&value),
-                "capabilities" => {
-                    view.capabilities = serde_json::from_str(value.get()).unwrap_or_default();
-                }
-                "userData" => {
-                    let pairs = match serde_json::from_str(value.get()) {
-                        Ok(Ordered(pairs)) => Some(pairs),
-                        // The Workspace API v3's KVList (a replayed v3 recording's calls).
-                        Err(_) => serde_json::from_str::<Vec<KvPair>>(value.get())
-                            .ok()
-                            .map(|list| list.into_iter().map(|p| (p.key, p.value)).collect()),
-                    };
-                    view.user_data = pairs
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(key, v)| {
-                            let string = serde_json::from_str::<String>(v.get()).ok();
-                            PairView {
-                                key,
-                                json: string.is_none(),
-                                value: string.unwrap_or_else(|| v.get().to_owned()),
-                            }
-                        })
-                        .collect();
-                }
-                _ => {}
-            }
+        if !call.trim_start().starts_with('{') {
+            return None;
         }
-        Some(view)
+        let typed = gws_cometd::gws::CallView::from_text(call).ok()?;
+        let call = typed.call();
+        let text = |s: Option<&dyn fmt::Display>| s.map(|s| s.to_string()).unwrap_or_default();
+        Some(CallView {
+            id: call.id.clone(),
+            state: text(call.state.as_ref().map(|s| s as _)),
+            call_type: text(call.call_type.as_ref().map(|s| s as _)),
+            ani: text(call.ani.as_ref().map(|s| s as _)),
+            dnis: text(call.dnis.as_ref().map(|s| s as _)),
+            duration: call
+                .duration
+                .as_ref()
+                .map(|d| text_of(d.0.as_raw()))
+                .unwrap_or_default(),
+            capabilities: call
+                .capabilities
+                .iter()
+                .flatten()
+                .map(|c| c.to_string())
+                .collect(),
+            user_data: call
+                .user_data()
+                .iter()
+                .map(|(key, v)| PairView {
+                    key: key.to_owned(),
+                    json: !matches!(v, Value::String(_)),
+                    value: v.to_string(),
+                })
+                .collect(),
+        })
     }
 
     /// The calls of a `{"statusCode":0,"calls":[...]}` listing.
