@@ -113,6 +113,12 @@ pub fn run(args: BridgeArgs) -> ExitCode {
         // Listening before the sessions start: a signal while they log in is a clean stop.
         let mut stop = Stop::new();
         let agents = config.agents.len();
+        let default_api = config.gws_api.api;
+        let on_v3 = config
+            .agents
+            .iter()
+            .filter(|a| a.api.unwrap_or(default_api) == gws_cometd::gws::Api::V3)
+            .count();
         let mut bridge = match Bridge::start(config).await {
             Ok(b) => b,
             Err(e) => {
@@ -122,6 +128,7 @@ pub fn run(args: BridgeArgs) -> ExitCode {
         };
         cli_event!(info,
             agents,
+            on_v3,
             shard = %args.shard,
             metrics = ?bridge.metrics_addr(),
             "bridge running"
