@@ -89,22 +89,8 @@ impl ApiArgs {
     }
 
     /// A feed builder with these settings.
-    pub fn feed(&self, mut builder: CallFeedBuilder) -> Result<CallFeedBuilder, String> {
-        let login = self.login(self.api == Api::V3)?;
-        builder = builder.api(self.api);
-        if let Some((id, secret)) = login.grant {
-            builder = builder.client_credentials(id, secret);
-        }
-        if let Some(id) = login.client_id {
-            builder = builder.client_id(id);
-        }
-        if let Some(uri) = login.redirect_uri {
-            builder = builder.redirect_uri(uri);
-        }
-        if let Some(key) = login.api_key {
-            builder = builder.api_key(key);
-        }
-        Ok(builder)
+    pub fn feed(&self, builder: CallFeedBuilder) -> Result<CallFeedBuilder, String> {
+        Ok(builder.with_login(self.api, self.login(self.api == Api::V3)?))
     }
 
     /// The bridge's settings: `--api` for the agents whose line does not say, the v3 login
@@ -122,24 +108,40 @@ impl ApiArgs {
     }
 
     /// A REST session builder with these settings.
-    pub fn session(&self, mut builder: GwsSessionBuilder) -> Result<GwsSessionBuilder, String> {
-        let login = self.login(self.api == Api::V3)?;
-        builder = builder.api(self.api);
-        if let Some((id, secret)) = login.grant {
-            builder = builder.client_credentials(id, secret);
-        }
-        if let Some(id) = login.client_id {
-            builder = builder.client_id(id);
-        }
-        if let Some(uri) = login.redirect_uri {
-            builder = builder.redirect_uri(uri);
-        }
-        if let Some(key) = login.api_key {
-            builder = builder.api_key(key);
-        }
-        Ok(builder)
+    pub fn session(&self, builder: GwsSessionBuilder) -> Result<GwsSessionBuilder, String> {
+        Ok(builder.with_login(self.api, self.login(self.api == Api::V3)?))
     }
 }
+
+/// The generation and login setters the feed's builder shares with the REST session's.
+trait WithLogin: Sized {
+    fn with_login(self, api: Api, login: V3Login) -> Self;
+}
+
+macro_rules! with_login {
+    ($($builder:ty),*) => {$(
+        impl WithLogin for $builder {
+            fn with_login(self, api: Api, login: V3Login) -> Self {
+                let mut builder = self.api(api);
+                if let Some((id, secret)) = login.grant {
+                    builder = builder.client_credentials(id, secret);
+                }
+                if let Some(id) = login.client_id {
+                    builder = builder.client_id(id);
+                }
+                if let Some(uri) = login.redirect_uri {
+                    builder = builder.redirect_uri(uri);
+                }
+                if let Some(key) = login.api_key {
+                    builder = builder.api_key(key);
+                }
+                builder
+            }
+        }
+    )*};
+}
+
+with_login!(CallFeedBuilder, GwsSessionBuilder);
 
 /// `--redirect-uri`: an absolute URL, said at once rather than at the first login.
 fn absolute_url(s: &str) -> Result<String, String> {

@@ -16,15 +16,15 @@ use crate::support::{
 };
 
 /// A running `serve --replay ...` and its base URL.
-struct Serving {
-    child: Child,
-    base: String,
+pub(crate) struct Serving {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 impl Serving {
     /// Starts `serve --listen 127.0.0.1:0 --user agent ARGS` and waits for its URL. The rest
     /// of its stderr is drained so it never blocks on a full pipe.
-    async fn start(args: &[&str]) -> Serving {
+    pub(crate) async fn start(args: &[&str]) -> Serving {
         let mut c = cmd(&["serve", "--listen", "127.0.0.1:0", "--user", USER]);
         c.args(args).env("GWS_PASSWORD", PASSWORD);
         let (child, base) = spawn_serve(&mut c).await;
@@ -45,7 +45,7 @@ impl Serving {
 }
 
 /// What `replay FILE` prints.
-async fn replayed(file: &Path) -> String {
+pub(crate) async fn replayed(file: &Path) -> String {
     let out = run(&mut cmd(&["replay", file.to_str().unwrap()])).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     text(&out.stdout)

@@ -11,9 +11,8 @@ use gws_cometd_test_support::within;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use crate::support::{
-    cmd, fixture, read_until, run, sigterm, spawn_serve, text, PASSWORD, USER, WAIT,
-};
+use crate::cli_serve_replay::{replayed, Serving};
+use crate::support::{cmd, fixture, read_until, run, sigterm, text, PASSWORD, USER, WAIT};
 
 const V3_FIXTURE: &str = "v3-inbound-call.jsonl";
 
@@ -21,9 +20,7 @@ const V3_FIXTURE: &str = "v3-inbound-call.jsonl";
 /// recorder made after a gap of its own; a served session has no gap, so its client reads
 /// (and prints) the healed calls only if it reads for a reason of its own.
 async fn replayed_without_heals(file: &Path) -> String {
-    let out = run(&mut cmd(&["replay", file.to_str().unwrap()])).await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let all = text(&out.stdout);
+    let all = replayed(file).await;
     let kept: Vec<&str> = all
         .lines()
         .filter(|l| !l.contains(r#""origin":"heal""#))
@@ -37,17 +34,8 @@ async fn watch_api_v3_against_serve_replay_of_a_v3_recording_prints_what_replay_
     let file = fixture(V3_FIXTURE);
     let expected = replayed_without_heals(&file).await;
     let count = expected.lines().count().to_string();
-    let mut c = cmd(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--user",
-        USER,
-        "--speed",
-        "max",
-    ]);
-    c.arg("--replay").arg(&file).env("GWS_PASSWORD", PASSWORD);
-    let (child, base) = spawn_serve(&mut c).await;
+    let Serving { child, base } =
+        Serving::start(&["--replay", file.to_str().unwrap(), "--speed", "max"]).await;
     // Signed in with the form and the code as `\agent`, then by the password grant: each a
     // new session, each the recording from its start.
     let by_code = format!("\\{USER}");
@@ -173,17 +161,8 @@ async fn the_official_cometd_javascript_client_gets_a_v3_recording_through_the_v
         })
         .collect();
     assert_eq!(recorded.len(), 14);
-    let mut c = cmd(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--user",
-        USER,
-        "--speed",
-        "max",
-    ]);
-    c.arg("--replay").arg(&file).env("GWS_PASSWORD", PASSWORD);
-    let (child, base) = spawn_serve(&mut c).await;
+    let Serving { child, base } =
+        Serving::start(&["--replay", file.to_str().unwrap(), "--speed", "max"]).await;
     let script = gws_cometd_test_support::workspace_root()
         .join("gws-cometd-sim/tests/it/js/gws-v3-login-tail.js");
     // The simulator's own initialization message, then the recording.
